@@ -1,0 +1,62 @@
+# vlmchat - build, test and install.
+#   make              build build/vlmchat
+#   make test         unit + fidelity + CLI tests (the README's test command runs this and test-asan)
+#   make test-asan    the same tests built with AddressSanitizer + UBSan
+#   make install      install binary, man page and presets under $(PREFIX)
+
+PREFIX   ?= /usr/local
+BUILD    ?= build
+CC       ?= cc
+PKGS      = jansson libpcre2-8
+OPT      ?= -O2
+CFLAGS   ?= $(OPT) -g
+CFLAGS   += -std=c11 -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter -Iinclude -Isrc \
+            $(shell pkg-config --cflags $(PKGS))
+LDLIBS   += $(shell pkg-config --libs $(PKGS)) -lm -lpthread
+ifeq ($(SAN),1)
+CFLAGS   += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+LDFLAGS  += -fsanitize=address,undefined
+endif
+
+LIB_SRC   = $(sort $(wildcard src/core/*.c src/loader/*.c src/text/*.c src/model/*.c)) \
+            $(filter-out src/app/main.c,$(sort $(wildcard src/app/*.c)))
+LIB_OBJ   = $(LIB_SRC:%.c=$(BUILD)/%.o)
+TEST_SRC  = $(sort $(wildcard tests/test_*.c))
+TEST_BIN  = $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
+
+all: $(BUILD)/vlmchat
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/libvlmchat.a: $(LIB_OBJ)
+	ar rcs $@ $^
+
+$(BUILD)/vlmchat: $(BUILD)/src/app/main.o $(BUILD)/libvlmchat.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/tests/%: $(BUILD)/tests/%.o $(BUILD)/tests/harness.o $(BUILD)/libvlmchat.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+tests-build: $(TEST_BIN) $(BUILD)/vlmchat
+
+test: tests-build
+	@BUILD=$(BUILD) bash tests/run.sh
+
+test-asan:
+	$(MAKE) BUILD=build-asan SAN=1 OPT=-O1 test
+
+install: $(BUILD)/vlmchat
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/vlmchat/configs
+	install -m 755 $(BUILD)/vlmchat $(DESTDIR)$(PREFIX)/bin/vlmchat
+	install -m 644 man/vlmchat.1 $(DESTDIR)$(PREFIX)/share/man/man1/vlmchat.1
+	install -m 644 configs/*.json $(DESTDIR)$(PREFIX)/share/vlmchat/configs/ 2>/dev/null || true
+
+clean:
+	rm -rf build build-asan
+
+.PHONY: all test test-asan tests-build install clean
+.SECONDARY:
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -1,0 +1,62 @@
+/* dtype.h - tensor element types, f16/bf16 conversion, block quantization.
+ *
+ * Type ids are GGML's, so a GGUF tensor's type field maps directly.  All
+ * quantized formats are laid out byte for byte as GGML stores them; the
+ * functions here are the plain-C reference that SIMD kernels are tested
+ * against (tests/test_quant.c).
+ */
+#ifndef VC_CORE_DTYPE_H
+#define VC_CORE_DTYPE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum {
+    VC_F32 = 0,
+    VC_F16 = 1,
+    VC_Q4_0 = 2,
+    VC_Q8_0 = 8,
+    VC_Q4_K = 12,
+    VC_Q6_K = 14,
+    VC_BF16 = 30
+} vc_dtype;
+
+#define VC_QK8_0 32
+#define VC_QK4_0 32
+#define VC_QK_K 256
+
+typedef struct { uint16_t d; int8_t qs[VC_QK8_0]; } vc_block_q8_0;
+typedef struct { uint16_t d; uint8_t qs[VC_QK4_0 / 2]; } vc_block_q4_0;
+typedef struct { uint16_t d, dmin; uint8_t scales[12]; uint8_t qs[VC_QK_K / 2]; } vc_block_q4_k;
+typedef struct { uint8_t ql[VC_QK_K / 2]; uint8_t qh[VC_QK_K / 4]; int8_t scales[VC_QK_K / 16]; uint16_t d; } vc_block_q6_k;
+
+/* True for the GGML type ids vlmchat can compute with. */
+bool vc_dtype_valid(uint32_t type);
+/* "f32", "q8_0", ...; "?" for unknown ids. */
+const char *vc_dtype_name(vc_dtype t);
+/* Parses a name as printed by vc_dtype_name; returns -1 if unknown. */
+int vc_dtype_from_name(const char *name);
+/* Elements per block (1 for plain floats) and bytes per block. */
+int vc_dtype_block_elems(vc_dtype t);
+size_t vc_dtype_block_bytes(vc_dtype t);
+/* Bytes of one row of n elements; fails if n is not a multiple of the block. */
+int vc_dtype_row_bytes(vc_dtype t, int64_t n, size_t *out);
+
+float vc_f16_to_f32(uint16_t h);
+uint16_t vc_f32_to_f16(float f);         /* round to nearest even */
+static inline float vc_bf16_to_f32(uint16_t h)
+{
+    union { uint32_t u; float f; } v = { (uint32_t)h << 16 };
+    return v.f;
+}
+uint16_t vc_f32_to_bf16(float f);        /* round to nearest even, NaN kept */
+
+/* Expands n elements (a whole number of blocks) of type t into floats. */
+void vc_dequantize_row(vc_dtype t, const void *src, float *dst, int64_t n);
+/* Encodes n floats (a whole number of blocks) as type t. */
+void vc_quantize_row(vc_dtype t, const float *src, void *dst, int64_t n);
+/* Reference dot product of a row of type t with n floats (plain C). */
+float vc_dot_row_ref(vc_dtype t, const void *row, const float *x, int64_t n);
+
+#endif

@@ -1,0 +1,40 @@
+/* kernels.h - the hot loops: row dot products and matrix products.
+ *
+ * vc_dot_row() picks an AVX2/FMA/F16C implementation at run time when the CPU
+ * has it and falls back to the plain-C reference in dtype.c otherwise.  Both
+ * accumulate in float; results agree to rounding (tests/test_quant.c).
+ */
+#ifndef VC_CORE_KERNELS_H
+#define VC_CORE_KERNELS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/dtype.h"
+
+/* A 2-D weight: `rows` rows of `cols` elements, rows contiguous. */
+typedef struct {
+    vc_dtype type;
+    int64_t cols, rows;
+    size_t row_bytes;
+    const void *data;
+} vc_matrix;
+
+/* Name of the instruction set in use: "avx2" or "generic". */
+const char *vc_kernels_isa(void);
+/* Forces the plain-C path (for tests and for comparing). */
+void vc_kernels_force_generic(bool on);
+
+/* Dot product of a row of type t (n elements, whole blocks) with n floats. */
+float vc_dot_row(vc_dtype t, const void *row, const float *x, int64_t n);
+/* Plain float dot product. */
+float vc_dot_f32(const float *a, const float *b, int64_t n);
+
+/* Y[i][r] = sum_c X[i][c] * W[r][c] for i < n tokens, r < W->rows.
+ * X is n x W->cols, Y is n x W->rows (row-major). Runs on the thread pool. */
+void vc_matmul(const vc_matrix *w, const float *x, int n, float *y);
+
+/* Returns the matrix holding rows [first, first+count) of m. */
+vc_matrix vc_matrix_rows(const vc_matrix *m, int64_t first, int64_t count);
+
+#endif

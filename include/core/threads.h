@@ -1,0 +1,22 @@
+/* threads.h - a fixed pool of worker threads for data-parallel loops.
+ *
+ * vc_parallel_for splits [0, count) into contiguous ranges, one per thread,
+ * and runs fn on each; the calling thread takes the first range.  Calls must
+ * not nest.  Before vc_threads_init (or with 1 thread) everything runs inline.
+ */
+#ifndef VC_CORE_THREADS_H
+#define VC_CORE_THREADS_H
+
+#include <stdint.h>
+
+typedef void (*vc_range_fn)(void *ctx, int64_t begin, int64_t end);
+
+/* Starts n-1 workers (n <= 0: one per online CPU). Returns 0 or -1. */
+int vc_threads_init(int n);
+/* Number of threads taking part in vc_parallel_for (>= 1). */
+int vc_threads_count(void);
+void vc_parallel_for(int64_t count, vc_range_fn fn, void *ctx);
+/* Stops and joins the workers. */
+void vc_threads_shutdown(void);
+
+#endif

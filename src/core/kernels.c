@@ -1,0 +1,238 @@
+/* kernels.c - see include/core/kernels.h
+ *
+ * Each SIMD function has its plain-C twin in dtype.c (vc_dot_row_ref); the
+ * dispatcher chooses once, from what the CPU reports.
+ */
+#include "core/kernels.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/common.h"
+#include "core/threads.h"
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#define VC_HAVE_X86 1
+#endif
+
+static int use_avx2 = -1;   /* -1: not decided yet */
+
+static bool cpu_has_avx2(void)
+{
+#ifdef VC_HAVE_X86
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+#else
+    return false;
+#endif
+}
+
+static bool avx2_enabled(void)
+{
+    if (use_avx2 < 0)
+        use_avx2 = cpu_has_avx2() && !getenv("VLMCHAT_GENERIC_KERNELS");
+    return use_avx2 == 1;
+}
+
+const char *vc_kernels_isa(void) { return avx2_enabled() ? "avx2" : "generic"; }
+
+void vc_kernels_force_generic(bool on) { use_avx2 = on ? 0 : cpu_has_avx2(); }
+
+#ifdef VC_HAVE_X86
+#define AVX2 __attribute__((target("avx2,fma,f16c")))
+
+AVX2 static inline float hsum256(__m256 v)
+{
+    __m128 lo = _mm256_castps256_ps128(v), hi = _mm256_extractf128_ps(v, 1);
+    lo = _mm_add_ps(lo, hi);
+    lo = _mm_add_ps(lo, _mm_movehl_ps(lo, lo));
+    lo = _mm_add_ss(lo, _mm_movehdup_ps(lo));
+    return _mm_cvtss_f32(lo);
+}
+
+AVX2 static float dot_f32_avx2(const float *a, const float *b, int64_t n)
+{
+    __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
+        s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), s1);
+    }
+    float s = hsum256(_mm256_add_ps(s0, s1));
+    for (; i < n; i++)
+        s += a[i] * b[i];
+    return s;
+}
+
+AVX2 static float dot_f16_avx2(const uint16_t *a, const float *b, int64_t n)
+{
+    __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m256 a0 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(a + i)));
+        __m256 a1 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(a + i + 8)));
+        s0 = _mm256_fmadd_ps(a0, _mm256_loadu_ps(b + i), s0);
+        s1 = _mm256_fmadd_ps(a1, _mm256_loadu_ps(b + i + 8), s1);
+    }
+    float s = hsum256(_mm256_add_ps(s0, s1));
+    for (; i < n; i++)
+        s += vc_f16_to_f32(a[i]) * b[i];
+    return s;
+}
+
+AVX2 static inline __m256 bf16x8_to_ps(const uint16_t *p)
+{
+    __m256i w = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)p));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(w, 16));
+}
+
+AVX2 static float dot_bf16_avx2(const uint16_t *a, const float *b, int64_t n)
+{
+    __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        s0 = _mm256_fmadd_ps(bf16x8_to_ps(a + i), _mm256_loadu_ps(b + i), s0);
+        s1 = _mm256_fmadd_ps(bf16x8_to_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), s1);
+    }
+    float s = hsum256(_mm256_add_ps(s0, s1));
+    for (; i < n; i++)
+        s += vc_bf16_to_f32(a[i]) * b[i];
+    return s;
+}
+
+AVX2 static inline __m256 i8x8_to_ps(const int8_t *p)
+{
+    __m128i v = _mm_loadl_epi64((const __m128i *)p);
+    return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(v));
+}
+
+AVX2 static float dot_q8_0_avx2(const vc_block_q8_0 *w, const float *x, int64_t n)
+{
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t b = 0; b < n / VC_QK8_0; b++, x += VC_QK8_0) {
+        __m256 s = _mm256_mul_ps(i8x8_to_ps(w[b].qs), _mm256_loadu_ps(x));
+        s = _mm256_fmadd_ps(i8x8_to_ps(w[b].qs + 8), _mm256_loadu_ps(x + 8), s);
+        s = _mm256_fmadd_ps(i8x8_to_ps(w[b].qs + 16), _mm256_loadu_ps(x + 16), s);
+        s = _mm256_fmadd_ps(i8x8_to_ps(w[b].qs + 24), _mm256_loadu_ps(x + 24), s);
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(vc_f16_to_f32(w[b].d)), s, acc);
+    }
+    return hsum256(acc);
+}
+
+AVX2 static float dot_q4_0_avx2(const vc_block_q4_0 *w, const float *x, int64_t n)
+{
+    __m256 acc = _mm256_setzero_ps();
+    const __m128i low = _mm_set1_epi8(0xf), eight = _mm_set1_epi8(8);
+    for (int64_t b = 0; b < n / VC_QK4_0; b++, x += VC_QK4_0) {
+        __m128i q = _mm_loadu_si128((const __m128i *)w[b].qs);
+        __m128i lo = _mm_sub_epi8(_mm_and_si128(q, low), eight);
+        __m128i hi = _mm_sub_epi8(_mm_and_si128(_mm_srli_epi16(q, 4), low), eight);
+        __m256 s = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(lo)), _mm256_loadu_ps(x));
+        s = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(lo, 8))),
+                            _mm256_loadu_ps(x + 8), s);
+        s = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(hi)), _mm256_loadu_ps(x + 16), s);
+        s = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(hi, 8))),
+                            _mm256_loadu_ps(x + 24), s);
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(vc_f16_to_f32(w[b].d)), s, acc);
+    }
+    return hsum256(acc);
+}
+
+/* K-quants: expand one 256-element block, then a float dot product. */
+AVX2 static float dot_kquant_avx2(vc_dtype t, const void *row, const float *x, int64_t n)
+{
+    float buf[VC_QK_K];
+    size_t bb = vc_dtype_block_bytes(t);
+    const uint8_t *p = row;
+    float s = 0;
+    for (int64_t i = 0; i < n; i += VC_QK_K, p += bb) {
+        vc_dequantize_row(t, p, buf, VC_QK_K);
+        s += dot_f32_avx2(buf, x + i, VC_QK_K);
+    }
+    return s;
+}
+#endif
+
+float vc_dot_f32(const float *a, const float *b, int64_t n)
+{
+#ifdef VC_HAVE_X86
+    if (avx2_enabled())
+        return dot_f32_avx2(a, b, n);
+#endif
+    float s = 0;
+    for (int64_t i = 0; i < n; i++)
+        s += a[i] * b[i];
+    return s;
+}
+
+float vc_dot_row(vc_dtype t, const void *row, const float *x, int64_t n)
+{
+#ifdef VC_HAVE_X86
+    if (avx2_enabled()) {
+        switch (t) {
+        case VC_F32: return dot_f32_avx2(row, x, n);
+        case VC_F16: return dot_f16_avx2(row, x, n);
+        case VC_BF16: return dot_bf16_avx2(row, x, n);
+        case VC_Q8_0: return dot_q8_0_avx2(row, x, n);
+        case VC_Q4_0: return dot_q4_0_avx2(row, x, n);
+        case VC_Q4_K:
+        case VC_Q6_K: return dot_kquant_avx2(t, row, x, n);
+        }
+    }
+#endif
+    return vc_dot_row_ref(t, row, x, n);
+}
+
+vc_matrix vc_matrix_rows(const vc_matrix *m, int64_t first, int64_t count)
+{
+    vc_matrix r = *m;
+    r.rows = count;
+    r.data = (const uint8_t *)m->data + (size_t)first * m->row_bytes;
+    return r;
+}
+
+typedef struct {
+    const vc_matrix *w;
+    const float *x;
+    float *y;
+    int n;
+} matmul_job;
+
+/* Rows of W are the outer loop so each row is read (and expanded) once for all
+ * n tokens: during prefill the weights, not the activations, are the traffic. */
+static void matmul_rows(void *ctx, int64_t begin, int64_t end)
+{
+    const matmul_job *job = ctx;
+    const vc_matrix *w = job->w;
+    int64_t cols = w->cols;
+    float *expanded = NULL;
+    if (job->n > 1 && w->type != VC_F32)
+        expanded = malloc((size_t)cols * sizeof(float));
+    for (int64_t r = begin; r < end; r++) {
+        const void *row = (const uint8_t *)w->data + (size_t)r * w->row_bytes;
+        if (job->n == 1) {
+            job->y[r] = vc_dot_row(w->type, row, job->x, cols);
+            continue;
+        }
+        const float *wr = row;
+        if (expanded) {
+            vc_dequantize_row(w->type, row, expanded, cols);
+            wr = expanded;
+        } else if (w->type != VC_F32) {
+            /* no scratch (out of memory): slower, same result class */
+            for (int i = 0; i < job->n; i++)
+                job->y[(size_t)i * w->rows + r] = vc_dot_row(w->type, row, job->x + (size_t)i * cols, cols);
+            continue;
+        }
+        for (int i = 0; i < job->n; i++)
+            job->y[(size_t)i * w->rows + r] = vc_dot_f32(wr, job->x + (size_t)i * cols, cols);
+    }
+    free(expanded);
+}
+
+void vc_matmul(const vc_matrix *w, const float *x, int n, float *y)
+{
+    matmul_job job = { w, x, y, n };
+    vc_parallel_for(w->rows, matmul_rows, &job);
+}

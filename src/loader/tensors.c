@@ -1,0 +1,210 @@
+/* tensors.c - see include/loader/tensors.h */
+#define _POSIX_C_SOURCE 200809L
+#include "loader/tensors.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/common.h"
+
+int vc_map_file(const char *path, vc_mapped_file *out)
+{
+    memset(out, 0, sizeof *out);
+    int fd = open(path, O_RDONLY);
+    if (fd < 0)
+        return vc_fail_code(VC_EXIT_MODEL, "%s: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        return vc_fail_code(VC_EXIT_MODEL, "%s: not a regular file", path);
+    }
+    if (st.st_size == 0) {
+        close(fd);
+        return vc_fail_code(VC_EXIT_MODEL, "%s: file is empty", path);
+    }
+    void *addr = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+    close(fd);
+    if (addr == MAP_FAILED)
+        return vc_fail_code(VC_EXIT_MODEL, "%s: cannot map: %s", path, strerror(errno));
+    out->path = vc_strdup(path);
+    if (!out->path) {
+        munmap(addr, (size_t)st.st_size);
+        return -1;
+    }
+    out->addr = addr;
+    out->size = (size_t)st.st_size;
+    return 0;
+}
+
+void vc_unmap_file(vc_mapped_file *m)
+{
+    if (m->addr)
+        munmap(m->addr, m->size);
+    free(m->path);
+    memset(m, 0, sizeof *m);
+}
+
+int vc_tensors_adopt_file(vc_tensor_set *set, vc_mapped_file *m)
+{
+    vc_mapped_file *files = vc_realloc(set->files, (set->n_files + 1) * sizeof *files);
+    if (!files)
+        return -1;
+    set->files = files;
+    set->files[set->n_files++] = *m;
+    memset(m, 0, sizeof *m);
+    return 0;
+}
+
+int64_t vc_tensor_nelements(const vc_tensor *t)
+{
+    int64_t n = 1;
+    for (int i = 0; i < t->n_dims; i++) {
+        if (t->ne[i] < 0 || (t->ne[i] && n > INT64_MAX / t->ne[i]))
+            return -1;
+        n *= t->ne[i];
+    }
+    return n;
+}
+
+int vc_tensors_add(vc_tensor_set *set, const vc_tensor *t, const vc_mapped_file *map)
+{
+    const char *file = map ? map->path : "?";
+    if (t->n_dims < 1 || t->n_dims > VC_MAX_DIMS)
+        return vc_fail_code(VC_EXIT_MODEL, "%s: tensor '%s' has %d dimensions (1..%d supported)", file,
+                            t->name, t->n_dims, VC_MAX_DIMS);
+    int64_t n = vc_tensor_nelements(t);
+    if (n < 0)
+        return vc_fail_code(VC_EXIT_MODEL, "%s: tensor '%s' has an invalid shape", file, t->name);
+    if (t->type != VC_DTYPE_UNSUPPORTED) {
+        size_t row, want;
+        if (vc_dtype_row_bytes((vc_dtype)t->type, t->ne[0], &row) != 0)
+            return vc_fail_ctx("%s: tensor '%s'", file, t->name);
+        if (!vc_mul_size(row, (size_t)(t->ne[0] ? n / t->ne[0] : 0), &want))
+            return vc_fail_ctx("%s: tensor '%s'", file, t->name);
+        if (want != t->nbytes)
+            return vc_fail_code(VC_EXIT_MODEL, "%s: tensor '%s' holds %zu bytes but its shape needs %zu", file,
+                                t->name, t->nbytes, want);
+    }
+    if (map) {
+        const uint8_t *lo = map->addr, *p = t->data;
+        if (p < lo || (size_t)(p - lo) > map->size || t->nbytes > map->size - (size_t)(p - lo))
+            return vc_fail_code(VC_EXIT_MODEL, "%s: tensor '%s' lies past the end of the file", file, t->name);
+    }
+    if (set->count == set->cap) {
+        size_t cap = set->cap ? set->cap * 2 : 64;
+        vc_tensor *items = vc_realloc(set->items, cap * sizeof *items);
+        if (!items)
+            return -1;
+        set->items = items;
+        set->cap = cap;
+    }
+    vc_tensor *dst = &set->items[set->count];
+    *dst = *t;
+    dst->name = vc_strdup(t->name);
+    dst->type_name = vc_strdup(t->type_name ? t->type_name : vc_dtype_name((vc_dtype)t->type));
+    dst->file = file;
+    if (!dst->name || !dst->type_name) {
+        free(dst->name);
+        free(dst->type_name);
+        return -1;
+    }
+    set->count++;
+    return 0;
+}
+
+static int by_address(const void *a, const void *b)
+{
+    const vc_tensor *x = a, *y = b;
+    uintptr_t p = (uintptr_t)x->data, q = (uintptr_t)y->data;
+    return p < q ? -1 : p > q;
+}
+
+int vc_tensors_check_overlap(const vc_tensor_set *set)
+{
+    if (set->count < 2)
+        return 0;
+    vc_tensor *sorted = vc_malloc(set->count * sizeof *sorted);
+    if (!sorted)
+        return -1;
+    memcpy(sorted, set->items, set->count * sizeof *sorted);
+    qsort(sorted, set->count, sizeof *sorted, by_address);
+    int rc = 0;
+    for (size_t i = 1; i < set->count; i++) {
+        const vc_tensor *a = &sorted[i - 1], *b = &sorted[i];
+        if (a->nbytes && b->nbytes && (const uint8_t *)a->data + a->nbytes > (const uint8_t *)b->data) {
+            rc = vc_fail_code(VC_EXIT_MODEL, "%s: tensors '%s' and '%s' overlap", a->file, a->name, b->name);
+            break;
+        }
+    }
+    free(sorted);
+    return rc;
+}
+
+const vc_tensor *vc_tensors_find(const vc_tensor_set *set, const char *name)
+{
+    for (size_t i = 0; i < set->count; i++)
+        if (strcmp(set->items[i].name, name) == 0)
+            return &set->items[i];
+    return NULL;
+}
+
+size_t vc_tensors_bytes(const vc_tensor_set *set)
+{
+    size_t total = 0;
+    for (size_t i = 0; i < set->count; i++)
+        total += set->items[i].nbytes;
+    return total;
+}
+
+void vc_tensors_free(vc_tensor_set *set)
+{
+    for (size_t i = 0; i < set->count; i++) {
+        free(set->items[i].name);
+        free(set->items[i].type_name);
+    }
+    for (size_t i = 0; i < set->n_files; i++)
+        vc_unmap_file(&set->files[i]);
+    free(set->items);
+    free(set->files);
+    memset(set, 0, sizeof *set);
+}
+
+static int check_supported(const vc_tensor *t)
+{
+    if (t->type == VC_DTYPE_UNSUPPORTED)
+        return vc_fail_code(VC_EXIT_MODEL, "%s: tensor '%s' has type %s, which vlmchat cannot compute with",
+                            t->file, t->name, t->type_name);
+    return 0;
+}
+
+int vc_tensor_matrix(const vc_tensor *t, int64_t cols, int64_t rows, vc_matrix *out)
+{
+    if (check_supported(t) != 0)
+        return -1;
+    if (t->n_dims != 2 || (cols >= 0 && t->ne[0] != cols) || (rows >= 0 && t->ne[1] != rows))
+        return vc_fail_code(VC_EXIT_MODEL,
+                            "%s: tensor '%s' has shape [%lld, %lld] (rows, cols) but the config implies [%lld, %lld]",
+                            t->file, t->name, (long long)(t->n_dims > 1 ? t->ne[1] : 1), (long long)t->ne[0],
+                            (long long)rows, (long long)cols);
+    out->type = (vc_dtype)t->type;
+    out->cols = t->ne[0];
+    out->rows = t->ne[1];
+    out->data = t->data;
+    return vc_dtype_row_bytes(out->type, out->cols, &out->row_bytes);
+}
+
+int vc_tensor_to_f32(const vc_tensor *t, int64_t n, float *out)
+{
+    if (check_supported(t) != 0)
+        return -1;
+    if (vc_tensor_nelements(t) != n)
+        return vc_fail_code(VC_EXIT_MODEL, "%s: tensor '%s' has %lld elements, expected %lld", t->file, t->name,
+                            (long long)vc_tensor_nelements(t), (long long)n);
+    vc_dequantize_row((vc_dtype)t->type, t->data, out, n);
+    return 0;
+}

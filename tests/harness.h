@@ -1,0 +1,28 @@
+/* harness.h - a minimal test harness: CHECK records a failure and goes on.
+ * Each test binary prints "N passed, N failed" and exits non-zero on failure. */
+#ifndef VC_TESTS_HARNESS_H
+#define VC_TESTS_HARNESS_H
+
+#include <stdbool.h>
+#include <stdio.h>
+
+extern int harness_passed, harness_failed;
+
+#define CHECK(cond, ...)                                                                 \
+    do {                                                                                 \
+        if (cond) {                                                                      \
+            harness_passed++;                                                            \
+        } else {                                                                         \
+            harness_failed++;                                                            \
+            fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);              \
+            fprintf(stderr, __VA_ARGS__);                                                \
+            fputc('\n', stderr);                                                         \
+        }                                                                                \
+    } while (0)
+
+/* Path of a file under tests/fixtures (static buffer). */
+const char *fixture(const char *relative);
+/* Prints the summary line and returns the exit status. */
+int harness_finish(const char *name);
+
+#endif
