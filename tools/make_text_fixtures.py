@@ -239,7 +239,27 @@ CONVERSATIONS = {
 }
 
 
-def make_reference(name, model, tok, convs, n_new, eos_ids):
+def greedy_full_forward(model, ids, n_new, eos_ids):
+    """Greedy decoding where every step is one transformers forward over the whole sequence, no cache.
+
+    Used for Phi-3 LongRoPE: transformers 5.17's Phi3ForCausalLM.prepare_inputs_for_generation drops the
+    cache when the sequence first crosses original_max_position_embeddings, but generate() then feeds only
+    the newest token, so every later step runs without any context (checked: its logits equal a lone
+    one-token forward). The intended behaviour -- recompute everything under the long factors -- is what a
+    full forward gives, so that is the reference for prompts whose generation crosses the boundary."""
+    seq = list(ids)
+    logits = []
+    for _ in range(n_new):
+        with torch.no_grad():
+            l = model(torch.tensor([seq])).logits[0, -1].float()
+        logits.append(l.clone())
+        masked = l.clone()
+        masked[eos_ids] = float("-inf")
+        seq.append(int(torch.argmax(masked)))
+    return seq[len(ids):], logits
+
+
+def make_reference(name, model, tok, convs, n_new, eos_ids, full_forward=False):
     model.eval()
     refs = []
     for cname in convs:
@@ -247,17 +267,21 @@ def make_reference(name, model, tok, convs, n_new, eos_ids):
         text = tok.apply_chat_template(conv, add_generation_prompt=True, tokenize=False)
         ids = tok(text, add_special_tokens=False)["input_ids"]
         inp = torch.tensor([ids])
-        with torch.no_grad():
-            out = model.generate(inp, attention_mask=torch.ones_like(inp), max_new_tokens=n_new,
-                                 min_new_tokens=n_new, do_sample=False, eos_token_id=eos_ids,
-                                 pad_token_id=eos_ids[0], return_dict_in_generate=True, output_logits=True)
-        gen = out.sequences[0, len(ids):].tolist()
-        steps = [l[0].float() for l in out.logits]
+        if full_forward:
+            gen, steps = greedy_full_forward(model, ids, n_new, eos_ids)
+        else:
+            with torch.no_grad():
+                out = model.generate(inp, attention_mask=torch.ones_like(inp), max_new_tokens=n_new,
+                                     min_new_tokens=n_new, do_sample=False, eos_token_id=eos_ids,
+                                     pad_token_id=eos_ids[0], return_dict_in_generate=True, output_logits=True)
+            gen = out.sequences[0, len(ids):].tolist()
+            steps = [l[0].float() for l in out.logits]
         margins = []
         for l in steps:
             top = torch.topk(l, 2).values
             margins.append(float(top[0] - top[1]))
-        refs.append({"conversation": cname, "messages": conv, "prompt_text": text, "prompt_ids": ids,
+        refs.append({"conversation": cname, "method": "full_forward" if full_forward else "generate",
+                     "messages": conv, "prompt_text": text, "prompt_ids": ids,
                      "generated_ids": gen, "first_logits": [round(float(x), 6) for x in steps[0]],
                      "last_logits": [round(float(x), 6) for x in steps[-1]],
                      "min_margin": min(margins)})
@@ -328,9 +352,40 @@ def main():
                          **common)
     m = Phi3ForCausalLM(cfg)
     randomize(m, 3)
-    refs = make_reference("phi3", m, t, ["short", "long", "multi"], 40, eos)
+    refs = make_reference("phi3", m, t, ["short", "long", "multi"], 40, eos, full_forward=True)
     save_model("phi3", m, t, refs, torch.float32, eos, shard="300KB")
+
+
+def gguf_references():
+    """llama.cpp-shaped GGUF files of two fixture models and transformers' outputs for the weights they store."""
+    import numpy as np
+    from gguf_llamacpp import convert
+    out_dir = os.path.join(OUT, "gguf")
+    os.makedirs(out_dir, exist_ok=True)
+    refs = {}
+    for name, cls, outtype in (("llama", LlamaForCausalLM, "f16"), ("llama", LlamaForCausalLM, "q8_0"),
+                               ("phi3", Phi3ForCausalLM, "f16"), ("phi3", Phi3ForCausalLM, "q8_0")):
+        model_dir = os.path.join(OUT, "models", name)
+        fname = f"{name}-{outtype}.gguf"
+        stored = convert(model_dir, os.path.join(out_dir, fname), outtype)
+        model = cls.from_pretrained(model_dir, dtype=torch.float32, attn_implementation="eager").eval()
+        state = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in stored.items()}
+        if model.config.tie_word_embeddings:
+            state["lm_head.weight"] = state["model.embed_tokens.weight"]
+        missing = model.load_state_dict(state, strict=False)
+        assert not [k for k in missing.missing_keys if k != "lm_head.weight"], missing
+        ref = json.load(open(os.path.join(model_dir, "reference.json")))
+        case = ref["cases"][0]
+        ids = case["prompt_ids"]
+        gen, steps = greedy_full_forward(model, ids, 16, ref["eos_ids"])
+        refs[fname] = {"model": name, "prompt_ids": ids, "generated_ids": gen,
+                       "first_logits": [round(float(x), 6) for x in steps[0]]}
+        print(fname, "gen", gen[:8], flush=True)
+    with open(os.path.join(out_dir, "reference.json"), "w") as f:
+        json.dump(refs, f)
 
 
 if __name__ == "__main__":
     main()
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    gguf_references()

@@ -9,7 +9,8 @@
 
 #include <stdint.h>
 
-typedef void (*vc_range_fn)(void *ctx, int64_t begin, int64_t end);
+/* `worker` is in [0, vc_threads_count()): an index for per-thread scratch. */
+typedef void (*vc_range_fn)(void *ctx, int64_t begin, int64_t end, int worker);
 
 /* Starts n-1 workers (n <= 0: one per online CPU). Returns 0 or -1. */
 int vc_threads_init(int n);

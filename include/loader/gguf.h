@@ -38,7 +38,7 @@ typedef struct {
     vc_gguf_str *arr_str;       /* string arrays: pointers into the map */
 } vc_gguf_kv;
 
-typedef struct {
+typedef struct vc_gguf {
     vc_tensor_set tensors;
     vc_gguf_kv *kv;
     uint64_t n_kv;

@@ -201,7 +201,7 @@ typedef struct {
 
 /* Rows of W are the outer loop so each row is read (and expanded) once for all
  * n tokens: during prefill the weights, not the activations, are the traffic. */
-static void matmul_rows(void *ctx, int64_t begin, int64_t end)
+static void matmul_rows(void *ctx, int64_t begin, int64_t end, int worker)
 {
     const matmul_job *job = ctx;
     const vc_matrix *w = job->w;

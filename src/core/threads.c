@@ -38,7 +38,7 @@ static void run_slice(int index)
     if (end > pool.count)
         end = pool.count;
     if (begin < end)
-        pool.fn(pool.ctx, begin, end);
+        pool.fn(pool.ctx, begin, end, index);
 }
 
 static void *worker(void *arg)
@@ -89,7 +89,7 @@ void vc_parallel_for(int64_t count, vc_range_fn fn, void *ctx)
 {
     if (pool.n <= 1 || count < 2) {
         if (count > 0)
-            fn(ctx, 0, count);
+            fn(ctx, 0, count, 0);
         return;
     }
     pthread_mutex_lock(&pool.lock);

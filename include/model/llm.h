@@ -1,0 +1,96 @@
+/* llm.h - the decoder-only transformer shared by Llama, Mistral and Phi-3.
+ *
+ * One forward pass covers all three: RMSNorm, rotary attention with grouped
+ * query heads, an optional sliding window, and a SwiGLU MLP.  Phi-3's fused
+ * qkv and gate_up weights are bound as row slices of one matrix.  Weights
+ * stay where the loader mapped them; the KV cache and scratch are owned here.
+ *
+ * Positions follow transformers exactly, including LongRoPE: the short or
+ * long factors are chosen per forward call from its last position, and the
+ * first call that crosses original_max_position_embeddings recomputes the
+ * whole cache under the long factors, as Phi-3's generate() does.  For that
+ * a LongRoPE model keeps the input embedding of every cached position.
+ */
+#ifndef VC_MODEL_LLM_H
+#define VC_MODEL_LLM_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/kernels.h"
+#include "loader/tensors.h"
+
+typedef enum { VC_ARCH_LLAMA, VC_ARCH_MISTRAL, VC_ARCH_PHI3 } vc_arch;
+typedef enum { VC_ROPE_DEFAULT, VC_ROPE_LINEAR, VC_ROPE_LONGROPE } vc_rope_kind;
+/* NEOX: rotate first half against second half (HF); PAIRS: adjacent pairs
+ * (GGUF "llama" files, whose q/k rows llama.cpp's converter permuted). */
+typedef enum { VC_ROPE_NEOX, VC_ROPE_PAIRS } vc_rope_layout;
+
+#define VC_MAX_EOS 8
+
+typedef struct {
+    vc_arch arch;
+    int n_vocab, dim, n_layers, n_heads, n_kv_heads, head_dim, ffn_dim;
+    int max_pos;               /* max_position_embeddings */
+    float norm_eps;
+    bool tie_embeddings;
+    int sliding_window;        /* 0: full causal attention */
+
+    vc_rope_kind rope;
+    vc_rope_layout rope_layout;
+    double rope_theta;
+    int rope_dim;              /* rotated dimensions per head (partial rotary) */
+    float rope_linear_factor;
+    int rope_orig_max_pos;     /* LongRoPE original_max_position_embeddings */
+    float rope_attn_factor;    /* scales cos/sin */
+    float *rope_short, *rope_long;   /* rope_dim/2 factors each */
+
+    int32_t bos_id;
+    int32_t eos_ids[VC_MAX_EOS];
+    int n_eos;
+} vc_llm_config;
+
+typedef struct {
+    const float *attn_norm, *ffn_norm;   /* point into `norms` */
+    vc_matrix wq, wk, wv, wo, gate, up, down;
+} vc_llm_layer;
+
+typedef struct vc_llm {
+    vc_llm_config cfg;
+    vc_tensor_set weights;
+    const vc_tensor *tok_embd;
+    vc_matrix embed, lm_head;
+    float *norms;                /* all norm weights as floats */
+    const float *final_norm;
+    vc_llm_layer *layers;
+
+    int n_ctx;                   /* KV cache capacity in positions */
+    int n_past;                  /* positions filled */
+    float *k_cache, *v_cache;    /* [layer][n_ctx][n_kv_heads*head_dim] */
+    float *embd_history;         /* [n_ctx][dim], LongRoPE models only */
+} vc_llm;
+
+/* Checks the config for consistency (sizes positive, heads divide, ...). */
+int vc_llm_config_check(const vc_llm_config *c);
+/* Binds weights by name. `gguf_names` selects llama.cpp names (token_embd,
+ * blk.N.attn_q, ...) instead of HF ones. Takes ownership of *weights. */
+int vc_llm_bind(vc_llm *m, vc_tensor_set *weights, bool gguf_names);
+/* Allocates the KV cache for n_ctx positions (<= max_pos is not required). */
+int vc_llm_alloc_cache(vc_llm *m, int n_ctx);
+void vc_llm_free(vc_llm *m);
+
+/* Runs tokens[0..n) at positions n_past.. and appends them to the cache.
+ * If logits is not NULL it receives n_vocab floats for the last token.
+ * Fails (VC_EXIT_INPUT) if the cache would overflow. */
+int vc_llm_forward(vc_llm *m, const int32_t *tokens, int n, float *logits);
+/* Same with input embeddings (n x dim floats) instead of token ids. */
+int vc_llm_forward_embd(vc_llm *m, const float *embd, int n, float *logits);
+/* Forgets the cached positions from `keep` on. */
+void vc_llm_truncate(vc_llm *m, int keep);
+/* Writes token `id`'s embedding row (dim floats). */
+int vc_llm_embed(const vc_llm *m, int32_t id, float *out);
+
+/* Bytes used by the KV cache. */
+size_t vc_llm_kv_bytes(const vc_llm *m);
+
+#endif

@@ -1,0 +1,20 @@
+/* llm_config.h - reading a decoder's hyper-parameters from HF config.json or
+ * from GGUF metadata into vc_llm_config. */
+#ifndef VC_MODEL_LLM_CONFIG_H
+#define VC_MODEL_LLM_CONFIG_H
+
+#include "loader/gguf.h"
+#include "model/llm.h"
+
+struct json_t;
+
+/* Parses an HF config object (the text part of it for multimodal configs).
+ * Accepts both rope_parameters and the older rope_theta/rope_scaling keys.
+ * `origin` names the file in errors. */
+int vc_llm_config_from_hf(struct json_t *cfg, const char *origin, vc_llm_config *out);
+/* Reads general.architecture and the {arch}.* keys of a GGUF file. */
+int vc_llm_config_from_gguf(const vc_gguf *g, vc_llm_config *out);
+/* Adds an end-of-sequence id if not present. */
+void vc_llm_config_add_eos(vc_llm_config *c, int32_t id);
+
+#endif

@@ -1,0 +1,39 @@
+/* model.h - a loaded model: decoder, tokenizer, chat format, defaults.
+ *
+ * vc_model_open() takes an HF model directory (config.json, safetensors,
+ * tokenizer.json, tokenizer_config.json, chat template, generation_config.json)
+ * or a GGUF file, and fills everything the generation loop needs.
+ */
+#ifndef VC_MODEL_MODEL_H
+#define VC_MODEL_MODEL_H
+
+#include <stdbool.h>
+
+#include "model/llm.h"
+#include "text/chat.h"
+#include "text/sampler.h"
+#include "text/tokenizer.h"
+
+typedef struct {
+    int n_ctx;                 /* 0: min(max_position_embeddings, 4096) */
+    const char *template_name; /* NULL: detect from the model's template */
+} vc_model_options;
+
+typedef struct {
+    vc_llm llm;
+    vc_tokenizer *tok;
+    vc_chat chat;
+    char *chat_template;       /* the model's Jinja text, if any */
+    vc_sampler_params sampling;/* generation_config.json defaults */
+    bool has_sampling_defaults;
+    char *path;
+    const char *format;        /* "hf" or "gguf" */
+    double load_ms;
+} vc_model;
+
+int vc_model_open(const char *path, const vc_model_options *opt, vc_model *m);
+void vc_model_close(vc_model *m);
+/* True if id ends generation (eos of config, generation config, tokenizer or turn). */
+bool vc_model_is_eos(const vc_model *m, int32_t id);
+
+#endif

@@ -1,0 +1,132 @@
+/* generate.c - see include/model/generate.h */
+#include "model/generate.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/common.h"
+#include "text/utf8.h"
+
+const char *vc_stop_reason_name(vc_stop_reason r)
+{
+    static const char *names[] = { "eos", "length", "context", "interrupted", "output_closed" };
+    return names[r];
+}
+
+void vc_gen_result_free(vc_gen_result *r)
+{
+    free(r->tokens);
+    free(r->text);
+    memset(r, 0, sizeof *r);
+}
+
+/* Decodes everything generated so far and emits what was not yet emitted,
+ * holding back a trailing incomplete character (shown by decoders as U+FFFD). */
+static int stream_text(const vc_model *m, vc_gen_result *r, size_t *emitted, const vc_gen_options *opt, bool final)
+{
+    char *text;
+    size_t len;
+    if (vc_tokenizer_decode(m->tok, r->tokens, r->n_tokens, true, &text, &len) != 0)
+        return -1;
+    size_t ready = len;
+    if (!final) {
+        while (ready >= 3 && memcmp(text + ready - 3, "\xEF\xBF\xBD", 3) == 0)
+            ready -= 3;
+        ready -= vc_utf8_incomplete_tail(text, ready);
+    }
+    int rc = 0;
+    if (ready > *emitted && opt->on_text) {
+        if (opt->on_text(opt->ctx, text + *emitted, ready - *emitted) != 0)
+            rc = 1;
+    }
+    if (ready > *emitted)
+        *emitted = ready;
+    free(r->text);
+    r->text = text;
+    r->text_len = len;
+    return rc;
+}
+
+static int push_token(vc_gen_result *r, size_t *cap, int32_t id)
+{
+    if (r->n_tokens == *cap) {
+        size_t c = *cap ? *cap * 2 : 64;
+        int32_t *t = vc_realloc(r->tokens, c * sizeof *t);
+        if (!t)
+            return -1;
+        r->tokens = t;
+        *cap = c;
+    }
+    r->tokens[r->n_tokens++] = id;
+    return 0;
+}
+
+int vc_generate(vc_model *m, const int32_t *prompt, size_t n_prompt, const vc_gen_options *opt, vc_gen_result *r)
+{
+    memset(r, 0, sizeof *r);
+    r->prompt_tokens = n_prompt;
+    vc_llm *llm = &m->llm;
+    int n_vocab = llm->cfg.n_vocab;
+    if (n_prompt == 0)
+        return vc_fail_code(VC_EXIT_INPUT, "the prompt is empty");
+    if (n_prompt > (size_t)(llm->n_ctx - llm->n_past))
+        return vc_fail_code(VC_EXIT_INPUT, "the prompt is %zu tokens but only %d of the %d-token context are free "
+                            "(use --ctx to enlarge it)", n_prompt, llm->n_ctx - llm->n_past, llm->n_ctx);
+    float *logits = vc_malloc((size_t)n_vocab * sizeof *logits);
+    /* the repetition penalty looks at prompt and reply together */
+    int32_t *history = vc_malloc((n_prompt + (size_t)VC_MAX(opt->max_tokens, 0) + 1) * sizeof *history);
+    vc_sampler sampler;
+    if (!logits || !history || vc_sampler_init(&sampler, &opt->sampling, n_vocab) != 0) {
+        free(logits);
+        free(history);
+        return -1;
+    }
+    memcpy(history, prompt, n_prompt * sizeof *prompt);
+    size_t n_history = n_prompt, cap = 0, emitted = 0;
+    double t0 = vc_now_ms();
+    int rc = vc_llm_forward(llm, prompt, (int)n_prompt, logits);
+    r->prefill_ms = vc_now_ms() - t0;
+    t0 = vc_now_ms();
+    r->stop = VC_STOP_LENGTH;
+    while (rc == 0 && (int)r->n_tokens < opt->max_tokens) {
+        if (opt->interrupt && *opt->interrupt) {
+            r->stop = VC_STOP_INTERRUPT;
+            break;
+        }
+        if (opt->ignore_eos)
+            for (int i = 0; i < llm->cfg.n_eos; i++)
+                if (llm->cfg.eos_ids[i] >= 0 && llm->cfg.eos_ids[i] < n_vocab)
+                    logits[llm->cfg.eos_ids[i]] = -INFINITY;
+        int32_t next = vc_sampler_pick(&sampler, logits, history, n_history);
+        if (!opt->ignore_eos && vc_model_is_eos(m, next)) {
+            r->stop = VC_STOP_EOS;
+            break;
+        }
+        if ((rc = push_token(r, &cap, next)) != 0)
+            break;
+        history[n_history++] = next;
+        int s = stream_text(m, r, &emitted, opt, false);
+        if (s != 0) {
+            rc = s < 0 ? -1 : 0;
+            r->stop = VC_STOP_OUTPUT;
+            break;
+        }
+        if ((int)r->n_tokens == opt->max_tokens)
+            break;
+        if (llm->n_past >= llm->n_ctx) {
+            r->stop = VC_STOP_CONTEXT;
+            break;
+        }
+        rc = vc_llm_forward(llm, &next, 1, logits);
+    }
+    r->decode_ms = vc_now_ms() - t0;
+    if (rc == 0 && r->stop != VC_STOP_OUTPUT && stream_text(m, r, &emitted, opt, true) != 0)
+        r->stop = VC_STOP_OUTPUT;
+    if (!r->text)
+        r->text = vc_strdup("");
+    vc_sampler_free(&sampler);
+    free(logits);
+    free(history);
+    return rc;
+}

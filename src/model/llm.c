@@ -1,0 +1,322 @@
+/* llm.c - forward pass of the decoder; see include/model/llm.h
+ *
+ * Activations are float32 and laid out token-major ([n][width]).  A prompt
+ * is processed in chunks so scratch stays bounded, but every chunk uses the
+ * rotary table of the whole call, as one transformers forward would.
+ */
+#include "model/llm.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/common.h"
+#include "core/threads.h"
+
+#define CHUNK 256
+
+/* ---- elementwise pieces ---------------------------------------------------- */
+
+static void rmsnorm(float *out, const float *x, const float *w, int dim, float eps)
+{
+    double ss = 0;
+    for (int i = 0; i < dim; i++)
+        ss += (double)x[i] * x[i];
+    float scale = 1.0f / sqrtf((float)(ss / dim) + eps);
+    for (int i = 0; i < dim; i++)
+        out[i] = w[i] * (x[i] * scale);
+}
+
+static float silu(float x) { return x / (1.0f + expf(-x)); }
+
+/* inv_freq as transformers computes it in float32: 1 / (ext * base^(2i/d)). */
+static void rope_inv_freq(const vc_llm_config *c, bool use_long, float *inv)
+{
+    int half = c->rope_dim / 2;
+    for (int i = 0; i < half; i++) {
+        float expo = (float)(2 * i) / (float)c->rope_dim;
+        float f = powf((float)c->rope_theta, expo);
+        if (c->rope == VC_ROPE_LONGROPE)
+            f = (use_long ? c->rope_long[i] : c->rope_short[i]) * f;
+        inv[i] = 1.0f / f;
+        if (c->rope == VC_ROPE_LINEAR)
+            inv[i] /= c->rope_linear_factor;
+    }
+}
+
+/* Rotates each head of vec (n_heads x head_dim) for position pos. */
+static void rope_apply(const vc_llm_config *c, const float *inv, float *vec, int n_heads, int pos)
+{
+    int half = c->rope_dim / 2;
+    float cs[512], sn[512];
+    for (int i = 0; i < half; i++) {
+        float angle = inv[i] * (float)pos;
+        cs[i] = cosf(angle) * c->rope_attn_factor;
+        sn[i] = sinf(angle) * c->rope_attn_factor;
+    }
+    for (int h = 0; h < n_heads; h++) {
+        float *v = vec + (size_t)h * c->head_dim;
+        for (int i = 0; i < half; i++) {
+            int a = c->rope_layout == VC_ROPE_NEOX ? i : 2 * i;
+            int b = c->rope_layout == VC_ROPE_NEOX ? i + half : 2 * i + 1;
+            float x0 = v[a], x1 = v[b];
+            v[a] = x0 * cs[i] - x1 * sn[i];
+            v[b] = x1 * cs[i] + x0 * sn[i];
+        }
+    }
+}
+
+/* ---- attention ------------------------------------------------------------- */
+
+typedef struct {
+    const vc_llm *m;
+    int layer, n, pos0;
+    const float *q;   /* [n][n_heads*head_dim] */
+    float *out;       /* same shape */
+    float *scores;    /* n_ctx floats per worker */
+} attn_job;
+
+/* One (token, head) pair per work item: softmax(q.K / sqrt(d)) V over the
+ * visible cache positions. */
+static void attention_items(void *ctx, int64_t begin, int64_t end, int worker)
+{
+    const attn_job *job = ctx;
+    const vc_llm *m = job->m;
+    const vc_llm_config *c = &m->cfg;
+    int kv_dim = c->n_kv_heads * c->head_dim, group = c->n_heads / c->n_kv_heads;
+    size_t layer_off = (size_t)job->layer * m->n_ctx * kv_dim;
+    float scale = 1.0f / sqrtf((float)c->head_dim);
+    float *scores = job->scores + (size_t)worker * m->n_ctx;
+    for (int64_t item = begin; item < end; item++) {
+        int t = (int)(item / c->n_heads), h = (int)(item % c->n_heads), kvh = h / group;
+        int pos = job->pos0 + t;
+        int lo = c->sliding_window > 0 && pos - c->sliding_window + 1 > 0 ? pos - c->sliding_window + 1 : 0;
+        const float *q = job->q + (size_t)t * c->n_heads * c->head_dim + (size_t)h * c->head_dim;
+        float maxv = -INFINITY;
+        for (int p = lo; p <= pos; p++) {
+            const float *k = m->k_cache + layer_off + (size_t)p * kv_dim + (size_t)kvh * c->head_dim;
+            scores[p] = vc_dot_f32(q, k, c->head_dim) * scale;
+            if (scores[p] > maxv)
+                maxv = scores[p];
+        }
+        double sum = 0;
+        for (int p = lo; p <= pos; p++) {
+            scores[p] = expf(scores[p] - maxv);
+            sum += scores[p];
+        }
+        float inv = (float)(1.0 / sum);
+        float *o = job->out + (size_t)t * c->n_heads * c->head_dim + (size_t)h * c->head_dim;
+        memset(o, 0, (size_t)c->head_dim * sizeof *o);
+        for (int p = lo; p <= pos; p++) {
+            const float *v = m->v_cache + layer_off + (size_t)p * kv_dim + (size_t)kvh * c->head_dim;
+            float w = scores[p] * inv;
+            for (int d = 0; d < c->head_dim; d++)
+                o[d] += w * v[d];
+        }
+    }
+}
+
+/* ---- the pass ---------------------------------------------------------------- */
+
+typedef struct {
+    float *xb, *q, *k, *v, *att, *gate, *up, *scores;
+} scratch;
+
+static void scratch_free(scratch *s)
+{
+    free(s->xb);
+    free(s->q);
+    free(s->k);
+    free(s->v);
+    free(s->att);
+    free(s->gate);
+    free(s->up);
+    free(s->scores);
+}
+
+static int scratch_alloc(scratch *s, const vc_llm_config *c, int n, int n_ctx)
+{
+    memset(s, 0, sizeof *s);
+    size_t qd = (size_t)c->n_heads * c->head_dim, kd = (size_t)c->n_kv_heads * c->head_dim;
+    s->xb = vc_calloc((size_t)n * VC_MAX((size_t)c->dim, qd), sizeof(float));
+    s->q = vc_calloc((size_t)n * qd, sizeof(float));
+    s->k = vc_calloc((size_t)n * kd, sizeof(float));
+    s->v = vc_calloc((size_t)n * kd, sizeof(float));
+    s->att = vc_calloc((size_t)n * VC_MAX(qd, (size_t)c->dim), sizeof(float));
+    s->gate = vc_calloc((size_t)n * c->ffn_dim, sizeof(float));
+    s->up = vc_calloc((size_t)n * c->ffn_dim, sizeof(float));
+    s->scores = vc_calloc((size_t)vc_threads_count() * n_ctx, sizeof(float));
+    if (!s->scores || !s->xb || !s->q || !s->k || !s->v || !s->att || !s->gate || !s->up) {
+        scratch_free(s);
+        return -1;
+    }
+    return 0;
+}
+
+static void layer_forward(vc_llm *m, int l, float *x, int n, int pos0, const float *inv, scratch *s)
+{
+    const vc_llm_config *c = &m->cfg;
+    const vc_llm_layer *L = &m->layers[l];
+    int qd = c->n_heads * c->head_dim, kd = c->n_kv_heads * c->head_dim;
+
+    for (int t = 0; t < n; t++)
+        rmsnorm(s->xb + (size_t)t * c->dim, x + (size_t)t * c->dim, L->attn_norm, c->dim, c->norm_eps);
+    vc_matmul(&L->wq, s->xb, n, s->q);
+    vc_matmul(&L->wk, s->xb, n, s->k);
+    vc_matmul(&L->wv, s->xb, n, s->v);
+    size_t layer_off = (size_t)l * m->n_ctx * kd;
+    for (int t = 0; t < n; t++) {
+        rope_apply(c, inv, s->q + (size_t)t * qd, c->n_heads, pos0 + t);
+        rope_apply(c, inv, s->k + (size_t)t * kd, c->n_kv_heads, pos0 + t);
+        memcpy(m->k_cache + layer_off + (size_t)(pos0 + t) * kd, s->k + (size_t)t * kd, (size_t)kd * sizeof(float));
+        memcpy(m->v_cache + layer_off + (size_t)(pos0 + t) * kd, s->v + (size_t)t * kd, (size_t)kd * sizeof(float));
+    }
+    attn_job job = { m, l, n, pos0, s->q, s->att, s->scores };
+    vc_parallel_for((int64_t)n * c->n_heads, attention_items, &job);
+    vc_matmul(&L->wo, s->att, n, s->xb);
+    for (size_t i = 0; i < (size_t)n * c->dim; i++)
+        x[i] += s->xb[i];
+
+    for (int t = 0; t < n; t++)
+        rmsnorm(s->xb + (size_t)t * c->dim, x + (size_t)t * c->dim, L->ffn_norm, c->dim, c->norm_eps);
+    vc_matmul(&L->gate, s->xb, n, s->gate);
+    vc_matmul(&L->up, s->xb, n, s->up);
+    for (size_t i = 0; i < (size_t)n * c->ffn_dim; i++)
+        s->gate[i] = silu(s->gate[i]) * s->up[i];
+    vc_matmul(&L->down, s->gate, n, s->xb);
+    for (size_t i = 0; i < (size_t)n * c->dim; i++)
+        x[i] += s->xb[i];
+}
+
+/* LongRoPE: the first call that takes the sequence past the original
+ * context recomputes everything cached so far under the long factors. */
+static int longrope_recompute(vc_llm *m, const float *embd, int n, float *logits)
+{
+    const vc_llm_config *c = &m->cfg;
+    int total = m->n_past + n;
+    float *all = vc_malloc((size_t)total * c->dim * sizeof(float));
+    if (!all)
+        return -1;
+    memcpy(all, m->embd_history, (size_t)m->n_past * c->dim * sizeof(float));
+    memcpy(all + (size_t)m->n_past * c->dim, embd, (size_t)n * c->dim * sizeof(float));
+    m->n_past = 0;
+    int rc = vc_llm_forward_embd(m, all, total, logits);
+    free(all);
+    return rc;
+}
+
+int vc_llm_forward_embd(vc_llm *m, const float *embd, int n, float *logits)
+{
+    const vc_llm_config *c = &m->cfg;
+    if (n <= 0)
+        return vc_fail_code(VC_EXIT_INPUT, "nothing to process");
+    if (n > m->n_ctx - m->n_past)
+        return vc_fail_code(VC_EXIT_INPUT, "context is full: %d positions used, %d more needed, %d available",
+                            m->n_past, n, m->n_ctx);
+    if (c->rope == VC_ROPE_LONGROPE) {
+        if (m->n_past > 0 && m->n_past <= c->rope_orig_max_pos && m->n_past + n > c->rope_orig_max_pos)
+            return longrope_recompute(m, embd, n, logits);
+        memcpy(m->embd_history + (size_t)m->n_past * c->dim, embd, (size_t)n * c->dim * sizeof(float));
+    }
+    /* LongRoPE: one choice for the whole call, from its last position */
+    float inv[256];
+    bool use_long = c->rope == VC_ROPE_LONGROPE && m->n_past + n > c->rope_orig_max_pos;
+    rope_inv_freq(c, use_long, inv);
+
+    int chunk = n < CHUNK ? n : CHUNK;
+    scratch s;
+    float *x = vc_malloc((size_t)chunk * c->dim * sizeof(float));
+    if (!x || scratch_alloc(&s, c, chunk, m->n_ctx) != 0) {
+        free(x);
+        return -1;
+    }
+    for (int done = 0; done < n; done += chunk) {
+        int len = n - done < chunk ? n - done : chunk;
+        memcpy(x, embd + (size_t)done * c->dim, (size_t)len * c->dim * sizeof(float));
+        for (int l = 0; l < c->n_layers; l++)
+            layer_forward(m, l, x, len, m->n_past + done, inv, &s);
+        if (done + len == n && logits) {
+            rmsnorm(s.xb, x + (size_t)(len - 1) * c->dim, m->final_norm, c->dim, c->norm_eps);
+            vc_matmul(&m->lm_head, s.xb, 1, logits);
+        }
+    }
+    m->n_past += n;
+    free(x);
+    scratch_free(&s);
+    return 0;
+}
+
+int vc_llm_embed(const vc_llm *m, int32_t id, float *out)
+{
+    if (id < 0 || id >= m->embed.rows)
+        return vc_fail_code(VC_EXIT_INPUT, "token id %d is outside the embedding table (%lld rows)", id,
+                            (long long)m->embed.rows);
+    vc_dequantize_row(m->embed.type, (const uint8_t *)m->embed.data + (size_t)id * m->embed.row_bytes, out,
+                      m->embed.cols);
+    return 0;
+}
+
+int vc_llm_forward(vc_llm *m, const int32_t *tokens, int n, float *logits)
+{
+    if (n <= 0)
+        return vc_fail_code(VC_EXIT_INPUT, "nothing to process");
+    float *embd = vc_malloc((size_t)n * m->cfg.dim * sizeof(float));
+    if (!embd)
+        return -1;
+    int rc = 0;
+    for (int i = 0; rc == 0 && i < n; i++)
+        rc = vc_llm_embed(m, tokens[i], embd + (size_t)i * m->cfg.dim);
+    if (rc == 0)
+        rc = vc_llm_forward_embd(m, embd, n, logits);
+    free(embd);
+    return rc;
+}
+
+void vc_llm_truncate(vc_llm *m, int keep)
+{
+    if (keep >= 0 && keep < m->n_past)
+        m->n_past = keep;
+}
+
+size_t vc_llm_kv_bytes(const vc_llm *m)
+{
+    size_t kv = 2 * (size_t)m->cfg.n_layers * m->n_ctx * m->cfg.n_kv_heads * m->cfg.head_dim * sizeof(float);
+    return kv + (m->embd_history ? (size_t)m->n_ctx * m->cfg.dim * sizeof(float) : 0);
+}
+
+int vc_llm_alloc_cache(vc_llm *m, int n_ctx)
+{
+    if (n_ctx <= 0)
+        return vc_fail_code(VC_EXIT_USAGE, "context size must be positive");
+    free(m->k_cache);
+    free(m->v_cache);
+    free(m->embd_history);
+    m->n_ctx = n_ctx;
+    m->n_past = 0;
+    size_t per = (size_t)m->cfg.n_layers * n_ctx * m->cfg.n_kv_heads * m->cfg.head_dim;
+    m->k_cache = vc_calloc(per, sizeof(float));
+    m->v_cache = vc_calloc(per, sizeof(float));
+    m->embd_history = m->cfg.rope == VC_ROPE_LONGROPE ? vc_calloc((size_t)n_ctx * m->cfg.dim, sizeof(float)) : NULL;
+    if (!m->k_cache || !m->v_cache || (m->cfg.rope == VC_ROPE_LONGROPE && !m->embd_history)) {
+        free(m->k_cache);
+        free(m->v_cache);
+        free(m->embd_history);
+        m->k_cache = m->v_cache = m->embd_history = NULL;
+        return vc_fail_code(VC_EXIT_NOMEM, "not enough memory for a KV cache of %d positions (%zu MiB); try --ctx",
+                            n_ctx, 2 * per * sizeof(float) >> 20);
+    }
+    return 0;
+}
+
+void vc_llm_free(vc_llm *m)
+{
+    free(m->k_cache);
+    free(m->v_cache);
+    free(m->embd_history);
+    free(m->norms);
+    free(m->layers);
+    free(m->cfg.rope_short);
+    free(m->cfg.rope_long);
+    vc_tensors_free(&m->weights);
+    memset(m, 0, sizeof *m);
+}

@@ -1,0 +1,285 @@
+/* llm_config.c - see include/model/llm_config.h */
+#include "model/llm_config.h"
+
+#include <jansson.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/common.h"
+
+void vc_llm_config_add_eos(vc_llm_config *c, int32_t id)
+{
+    if (id < 0)
+        return;
+    for (int i = 0; i < c->n_eos; i++)
+        if (c->eos_ids[i] == id)
+            return;
+    if (c->n_eos < VC_MAX_EOS)
+        c->eos_ids[c->n_eos++] = id;
+}
+
+int vc_llm_config_check(const vc_llm_config *c)
+{
+    if (c->dim <= 0 || c->n_layers <= 0 || c->n_heads <= 0 || c->n_kv_heads <= 0 || c->head_dim <= 0 ||
+        c->ffn_dim <= 0 || c->n_vocab <= 0 || c->max_pos <= 0)
+        return vc_fail_code(VC_EXIT_MODEL, "model config has a missing or non-positive size");
+    if (c->dim > 65536 || c->n_layers > 1024 || c->n_heads > 1024 || c->head_dim > 512 || c->ffn_dim > 1 << 20 ||
+        c->n_vocab > 1 << 24)
+        return vc_fail_code(VC_EXIT_MODEL, "model config sizes are implausibly large");
+    if (c->n_heads % c->n_kv_heads != 0)
+        return vc_fail_code(VC_EXIT_MODEL, "%d attention heads cannot be grouped over %d key/value heads",
+                            c->n_heads, c->n_kv_heads);
+    if (c->rope_dim <= 0 || c->rope_dim > c->head_dim || c->rope_dim % 2 != 0)
+        return vc_fail_code(VC_EXIT_MODEL, "rotary dimension %d does not fit head size %d", c->rope_dim, c->head_dim);
+    if (!(c->rope_theta > 0) || !(c->norm_eps >= 0))
+        return vc_fail_code(VC_EXIT_MODEL, "model config has a bad rope_theta or norm epsilon");
+    if (c->rope == VC_ROPE_LONGROPE && (!c->rope_short || !c->rope_long || c->rope_orig_max_pos <= 0))
+        return vc_fail_code(VC_EXIT_MODEL, "longrope needs short_factor, long_factor and original_max_position_embeddings");
+    if (c->sliding_window < 0)
+        return vc_fail_code(VC_EXIT_MODEL, "negative sliding_window");
+    return 0;
+}
+
+/* ---- HF ---- */
+
+static int get_int(json_t *o, const char *key, int dflt)
+{
+    json_t *v = json_object_get(o, key);
+    if (json_is_integer(v) && json_integer_value(v) >= INT32_MIN && json_integer_value(v) <= INT32_MAX)
+        return (int)json_integer_value(v);
+    /* read with JSON_DECODE_INT_AS_REAL: accept whole reals */
+    if (json_is_real(v) && json_real_value(v) == floor(json_real_value(v)) && fabs(json_real_value(v)) < 2147483647.0)
+        return (int)json_real_value(v);
+    return dflt;
+}
+
+static double get_num(json_t *o, const char *key, double dflt)
+{
+    json_t *v = json_object_get(o, key);
+    return json_is_number(v) ? json_number_value(v) : dflt;
+}
+
+static int factor_list(json_t *arr, int n, float **out, const char *origin, const char *name)
+{
+    if (!json_is_array(arr) || (int)json_array_size(arr) != n)
+        return vc_fail_code(VC_EXIT_MODEL, "%s: rope %s must list %d numbers", origin, name, n);
+    *out = vc_malloc((size_t)n * sizeof **out);
+    if (!*out)
+        return -1;
+    for (int i = 0; i < n; i++) {
+        json_t *v = json_array_get(arr, (size_t)i);
+        if (!json_is_number(v) || !(json_number_value(v) > 0))
+            return vc_fail_code(VC_EXIT_MODEL, "%s: rope %s[%d] is not a positive number", origin, name, i);
+        (*out)[i] = (float)json_number_value(v);
+    }
+    return 0;
+}
+
+/* transformers' default LongRoPE attention factor, from the context ratio. */
+static float longrope_attn_factor(double factor, int orig_max)
+{
+    if (factor <= 1.0)
+        return 1.0f;
+    return (float)sqrt(1.0 + log(factor) / log((double)orig_max));
+}
+
+static int parse_rope_hf(json_t *cfg, const char *origin, vc_llm_config *c)
+{
+    json_t *rp = json_object_get(cfg, "rope_parameters");
+    if (!json_is_object(rp))
+        rp = json_object_get(cfg, "rope_scaling");
+    if (!json_is_object(rp))
+        rp = NULL;
+    c->rope_theta = get_num(rp, "rope_theta", get_num(cfg, "rope_theta", 10000.0));
+    double partial = get_num(rp, "partial_rotary_factor", get_num(cfg, "partial_rotary_factor", 1.0));
+    c->rope_dim = (int)(c->head_dim * partial);
+    const char *type = rp ? json_string_value(json_object_get(rp, "rope_type")) : NULL;
+    if (!type && rp)
+        type = json_string_value(json_object_get(rp, "type"));
+    if (!type || strcmp(type, "default") == 0) {
+        c->rope = VC_ROPE_DEFAULT;
+    } else if (strcmp(type, "linear") == 0) {
+        c->rope = VC_ROPE_LINEAR;
+        c->rope_linear_factor = (float)get_num(rp, "factor", 1.0);
+        if (!(c->rope_linear_factor > 0))
+            return vc_fail_code(VC_EXIT_MODEL, "%s: linear rope factor must be positive", origin);
+    } else if (strcmp(type, "longrope") == 0 || strcmp(type, "su") == 0) {
+        c->rope = VC_ROPE_LONGROPE;
+        /* Phi-3 keeps original_max_position_embeddings at the top level, and
+         * transformers gives that one priority over the rope dict's. */
+        c->rope_orig_max_pos = get_int(cfg, "original_max_position_embeddings",
+                                       get_int(rp, "original_max_position_embeddings", c->max_pos));
+        if (c->rope_orig_max_pos <= 0)
+            return vc_fail_code(VC_EXIT_MODEL, "%s: bad original_max_position_embeddings", origin);
+        if (factor_list(json_object_get(rp, "short_factor"), c->rope_dim / 2, &c->rope_short, origin,
+                        "short_factor") != 0 ||
+            factor_list(json_object_get(rp, "long_factor"), c->rope_dim / 2, &c->rope_long, origin,
+                        "long_factor") != 0)
+            return -1;
+        double factor = get_num(rp, "factor", (double)c->max_pos / c->rope_orig_max_pos);
+        c->rope_attn_factor = (float)get_num(rp, "attention_factor", longrope_attn_factor(factor, c->rope_orig_max_pos));
+    } else {
+        return vc_fail_code(VC_EXIT_MODEL, "%s: rope type '%s' is not supported (default, linear, longrope are)",
+                            origin, type);
+    }
+    return 0;
+}
+
+static int eos_from_json(json_t *v, vc_llm_config *c)
+{
+    if (json_is_integer(v))
+        vc_llm_config_add_eos(c, (int32_t)json_integer_value(v));
+    size_t i;
+    json_t *e;
+    json_array_foreach(v, i, e)
+        if (json_is_integer(e))
+            vc_llm_config_add_eos(c, (int32_t)json_integer_value(e));
+    return 0;
+}
+
+int vc_llm_config_from_hf(json_t *cfg, const char *origin, vc_llm_config *c)
+{
+    memset(c, 0, sizeof *c);
+    const char *type = json_string_value(json_object_get(cfg, "model_type"));
+    if (!type)
+        return vc_fail_code(VC_EXIT_MODEL, "%s: no model_type", origin);
+    if (strcmp(type, "llama") == 0)
+        c->arch = VC_ARCH_LLAMA;
+    else if (strcmp(type, "mistral") == 0)
+        c->arch = VC_ARCH_MISTRAL;
+    else if (strcmp(type, "phi3") == 0)
+        c->arch = VC_ARCH_PHI3;
+    else
+        return vc_fail_code(VC_EXIT_MODEL, "%s: model_type '%s' is not supported (llama, mistral, phi3 are)", origin,
+                            type);
+    const char *act = json_string_value(json_object_get(cfg, "hidden_act"));
+    if (act && strcmp(act, "silu") != 0)
+        return vc_fail_code(VC_EXIT_MODEL, "%s: hidden_act '%s' is not supported (silu is)", origin, act);
+    c->dim = get_int(cfg, "hidden_size", 0);
+    c->n_layers = get_int(cfg, "num_hidden_layers", 0);
+    c->n_heads = get_int(cfg, "num_attention_heads", 0);
+    c->n_kv_heads = get_int(cfg, "num_key_value_heads", c->n_heads);
+    c->head_dim = get_int(cfg, "head_dim", c->n_heads > 0 ? c->dim / c->n_heads : 0);
+    c->ffn_dim = get_int(cfg, "intermediate_size", 0);
+    c->n_vocab = get_int(cfg, "vocab_size", 0);
+    c->max_pos = get_int(cfg, "max_position_embeddings", 4096);
+    c->norm_eps = (float)get_num(cfg, "rms_norm_eps", 1e-6);
+    json_t *tie = json_object_get(cfg, "tie_word_embeddings");
+    c->tie_embeddings = json_is_boolean(tie) && json_is_true(tie);
+    c->sliding_window = get_int(cfg, "sliding_window", 0);
+    if (json_is_true(json_object_get(cfg, "use_sliding_window")) == 0 && json_object_get(cfg, "use_sliding_window"))
+        c->sliding_window = 0;
+    c->rope_layout = VC_ROPE_NEOX;
+    c->rope_attn_factor = 1.0f;
+    c->bos_id = get_int(cfg, "bos_token_id", -1);
+    eos_from_json(json_object_get(cfg, "eos_token_id"), c);
+    if (parse_rope_hf(cfg, origin, c) != 0)
+        return -1;
+    if (vc_llm_config_check(c) != 0)
+        return vc_fail_ctx("%s", origin);
+    return 0;
+}
+
+/* ---- GGUF ---- */
+
+static bool gguf_int(const vc_gguf *g, const char *arch, const char *key, int64_t *out)
+{
+    char name[256];
+    snprintf(name, sizeof name, "%s.%s", arch, key);
+    return vc_gguf_get_int(g, name, out);
+}
+
+static bool gguf_float(const vc_gguf *g, const char *arch, const char *key, double *out)
+{
+    char name[256];
+    snprintf(name, sizeof name, "%s.%s", arch, key);
+    return vc_gguf_get_float(g, name, out);
+}
+
+static int require_int(const vc_gguf *g, const char *arch, const char *key, int *out)
+{
+    int64_t v;
+    if (!gguf_int(g, arch, key, &v))
+        return vc_fail_code(VC_EXIT_MODEL, "%s: missing metadata %s.%s", g->path, arch, key);
+    if (v <= 0 || v > INT32_MAX)
+        return vc_fail_code(VC_EXIT_MODEL, "%s: metadata %s.%s = %lld is out of range", g->path, arch, key,
+                            (long long)v);
+    *out = (int)v;
+    return 0;
+}
+
+/* Phi-3 GGUF files carry the LongRoPE factors as tensors. */
+static int gguf_factors(const vc_gguf *g, const char *name, int n, float **out)
+{
+    const vc_tensor *t = vc_tensors_find(&g->tensors, name);
+    if (!t)
+        return vc_fail_code(VC_EXIT_MODEL, "%s: missing tensor %s", g->path, name);
+    *out = vc_malloc((size_t)n * sizeof **out);
+    return *out ? vc_tensor_to_f32(t, n, *out) : -1;
+}
+
+int vc_llm_config_from_gguf(const vc_gguf *g, vc_llm_config *c)
+{
+    memset(c, 0, sizeof *c);
+    char *arch = vc_gguf_get_string(g, "general.architecture");
+    if (!arch)
+        return vc_fail_code(VC_EXIT_MODEL, "%s: no general.architecture", g->path);
+    int rc = 0;
+    if (strcmp(arch, "llama") == 0) {
+        c->arch = VC_ARCH_LLAMA;
+        c->rope_layout = VC_ROPE_PAIRS;   /* llama.cpp's converter permuted q/k for this */
+    } else if (strcmp(arch, "phi3") == 0) {
+        c->arch = VC_ARCH_PHI3;
+        c->rope_layout = VC_ROPE_NEOX;
+    } else {
+        rc = vc_fail_code(VC_EXIT_MODEL, "%s: architecture '%s' is not supported (llama, phi3 are)", g->path, arch);
+    }
+    int64_t v;
+    double f;
+    if (rc == 0)
+        rc = require_int(g, arch, "embedding_length", &c->dim) || require_int(g, arch, "block_count", &c->n_layers) ||
+             require_int(g, arch, "attention.head_count", &c->n_heads) ||
+             require_int(g, arch, "feed_forward_length", &c->ffn_dim) ? -1 : 0;
+    if (rc == 0) {
+        c->n_kv_heads = gguf_int(g, arch, "attention.head_count_kv", &v) ? (int)v : c->n_heads;
+        c->head_dim = gguf_int(g, arch, "attention.key_length", &v) ? (int)v : c->dim / c->n_heads;
+        c->rope_dim = gguf_int(g, arch, "rope.dimension_count", &v) ? (int)v : c->head_dim;
+        c->max_pos = gguf_int(g, arch, "context_length", &v) ? (int)v : 4096;
+        c->norm_eps = gguf_float(g, arch, "attention.layer_norm_rms_epsilon", &f) ? (float)f : 1e-5f;
+        c->rope_theta = gguf_float(g, arch, "rope.freq_base", &f) ? f : 10000.0;
+        c->sliding_window = gguf_int(g, arch, "attention.sliding_window", &v) ? (int)v : 0;
+        c->rope_attn_factor = 1.0f;
+        const vc_gguf_kv *tokens = vc_gguf_find(g, "tokenizer.ggml.tokens");
+        c->n_vocab = gguf_int(g, arch, "vocab_size", &v) ? (int)v : tokens ? (int)tokens->arr_n : 0;
+        const vc_tensor *emb = vc_tensors_find(&g->tensors, "token_embd.weight");
+        if (emb && emb->n_dims == 2)
+            c->n_vocab = (int)emb->ne[1];
+        c->tie_embeddings = vc_tensors_find(&g->tensors, "output.weight") == NULL;
+        c->bos_id = vc_gguf_get_int(g, "tokenizer.ggml.bos_token_id", &v) ? (int32_t)v : -1;
+        if (vc_gguf_get_int(g, "tokenizer.ggml.eos_token_id", &v))
+            vc_llm_config_add_eos(c, (int32_t)v);
+        if (vc_gguf_get_int(g, "tokenizer.ggml.eot_token_id", &v))
+            vc_llm_config_add_eos(c, (int32_t)v);
+    }
+    if (rc == 0 && gguf_int(g, arch, "rope.scaling.original_context_length", &v) &&
+        vc_tensors_find(&g->tensors, "rope_factors_long.weight")) {
+        c->rope = VC_ROPE_LONGROPE;
+        c->rope_orig_max_pos = (int)v;
+        rc = gguf_factors(g, "rope_factors_short.weight", c->rope_dim / 2, &c->rope_short);
+        if (rc == 0)
+            rc = gguf_factors(g, "rope_factors_long.weight", c->rope_dim / 2, &c->rope_long);
+        c->rope_attn_factor = gguf_float(g, arch, "rope.scaling.attn_factor", &f)
+                                  ? (float)f
+                                  : longrope_attn_factor((double)c->max_pos / v, (int)v);
+    } else if (rc == 0 && gguf_float(g, arch, "rope.scaling.factor", &f) && f > 0 && f != 1.0) {
+        c->rope = VC_ROPE_LINEAR;
+        c->rope_linear_factor = (float)f;
+    }
+    free(arch);
+    if (rc == 0)
+        rc = vc_llm_config_check(c);
+    if (rc != 0 && !strstr(vc_error(), g->path))
+        vc_fail_ctx("%s", g->path);
+    return rc;
+}

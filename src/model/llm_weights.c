@@ -1,0 +1,118 @@
+/* llm_weights.c - binds named tensors to the decoder's matrices.
+ *
+ * Two naming schemes: HF (model.layers.N.self_attn.q_proj.weight, ...) and
+ * llama.cpp's GGUF names (blk.N.attn_q.weight, ...).  Every shape is checked
+ * against the config; a wrong or missing tensor names itself in the error.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/common.h"
+#include "model/llm.h"
+
+typedef struct {
+    const vc_tensor_set *set;
+    bool gguf;
+} namer;
+
+static const vc_tensor *find(const namer *nm, const char *name)
+{
+    const vc_tensor *t = vc_tensors_find(nm->set, name);
+    if (!t)
+        vc_fail_code(VC_EXIT_MODEL, "model has no tensor '%s'", name);
+    return t;
+}
+
+static int matrix(const namer *nm, const char *name, int64_t cols, int64_t rows, vc_matrix *out)
+{
+    const vc_tensor *t = find(nm, name);
+    return t ? vc_tensor_matrix(t, cols, rows, out) : -1;
+}
+
+/* Splits a fused matrix into consecutive row blocks. */
+static int fused(const namer *nm, const char *name, int64_t cols, const int64_t *rows, vc_matrix **outs, int n)
+{
+    int64_t total = 0;
+    for (int i = 0; i < n; i++)
+        total += rows[i];
+    vc_matrix whole;
+    if (matrix(nm, name, cols, total, &whole) != 0)
+        return -1;
+    int64_t first = 0;
+    for (int i = 0; i < n; i++) {
+        *outs[i] = vc_matrix_rows(&whole, first, rows[i]);
+        first += rows[i];
+    }
+    return 0;
+}
+
+static int norm(const namer *nm, const char *name, int dim, float *out)
+{
+    const vc_tensor *t = find(nm, name);
+    return t ? vc_tensor_to_f32(t, dim, out) : -1;
+}
+
+static int bind_layer(vc_llm *m, const namer *nm, int l, float *norms)
+{
+    const vc_llm_config *c = &m->cfg;
+    vc_llm_layer *L = &m->layers[l];
+    int64_t qd = (int64_t)c->n_heads * c->head_dim, kd = (int64_t)c->n_kv_heads * c->head_dim;
+    char name[256];
+#define NAME(hf, gg) (snprintf(name, sizeof name, nm->gguf ? "blk.%d." gg ".weight" : "model.layers.%d." hf ".weight", l), name)
+    L->attn_norm = norms;
+    L->ffn_norm = norms + c->dim;
+    if (norm(nm, NAME("input_layernorm", "attn_norm"), c->dim, norms) != 0 ||
+        norm(nm, NAME("post_attention_layernorm", "ffn_norm"), c->dim, norms + c->dim) != 0)
+        return -1;
+    if (c->arch == VC_ARCH_PHI3) {
+        int64_t qkv_rows[3] = { qd, kd, kd }, gu_rows[2] = { c->ffn_dim, c->ffn_dim };
+        vc_matrix *qkv[3] = { &L->wq, &L->wk, &L->wv }, *gu[2] = { &L->gate, &L->up };
+        if (fused(nm, NAME("self_attn.qkv_proj", "attn_qkv"), c->dim, qkv_rows, qkv, 3) != 0 ||
+            fused(nm, NAME("mlp.gate_up_proj", "ffn_up"), c->dim, gu_rows, gu, 2) != 0)
+            return -1;
+    } else if (matrix(nm, NAME("self_attn.q_proj", "attn_q"), c->dim, qd, &L->wq) != 0 ||
+               matrix(nm, NAME("self_attn.k_proj", "attn_k"), c->dim, kd, &L->wk) != 0 ||
+               matrix(nm, NAME("self_attn.v_proj", "attn_v"), c->dim, kd, &L->wv) != 0 ||
+               matrix(nm, NAME("mlp.gate_proj", "ffn_gate"), c->dim, c->ffn_dim, &L->gate) != 0 ||
+               matrix(nm, NAME("mlp.up_proj", "ffn_up"), c->dim, c->ffn_dim, &L->up) != 0) {
+        return -1;
+    }
+    if (matrix(nm, NAME("self_attn.o_proj", "attn_output"), qd, c->dim, &L->wo) != 0 ||
+        matrix(nm, NAME("mlp.down_proj", "ffn_down"), c->ffn_dim, c->dim, &L->down) != 0)
+        return -1;
+#undef NAME
+    return 0;
+}
+
+int vc_llm_bind(vc_llm *m, vc_tensor_set *weights, bool gguf_names)
+{
+    m->weights = *weights;
+    memset(weights, 0, sizeof *weights);
+    const vc_llm_config *c = &m->cfg;
+    namer nm = { &m->weights, gguf_names };
+    if (vc_tensors_check_overlap(&m->weights) != 0)
+        return -1;
+    m->layers = vc_calloc((size_t)c->n_layers, sizeof *m->layers);
+    m->norms = vc_calloc((size_t)(2 * c->n_layers + 1) * c->dim, sizeof(float));
+    if (!m->layers || !m->norms)
+        return -1;
+    const char *embd_name = gguf_names ? "token_embd.weight" : "model.embed_tokens.weight";
+    if (matrix(&nm, embd_name, c->dim, -1, &m->embed) != 0)
+        return -1;
+    if (m->embed.rows < c->n_vocab)
+        return vc_fail_code(VC_EXIT_MODEL, "embedding table has %lld rows, fewer than vocab_size %d",
+                            (long long)m->embed.rows, c->n_vocab);
+    const char *head_name = gguf_names ? "output.weight" : "lm_head.weight";
+    if (c->tie_embeddings || !vc_tensors_find(&m->weights, head_name))
+        m->lm_head = m->embed;              /* tied: one table both ways */
+    else if (matrix(&nm, head_name, c->dim, -1, &m->lm_head) != 0)
+        return -1;
+    m->cfg.n_vocab = (int)m->lm_head.rows;  /* logits come from the head's rows */
+    for (int l = 0; l < c->n_layers; l++)
+        if (bind_layer(m, &nm, l, m->norms + (size_t)2 * l * c->dim) != 0)
+            return vc_fail_ctx("layer %d", l);
+    float *final = m->norms + (size_t)2 * c->n_layers * c->dim;
+    m->final_norm = final;
+    return norm(&nm, gguf_names ? "output_norm.weight" : "model.norm.weight", c->dim, final);
+}

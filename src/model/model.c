@@ -1,0 +1,237 @@
+/* model.c - see include/model/model.h */
+#define _POSIX_C_SOURCE 200809L
+#include "model/model.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "core/common.h"
+#include "loader/gguf.h"
+#include "loader/safetensors.h"
+#include "model/llm_config.h"
+
+static bool is_dir(const char *p)
+{
+    struct stat st;
+    return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+static bool is_file(const char *p)
+{
+    struct stat st;
+    return stat(p, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+static json_t *load_json(const char *dir, const char *name, bool required)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    if (!is_file(path)) {
+        if (required)
+            vc_fail_code(VC_EXIT_MODEL, "%s: missing %s", dir, name);
+        return NULL;
+    }
+    json_error_t err;
+    json_t *j = json_load_file(path, JSON_REJECT_DUPLICATES, &err);
+    /* HF writes integers such as model_max_length = 1e30 that overflow
+     * jansson's int64: read those files with integers as reals. */
+    if (!j && strstr(err.text, "too big"))
+        j = json_load_file(path, JSON_REJECT_DUPLICATES | JSON_DECODE_INT_AS_REAL, &err);
+    if (!j || !json_is_object(j)) {
+        json_decref(j);
+        vc_fail_code(VC_EXIT_MODEL, "%s: invalid JSON at line %d: %s", path, err.line, j ? "not an object" : err.text);
+        return NULL;
+    }
+    return j;
+}
+
+/* tokenizer_config.json writes tokens as "x" or {"content": "x", ...}. */
+static const char *token_text(json_t *v)
+{
+    if (json_is_string(v))
+        return json_string_value(v);
+    return json_string_value(json_object_get(v, "content"));
+}
+
+/* The chat template: chat_template.jinja, chat_template.json, or the
+ * tokenizer_config.json field (a string, or a list of named templates). */
+static char *find_template(const char *dir, json_t *tok_cfg)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/chat_template.jinja", dir);
+    if (is_file(path))
+        return vc_read_file(path, NULL);
+    json_t *tj = load_json(dir, "chat_template.json", false);
+    json_t *t = tj ? json_object_get(tj, "chat_template") : json_object_get(tok_cfg, "chat_template");
+    char *out = NULL;
+    if (json_is_string(t)) {
+        out = vc_strdup(json_string_value(t));
+    } else if (json_is_array(t)) {
+        size_t i;
+        json_t *e;
+        json_array_foreach(t, i, e)
+            if (json_is_string(json_object_get(e, "name")) &&
+                strcmp(json_string_value(json_object_get(e, "name")), "default") == 0)
+                out = vc_strdup(json_string_value(json_object_get(e, "template")));
+    }
+    json_decref(tj);
+    return out;
+}
+
+static void generation_defaults(vc_model *m, json_t *gen)
+{
+    vc_llm_config *c = &m->llm.cfg;
+    json_t *eos = json_object_get(gen, "eos_token_id"), *e;
+    size_t i;
+    if (json_is_integer(eos))
+        vc_llm_config_add_eos(c, (int32_t)json_integer_value(eos));
+    json_array_foreach(eos, i, e)
+        vc_llm_config_add_eos(c, (int32_t)json_integer_value(e));
+    if (!gen)
+        return;
+    m->sampling = vc_sampler_defaults();
+    m->has_sampling_defaults = true;
+    json_t *v;
+    if (!json_is_true(json_object_get(gen, "do_sample")))
+        m->sampling.temperature = 0;
+    else if (json_is_number(v = json_object_get(gen, "temperature")))
+        m->sampling.temperature = (float)json_number_value(v);
+    if (json_is_number(v = json_object_get(gen, "top_p")))
+        m->sampling.top_p = (float)json_number_value(v);
+    if (json_is_integer(v = json_object_get(gen, "top_k")))
+        m->sampling.top_k = (int)json_integer_value(v);
+    if (json_is_number(v = json_object_get(gen, "repetition_penalty")))
+        m->sampling.repeat_penalty = (float)json_number_value(v);
+}
+
+static int open_hf(const char *dir, vc_model *m)
+{
+    char path[4096];
+    json_t *cfg = load_json(dir, "config.json", true);
+    if (!cfg)
+        return -1;
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    int rc = vc_llm_config_from_hf(cfg, path, &m->llm.cfg);
+    json_decref(cfg);
+    if (rc != 0)
+        return -1;
+    vc_tensor_set weights = { 0 };
+    if (vc_safetensors_load_dir(dir, &weights) != 0 || vc_llm_bind(&m->llm, &weights, false) != 0) {
+        vc_tensors_free(&weights);
+        return -1;
+    }
+    snprintf(path, sizeof path, "%s/tokenizer.json", dir);
+    if (!is_file(path))
+        return vc_fail_code(VC_EXIT_MODEL, "%s: missing tokenizer.json", dir);
+    if (vc_tokenizer_load_json(path, &m->tok) != 0)
+        return -1;
+    json_t *tok_cfg = load_json(dir, "tokenizer_config.json", false);
+    json_t *gen = load_json(dir, "generation_config.json", false);
+    const char *bos = token_text(json_object_get(tok_cfg, "bos_token"));
+    const char *eos = token_text(json_object_get(tok_cfg, "eos_token"));
+    if (bos && vc_tokenizer_find(m->tok, bos) >= 0)
+        vc_tokenizer_set_bos(m->tok, vc_tokenizer_find(m->tok, bos));
+    if (eos && vc_tokenizer_find(m->tok, eos) >= 0)
+        vc_tokenizer_set_eos(m->tok, vc_tokenizer_find(m->tok, eos));
+    m->chat_template = find_template(dir, tok_cfg);
+    rc = vc_chat_init(&m->chat, m->chat_template, bos, eos);
+    generation_defaults(m, gen);
+    json_decref(tok_cfg);
+    json_decref(gen);
+    m->format = "hf";
+    return rc;
+}
+
+static int open_gguf(const char *file, vc_model *m)
+{
+    vc_gguf g;
+    if (vc_gguf_open(file, &g) != 0)
+        return -1;
+    int rc = vc_llm_config_from_gguf(&g, &m->llm.cfg);
+    if (rc == 0)
+        rc = vc_tokenizer_load_gguf(&g, &m->tok);
+    if (rc == 0) {
+        m->chat_template = vc_gguf_get_string(&g, "tokenizer.chat_template");
+        int32_t bos = vc_tokenizer_bos(m->tok), eos = vc_tokenizer_eos(m->tok);
+        rc = vc_chat_init(&m->chat, m->chat_template, bos >= 0 ? vc_tokenizer_piece(m->tok, bos) : "",
+                          eos >= 0 ? vc_tokenizer_piece(m->tok, eos) : "");
+    }
+    /* the weights (and the mapping the metadata points into) move to the model */
+    if (rc == 0)
+        rc = vc_llm_bind(&m->llm, &g.tensors, true);
+    vc_gguf_close(&g);
+    m->format = "gguf";
+    return rc;
+}
+
+/* The turn-ending token of the chat format also stops generation. */
+static void add_turn_end(vc_model *m)
+{
+    const char *eot = vc_chat_end_of_turn(&m->chat);
+    if (eot)
+        vc_llm_config_add_eos(&m->llm.cfg, vc_tokenizer_find(m->tok, eot));
+    vc_llm_config_add_eos(&m->llm.cfg, vc_tokenizer_eos(m->tok));
+}
+
+int vc_model_open(const char *path, const vc_model_options *opt, vc_model *m)
+{
+    memset(m, 0, sizeof *m);
+    double t0 = vc_now_ms();
+    m->sampling = vc_sampler_defaults();
+    int rc;
+    if (is_dir(path))
+        rc = open_hf(path, m);
+    else if (is_file(path) && vc_gguf_sniff(path))
+        rc = open_gguf(path, m);
+    else if (is_file(path))
+        rc = vc_fail_code(VC_EXIT_MODEL, "%s: not a GGUF file or a model directory", path);
+    else
+        rc = vc_fail_code(VC_EXIT_MODEL, "%s: no such file or directory", path);
+    if (rc == 0 && opt && opt->template_name) {
+        int f = vc_chat_format_from_name(opt->template_name);
+        if (f < 0)
+            rc = vc_fail_code(VC_EXIT_USAGE, "unknown template '%s' (chatml, phi3, mistral, llama2, llama3, raw)",
+                              opt->template_name);
+        else
+            m->chat.format = (vc_chat_format)f;
+    }
+    if (rc == 0) {
+        add_turn_end(m);
+        if (m->llm.cfg.n_vocab > vc_tokenizer_size(m->tok) + 4096 || m->llm.cfg.n_vocab <= 0)
+            rc = vc_fail_code(VC_EXIT_MODEL, "%s: model has %d logits but the tokenizer %d tokens", path,
+                              m->llm.cfg.n_vocab, vc_tokenizer_size(m->tok));
+    }
+    if (rc == 0) {
+        int n_ctx = opt && opt->n_ctx > 0 ? opt->n_ctx : VC_MIN(m->llm.cfg.max_pos, 4096);
+        rc = vc_llm_alloc_cache(&m->llm, n_ctx);
+    }
+    if (rc == 0)
+        m->path = vc_strdup(path);
+    if (rc != 0 || !m->path) {
+        vc_model_close(m);
+        return -1;
+    }
+    m->load_ms = vc_now_ms() - t0;
+    return 0;
+}
+
+void vc_model_close(vc_model *m)
+{
+    vc_llm_free(&m->llm);
+    vc_tokenizer_free(m->tok);
+    vc_chat_free(&m->chat);
+    free(m->chat_template);
+    free(m->path);
+    memset(m, 0, sizeof *m);
+}
+
+bool vc_model_is_eos(const vc_model *m, int32_t id)
+{
+    for (int i = 0; i < m->llm.cfg.n_eos; i++)
+        if (m->llm.cfg.eos_ids[i] == id)
+            return true;
+    return false;
+}
