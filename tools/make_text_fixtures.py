@@ -165,7 +165,9 @@ def build_tokenizers():
     spm = sentencepiece_bpe(metaspace=True)
     toks["sp_metaspace"] = fast_tokenizer(spm, bos_token="<s>", eos_token="</s>", unk_token="<unk>")
     phi = sentencepiece_bpe(metaspace=False)
-    phi.add_special_tokens([AddedToken(s, special=True, normalized=False, rstrip=(s == "<|end|>"))
+    phi.add_special_tokens([AddedToken("</s>", special=True, normalized=False, rstrip=True)])
+    # as in Phi-3's own tokenizer.json: the chat tokens strip whitespace to their right
+    phi.add_special_tokens([AddedToken(s, special=True, normalized=False, rstrip=(s != "<|endoftext|>"))
                             for s in PHI3_ADDED])
     toks["sp_phi3"] = fast_tokenizer(phi, bos_token="<s>", eos_token="<|endoftext|>", unk_token="<unk>",
                                      pad_token="<|endoftext|>", chat_template=PHI3_TEMPLATE)

@@ -1,1 +1,104 @@
-int main(void) { return 0; }
+/* main.c - vlmchat's entry point: parse options, load, dispatch.
+ *
+ * Every failure ends here as one line on stderr, "vlmchat: <what went wrong>",
+ * and an exit code from the table in core/common.h (documented in the man page).
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "app/cli.h"
+#include "app/convert.h"
+#include "app/scripted.h"
+#include "core/common.h"
+#include "core/kernels.h"
+#include "core/threads.h"
+#include "model/model.h"
+
+#define VLMCHAT_VERSION "0.1.0"
+
+static volatile sig_atomic_t interrupted;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    interrupted = 1;
+}
+
+static void install_signals(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    /* a closed stdout shows up as EPIPE from write, handled where we write */
+    signal(SIGPIPE, SIG_IGN);
+}
+
+static int fail(void)
+{
+    fprintf(stderr, "vlmchat: %s\n", vc_error());
+    return vc_error_code();
+}
+
+static void describe(const vc_model *m)
+{
+    const vc_llm_config *c = &m->llm.cfg;
+    static const char *arch[] = { "llama", "mistral", "phi3" };
+    fprintf(stderr,
+            "vlmchat: %s (%s, %s): %d layers, dim %d, %d/%d heads, vocab %d, chat %s, ctx %d, %d threads, %s kernels, "
+            "loaded in %.1f ms\n",
+            m->path, m->format, arch[c->arch], c->n_layers, c->dim, c->n_heads, c->n_kv_heads, c->n_vocab,
+            vc_chat_format_name(m->chat.format), m->llm.n_ctx, vc_threads_count(), vc_kernels_isa(), m->load_ms);
+}
+
+static int run(const vc_cli *cli)
+{
+    if (!cli->model)
+        return vc_fail_code(VC_EXIT_USAGE, "no model: pass --model with an HF model directory or a GGUF file");
+    if (!cli->prompt && isatty(STDIN_FILENO))
+        return vc_fail_code(VC_EXIT_USAGE, "no prompt: pass --prompt TEXT or pipe prompts on standard input");
+    vc_model m;
+    vc_model_options opt = { .n_ctx = cli->n_ctx, .template_name = cli->template_name };
+    if (vc_model_open(cli->model, &opt, &m) != 0)
+        return -1;
+    if (cli->verbose)
+        describe(&m);
+    int code = vc_run_scripted(&m, cli, &interrupted);
+    vc_model_close(&m);
+    return code == VC_EXIT_OK ? 0 : -1;
+}
+
+int main(int argc, char **argv)
+{
+    vc_cli cli;
+    install_signals();
+    if (vc_cli_parse(argc, argv, &cli) != 0) {
+        fail();
+        return VC_EXIT_USAGE;
+    }
+    if (cli.command == VC_CMD_HELP) {
+        fputs(vc_cli_usage(), stdout);
+        return 0;
+    }
+    if (cli.command == VC_CMD_VERSION) {
+        printf("vlmchat %s\n", VLMCHAT_VERSION);
+        return 0;
+    }
+    if (vc_threads_init(cli.threads) != 0)
+        return fail();
+    int rc;
+    if (cli.command == VC_CMD_CONVERT) {
+        int type = vc_dtype_from_name(cli.out_type ? cli.out_type : "f16");
+        rc = type < 0 ? vc_fail_code(VC_EXIT_USAGE, "unknown --type '%s'", cli.out_type)
+                      : vc_convert_to_gguf(cli.model, cli.out, (vc_dtype)type);
+    } else {
+        rc = run(&cli);
+    }
+    vc_threads_shutdown();
+    return rc == 0 ? 0 : fail();
+}

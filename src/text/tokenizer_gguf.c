@@ -139,6 +139,20 @@ static int post_ids(vc_tokenizer *t, const vc_gguf *g)
     return 0;
 }
 
+/* GGUF has no lstrip/rstrip flags. llama.cpp restores Phi-3's: its special
+ * tokens strip whitespace to their right, except <unk>, <s> and <|endoftext|>. */
+static bool phi3_rstrip(const vc_gguf *g, const char *s, size_t len)
+{
+    const vc_gguf_kv *arch = vc_gguf_find(g, "general.architecture");
+    if (!arch || arch->type != VC_GGUF_STRING || arch->v.s.len != 4 || memcmp(arch->v.s.ptr, "phi3", 4) != 0)
+        return false;
+    static const char *const keep[] = { "<unk>", "<s>", "<|endoftext|>" };
+    for (size_t i = 0; i < VC_ARRAY_LEN(keep); i++)
+        if (len == strlen(keep[i]) && memcmp(s, keep[i], len) == 0)
+            return false;
+    return true;
+}
+
 static int load_vocab(vc_tokenizer *t, const vc_gguf *g, const vc_gguf_kv *tokens)
 {
     const vc_gguf_kv *types = vc_gguf_find(g, "tokenizer.ggml.token_type");
@@ -150,7 +164,9 @@ static int load_vocab(vc_tokenizer *t, const vc_gguf *g, const vc_gguf_kv *token
         int64_t type = have_types ? vc_gguf_arr_int(types, (uint64_t)i) : TYPE_NORMAL;
         int rc;
         if (type == TYPE_CONTROL || type == TYPE_USER)
-            rc = len ? tok_add_token(t, i, s, len, type == TYPE_CONTROL, false, false) : tok_set_piece(t, i, s, len);
+            rc = len ? tok_add_token(t, i, s, len, type == TYPE_CONTROL, false,
+                                     type == TYPE_CONTROL && phi3_rstrip(g, s, len))
+                     : tok_set_piece(t, i, s, len);
         else
             rc = tok_set_piece(t, i, s, len) || vc_strmap_put(&t->vocab, s, len, i) ? -1 : 0;
         if (rc != 0)

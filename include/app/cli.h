@@ -1,0 +1,34 @@
+/* cli.h - command-line options of vlmchat and their parsing. */
+#ifndef VC_APP_CLI_H
+#define VC_APP_CLI_H
+
+#include <stdbool.h>
+
+#include "text/sampler.h"
+
+typedef enum { VC_CMD_RUN, VC_CMD_CONVERT, VC_CMD_HELP, VC_CMD_VERSION } vc_command;
+
+typedef struct {
+    vc_command command;
+    const char *model;
+    const char *prompt;
+    const char *system;
+    const char *template_name;
+    const char *out;           /* convert: output file */
+    const char *out_type;      /* convert: tensor type */
+    int max_tokens;
+    int n_ctx;
+    int threads;
+    bool ignore_eos, json, whole_input, raw, verbose;
+    vc_sampler_params sampling;
+    /* which sampling fields were given on the command line */
+    bool set_temp, set_top_p, set_top_k, set_min_p, set_repeat_penalty;
+} vc_cli;
+
+/* Parses argv. On a usage error records a message (exit class VC_EXIT_USAGE)
+ * and returns -1. */
+int vc_cli_parse(int argc, char **argv, vc_cli *cli);
+/* The --help text. */
+const char *vc_cli_usage(void);
+
+#endif

@@ -1,0 +1,156 @@
+/* cli.c - see include/app/cli.h */
+#define _POSIX_C_SOURCE 200809L
+#include "app/cli.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
+#include <stdlib.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "core/common.h"
+
+const char *vc_cli_usage(void)
+{
+    return "usage: vlmchat [options]                      answer prompts (from --prompt or stdin lines)\n"
+           "       vlmchat convert --model DIR --out FILE.gguf [--type TYPE]\n"
+           "\n"
+           "model:\n"
+           "  -m, --model PATH        HF model directory or GGUF file\n"
+           "      --ctx N             context size in tokens (default: min(model max, 4096))\n"
+           "      --template NAME     chat format: chatml, phi3, mistral, llama2, llama3, raw\n"
+           "      --threads N         worker threads (default: all CPUs)\n"
+           "prompting:\n"
+           "  -p, --prompt TEXT       the prompt; without it, each stdin line is one\n"
+           "      --whole-input       all of stdin is one prompt\n"
+           "      --system TEXT       system message\n"
+           "      --raw               no chat template: the prompt text as is\n"
+           "generation:\n"
+           "  -n, --max-tokens N      most tokens to generate (default 256)\n"
+           "      --temp F            temperature; 0 is greedy (default from the model, else 0.7)\n"
+           "      --top-k N           keep the N most likely tokens (0: off)\n"
+           "      --top-p F           nucleus sampling mass (1: off)\n"
+           "      --min-p F           drop tokens below F x the best probability (0: off)\n"
+           "      --repeat-penalty F  penalize repeated tokens (1: off)\n"
+           "      --seed N            sampling seed (default 0)\n"
+           "      --ignore-eos        never stop at end of sequence: exactly --max-tokens tokens\n"
+           "output:\n"
+           "      --json              one JSON object per prompt: text, tokens, timings, memory\n"
+           "  -v, --verbose           model and timing details on stderr\n"
+           "  -h, --help              this text\n"
+           "      --version           version\n"
+           "convert:\n"
+           "      --out FILE          GGUF file to write\n"
+           "      --type TYPE         f32, f16, bf16, q8_0, q4_0, q4_k, q6_k (default f16)\n";
+}
+
+static int parse_int(const char *opt, const char *s, long lo, long hi, int *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v < lo || v > hi)
+        return vc_fail_code(VC_EXIT_USAGE, "%s expects an integer in %ld..%ld, got '%s'", opt, lo, hi, s);
+    *out = (int)v;
+    return 0;
+}
+
+static int parse_float(const char *opt, const char *s, double lo, double hi, float *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || *end || !isfinite(v) || v < lo || v > hi)
+        return vc_fail_code(VC_EXIT_USAGE, "%s expects a number in %g..%g, got '%s'", opt, lo, hi, s);
+    *out = (float)v;
+    return 0;
+}
+
+enum {
+    OPT_CTX = 256, OPT_TEMPLATE, OPT_THREADS, OPT_WHOLE, OPT_SYSTEM, OPT_RAW, OPT_TEMP, OPT_TOPK, OPT_TOPP,
+    OPT_MINP, OPT_REPEAT, OPT_SEED, OPT_IGNORE_EOS, OPT_JSON, OPT_VERSION, OPT_OUT, OPT_TYPE
+};
+
+static int apply(vc_cli *c, int opt, const char *arg, const char *name)
+{
+    int seed;
+    switch (opt) {
+    case 'm': c->model = arg; return 0;
+    case 'p': c->prompt = arg; return 0;
+    case 'n': return parse_int(name, arg, 0, 1 << 20, &c->max_tokens);
+    case 'v': c->verbose = true; return 0;
+    case 'h': c->command = VC_CMD_HELP; return 0;
+    case OPT_VERSION: c->command = VC_CMD_VERSION; return 0;
+    case OPT_CTX: return parse_int(name, arg, 1, 1 << 22, &c->n_ctx);
+    case OPT_TEMPLATE: c->template_name = arg; return 0;
+    case OPT_THREADS: return parse_int(name, arg, 1, 256, &c->threads);
+    case OPT_WHOLE: c->whole_input = true; return 0;
+    case OPT_SYSTEM: c->system = arg; return 0;
+    case OPT_RAW: c->raw = true; return 0;
+    case OPT_TEMP: c->set_temp = true; return parse_float(name, arg, 0, 100, &c->sampling.temperature);
+    case OPT_TOPK: c->set_top_k = true; return parse_int(name, arg, 0, 1 << 24, &c->sampling.top_k);
+    case OPT_TOPP: c->set_top_p = true; return parse_float(name, arg, 0, 1, &c->sampling.top_p);
+    case OPT_MINP: c->set_min_p = true; return parse_float(name, arg, 0, 1, &c->sampling.min_p);
+    case OPT_REPEAT: c->set_repeat_penalty = true; return parse_float(name, arg, 0.01, 100, &c->sampling.repeat_penalty);
+    case OPT_SEED:
+        if (parse_int(name, arg, 0, 2147483647L, &seed) != 0)
+            return -1;
+        c->sampling.seed = (uint64_t)seed;
+        return 0;
+    case OPT_IGNORE_EOS: c->ignore_eos = true; return 0;
+    case OPT_JSON: c->json = true; return 0;
+    case OPT_OUT: c->out = arg; return 0;
+    case OPT_TYPE: c->out_type = arg; return 0;
+    default: return vc_fail_code(VC_EXIT_USAGE, "unknown option (see --help)");
+    }
+}
+
+int vc_cli_parse(int argc, char **argv, vc_cli *c)
+{
+    static const struct option longs[] = {
+        { "model", required_argument, 0, 'm' }, { "prompt", required_argument, 0, 'p' },
+        { "max-tokens", required_argument, 0, 'n' }, { "verbose", no_argument, 0, 'v' },
+        { "help", no_argument, 0, 'h' }, { "version", no_argument, 0, OPT_VERSION },
+        { "ctx", required_argument, 0, OPT_CTX }, { "template", required_argument, 0, OPT_TEMPLATE },
+        { "threads", required_argument, 0, OPT_THREADS }, { "whole-input", no_argument, 0, OPT_WHOLE },
+        { "system", required_argument, 0, OPT_SYSTEM }, { "raw", no_argument, 0, OPT_RAW },
+        { "temp", required_argument, 0, OPT_TEMP }, { "top-k", required_argument, 0, OPT_TOPK },
+        { "top-p", required_argument, 0, OPT_TOPP }, { "min-p", required_argument, 0, OPT_MINP },
+        { "repeat-penalty", required_argument, 0, OPT_REPEAT }, { "seed", required_argument, 0, OPT_SEED },
+        { "ignore-eos", no_argument, 0, OPT_IGNORE_EOS }, { "json", no_argument, 0, OPT_JSON },
+        { "out", required_argument, 0, OPT_OUT }, { "type", required_argument, 0, OPT_TYPE },
+        { 0, 0, 0, 0 },
+    };
+    memset(c, 0, sizeof *c);
+    c->command = VC_CMD_RUN;
+    c->max_tokens = 256;
+    c->sampling = vc_sampler_defaults();
+    int first = 1;
+    if (argc > 1 && strcmp(argv[1], "convert") == 0) {
+        c->command = VC_CMD_CONVERT;
+        first = 2;
+    }
+    optind = first;
+    opterr = 0;
+    int opt, index = -1;
+    while ((opt = getopt_long(argc, argv, ":m:p:n:vh", longs, &index)) != -1) {
+        if (opt == '?')
+            return vc_fail_code(VC_EXIT_USAGE, "unknown option '%s' (see --help)", argv[optind - 1]);
+        if (opt == ':')
+            return vc_fail_code(VC_EXIT_USAGE, "option '%s' needs a value", argv[optind - 1]);
+        char name[64];
+        if (index >= 0 && longs[index].val == opt)
+            snprintf(name, sizeof name, "--%s", longs[index].name);
+        else
+            snprintf(name, sizeof name, "-%c", opt);
+        index = -1;
+        if (apply(c, opt, optarg, name) != 0)
+            return -1;
+    }
+    if (optind < argc)
+        return vc_fail_code(VC_EXIT_USAGE, "unexpected argument '%s' (see --help)", argv[optind]);
+    if (c->command == VC_CMD_CONVERT && (!c->model || !c->out))
+        return vc_fail_code(VC_EXIT_USAGE, "convert needs --model DIR and --out FILE.gguf");
+    return 0;
+}

@@ -1,0 +1,181 @@
+/* scripted.c - see include/app/scripted.h */
+#define _POSIX_C_SOURCE 200809L
+#include "app/scripted.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+
+#include "core/buf.h"
+#include "core/common.h"
+#include "model/generate.h"
+
+vc_sampler_params vc_effective_sampling(const vc_model *m, const vc_cli *cli)
+{
+    vc_sampler_params p = m->has_sampling_defaults ? m->sampling : vc_sampler_defaults();
+    if (cli->set_temp)
+        p.temperature = cli->sampling.temperature;
+    if (cli->set_top_p)
+        p.top_p = cli->sampling.top_p;
+    if (cli->set_top_k)
+        p.top_k = cli->sampling.top_k;
+    if (cli->set_min_p)
+        p.min_p = cli->sampling.min_p;
+    if (cli->set_repeat_penalty)
+        p.repeat_penalty = cli->sampling.repeat_penalty;
+    p.seed = cli->sampling.seed;
+    return p;
+}
+
+/* Writes and flushes; fails (output closed) on EPIPE or any write error. */
+static int emit(const char *s, size_t n)
+{
+    if ((n && fwrite(s, 1, n, stdout) != n) || fflush(stdout) != 0)
+        return -1;
+    return 0;
+}
+
+static int on_text(void *ctx, const char *text, size_t len)
+{
+    (void)ctx;
+    return emit(text, len) == 0 ? 0 : 1;
+}
+
+static size_t peak_rss_bytes(void)
+{
+    struct rusage ru;
+    return getrusage(RUSAGE_SELF, &ru) == 0 ? (size_t)ru.ru_maxrss * 1024 : 0;
+}
+
+static int print_json(const vc_model *m, const vc_gen_result *r)
+{
+    vc_buf b = { 0 };
+    double load = m->load_ms, pre = r->prefill_ms, dec = r->decode_ms;
+    vc_buf_puts(&b, "{\"text\":");
+    vc_buf_json_string(&b, r->text, r->text_len);
+    vc_buf_puts(&b, ",\"tokens\":[");
+    for (size_t i = 0; i < r->n_tokens; i++)
+        vc_buf_printf(&b, "%s%d", i ? "," : "", r->tokens[i]);
+    vc_buf_printf(&b, "],\"prompt_tokens\":%zu,\"stop_reason\":\"%s\"", r->prompt_tokens, vc_stop_reason_name(r->stop));
+    vc_buf_printf(&b, ",\"timings\":{\"load_ms\":%.3f,\"prefill_ms\":%.3f,\"prefill_tok_s\":%.3f,\"decode_ms\":%.3f,"
+                      "\"decode_tok_s\":%.3f}",
+                  load, pre, pre > 0 ? r->prompt_tokens / (pre / 1e3) : 0.0, dec,
+                  dec > 0 ? r->n_tokens / (dec / 1e3) : 0.0);
+    vc_buf_printf(&b, ",\"memory\":{\"peak_rss_bytes\":%zu,\"weights_bytes\":%zu,\"kv_bytes\":%zu}}\n",
+                  peak_rss_bytes(), vc_tensors_bytes(&m->llm.weights), vc_llm_kv_bytes(&m->llm));
+    size_t len;
+    char *s = vc_buf_take(&b, &len);
+    int rc = s ? emit(s, len) : -1;
+    free(s);
+    return rc;
+}
+
+/* Chat-templated prompt ids for one user message (plus --system). */
+static int prompt_ids(const vc_model *m, const vc_cli *cli, const char *text, int32_t **ids, size_t *n)
+{
+    if (cli->raw || m->chat.format == VC_CHAT_RAW)
+        return vc_tokenizer_encode(m->tok, text, strlen(text), true, ids, n);
+    vc_chat_msg msgs[2];
+    size_t k = 0;
+    if (cli->system)
+        msgs[k++] = (vc_chat_msg){ "system", cli->system };
+    msgs[k++] = (vc_chat_msg){ "user", text };
+    char *rendered = vc_chat_render(&m->chat, msgs, k, true);
+    if (!rendered)
+        return -1;
+    /* the template wrote any special tokens itself, as apply_chat_template does */
+    int rc = vc_tokenizer_encode(m->tok, rendered, strlen(rendered), false, ids, n);
+    free(rendered);
+    return rc;
+}
+
+static int answer(vc_model *m, const vc_cli *cli, const char *text, volatile sig_atomic_t *interrupt)
+{
+    int32_t *ids;
+    size_t n;
+    if (prompt_ids(m, cli, text, &ids, &n) != 0)
+        return -1;
+    vc_llm_truncate(&m->llm, 0);
+    vc_gen_options opt = { .max_tokens = cli->max_tokens, .ignore_eos = cli->ignore_eos,
+                           .sampling = vc_effective_sampling(m, cli), .on_text = cli->json ? NULL : on_text,
+                           .interrupt = interrupt };
+    vc_gen_result r;
+    int rc = vc_generate(m, ids, n, &opt, &r);
+    free(ids);
+    bool closed = r.stop == VC_STOP_OUTPUT;
+    if (rc == 0 && !closed && (cli->json ? print_json(m, &r) : emit("\n", 1)) != 0)
+        closed = true;
+    if (closed)
+        rc = vc_fail("standard output was closed (%s)", errno == EPIPE ? "broken pipe" : "write error");
+    if (rc == 0 && cli->verbose)
+        fprintf(stderr, "vlmchat: %zu prompt tokens in %.1f ms, %zu tokens in %.1f ms (%.2f tok/s), stop: %s\n",
+                r.prompt_tokens, r.prefill_ms, r.n_tokens, r.decode_ms,
+                r.decode_ms > 0 ? r.n_tokens / (r.decode_ms / 1e3) : 0.0, vc_stop_reason_name(r.stop));
+    if (rc == 0 && r.stop == VC_STOP_INTERRUPT)
+        rc = vc_fail_code(VC_EXIT_INTERRUPTED, "interrupted");
+    vc_gen_result_free(&r);
+    return rc;
+}
+
+static char *read_all(FILE *f, size_t *len)
+{
+    vc_buf b = { 0 };
+    char chunk[65536];
+    size_t got;
+    while ((got = fread(chunk, 1, sizeof chunk, f)) > 0)
+        vc_buf_append(&b, chunk, got);
+    if (ferror(f)) {
+        vc_buf_free(&b);
+        vc_fail_code(VC_EXIT_INPUT, "reading standard input failed: %s", strerror(errno));
+        return NULL;
+    }
+    return vc_buf_take(&b, len);
+}
+
+static bool has_nul(const char *s, size_t len) { return memchr(s, 0, len) != NULL; }
+
+int vc_run_scripted(vc_model *m, const vc_cli *cli, volatile sig_atomic_t *interrupt)
+{
+    int rc = 0;
+    if (cli->prompt) {
+        rc = answer(m, cli, cli->prompt, interrupt);
+        return rc == 0 ? VC_EXIT_OK : vc_error_code();
+    }
+    if (cli->whole_input) {
+        size_t len;
+        char *all = read_all(stdin, &len);
+        if (!all)
+            return vc_error_code();
+        if (has_nul(all, len))
+            rc = vc_fail_code(VC_EXIT_INPUT, "standard input contains a NUL byte");
+        else
+            rc = answer(m, cli, all, interrupt);
+        free(all);
+        return rc == 0 ? VC_EXIT_OK : vc_error_code();
+    }
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t got;
+    int answered = 0;
+    while (rc == 0 && (got = getline(&line, &cap, stdin)) >= 0) {
+        size_t len = (size_t)got;
+        while (len && (line[len - 1] == '\n' || line[len - 1] == '\r'))
+            line[--len] = 0;
+        if (len == 0)
+            continue;
+        if (has_nul(line, len)) {
+            rc = vc_fail_code(VC_EXIT_INPUT, "input line %d contains a NUL byte", answered + 1);
+            break;
+        }
+        rc = answer(m, cli, line, interrupt);
+        answered++;
+        if (interrupt && *interrupt)
+            break;
+    }
+    free(line);
+    if (rc == 0 && answered == 0)
+        rc = vc_fail_code(VC_EXIT_INPUT, "no prompt: standard input was empty");
+    return rc == 0 ? VC_EXIT_OK : vc_error_code();
+}

@@ -1,0 +1,174 @@
+/* test_quant.c - element types and GGML block formats.
+ *
+ * Byte layouts are checked on hand-built blocks (values worked out from the
+ * GGML format), quantization on random data (error bounds per type), and the
+ * SIMD kernels against the plain-C reference.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/dtype.h"
+#include "core/kernels.h"
+#include "core/threads.h"
+#include "harness.h"
+
+static float frand(unsigned *s)
+{
+    *s = *s * 1103515245u + 12345u;
+    return ((*s >> 8) & 0xffff) / 32768.0f - 1.0f;
+}
+
+static void test_half(void)
+{
+    int bad = 0;
+    for (uint32_t h = 0; h < 65536; h++) {
+        if ((h & 0x7c00) == 0x7c00 && (h & 0x3ff))
+            continue;   /* NaN payloads need not survive */
+        if (vc_f32_to_f16(vc_f16_to_f32((uint16_t)h)) != h)
+            bad++;
+    }
+    CHECK(bad == 0, "%d halves do not round-trip", bad);
+    CHECK(vc_f16_to_f32(0x3c00) == 1.0f && vc_f16_to_f32(0xc000) == -2.0f, "basic halves");
+    CHECK(vc_f16_to_f32(0x0001) == ldexpf(1, -24), "smallest subnormal");
+    /* ties go to even: 1 + 2^-11 lies halfway between 1 and 1 + 2^-10 */
+    CHECK(vc_f32_to_f16(1.0f + ldexpf(1, -11)) == 0x3c00, "tie to even (down)");
+    CHECK(vc_f32_to_f16(1.0f + 3 * ldexpf(1, -11)) == 0x3c02, "tie to even (up)");
+    CHECK(vc_f32_to_f16(70000.0f) == 0x7c00, "overflow to inf");
+    CHECK(vc_f32_to_bf16(1.0f) == 0x3f80 && vc_bf16_to_f32(0x4049) == 3.140625f, "bf16");
+    CHECK(vc_f32_to_bf16(1.0f + ldexpf(1, -8)) == 0x3f80, "bf16 tie to even");
+}
+
+static void test_layouts(void)
+{
+    float y[256];
+    vc_block_q8_0 q8 = { .d = 0x3800 /* 0.5 */ };
+    q8.qs[0] = -128;
+    q8.qs[31] = 7;
+    vc_dequantize_row(VC_Q8_0, &q8, y, 32);
+    CHECK(y[0] == -64.0f && y[31] == 3.5f && y[1] == 0.0f, "q8_0 layout: %g %g", y[0], y[31]);
+
+    vc_block_q4_0 q4 = { .d = 0x3c00 };
+    memset(q4.qs, 0x88, sizeof q4.qs);
+    q4.qs[0] = 0x1f;   /* low nibble -> element 0, high nibble -> element 16 */
+    vc_dequantize_row(VC_Q4_0, &q4, y, 32);
+    CHECK(y[0] == 7.0f && y[16] == -7.0f && y[1] == 0.0f, "q4_0 layout: %g %g", y[0], y[16]);
+
+    vc_block_q4_k k4;
+    memset(&k4, 0, sizeof k4);
+    k4.d = 0x3c00;
+    k4.dmin = 0x3c00;
+    k4.scales[0] = 5;          /* sub-block 0: scale 5 */
+    k4.scales[4] = 2;          /* sub-block 0: min 2 */
+    k4.scales[8] = 0x13;       /* sub-block 4: scale 3 (low nibble), min 1 (high nibble) */
+    k4.qs[0] = 0x03;
+    k4.qs[64] = 0x02;          /* sub-block 4 starts the third 64-chunk, low nibbles */
+    vc_dequantize_row(VC_Q4_K, &k4, y, 256);
+    CHECK(y[0] == 13.0f && y[32] == 0.0f && y[128] == 5.0f && y[129] == -1.0f, "q4_K layout: %g %g %g %g", y[0],
+          y[32], y[128], y[129]);
+
+    vc_block_q6_k k6;
+    memset(&k6, 0, sizeof k6);
+    k6.d = 0x3c00;
+    k6.scales[0] = 2;
+    k6.scales[2] = -1;
+    k6.ql[0] = 0x05;
+    k6.qh[0] = 0x01;           /* q1 = (5 | 1 << 4) - 32 = -11 */
+    k6.ql[32] = 0x01;          /* q2 = 1 - 32 = -31 (scale index 2) */
+    vc_dequantize_row(VC_Q6_K, &k6, y, 256);
+    CHECK(y[0] == -22.0f && y[32] == 31.0f, "q6_K layout: %g %g", y[0], y[32]);
+}
+
+static void test_roundtrip(void)
+{
+    const struct { vc_dtype t; float max_rel_rms; } cases[] = {
+        { VC_F16, 1e-3f }, { VC_BF16, 8e-3f }, { VC_Q8_0, 1e-2f }, { VC_Q6_K, 4e-2f }, { VC_Q4_K, 0.12f }, { VC_Q4_0, 0.15f },
+    };
+    enum { N = 4096 };
+    static float x[N], y[N];
+    static uint8_t q[N * 4];
+    unsigned seed = 7;
+    for (int i = 0; i < N; i++)
+        x[i] = frand(&seed) * (1 + (i % 97) / 10.0f);
+    for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
+        vc_quantize_row(cases[c].t, x, q, N);
+        vc_dequantize_row(cases[c].t, q, y, N);
+        double err = 0, ref = 0;
+        for (int i = 0; i < N; i++) {
+            err += (double)(x[i] - y[i]) * (x[i] - y[i]);
+            ref += (double)x[i] * x[i];
+        }
+        float rel = (float)sqrt(err / ref);
+        CHECK(rel < cases[c].max_rel_rms, "%s relative RMS error %g", vc_dtype_name(cases[c].t), rel);
+        /* quantizing what was dequantized must be (nearly) a fixed point */
+        static uint8_t q2[N * 4];
+        static float y2[N];
+        vc_quantize_row(cases[c].t, y, q2, N);
+        vc_dequantize_row(cases[c].t, q2, y2, N);
+        double drift = 0;
+        for (int i = 0; i < N; i++)
+            drift = fmax(drift, fabs(y2[i] - y[i]));
+        CHECK(drift < 0.05, "%s re-quantization drifts by %g", vc_dtype_name(cases[c].t), drift);
+    }
+    size_t rb;
+    CHECK(vc_dtype_row_bytes(VC_Q4_K, 100, &rb) != 0, "q4_K row of 100 accepted");
+    CHECK(vc_dtype_row_bytes(VC_Q8_0, 64, &rb) == 0 && rb == 68, "q8_0 row bytes %zu", rb);
+}
+
+static void test_kernels(void)
+{
+    enum { N = 1024 };
+    static float x[N], w[N];
+    static uint8_t q[N * 4];
+    unsigned seed = 11;
+    for (int i = 0; i < N; i++) {
+        x[i] = frand(&seed);
+        w[i] = frand(&seed) * 2;
+    }
+    vc_dtype types[] = { VC_F32, VC_F16, VC_BF16, VC_Q8_0, VC_Q4_0, VC_Q4_K, VC_Q6_K };
+    for (size_t t = 0; t < sizeof types / sizeof *types; t++) {
+        vc_quantize_row(types[t], w, q, N);
+        float ref = vc_dot_row_ref(types[t], q, x, N);
+        vc_kernels_force_generic(false);
+        float fast = vc_dot_row(types[t], q, x, N);
+        vc_kernels_force_generic(true);
+        float generic = vc_dot_row(types[t], q, x, N);
+        vc_kernels_force_generic(false);
+        CHECK(fabsf(fast - ref) <= 1e-4f * (1 + fabsf(ref)), "%s: %s dot %g vs reference %g", vc_dtype_name(types[t]),
+              vc_kernels_isa(), fast, ref);
+        CHECK(fabsf(generic - ref) <= 1e-4f * (1 + fabsf(ref)), "%s: generic dot %g vs reference %g",
+              vc_dtype_name(types[t]), generic, ref);
+    }
+    /* matmul over several tokens equals one token at a time, on the pool */
+    vc_threads_init(3);
+    enum { ROWS = 37, COLS = 256, TOK = 5 };
+    static float wm[ROWS * COLS], xs[TOK * COLS], y1[TOK * ROWS], y2[ROWS];
+    static uint8_t wq[ROWS * COLS * 2];
+    for (int i = 0; i < ROWS * COLS; i++)
+        wm[i] = frand(&seed);
+    for (int i = 0; i < TOK * COLS; i++)
+        xs[i] = frand(&seed);
+    size_t rb;
+    vc_dtype_row_bytes(VC_Q8_0, COLS, &rb);
+    for (int r = 0; r < ROWS; r++)
+        vc_quantize_row(VC_Q8_0, wm + r * COLS, wq + r * rb, COLS);
+    vc_matrix m = { VC_Q8_0, COLS, ROWS, rb, wq };
+    vc_matmul(&m, xs, TOK, y1);
+    float worst = 0;
+    for (int t = 0; t < TOK; t++) {
+        vc_matmul(&m, xs + t * COLS, 1, y2);
+        for (int r = 0; r < ROWS; r++)
+            worst = fmaxf(worst, fabsf(y2[r] - y1[t * ROWS + r]));
+    }
+    CHECK(worst < 1e-4f, "batched matmul differs from single-token by %g", worst);
+    vc_threads_shutdown();
+}
+
+int main(void)
+{
+    test_half();
+    test_layouts();
+    test_roundtrip();
+    test_kernels();
+    return harness_finish("test_quant");
+}
