@@ -1,6 +1,7 @@
 # vlmchat - build, test and install.
 #   make              build build/vlmchat
-#   make test         unit + fidelity + CLI tests (the README's test command runs this and test-asan)
+#   make check        the README's test command: `make test` then `make test-asan`
+#   make test         unit + fidelity + CLI tests (valgrind on the scripted path included)
 #   make test-asan    the same tests built with AddressSanitizer + UBSan
 #   make install      install binary, man page and presets under $(PREFIX)
 
@@ -48,6 +49,10 @@ test: tests-build
 test-asan:
 	$(MAKE) BUILD=build-asan SAN=1 OPT=-O1 test
 
+check:
+	$(MAKE) test
+	$(MAKE) test-asan
+
 install: $(BUILD)/vlmchat
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/vlmchat/configs
 	install -m 755 $(BUILD)/vlmchat $(DESTDIR)$(PREFIX)/bin/vlmchat
@@ -57,6 +62,6 @@ install: $(BUILD)/vlmchat
 clean:
 	rm -rf build build-asan
 
-.PHONY: all test test-asan tests-build install clean
+.PHONY: all check test test-asan tests-build install clean
 .SECONDARY:
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -149,8 +149,7 @@ static void test_own_writer(void)
         return;
     const char *models[] = { "llama", "mistral", "phi3" };
     for (size_t i = 0; i < 3; i++) {
-        snprintf(model_dir, sizeof model_dir, "%s", fixture("models/"));
-        strncat(model_dir, models[i], sizeof model_dir - strlen(model_dir) - 1);
+        snprintf(model_dir, sizeof model_dir, "%.300s/%.100s", fixture("models"), models[i]);
         snprintf(out, sizeof out, "%s/%s-f32.gguf", dir, models[i]);
         int rc = vc_convert_to_gguf(model_dir, out, VC_F32);
         CHECK(rc == 0, "convert %s: %s", models[i], vc_error());
@@ -165,8 +164,7 @@ static void test_own_writer(void)
     json_t *refs = json_load_file(fixture("gguf/reference.json"), 0, NULL);
     const char *q8[] = { "llama", "phi3" };
     for (size_t i = 0; i < 2; i++) {
-        snprintf(model_dir, sizeof model_dir, "%s", fixture("models/"));
-        strncat(model_dir, q8[i], sizeof model_dir - strlen(model_dir) - 1);
+        snprintf(model_dir, sizeof model_dir, "%.300s/%.100s", fixture("models"), q8[i]);
         snprintf(out, sizeof out, "%s/%s-q8_0.gguf", dir, q8[i]);
         char key[64];
         snprintf(key, sizeof key, "%s-q8_0.gguf", q8[i]);
@@ -181,7 +179,7 @@ static void test_own_writer(void)
     /* the other types: they load, run and stay close to the f32 logits */
     const vc_dtype others[] = { VC_F16, VC_BF16, VC_Q4_0, VC_Q4_K, VC_Q6_K };
     for (size_t t = 0; t < sizeof others / sizeof *others; t++) {
-        snprintf(model_dir, sizeof model_dir, "%s", fixture("models/llama"));
+        snprintf(model_dir, sizeof model_dir, "%.300s/llama", fixture("models"));
         snprintf(out, sizeof out, "%s/llama-%s.gguf", dir, vc_dtype_name(others[t]));
         CHECK(vc_convert_to_gguf(model_dir, out, others[t]) == 0, "convert %s: %s", vc_dtype_name(others[t]),
               vc_error());

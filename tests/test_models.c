@@ -126,47 +126,40 @@ static void test_model(const char *name, const char *dir)
     json_decref(ref);
 }
 
-/* The same model with the older rope_theta/rope_scaling config keys. */
+/* The same model with the older rope_theta/rope_scaling config keys: a
+ * directory of links to the fixture's files with legacy_config.json as config.json. */
 static void test_legacy_config(const char *name)
 {
-    char src[4096], tmp[] = "/tmp/vlmchat-legacy-XXXXXX";
-    snprintf(src, sizeof src, "%s", fixture("models/"));
-    strncat(src, name, sizeof src - strlen(src) - 1);
-    if (!mkdtemp(tmp))
-        return;
-    const char *files[] = { "tokenizer.json", "tokenizer_config.json", "chat_template.jinja", "generation_config.json",
-                            "model.safetensors", "model.safetensors.index.json", "model-00001-of-00003.safetensors",
-                            "model-00002-of-00003.safetensors", "model-00003-of-00003.safetensors", "reference.json" };
-    char a[8192], b[8192], cwd[4096];
-    if (!getcwd(cwd, sizeof cwd))
+    static const char *files[] = { "tokenizer.json", "tokenizer_config.json", "chat_template.jinja",
+                                   "generation_config.json", "model.safetensors", "model.safetensors.index.json",
+                                   "model-00001-of-00003.safetensors", "model-00002-of-00003.safetensors",
+                                   "model-00003-of-00003.safetensors", "reference.json", "config.json" };
+    char tmp[] = "/tmp/vlmchat-legacy-XXXXXX", cwd[1024], src[2048], dst[2048];
+    if (!mkdtemp(tmp) || !getcwd(cwd, sizeof cwd))
         return;
     for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
-        snprintf(a, sizeof a, "%s/%s/%s", cwd, src, files[i]);
-        snprintf(b, sizeof b, "%s/%s", tmp, files[i]);
-        if (access(a, F_OK) == 0)
-            CHECK(symlink(a, b) == 0, "symlink %s", b);
+        bool config = strcmp(files[i], "config.json") == 0;
+        snprintf(src, sizeof src, "%.1000s/%.500s/%.100s/%.100s", cwd, fixture("models"), name,
+                 config ? "legacy_config.json" : files[i]);
+        snprintf(dst, sizeof dst, "%.100s/%.100s", tmp, files[i]);
+        if (access(src, F_OK) == 0)
+            CHECK(symlink(src, dst) == 0, "symlink %s", dst);
     }
-    snprintf(a, sizeof a, "%s/%s/legacy_config.json", cwd, src);
-    snprintf(b, sizeof b, "%s/config.json", tmp);
-    CHECK(symlink(a, b) == 0, "symlink config");
     char label[64];
     snprintf(label, sizeof label, "%s(legacy config)", name);
     test_model(label, tmp);
     for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
-        snprintf(b, sizeof b, "%s/%s", tmp, files[i]);
-        unlink(b);
+        snprintf(dst, sizeof dst, "%.100s/%.100s", tmp, files[i]);
+        unlink(dst);
     }
-    snprintf(b, sizeof b, "%s/config.json", tmp);
-    unlink(b);
     rmdir(tmp);
 }
 
 int main(void)
 {
     for (size_t i = 0; i < sizeof MODELS / sizeof *MODELS; i++) {
-        char dir[4096];
-        snprintf(dir, sizeof dir, "%s", fixture("models/"));
-        strncat(dir, MODELS[i], sizeof dir - strlen(dir) - 1);
+        char dir[2048];
+        snprintf(dir, sizeof dir, "%.1000s/%.100s", fixture("models"), MODELS[i]);
         test_model(MODELS[i], dir);
     }
     test_legacy_config("phi3");

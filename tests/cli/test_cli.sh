@@ -1,0 +1,117 @@
+#!/usr/bin/env bash
+# test_cli.sh - the vlmchat program as users and scripts run it: scripted
+# answers, --json, stdin modes, exit codes and one-line errors on bad input.
+set -u
+V=${VLMCHAT:-build/vlmchat}
+FX=tests/fixtures/models
+TMP=$(mktemp -d)
+trap 'rm -rf "$TMP"' EXIT
+passed=0 failed=0
+
+check() {  # check NAME CONDITION-COMMAND...
+    local name=$1; shift
+    if "$@"; then passed=$((passed + 1)); else failed=$((failed + 1)); echo "FAIL: $name"; fi
+}
+
+# run ARGS... : captures stdout, stderr, exit code
+run() {
+    "$V" "$@" >"$TMP/out" 2>"$TMP/err" </dev/null
+    rc=$?
+}
+run_in() {  # run_in INPUT ARGS...
+    local input=$1; shift
+    printf '%s' "$input" | "$V" "$@" >"$TMP/out" 2>"$TMP/err"
+    rc=$?
+}
+one_line_error() { [ "$(wc -l <"$TMP/err")" -eq 1 ] && grep -q '^vlmchat: ' "$TMP/err"; }
+json_field() { python3 -c "import json,sys; d=json.loads(sys.stdin.readline()); print($1)" <"$TMP/out"; }
+
+# --- help and version
+run --help;        check "help exits 0" [ $rc -eq 0 ]; check "help lists --json" grep -q -- --json "$TMP/out"
+run --version;     check "version" grep -q '^vlmchat [0-9]' "$TMP/out"
+
+# --- usage errors: exit 2, one line
+run --bogus;               check "unknown option exit 2" [ $rc -eq 2 ]; check "unknown option one line" one_line_error
+run --max-tokens abc;      check "bad number exit 2" [ $rc -eq 2 ]; check "bad number names option" grep -q -- '--max-tokens' "$TMP/err"
+run --temp -1 -m x;        check "negative temp exit 2" [ $rc -eq 2 ]
+run --prompt hi;           check "no model exit 2" [ $rc -eq 2 ]; check "no model one line" one_line_error
+run convert --model x;     check "convert without --out exit 2" [ $rc -eq 2 ]
+
+# --- model errors: exit 3, one line naming the file
+run -m /nonexistent/model -p hi;  check "missing model exit 3" [ $rc -eq 3 ]; check "missing model one line" one_line_error
+head -c 4096 /dev/urandom >"$TMP/junk.gguf"
+run -m "$TMP/junk.gguf" -p hi;   check "junk file exit 3" [ $rc -eq 3 ]; check "junk file named" grep -q junk.gguf "$TMP/err"
+printf 'GGUF\003\000\000\000' >"$TMP/trunc.gguf"
+run -m "$TMP/trunc.gguf" -p hi;  check "truncated gguf exit 3" [ $rc -eq 3 ]; check "truncated one line" one_line_error
+mkdir -p "$TMP/broken" && echo '{"model_type": "llama", "hidden_size": ' >"$TMP/broken/config.json"
+run -m "$TMP/broken" -p hi;      check "bad config.json exit 3" [ $rc -eq 3 ]; check "bad config one line" one_line_error
+mkdir -p "$TMP/notok" && cp $FX/llama/config.json $FX/llama/model.safetensors "$TMP/notok/"
+run -m "$TMP/notok" -p hi;       check "missing tokenizer exit 3" [ $rc -eq 3 ]; check "missing tokenizer named" grep -q tokenizer.json "$TMP/err"
+
+# --- greedy answer equals transformers' ids (fixture: llama, conversation "short")
+want=$(python3 -c "import json; c=json.load(open('$FX/llama/reference.json'))['cases'][0]; print(' '.join(map(str,c['generated_ids'])))")
+run -m $FX/llama -p "What is the capital of France?" --temp 0 --ignore-eos -n 32 --json
+check "json exit 0" [ $rc -eq 0 ]
+got=$(json_field "' '.join(map(str, d['tokens']))")
+check "cli greedy ids equal transformers" [ "$got" = "$want" ]
+check "json prompt_tokens" [ "$(json_field "d['prompt_tokens']")" = 24 ]
+check "json has timings and memory" [ "$(json_field "sorted(d['timings'])==['decode_ms','decode_tok_s','load_ms','prefill_ms','prefill_tok_s'] and d['memory']['weights_bytes']>0 and d['memory']['kv_bytes']>0 and d['memory']['peak_rss_bytes']>0")" = True ]
+
+# --- plain output streams the same text as --json's text
+run -m $FX/llama -p "What is the capital of France?" --temp 0 --ignore-eos -n 32
+plain=$(cat "$TMP/out")
+run -m $FX/llama -p "What is the capital of France?" --temp 0 --ignore-eos -n 32 --json
+check "plain text equals json text" [ "$plain" = "$(json_field "d['text']")" ]
+
+# --- --ignore-eos gives exactly N tokens; sampling with a seed is reproducible
+run -m $FX/phi3 -p "hello" --ignore-eos -n 7 --json --temp 0.9 --seed 5
+check "exactly 7 tokens" [ "$(json_field "len(d['tokens'])")" = 7 ]
+a=$(json_field "d['tokens']")
+run -m $FX/phi3 -p "hello" --ignore-eos -n 7 --json --temp 0.9 --seed 5
+check "same seed same tokens" [ "$a" = "$(json_field "d['tokens']")" ]
+
+# --- stdin: one prompt per line, or the whole input
+run_in $'first question\n\nsecond question\n' -m $FX/mistral --temp 0 -n 4 --ignore-eos --json
+check "stdin lines exit 0" [ $rc -eq 0 ]
+check "two answers for two lines" [ "$(wc -l <"$TMP/out")" -eq 2 ]
+run_in $'line one\nline two\n' -m $FX/mistral --temp 0 -n 4 --ignore-eos --json --whole-input
+check "whole input: one answer" [ "$(wc -l <"$TMP/out")" -eq 1 ]
+run_in "" -m $FX/mistral -n 4;  check "empty stdin exit 4" [ $rc -eq 4 ]; check "empty stdin one line" one_line_error
+
+# --- bad input: invalid UTF-8, prompt longer than the context
+run -m $FX/llama -p "$(printf 'bad \xff\xfe bytes')" -n 4
+check "invalid UTF-8 exit 4" [ $rc -eq 4 ]; check "invalid UTF-8 one line" one_line_error
+check "invalid UTF-8 says so" grep -q UTF-8 "$TMP/err"
+run -m $FX/llama -p "$(printf 'word %.0s' {1..100})" --ctx 16 -n 4
+check "prompt longer than context exit 4" [ $rc -eq 4 ]; check "context error one line" one_line_error
+check "context error explains" grep -q context "$TMP/err"
+
+# --- a generation that fills the context stops there, cleanly
+run -m $FX/llama -p "hi" --ctx 40 -n 1000 --ignore-eos --json --temp 0
+check "context full exit 0" [ $rc -eq 0 ]; check "stop reason context" [ "$(json_field "d['stop_reason']")" = context ]
+
+# --- closed pipe: no crash, clear error, non-zero status
+"$V" -m $FX/llama -p "hi" --ctx 4096 -n 3000 --ignore-eos 2>"$TMP/err" | head -c 1 >/dev/null
+rc=${PIPESTATUS[0]}
+check "closed pipe exit 1" [ $rc -eq 1 ]; check "closed pipe one line" one_line_error
+
+# --- Ctrl-C (SIGINT) stops generation: exit 130, partial output kept
+"$V" -m $FX/llama -p "hi" --ctx 100000 -n 100000 --ignore-eos >"$TMP/out" 2>"$TMP/err" &
+pid=$!
+sleep 1
+kill -INT $pid
+wait $pid
+rc=$?
+check "SIGINT exit 130" [ $rc -eq 130 ]; check "SIGINT partial output" [ -s "$TMP/out" ]
+check "SIGINT one line" one_line_error
+
+# --- convert: the GGUF file answers like the HF directory
+"$V" convert --model $FX/phi3 --out "$TMP/phi3.gguf" --type f32 2>"$TMP/err"
+check "convert exit 0" [ $? -eq 0 ]
+run -m $FX/phi3 -p "hello there" --temp 0 --ignore-eos -n 12 --json; a=$(json_field "d['tokens']")
+run -m "$TMP/phi3.gguf" -p "hello there" --temp 0 --ignore-eos -n 12 --json
+check "gguf answers like hf" [ "$a" = "$(json_field "d['tokens']")" ]
+run convert --model $FX/phi3 --out "$TMP/x.gguf" --type q9_9; check "convert bad type exit 2" [ $rc -eq 2 ]
+
+echo "test_cli: $passed passed, $failed failed"
+[ $failed -eq 0 ]
