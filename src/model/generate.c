@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "core/common.h"
-#include "text/utf8.h"
+#include "text/stream.h"
 
 const char *vc_stop_reason_name(vc_stop_reason r)
 {
@@ -21,33 +21,6 @@ void vc_gen_result_free(vc_gen_result *r)
     memset(r, 0, sizeof *r);
 }
 
-/* Decodes everything generated so far and emits what was not yet emitted,
- * holding back a trailing incomplete character (shown by decoders as U+FFFD). */
-static int stream_text(const vc_model *m, vc_gen_result *r, size_t *emitted, const vc_gen_options *opt, bool final)
-{
-    char *text;
-    size_t len;
-    if (vc_tokenizer_decode(m->tok, r->tokens, r->n_tokens, true, &text, &len) != 0)
-        return -1;
-    size_t ready = len;
-    if (!final) {
-        while (ready >= 3 && memcmp(text + ready - 3, "\xEF\xBF\xBD", 3) == 0)
-            ready -= 3;
-        ready -= vc_utf8_incomplete_tail(text, ready);
-    }
-    int rc = 0;
-    if (ready > *emitted && opt->on_text) {
-        if (opt->on_text(opt->ctx, text + *emitted, ready - *emitted) != 0)
-            rc = 1;
-    }
-    if (ready > *emitted)
-        *emitted = ready;
-    free(r->text);
-    r->text = text;
-    r->text_len = len;
-    return rc;
-}
-
 static int push_token(vc_gen_result *r, size_t *cap, int32_t id)
 {
     if (r->n_tokens == *cap) {
@@ -60,6 +33,14 @@ static int push_token(vc_gen_result *r, size_t *cap, int32_t id)
     }
     r->tokens[r->n_tokens++] = id;
     return 0;
+}
+
+/* Hands new text to the callback; 1 if the callback asked to stop. */
+static int deliver(const vc_gen_options *opt, const char *text, size_t len)
+{
+    if (!len || !opt->on_text)
+        return 0;
+    return opt->on_text(opt->ctx, text, len) != 0;
 }
 
 int vc_generate(vc_model *m, const int32_t *prompt, size_t n_prompt, const vc_gen_options *opt, vc_gen_result *r)
@@ -83,7 +64,11 @@ int vc_generate(vc_model *m, const int32_t *prompt, size_t n_prompt, const vc_ge
         return -1;
     }
     memcpy(history, prompt, n_prompt * sizeof *prompt);
-    size_t n_history = n_prompt, cap = 0, emitted = 0;
+    size_t n_history = n_prompt, cap = 0;
+    vc_text_stream stream;
+    vc_stream_init(&stream, m->tok);
+    const char *piece;
+    size_t piece_len;
     double t0 = vc_now_ms();
     int rc = vc_llm_forward(llm, prompt, (int)n_prompt, logits);
     r->prefill_ms = vc_now_ms() - t0;
@@ -106,9 +91,9 @@ int vc_generate(vc_model *m, const int32_t *prompt, size_t n_prompt, const vc_ge
         if ((rc = push_token(r, &cap, next)) != 0)
             break;
         history[n_history++] = next;
-        int s = stream_text(m, r, &emitted, opt, false);
-        if (s != 0) {
-            rc = s < 0 ? -1 : 0;
+        if ((rc = vc_stream_push(&stream, next, &piece, &piece_len)) != 0)
+            break;
+        if (deliver(opt, piece, piece_len)) {
             r->stop = VC_STOP_OUTPUT;
             break;
         }
@@ -121,10 +106,14 @@ int vc_generate(vc_model *m, const int32_t *prompt, size_t n_prompt, const vc_ge
         rc = vc_llm_forward(llm, &next, 1, logits);
     }
     r->decode_ms = vc_now_ms() - t0;
-    if (rc == 0 && r->stop != VC_STOP_OUTPUT && stream_text(m, r, &emitted, opt, true) != 0)
+    if (rc == 0 && vc_stream_finish(&stream, &piece, &piece_len) == 0 && r->stop != VC_STOP_OUTPUT &&
+        deliver(opt, piece, piece_len))
         r->stop = VC_STOP_OUTPUT;
-    if (!r->text)
-        r->text = vc_strdup("");
+    /* the reply text is the stream's decoded text */
+    r->text = stream.text ? stream.text : vc_strdup("");
+    r->text_len = stream.text ? stream.len : 0;
+    stream.text = NULL;
+    vc_stream_free(&stream);
     vc_sampler_free(&sampler);
     free(logits);
     free(history);
