@@ -13,6 +13,15 @@ const char *fixture(const char *relative)
     return path;
 }
 
+int32_t *json_ids(json_t *arr, size_t *n)
+{
+    *n = json_array_size(arr);
+    int32_t *ids = malloc((*n ? *n : 1) * sizeof *ids);
+    for (size_t i = 0; ids && i < *n; i++)
+        ids[i] = (int32_t)json_integer_value(json_array_get(arr, i));
+    return ids;
+}
+
 int harness_finish(const char *name)
 {
     printf("%s: %d passed, %d failed\n", name, harness_passed, harness_failed);

@@ -3,7 +3,9 @@
 #ifndef VC_TESTS_HARNESS_H
 #define VC_TESTS_HARNESS_H
 
+#include <jansson.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 
 extern int harness_passed, harness_failed;
@@ -22,6 +24,8 @@ extern int harness_passed, harness_failed;
 
 /* Path of a file under tests/fixtures (static buffer). */
 const char *fixture(const char *relative);
+/* A JSON array of integers as a malloc'd id array; *n gets its length. */
+int32_t *json_ids(json_t *arr, size_t *n);
 /* Prints the summary line and returns the exit status. */
 int harness_finish(const char *name);
 

@@ -24,15 +24,6 @@
 #include "model/generate.h"
 #include "model/model.h"
 
-static int32_t *json_ids(json_t *arr, size_t *n)
-{
-    *n = json_array_size(arr);
-    int32_t *ids = malloc((*n ? *n : 1) * sizeof *ids);
-    for (size_t i = 0; i < *n; i++)
-        ids[i] = (int32_t)json_integer_value(json_array_get(arr, i));
-    return ids;
-}
-
 /* Loads `path`, checks first-step logits and greedy ids against a reference. */
 static void check_against(const char *label, const char *path, json_t *ref, float tol)
 {

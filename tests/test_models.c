@@ -33,15 +33,6 @@ static float max_abs_diff(const float *got, json_t *want, int n, float *scale)
     return worst;
 }
 
-static int32_t *json_ids(json_t *arr, size_t *n)
-{
-    *n = json_array_size(arr);
-    int32_t *ids = malloc((*n ? *n : 1) * sizeof *ids);
-    for (size_t i = 0; i < *n; i++)
-        ids[i] = (int32_t)json_integer_value(json_array_get(arr, i));
-    return ids;
-}
-
 static void check_prompt(vc_model *m, const char *name, json_t *c)
 {
     json_t *msgs = json_object_get(c, "messages");

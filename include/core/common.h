@@ -41,6 +41,10 @@ void *vc_realloc(void *p, size_t n);
 char *vc_strdup(const char *s);
 char *vc_strndup(const char *s, size_t n);
 
+/* Grows *items (elements of elem_size bytes, capacity *cap) to hold at least
+ * `need` elements, doubling. Returns 0, or -1 (out of memory) leaving it as is. */
+int vc_reserve(void **items, size_t *cap, size_t need, size_t elem_size);
+
 /* Overflow-checked arithmetic: return false (and record an error) on overflow. */
 bool vc_mul_size(size_t a, size_t b, size_t *out);
 bool vc_add_size(size_t a, size_t b, size_t *out);

@@ -108,6 +108,23 @@ char *vc_strndup(const char *s, size_t n)
 
 char *vc_strdup(const char *s) { return vc_strndup(s, strlen(s)); }
 
+int vc_reserve(void **items, size_t *cap, size_t need, size_t elem_size)
+{
+    if (need <= *cap)
+        return 0;
+    size_t n = *cap ? *cap : 16, bytes;
+    while (n < need)
+        n = n > SIZE_MAX / 2 ? need : n * 2;
+    if (!vc_mul_size(n, elem_size, &bytes))
+        return -1;
+    void *p = vc_realloc(*items, bytes);
+    if (!p)
+        return -1;
+    *items = p;
+    *cap = n;
+    return 0;
+}
+
 bool vc_mul_size(size_t a, size_t b, size_t *out)
 {
     if (b && a > SIZE_MAX / b) {

@@ -8,16 +8,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/buf.h"
 #include "core/common.h"
 #include "loader/gguf.h"
 
 #define ALIGNMENT 32
-
-typedef struct {
-    uint8_t *data;
-    size_t len, cap;
-    bool failed;
-} buffer;
 
 typedef struct {
     char *name;
@@ -29,44 +24,19 @@ typedef struct {
 } pending_tensor;
 
 struct vc_gguf_writer {
-    buffer kv;          /* serialized key/value pairs */
+    vc_buf kv;          /* serialized key/value pairs */
+    size_t tensor_cap;
     uint64_t n_kv;
     pending_tensor *tensors;
     size_t n_tensors;
 };
 
-static void put(buffer *b, const void *p, size_t n)
-{
-    if (b->failed)
-        return;
-    if (n > b->cap - b->len) {
-        size_t cap = b->cap ? b->cap : 4096;
-        while (n > cap - b->len) {
-            if (cap > SIZE_MAX / 2) {
-                b->failed = true;
-                vc_fail_code(VC_EXIT_NOMEM, "GGUF file too large");
-                return;
-            }
-            cap *= 2;
-        }
-        uint8_t *d = vc_realloc(b->data, cap);
-        if (!d) {
-            b->failed = true;
-            return;
-        }
-        b->data = d;
-        b->cap = cap;
-    }
-    memcpy(b->data + b->len, p, n);
-    b->len += n;
-}
-
-static void put_u32(buffer *b, uint32_t v) { put(b, &v, 4); }
-static void put_u64(buffer *b, uint64_t v) { put(b, &v, 8); }
-static void put_str(buffer *b, const char *s)
+static void put_u32(vc_buf *b, uint32_t v) { vc_buf_append(b, &v, 4); }
+static void put_u64(vc_buf *b, uint64_t v) { vc_buf_append(b, &v, 8); }
+static void put_str(vc_buf *b, const char *s)
 {
     put_u64(b, strlen(s));
-    put(b, s, strlen(s));
+    vc_buf_append(b, s, strlen(s));
 }
 
 vc_gguf_writer *vc_gguf_writer_new(void) { return vc_calloc(1, sizeof(vc_gguf_writer)); }
@@ -80,7 +50,7 @@ void vc_gguf_writer_free(vc_gguf_writer *w)
         free(w->tensors[i].data);
     }
     free(w->tensors);
-    free(w->kv.data);
+    vc_buf_free(&w->kv);
     free(w);
 }
 
@@ -89,43 +59,43 @@ static int key_header(vc_gguf_writer *w, const char *key, uint32_t type)
     put_str(&w->kv, key);
     put_u32(&w->kv, type);
     w->n_kv++;
-    return w->kv.failed ? -1 : 0;
+    return vc_buf_ok(&w->kv) ? 0 : -1;
 }
 
 int vc_gguf_set_str(vc_gguf_writer *w, const char *key, const char *value)
 {
     key_header(w, key, VC_GGUF_STRING);
     put_str(&w->kv, value);
-    return w->kv.failed ? -1 : 0;
+    return vc_buf_ok(&w->kv) ? 0 : -1;
 }
 
 int vc_gguf_set_u32(vc_gguf_writer *w, const char *key, uint32_t value)
 {
     key_header(w, key, VC_GGUF_U32);
     put_u32(&w->kv, value);
-    return w->kv.failed ? -1 : 0;
+    return vc_buf_ok(&w->kv) ? 0 : -1;
 }
 
 int vc_gguf_set_i32(vc_gguf_writer *w, const char *key, int32_t value)
 {
     key_header(w, key, VC_GGUF_I32);
-    put(&w->kv, &value, 4);
-    return w->kv.failed ? -1 : 0;
+    vc_buf_append(&w->kv, &value, 4);
+    return vc_buf_ok(&w->kv) ? 0 : -1;
 }
 
 int vc_gguf_set_f32(vc_gguf_writer *w, const char *key, float value)
 {
     key_header(w, key, VC_GGUF_F32);
-    put(&w->kv, &value, 4);
-    return w->kv.failed ? -1 : 0;
+    vc_buf_append(&w->kv, &value, 4);
+    return vc_buf_ok(&w->kv) ? 0 : -1;
 }
 
 int vc_gguf_set_bool(vc_gguf_writer *w, const char *key, bool value)
 {
     uint8_t v = value;
     key_header(w, key, VC_GGUF_BOOL);
-    put(&w->kv, &v, 1);
-    return w->kv.failed ? -1 : 0;
+    vc_buf_append(&w->kv, &v, 1);
+    return vc_buf_ok(&w->kv) ? 0 : -1;
 }
 
 static int array_header(vc_gguf_writer *w, const char *key, uint32_t type, uint64_t n)
@@ -133,7 +103,7 @@ static int array_header(vc_gguf_writer *w, const char *key, uint32_t type, uint6
     key_header(w, key, VC_GGUF_ARRAY);
     put_u32(&w->kv, type);
     put_u64(&w->kv, n);
-    return w->kv.failed ? -1 : 0;
+    return vc_buf_ok(&w->kv) ? 0 : -1;
 }
 
 int vc_gguf_set_arr_str(vc_gguf_writer *w, const char *key, const char *const *values, uint64_t n)
@@ -141,21 +111,21 @@ int vc_gguf_set_arr_str(vc_gguf_writer *w, const char *key, const char *const *v
     array_header(w, key, VC_GGUF_STRING, n);
     for (uint64_t i = 0; i < n; i++)
         put_str(&w->kv, values[i]);
-    return w->kv.failed ? -1 : 0;
+    return vc_buf_ok(&w->kv) ? 0 : -1;
 }
 
 int vc_gguf_set_arr_f32(vc_gguf_writer *w, const char *key, const float *values, uint64_t n)
 {
     array_header(w, key, VC_GGUF_F32, n);
-    put(&w->kv, values, (size_t)n * 4);
-    return w->kv.failed ? -1 : 0;
+    vc_buf_append(&w->kv, values, (size_t)n * 4);
+    return vc_buf_ok(&w->kv) ? 0 : -1;
 }
 
 int vc_gguf_set_arr_i32(vc_gguf_writer *w, const char *key, const int32_t *values, uint64_t n)
 {
     array_header(w, key, VC_GGUF_I32, n);
-    put(&w->kv, values, (size_t)n * 4);
-    return w->kv.failed ? -1 : 0;
+    vc_buf_append(&w->kv, values, (size_t)n * 4);
+    return vc_buf_ok(&w->kv) ? 0 : -1;
 }
 
 int vc_gguf_add_tensor(vc_gguf_writer *w, const char *name, vc_dtype type, int n_dims, const int64_t *ne,
@@ -165,13 +135,11 @@ int vc_gguf_add_tensor(vc_gguf_writer *w, const char *name, vc_dtype type, int n
         free(data);
         return vc_fail("tensor '%s': %d dimensions", name, n_dims);
     }
-    pending_tensor *t = vc_realloc(w->tensors, (w->n_tensors + 1) * sizeof *t);
-    if (!t) {
+    if (vc_reserve((void **)&w->tensors, &w->tensor_cap, w->n_tensors + 1, sizeof *w->tensors) != 0) {
         free(data);
         return -1;
     }
-    w->tensors = t;
-    t = &w->tensors[w->n_tensors];
+    pending_tensor *t = &w->tensors[w->n_tensors];
     memset(t, 0, sizeof *t);
     t->name = vc_strdup(name);
     if (!t->name) {
@@ -191,13 +159,13 @@ static size_t align_up(size_t v) { return (v + ALIGNMENT - 1) / ALIGNMENT * ALIG
 
 int vc_gguf_write(vc_gguf_writer *w, const char *path)
 {
-    buffer out = { 0 };
+    vc_buf out = { 0 };
     static const uint8_t zeros[ALIGNMENT];
     put_u32(&out, 0x46554747u);
     put_u32(&out, 3);
     put_u64(&out, w->n_tensors);
     put_u64(&out, w->n_kv);
-    put(&out, w->kv.data, w->kv.len);
+    vc_buf_append(&out, w->kv.data, w->kv.len);
     size_t offset = 0;
     for (size_t i = 0; i < w->n_tensors; i++) {
         const pending_tensor *t = &w->tensors[i];
@@ -209,12 +177,12 @@ int vc_gguf_write(vc_gguf_writer *w, const char *path)
         put_u64(&out, offset);
         offset = align_up(offset + t->nbytes);
     }
-    put(&out, zeros, align_up(out.len) - out.len);
+    vc_buf_append(&out, zeros, align_up(out.len) - out.len);
     for (size_t i = 0; i < w->n_tensors; i++) {
-        put(&out, w->tensors[i].data, w->tensors[i].nbytes);
-        put(&out, zeros, align_up(w->tensors[i].nbytes) - w->tensors[i].nbytes);
+        vc_buf_append(&out, w->tensors[i].data, w->tensors[i].nbytes);
+        vc_buf_append(&out, zeros, align_up(w->tensors[i].nbytes) - w->tensors[i].nbytes);
     }
-    int rc = out.failed ? -1 : vc_write_file_atomic(path, out.data, out.len);
-    free(out.data);
+    int rc = vc_buf_ok(&out) ? vc_write_file_atomic(path, out.data, out.len) : -1;
+    vc_buf_free(&out);
     return rc;
 }

@@ -95,14 +95,8 @@ int vc_tensors_add(vc_tensor_set *set, const vc_tensor *t, const vc_mapped_file 
         if (p < lo || (size_t)(p - lo) > map->size || t->nbytes > map->size - (size_t)(p - lo))
             return vc_fail_code(VC_EXIT_MODEL, "%s: tensor '%s' lies past the end of the file", file, t->name);
     }
-    if (set->count == set->cap) {
-        size_t cap = set->cap ? set->cap * 2 : 64;
-        vc_tensor *items = vc_realloc(set->items, cap * sizeof *items);
-        if (!items)
-            return -1;
-        set->items = items;
-        set->cap = cap;
-    }
+    if (vc_reserve((void **)&set->items, &set->cap, set->count + 1, sizeof *set->items) != 0)
+        return -1;
     vc_tensor *dst = &set->items[set->count];
     *dst = *t;
     dst->name = vc_strdup(t->name);

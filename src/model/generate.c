@@ -23,14 +23,8 @@ void vc_gen_result_free(vc_gen_result *r)
 
 static int push_token(vc_gen_result *r, size_t *cap, int32_t id)
 {
-    if (r->n_tokens == *cap) {
-        size_t c = *cap ? *cap * 2 : 64;
-        int32_t *t = vc_realloc(r->tokens, c * sizeof *t);
-        if (!t)
-            return -1;
-        r->tokens = t;
-        *cap = c;
-    }
+    if (vc_reserve((void **)&r->tokens, cap, r->n_tokens + 1, sizeof *r->tokens) != 0)
+        return -1;
     r->tokens[r->n_tokens++] = id;
     return 0;
 }

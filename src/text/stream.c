@@ -47,14 +47,8 @@ static int release(vc_text_stream *s, int final, const char **out, size_t *out_l
 
 int vc_stream_push(vc_text_stream *s, int32_t id, const char **out, size_t *out_len)
 {
-    if (s->n_ids == s->cap) {
-        size_t cap = s->cap ? s->cap * 2 : 64;
-        int32_t *ids = vc_realloc(s->ids, cap * sizeof *ids);
-        if (!ids)
-            return -1;
-        s->ids = ids;
-        s->cap = cap;
-    }
+    if (vc_reserve((void **)&s->ids, &s->cap, s->n_ids + 1, sizeof *s->ids) != 0)
+        return -1;
     s->ids[s->n_ids++] = id;
     return release(s, 0, out, out_len);
 }

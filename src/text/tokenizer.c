@@ -31,14 +31,8 @@ typedef struct {
 
 static int ids_push(idvec *a, int32_t id)
 {
-    if (a->n == a->cap) {
-        size_t cap = a->cap ? a->cap * 2 : 64;
-        int32_t *v = vc_realloc(a->v, cap * sizeof *v);
-        if (!v)
-            return -1;
-        a->v = v;
-        a->cap = cap;
-    }
+    if (vc_reserve((void **)&a->v, &a->cap, a->n + 1, sizeof *a->v) != 0)
+        return -1;
     a->v[a->n++] = id;
     return 0;
 }
@@ -57,18 +51,26 @@ typedef struct {
 
 static int words_push(wordlist *l, const char *s, size_t len, bool first)
 {
-    if (l->n == l->cap) {
-        size_t cap = l->cap ? l->cap * 2 : 16;
-        word *w = vc_realloc(l->w, cap * sizeof *w);
-        if (!w)
-            return -1;
-        l->w = w;
-        l->cap = cap;
-    }
+    if (vc_reserve((void **)&l->w, &l->cap, l->n + 1, sizeof *l->w) != 0)
+        return -1;
     char *copy = vc_strndup(s, len);
     if (!copy)
         return -1;
     l->w[l->n++] = (word){ copy, len, first };
+    return 0;
+}
+
+/* Extends the last word by s[0..len) (delimiters merged into a neighbour). */
+static int words_extend_last(wordlist *l, const char *s, size_t len)
+{
+    word *prev = &l->w[l->n - 1];
+    char *joined = vc_realloc(prev->s, prev->len + len + 1);
+    if (!joined)
+        return -1;
+    memcpy(joined + prev->len, s, len);
+    prev->len += len;
+    joined[prev->len] = 0;
+    prev->s = joined;
     return 0;
 }
 
@@ -139,6 +141,44 @@ pcre2_code *tok_compile_regex(const char *pattern, size_t len)
                      (const char *)msg);
     }
     return re;
+}
+
+int tok_add_norm(vc_tokenizer *t, norm_step step)
+{
+    size_t cap = (size_t)t->n_norms;
+    if (vc_reserve((void **)&t->norms, &cap, (size_t)t->n_norms + 1, sizeof *t->norms) != 0) {
+        free(step.a);
+        free(step.b);
+        pcre2_code_free(step.re);
+        return -1;
+    }
+    t->norms[t->n_norms++] = step;
+    return 0;
+}
+
+int tok_add_pre(vc_tokenizer *t, pre_step step)
+{
+    size_t cap = (size_t)t->n_pres;
+    if (vc_reserve((void **)&t->pres, &cap, (size_t)t->n_pres + 1, sizeof *t->pres) != 0) {
+        free(step.replacement);
+        pcre2_code_free(step.re);
+        return -1;
+    }
+    t->pres[t->n_pres++] = step;
+    return 0;
+}
+
+int tok_add_dec(vc_tokenizer *t, dec_step step)
+{
+    size_t cap = (size_t)t->n_decs;
+    if (vc_reserve((void **)&t->decs, &cap, (size_t)t->n_decs + 1, sizeof *t->decs) != 0) {
+        free(step.a);
+        free(step.b);
+        free(step.replacement);
+        return -1;
+    }
+    t->decs[t->n_decs++] = step;
+    return 0;
 }
 
 static int longest_first(const void *a, const void *b)
@@ -404,20 +444,10 @@ static int split_word(const word *w, pcre2_code *re, int behavior, bool invert, 
                 rc = words_push(out, w->s + a, b - a, first);
             break;
         case SPLIT_MERGED_PREV:
-            if (sp[i].match && out->n > 0 && i > 0 && !sp[i - 1].match) {
-                word *prev = &out->w[out->n - 1];
-                char *joined = vc_realloc(prev->s, prev->len + (b - a) + 1);
-                if (!joined) {
-                    rc = -1;
-                    break;
-                }
-                memcpy(joined + prev->len, w->s + a, b - a);
-                prev->len += b - a;
-                joined[prev->len] = 0;
-                prev->s = joined;
-            } else {
+            if (sp[i].match && out->n > 0 && i > 0 && !sp[i - 1].match)
+                rc = words_extend_last(out, w->s + a, b - a);
+            else
                 rc = words_push(out, w->s + a, b - a, first);
-            }
             break;
         case SPLIT_MERGED_NEXT:
             if (sp[i].match) {
@@ -431,20 +461,10 @@ static int split_word(const word *w, pcre2_code *re, int behavior, bool invert, 
             }
             break;
         case SPLIT_CONTIGUOUS:
-            if (sp[i].match && i > 0 && sp[i - 1].match && out->n > 0) {
-                word *prev = &out->w[out->n - 1];
-                char *joined = vc_realloc(prev->s, prev->len + (b - a) + 1);
-                if (!joined) {
-                    rc = -1;
-                    break;
-                }
-                memcpy(joined + prev->len, w->s + a, b - a);
-                prev->len += b - a;
-                joined[prev->len] = 0;
-                prev->s = joined;
-            } else {
+            if (sp[i].match && i > 0 && sp[i - 1].match && out->n > 0)
+                rc = words_extend_last(out, w->s + a, b - a);
+            else
                 rc = words_push(out, w->s + a, b - a, first);
-            }
             break;
         default:                              /* ISOLATED */
             rc = words_push(out, w->s + a, b - a, first);
@@ -565,14 +585,8 @@ static bool cand_before(const candidate *a, const candidate *b)
 
 static int heap_push(heap *h, candidate c)
 {
-    if (h->n == h->cap) {
-        size_t cap = h->cap ? h->cap * 2 : 64;
-        candidate *v = vc_realloc(h->v, cap * sizeof *v);
-        if (!v)
-            return -1;
-        h->v = v;
-        h->cap = cap;
-    }
+    if (vc_reserve((void **)&h->v, &h->cap, h->n + 1, sizeof *h->v) != 0)
+        return -1;
     size_t i = h->n++;
     h->v[i] = c;
     while (i > 0 && cand_before(&h->v[i], &h->v[(i - 1) / 2])) {

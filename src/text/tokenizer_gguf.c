@@ -21,34 +21,12 @@ static int add_pre_regex(vc_tokenizer *t, const char *pattern, enum pre_kind kin
     pre_step s = { .kind = kind, .behavior = behavior, .use_regex = use_regex };
     if ((kind == PRE_SPLIT || use_regex) && !(s.re = tok_compile_regex(pattern, strlen(pattern))))
         return -1;
-    pre_step *p = vc_realloc(t->pres, (size_t)(t->n_pres + 1) * sizeof *p);
-    if (!p) {
-        pcre2_code_free(s.re);
-        return -1;
-    }
-    t->pres = p;
-    t->pres[t->n_pres++] = s;
-    return 0;
-}
-
-static int add_dec(vc_tokenizer *t, dec_step s)
-{
-    dec_step *d = vc_realloc(t->decs, (size_t)(t->n_decs + 1) * sizeof *d);
-    if (!d)
-        return -1;
-    t->decs = d;
-    t->decs[t->n_decs++] = s;
-    return 0;
+    return tok_add_pre(t, s);
 }
 
 static int add_norm(vc_tokenizer *t, enum norm_kind kind, const char *a, const char *b)
 {
-    norm_step *n = vc_realloc(t->norms, (size_t)(t->n_norms + 1) * sizeof *n);
-    if (!n)
-        return -1;
-    t->norms = n;
-    t->norms[t->n_norms++] = (norm_step){ kind, vc_strdup(a), b ? vc_strdup(b) : NULL, NULL };
-    return 0;
+    return tok_add_norm(t, (norm_step){ kind, vc_strdup(a), b ? vc_strdup(b) : NULL, NULL });
 }
 
 static int setup_spm(vc_tokenizer *t, const vc_gguf *g)
@@ -68,10 +46,10 @@ static int setup_spm(vc_tokenizer *t, const vc_gguf *g)
     if ((prefix && add_norm(t, NORM_PREPEND, "\xE2\x96\x81", NULL) != 0) ||
         add_norm(t, NORM_REPLACE, " ", "\xE2\x96\x81") != 0)
         return -1;
-    if (add_dec(t, (dec_step){ .kind = DEC_REPLACE, .a = vc_strdup("\xE2\x96\x81"), .b = vc_strdup(" ") }) != 0 ||
-        add_dec(t, (dec_step){ .kind = DEC_BYTEFALLBACK }) != 0 || add_dec(t, (dec_step){ .kind = DEC_FUSE }) != 0)
+    if (tok_add_dec(t, (dec_step){ .kind = DEC_REPLACE, .a = vc_strdup("\xE2\x96\x81"), .b = vc_strdup(" ") }) != 0 ||
+        tok_add_dec(t, (dec_step){ .kind = DEC_BYTEFALLBACK }) != 0 || tok_add_dec(t, (dec_step){ .kind = DEC_FUSE }) != 0)
         return -1;
-    if (prefix && add_dec(t, (dec_step){ .kind = DEC_STRIP, .a = vc_strdup(" "), .start = 1 }) != 0)
+    if (prefix && tok_add_dec(t, (dec_step){ .kind = DEC_STRIP, .a = vc_strdup(" "), .start = 1 }) != 0)
         return -1;
     return 0;
 }
@@ -116,7 +94,7 @@ static int setup_bpe(vc_tokenizer *t, const vc_gguf *g)
             rc = add_pre_regex(t, TOK_GPT2_PATTERN, PRE_BYTELEVEL, 0, true);
     }
     free(pre);
-    return rc == 0 ? add_dec(t, (dec_step){ .kind = DEC_BYTELEVEL }) : -1;
+    return rc == 0 ? tok_add_dec(t, (dec_step){ .kind = DEC_BYTELEVEL }) : -1;
 }
 
 static int post_ids(vc_tokenizer *t, const vc_gguf *g)

@@ -88,6 +88,10 @@ pcre2_code *tok_compile_regex(const char *pattern, size_t len);
 /* The GPT-2 pre-tokenization pattern. */
 extern const char *const TOK_GPT2_PATTERN;
 extern const char *const TOK_LLAMA3_PATTERN;
+/* Append a pipeline step (the step is taken over; on failure it is freed). */
+int tok_add_norm(vc_tokenizer *t, norm_step step);
+int tok_add_pre(vc_tokenizer *t, pre_step step);
+int tok_add_dec(vc_tokenizer *t, dec_step step);
 /* Finishes loading: byte-token table, sorted added tokens, checks. */
 int tok_finish(vc_tokenizer *t);
 

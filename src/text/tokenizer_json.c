@@ -57,16 +57,6 @@ static int prepend_scheme(json_t *o)
 
 /* ---- normalizers ---- */
 
-static int add_norm(vc_tokenizer *t, norm_step step)
-{
-    norm_step *n = vc_realloc(t->norms, (size_t)(t->n_norms + 1) * sizeof *n);
-    if (!n)
-        return -1;
-    t->norms = n;
-    t->norms[t->n_norms++] = step;
-    return 0;
-}
-
 static int parse_normalizer(vc_tokenizer *t, json_t *o)
 {
     if (json_is_null(o) || !o)
@@ -85,7 +75,7 @@ static int parse_normalizer(vc_tokenizer *t, json_t *o)
         if (!p)
             return unsupported("normalizer", "Prepend without text");
         norm_step s = { NORM_PREPEND, vc_strdup(p), NULL, NULL };
-        return s.a ? add_norm(t, s) : -1;
+        return s.a ? tok_add_norm(t, s) : -1;
     }
     if (type && strcmp(type, "Replace") == 0) {
         const char *content = str_field(o, "content");
@@ -99,25 +89,12 @@ static int parse_normalizer(vc_tokenizer *t, json_t *o)
             return -1;
         }
         s.b = vc_strdup(content);
-        return add_norm(t, s);
+        return tok_add_norm(t, s);
     }
     return unsupported("normalizer", type);
 }
 
 /* ---- pre-tokenizers ---- */
-
-static int add_pre(vc_tokenizer *t, pre_step step)
-{
-    pre_step *p = vc_realloc(t->pres, (size_t)(t->n_pres + 1) * sizeof *p);
-    if (!p) {
-        pcre2_code_free(step.re);
-        free(step.replacement);
-        return -1;
-    }
-    t->pres = p;
-    t->pres[t->n_pres++] = step;
-    return 0;
-}
 
 static int split_behavior(const char *s)
 {
@@ -147,7 +124,7 @@ static int parse_pre(vc_tokenizer *t, json_t *o)
         s.replacement = vc_strdup(str_field(o, "replacement") ? str_field(o, "replacement") : "\xE2\x96\x81");
         s.prepend_scheme = prepend_scheme(o);
         s.split = bool_field(o, "split", true);
-        return s.replacement ? add_pre(t, s) : -1;
+        return s.replacement ? tok_add_pre(t, s) : -1;
     }
     if (type && strcmp(type, "ByteLevel") == 0) {
         s.kind = PRE_BYTELEVEL;
@@ -155,7 +132,7 @@ static int parse_pre(vc_tokenizer *t, json_t *o)
         s.use_regex = bool_field(o, "use_regex", true);
         if (s.use_regex && !(s.re = tok_compile_regex(TOK_GPT2_PATTERN, strlen(TOK_GPT2_PATTERN))))
             return -1;
-        return add_pre(t, s);
+        return tok_add_pre(t, s);
     }
     if (type && strcmp(type, "Split") == 0) {
         s.kind = PRE_SPLIT;
@@ -165,7 +142,7 @@ static int parse_pre(vc_tokenizer *t, json_t *o)
             return unsupported("Split behavior", str_field(o, "behavior"));
         if (!(s.re = compile_pattern(json_object_get(o, "pattern"), NULL)))
             return -1;
-        return add_pre(t, s);
+        return tok_add_pre(t, s);
     }
     if (type && strcmp(type, "Digits") == 0) {
         const char *pat = bool_field(o, "individual_digits", false) ? "\\p{N}" : "\\p{N}+";
@@ -173,7 +150,7 @@ static int parse_pre(vc_tokenizer *t, json_t *o)
         s.behavior = SPLIT_ISOLATED;
         if (!(s.re = tok_compile_regex(pat, strlen(pat))))
             return -1;
-        return add_pre(t, s);
+        return tok_add_pre(t, s);
     }
     if (type && strcmp(type, "Whitespace") == 0) {
         const char *pat = "\\w+|[^\\w\\s]+";
@@ -182,22 +159,12 @@ static int parse_pre(vc_tokenizer *t, json_t *o)
         s.invert = true;
         if (!(s.re = tok_compile_regex(pat, strlen(pat))))
             return -1;
-        return add_pre(t, s);
+        return tok_add_pre(t, s);
     }
     return unsupported("pre-tokenizer", type);
 }
 
 /* ---- decoders ---- */
-
-static int add_dec(vc_tokenizer *t, dec_step step)
-{
-    dec_step *d = vc_realloc(t->decs, (size_t)(t->n_decs + 1) * sizeof *d);
-    if (!d)
-        return -1;
-    t->decs = d;
-    t->decs[t->n_decs++] = step;
-    return 0;
-}
 
 static int parse_decoder(vc_tokenizer *t, json_t *o)
 {
@@ -218,26 +185,26 @@ static int parse_decoder(vc_tokenizer *t, json_t *o)
         s.kind = DEC_REPLACE;
         s.a = vc_strdup(from);
         s.b = vc_strdup(to);
-        return add_dec(t, s);
+        return tok_add_dec(t, s);
     }
     if (type && strcmp(type, "ByteFallback") == 0)
-        return add_dec(t, (dec_step){ .kind = DEC_BYTEFALLBACK });
+        return tok_add_dec(t, (dec_step){ .kind = DEC_BYTEFALLBACK });
     if (type && strcmp(type, "Fuse") == 0)
-        return add_dec(t, (dec_step){ .kind = DEC_FUSE });
+        return tok_add_dec(t, (dec_step){ .kind = DEC_FUSE });
     if (type && strcmp(type, "ByteLevel") == 0)
-        return add_dec(t, (dec_step){ .kind = DEC_BYTELEVEL });
+        return tok_add_dec(t, (dec_step){ .kind = DEC_BYTELEVEL });
     if (type && strcmp(type, "Strip") == 0) {
         s.kind = DEC_STRIP;
         s.a = vc_strdup(str_field(o, "content") ? str_field(o, "content") : " ");
         s.start = (int)json_integer_value(json_object_get(o, "start"));
         s.stop = (int)json_integer_value(json_object_get(o, "stop"));
-        return add_dec(t, s);
+        return tok_add_dec(t, s);
     }
     if (type && strcmp(type, "Metaspace") == 0) {
         s.kind = DEC_METASPACE;
         s.replacement = vc_strdup(str_field(o, "replacement") ? str_field(o, "replacement") : "\xE2\x96\x81");
         s.prepend_scheme = prepend_scheme(o);
-        return add_dec(t, s);
+        return tok_add_dec(t, s);
     }
     return unsupported("decoder", type);
 }
