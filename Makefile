@@ -8,18 +8,18 @@
 PREFIX   ?= /usr/local
 BUILD    ?= build
 CC       ?= cc
-PKGS      = jansson libpcre2-8
+PKGS      = jansson libpcre2-8 libpng
 OPT      ?= -O2
 CFLAGS   ?= $(OPT) -g
 CFLAGS   += -std=c11 -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter -Iinclude -Isrc \
             $(shell pkg-config --cflags $(PKGS))
-LDLIBS   += $(shell pkg-config --libs $(PKGS)) -lm -lpthread
+LDLIBS   += $(shell pkg-config --libs $(PKGS)) -ljpeg -lm -lpthread
 ifeq ($(SAN),1)
 CFLAGS   += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 LDFLAGS  += -fsanitize=address,undefined
 endif
 
-LIB_SRC   = $(sort $(wildcard src/core/*.c src/loader/*.c src/text/*.c src/model/*.c)) \
+LIB_SRC   = $(sort $(wildcard src/core/*.c src/loader/*.c src/text/*.c src/model/*.c src/image/*.c)) \
             $(filter-out src/app/main.c,$(sort $(wildcard src/app/*.c)))
 LIB_OBJ   = $(LIB_SRC:%.c=$(BUILD)/%.o)
 TEST_SRC  = $(sort $(wildcard tests/test_*.c))
