@@ -19,7 +19,7 @@ CFLAGS   += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-r
 LDFLAGS  += -fsanitize=address,undefined
 endif
 
-LIB_SRC   = $(sort $(wildcard src/core/*.c src/loader/*.c src/text/*.c src/model/*.c src/image/*.c)) \
+LIB_SRC   = $(sort $(wildcard src/core/*.c src/loader/*.c src/text/*.c src/model/*.c src/image/*.c src/vision/*.c)) \
             $(filter-out src/app/main.c,$(sort $(wildcard src/app/*.c)))
 LIB_OBJ   = $(LIB_SRC:%.c=$(BUILD)/%.o)
 TEST_SRC  = $(sort $(wildcard tests/test_*.c))

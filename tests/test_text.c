@@ -164,8 +164,8 @@ static void test_chat(void)
     CHECK(vc_chat_format_from_name("llama3") == VC_CHAT_LLAMA3 && vc_chat_format_from_name("x") < 0, "names");
 
     vc_chat chat;
-    vc_chat_msg user[] = { { "user", "Hi" } };
-    vc_chat_msg conv[] = { { "system", "Be brief." }, { "user", "Hi" }, { "assistant", "Hello!" }, { "user", "Bye" } };
+    vc_chat_msg user[] = { { "user", "Hi", 0 } };
+    vc_chat_msg conv[] = { { "system", "Be brief.", 0 }, { "user", "Hi", 0 }, { "assistant", "Hello!", 0 }, { "user", "Bye", 0 } };
     vc_chat_init(&chat, smollm, "<|im_start|>", "<|im_end|>");
     check_render("chatml default system", &chat, user, 1,
                  "<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n"

@@ -8,8 +8,12 @@
 
 typedef enum { VC_CMD_RUN, VC_CMD_CONVERT, VC_CMD_HELP, VC_CMD_VERSION } vc_command;
 
+#define VC_MAX_IMAGES 16
+
 typedef struct {
     vc_command command;
+    const char *images[VC_MAX_IMAGES];   /* --image, in order */
+    int n_images;
     const char *model;
     const char *prompt;
     const char *system;

@@ -24,6 +24,7 @@ typedef struct {
     vc_text_fn on_text;            /* may be NULL */
     void *ctx;
     volatile sig_atomic_t *interrupt;   /* may be NULL */
+    const float *prompt_embd;      /* n_prompt x dim input embeddings (images); NULL: embed the ids */
 } vc_gen_options;
 
 typedef enum { VC_STOP_EOS, VC_STOP_LENGTH, VC_STOP_CONTEXT, VC_STOP_INTERRUPT, VC_STOP_OUTPUT } vc_stop_reason;

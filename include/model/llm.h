@@ -70,11 +70,19 @@ typedef struct vc_llm {
     float *embd_history;         /* [n_ctx][dim], LongRoPE models only */
 } vc_llm;
 
+/* Where the decoder's tensors live in a checkpoint. */
+typedef struct {
+    bool gguf;                 /* llama.cpp names: token_embd, blk.N.attn_q, ... */
+    const char *body;          /* HF: prefix of layers/embed_tokens/norm, e.g. "model." */
+    const char *head;          /* HF: the output projection, e.g. "lm_head.weight" */
+} vc_llm_names;
+
+extern const vc_llm_names VC_LLM_NAMES_HF, VC_LLM_NAMES_GGUF;
+
 /* Checks the config for consistency (sizes positive, heads divide, ...). */
 int vc_llm_config_check(const vc_llm_config *c);
-/* Binds weights by name. `gguf_names` selects llama.cpp names (token_embd,
- * blk.N.attn_q, ...) instead of HF ones. Takes ownership of *weights. */
-int vc_llm_bind(vc_llm *m, vc_tensor_set *weights, bool gguf_names);
+/* Binds weights by name. Takes ownership of *weights. */
+int vc_llm_bind(vc_llm *m, vc_tensor_set *weights, const vc_llm_names *names);
 /* Allocates the KV cache for n_ctx positions (<= max_pos is not required). */
 int vc_llm_alloc_cache(vc_llm *m, int n_ctx);
 void vc_llm_free(vc_llm *m);

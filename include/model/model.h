@@ -10,6 +10,7 @@
 #include <stdbool.h>
 
 #include "model/llm.h"
+#include "model/vision.h"
 #include "text/chat.h"
 #include "text/sampler.h"
 #include "text/tokenizer.h"
@@ -22,6 +23,7 @@ typedef struct {
 typedef struct {
     vc_llm llm;
     vc_tokenizer *tok;
+    vc_vision *vision;         /* NULL for text-only models */
     vc_chat chat;
     char *chat_template;       /* the model's Jinja text, if any */
     vc_sampler_params sampling;/* generation_config.json defaults */

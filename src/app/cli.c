@@ -26,6 +26,7 @@ const char *vc_cli_usage(void)
            "      --whole-input       all of stdin is one prompt\n"
            "      --system TEXT       system message\n"
            "      --raw               no chat template: the prompt text as is\n"
+           "  -i, --image FILE        attach an image (JPEG or PNG; repeat for several, in order)\n"
            "generation:\n"
            "  -n, --max-tokens N      most tokens to generate (default 256)\n"
            "      --temp F            temperature; 0 is greedy (default from the model, else 0.7)\n"
@@ -72,12 +73,21 @@ enum {
     OPT_MINP, OPT_REPEAT, OPT_SEED, OPT_IGNORE_EOS, OPT_JSON, OPT_VERSION, OPT_OUT, OPT_TYPE
 };
 
+static int add_image(vc_cli *c, const char *path)
+{
+    if (c->n_images >= VC_MAX_IMAGES)
+        return vc_fail_code(VC_EXIT_USAGE, "at most %d images (--image)", VC_MAX_IMAGES);
+    c->images[c->n_images++] = path;
+    return 0;
+}
+
 static int apply(vc_cli *c, int opt, const char *arg, const char *name)
 {
     int seed;
     switch (opt) {
     case 'm': c->model = arg; return 0;
     case 'p': c->prompt = arg; return 0;
+    case 'i': return add_image(c, arg);
     case 'n': return parse_int(name, arg, 0, 1 << 20, &c->max_tokens);
     case 'v': c->verbose = true; return 0;
     case 'h': c->command = VC_CMD_HELP; return 0;
@@ -110,6 +120,7 @@ int vc_cli_parse(int argc, char **argv, vc_cli *c)
 {
     static const struct option longs[] = {
         { "model", required_argument, 0, 'm' }, { "prompt", required_argument, 0, 'p' },
+        { "image", required_argument, 0, 'i' },
         { "max-tokens", required_argument, 0, 'n' }, { "verbose", no_argument, 0, 'v' },
         { "help", no_argument, 0, 'h' }, { "version", no_argument, 0, OPT_VERSION },
         { "ctx", required_argument, 0, OPT_CTX }, { "template", required_argument, 0, OPT_TEMPLATE },
@@ -134,7 +145,7 @@ int vc_cli_parse(int argc, char **argv, vc_cli *c)
     optind = first;
     opterr = 0;
     int opt, index = -1;
-    while ((opt = getopt_long(argc, argv, ":m:p:n:vh", longs, &index)) != -1) {
+    while ((opt = getopt_long(argc, argv, ":m:p:n:i:vh", longs, &index)) != -1) {
         if (opt == '?')
             return vc_fail_code(VC_EXIT_USAGE, "unknown option '%s' (see --help)", argv[optind - 1]);
         if (opt == ':')

@@ -11,6 +11,7 @@
 #include "core/buf.h"
 #include "core/common.h"
 #include "model/generate.h"
+#include "model/prompt.h"
 
 vc_sampler_params vc_effective_sampling(const vc_model *m, const vc_cli *cli)
 {
@@ -72,38 +73,44 @@ static int print_json(const vc_model *m, const vc_gen_result *r)
     return rc;
 }
 
-/* Chat-templated prompt ids for one user message (plus --system). */
-static int prompt_ids(const vc_model *m, const vc_cli *cli, const char *text, int32_t **ids, size_t *n)
+/* Chat-templated prompt ids for one user message (plus --system) with the
+ * --image images; embd gets input embeddings when there are images. */
+static int prompt_input(const vc_model *m, const vc_cli *cli, const char *text, const vc_image_embd *images,
+                        int32_t **ids, size_t *n, float **embd)
 {
-    if (cli->raw || m->chat.format == VC_CHAT_RAW)
+    *embd = NULL;
+    if ((cli->raw || m->chat.format == VC_CHAT_RAW) && cli->n_images == 0)
         return vc_tokenizer_encode(m->tok, text, strlen(text), true, ids, n);
     vc_chat_msg msgs[2];
     size_t k = 0;
     if (cli->system)
-        msgs[k++] = (vc_chat_msg){ "system", cli->system };
-    msgs[k++] = (vc_chat_msg){ "user", text };
-    char *rendered = vc_chat_render(&m->chat, msgs, k, true);
-    if (!rendered)
+        msgs[k++] = (vc_chat_msg){ "system", cli->system, 0 };
+    msgs[k++] = (vc_chat_msg){ "user", text, cli->n_images };
+    if (vc_model_prompt_ids(m, msgs, k, images, cli->n_images, true, ids, n) != 0)
         return -1;
-    /* the template wrote any special tokens itself, as apply_chat_template does */
-    int rc = vc_tokenizer_encode(m->tok, rendered, strlen(rendered), false, ids, n);
-    free(rendered);
-    return rc;
+    if (cli->n_images > 0 && vc_model_prompt_embd(m, *ids, *n, images, cli->n_images, embd) != 0) {
+        free(*ids);
+        return -1;
+    }
+    return 0;
 }
 
-static int answer(vc_model *m, const vc_cli *cli, const char *text, volatile sig_atomic_t *interrupt)
+static int answer(vc_model *m, const vc_cli *cli, const char *text, const vc_image_embd *images,
+                  volatile sig_atomic_t *interrupt)
 {
     int32_t *ids;
     size_t n;
-    if (prompt_ids(m, cli, text, &ids, &n) != 0)
+    float *embd;
+    if (prompt_input(m, cli, text, images, &ids, &n, &embd) != 0)
         return -1;
     vc_llm_truncate(&m->llm, 0);
     vc_gen_options opt = { .max_tokens = cli->max_tokens, .ignore_eos = cli->ignore_eos,
                            .sampling = vc_effective_sampling(m, cli), .on_text = cli->json ? NULL : on_text,
-                           .interrupt = interrupt };
+                           .interrupt = interrupt, .prompt_embd = embd };
     vc_gen_result r;
     int rc = vc_generate(m, ids, n, &opt, &r);
     free(ids);
+    free(embd);
     bool closed = r.stop == VC_STOP_OUTPUT;
     if (rc == 0 && !closed && (cli->json ? print_json(m, &r) : emit("\n", 1)) != 0)
         closed = true;
@@ -136,11 +143,31 @@ static char *read_all(FILE *f, size_t *len)
 
 static bool has_nul(const char *s, size_t len) { return memchr(s, 0, len) != NULL; }
 
+static int run_prompts(vc_model *m, const vc_cli *cli, const vc_image_embd *images, volatile sig_atomic_t *interrupt);
+
+/* Images are encoded once and serve every prompt. */
 int vc_run_scripted(vc_model *m, const vc_cli *cli, volatile sig_atomic_t *interrupt)
+{
+    vc_image_embd images[VC_MAX_IMAGES] = { 0 };
+    int rc = 0;
+    for (int i = 0; rc == 0 && i < cli->n_images; i++) {
+        double t0 = vc_now_ms();
+        rc = vc_model_encode_image(m, cli->images[i], &images[i]);
+        if (rc == 0 && cli->verbose)
+            fprintf(stderr, "vlmchat: %s: %d image tokens in %.1f ms\n", cli->images[i], images[i].n_tokens,
+                    vc_now_ms() - t0);
+    }
+    int code = rc == 0 ? run_prompts(m, cli, images, interrupt) : vc_error_code();
+    for (int i = 0; i < cli->n_images; i++)
+        vc_image_embd_free(&images[i]);
+    return code;
+}
+
+static int run_prompts(vc_model *m, const vc_cli *cli, const vc_image_embd *images, volatile sig_atomic_t *interrupt)
 {
     int rc = 0;
     if (cli->prompt) {
-        rc = answer(m, cli, cli->prompt, interrupt);
+        rc = answer(m, cli, cli->prompt, images, interrupt);
         return rc == 0 ? VC_EXIT_OK : vc_error_code();
     }
     if (cli->whole_input) {
@@ -151,7 +178,7 @@ int vc_run_scripted(vc_model *m, const vc_cli *cli, volatile sig_atomic_t *inter
         if (has_nul(all, len))
             rc = vc_fail_code(VC_EXIT_INPUT, "standard input contains a NUL byte");
         else
-            rc = answer(m, cli, all, interrupt);
+            rc = answer(m, cli, all, images, interrupt);
         free(all);
         return rc == 0 ? VC_EXIT_OK : vc_error_code();
     }
@@ -169,7 +196,7 @@ int vc_run_scripted(vc_model *m, const vc_cli *cli, volatile sig_atomic_t *inter
             rc = vc_fail_code(VC_EXIT_INPUT, "input line %d contains a NUL byte", answered + 1);
             break;
         }
-        rc = answer(m, cli, line, interrupt);
+        rc = answer(m, cli, line, images, interrupt);
         answered++;
         if (interrupt && *interrupt)
             break;

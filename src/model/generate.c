@@ -64,7 +64,8 @@ int vc_generate(vc_model *m, const int32_t *prompt, size_t n_prompt, const vc_ge
     const char *piece;
     size_t piece_len;
     double t0 = vc_now_ms();
-    int rc = vc_llm_forward(llm, prompt, (int)n_prompt, logits);
+    int rc = opt->prompt_embd ? vc_llm_forward_embd(llm, opt->prompt_embd, (int)n_prompt, logits)
+                              : vc_llm_forward(llm, prompt, (int)n_prompt, logits);
     r->prefill_ms = vc_now_ms() - t0;
     t0 = vc_now_ms();
     r->stop = VC_STOP_LENGTH;

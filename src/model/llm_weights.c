@@ -11,9 +11,12 @@
 #include "core/common.h"
 #include "model/llm.h"
 
+const vc_llm_names VC_LLM_NAMES_HF = { false, "model.", "lm_head.weight" };
+const vc_llm_names VC_LLM_NAMES_GGUF = { true, NULL, NULL };
+
 typedef struct {
     const vc_tensor_set *set;
-    bool gguf;
+    const vc_llm_names *names;
 } namer;
 
 static const vc_tensor *find(const namer *nm, const char *name)
@@ -59,7 +62,10 @@ static int bind_layer(vc_llm *m, const namer *nm, int l, float *norms)
     vc_llm_layer *L = &m->layers[l];
     int64_t qd = (int64_t)c->n_heads * c->head_dim, kd = (int64_t)c->n_kv_heads * c->head_dim;
     char name[256];
-#define NAME(hf, gg) (snprintf(name, sizeof name, nm->gguf ? "blk.%d." gg ".weight" : "model.layers.%d." hf ".weight", l), name)
+#define NAME(hf, gg)                                                                                       \
+    (nm->names->gguf ? snprintf(name, sizeof name, "blk.%d." gg ".weight", l)                              \
+                     : snprintf(name, sizeof name, "%slayers.%d." hf ".weight", nm->names->body, l),        \
+     name)
     L->attn_norm = norms;
     L->ffn_norm = norms + c->dim;
     if (norm(nm, NAME("input_layernorm", "attn_norm"), c->dim, norms) != 0 ||
@@ -85,25 +91,34 @@ static int bind_layer(vc_llm *m, const namer *nm, int l, float *norms)
     return 0;
 }
 
-int vc_llm_bind(vc_llm *m, vc_tensor_set *weights, bool gguf_names)
+/* An HF tensor name under the body prefix. */
+static const char *body_name(const vc_llm_names *n, const char *leaf, char *buf, size_t size)
 {
+    snprintf(buf, size, "%s%s", n->body, leaf);
+    return buf;
+}
+
+int vc_llm_bind(vc_llm *m, vc_tensor_set *weights, const vc_llm_names *names)
+{
+    bool gguf_names = names->gguf;
+    char buf[256];
     m->weights = *weights;
     memset(weights, 0, sizeof *weights);
     const vc_llm_config *c = &m->cfg;
-    namer nm = { &m->weights, gguf_names };
+    namer nm = { &m->weights, names };
     if (vc_tensors_check_overlap(&m->weights) != 0)
         return -1;
     m->layers = vc_calloc((size_t)c->n_layers, sizeof *m->layers);
     m->norms = vc_calloc((size_t)(2 * c->n_layers + 1) * c->dim, sizeof(float));
     if (!m->layers || !m->norms)
         return -1;
-    const char *embd_name = gguf_names ? "token_embd.weight" : "model.embed_tokens.weight";
+    const char *embd_name = gguf_names ? "token_embd.weight" : body_name(names, "embed_tokens.weight", buf, sizeof buf);
     if (matrix(&nm, embd_name, c->dim, -1, &m->embed) != 0)
         return -1;
     if (m->embed.rows < c->n_vocab)
         return vc_fail_code(VC_EXIT_MODEL, "embedding table has %lld rows, fewer than vocab_size %d",
                             (long long)m->embed.rows, c->n_vocab);
-    const char *head_name = gguf_names ? "output.weight" : "lm_head.weight";
+    const char *head_name = gguf_names ? "output.weight" : names->head;
     if (c->tie_embeddings || !vc_tensors_find(&m->weights, head_name))
         m->lm_head = m->embed;              /* tied: one table both ways */
     else if (matrix(&nm, head_name, c->dim, -1, &m->lm_head) != 0)
@@ -114,5 +129,5 @@ int vc_llm_bind(vc_llm *m, vc_tensor_set *weights, bool gguf_names)
             return vc_fail_ctx("layer %d", l);
     float *final = m->norms + (size_t)2 * c->n_layers * c->dim;
     m->final_norm = final;
-    return norm(&nm, gguf_names ? "output_norm.weight" : "model.norm.weight", c->dim, final);
+    return norm(&nm, gguf_names ? "output_norm.weight" : body_name(names, "norm.weight", buf, sizeof buf), c->dim, final);
 }

@@ -107,22 +107,34 @@ static void generation_defaults(vc_model *m, json_t *gen)
         m->sampling.repeat_penalty = (float)json_number_value(v);
 }
 
-static int open_hf(const char *dir, vc_model *m)
+/* Where a multimodal checkpoint keeps its language model: the Hub layout
+ * (language_model.model.*) or transformers 5's (model.language_model.*). */
+static vc_llm_names text_names(const vc_tensor_set *w, bool multimodal)
+{
+    if (!multimodal)
+        return VC_LLM_NAMES_HF;
+    if (vc_tensors_find(w, "model.language_model.embed_tokens.weight"))
+        return (vc_llm_names){ false, "model.language_model.", "lm_head.weight" };
+    return (vc_llm_names){ false, "language_model.model.", "language_model.lm_head.weight" };
+}
+
+/* Weights of the language model, bound under the names the checkpoint uses. */
+static int load_text_weights(const char *dir, bool multimodal, vc_model *m)
+{
+    vc_tensor_set weights = { 0 };
+    int rc = vc_safetensors_load_dir(dir, &weights);
+    if (rc == 0) {
+        vc_llm_names names = text_names(&weights, multimodal);
+        rc = vc_llm_bind(&m->llm, &weights, &names);
+    }
+    vc_tensors_free(&weights);    /* empty once bound */
+    return rc;
+}
+
+/* Tokenizer, its bos/eos, the chat template and generation defaults. */
+static int load_text_side(const char *dir, vc_model *m)
 {
     char path[4096];
-    json_t *cfg = load_json(dir, "config.json", true);
-    if (!cfg)
-        return -1;
-    snprintf(path, sizeof path, "%s/config.json", dir);
-    int rc = vc_llm_config_from_hf(cfg, path, &m->llm.cfg);
-    json_decref(cfg);
-    if (rc != 0)
-        return -1;
-    vc_tensor_set weights = { 0 };
-    if (vc_safetensors_load_dir(dir, &weights) != 0 || vc_llm_bind(&m->llm, &weights, false) != 0) {
-        vc_tensors_free(&weights);
-        return -1;
-    }
     snprintf(path, sizeof path, "%s/tokenizer.json", dir);
     if (!is_file(path))
         return vc_fail_code(VC_EXIT_MODEL, "%s: missing tokenizer.json", dir);
@@ -137,10 +149,33 @@ static int open_hf(const char *dir, vc_model *m)
     if (eos && vc_tokenizer_find(m->tok, eos) >= 0)
         vc_tokenizer_set_eos(m->tok, vc_tokenizer_find(m->tok, eos));
     m->chat_template = find_template(dir, tok_cfg);
-    rc = vc_chat_init(&m->chat, m->chat_template, bos, eos);
+    int rc = vc_chat_init(&m->chat, m->chat_template, bos, eos);
     generation_defaults(m, gen);
     json_decref(tok_cfg);
     json_decref(gen);
+    return rc;
+}
+
+static int open_hf(const char *dir, vc_model *m)
+{
+    char path[4096];
+    json_t *cfg = load_json(dir, "config.json", true);
+    if (!cfg)
+        return -1;
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    bool multimodal = vc_vision_is_multimodal(cfg);
+    json_t *text_cfg = multimodal ? json_object_get(cfg, "text_config") : cfg;
+    int rc = vc_llm_config_from_hf(text_cfg, path, &m->llm.cfg);
+    if (rc == 0)
+        rc = load_text_weights(dir, multimodal, m);
+    if (rc == 0)
+        rc = load_text_side(dir, m);
+    if (rc == 0 && multimodal) {
+        rc = vc_vision_load(dir, cfg, &m->llm.weights, m->tok, m->llm.cfg.dim, &m->vision);
+        if (rc == 0)
+            rc = vc_chat_set_image_text(&m->chat, m->vision->prompt_text);
+    }
+    json_decref(cfg);
     m->format = "hf";
     return rc;
 }
@@ -161,7 +196,7 @@ static int open_gguf(const char *file, vc_model *m)
     }
     /* the weights (and the mapping the metadata points into) move to the model */
     if (rc == 0)
-        rc = vc_llm_bind(&m->llm, &g.tensors, true);
+        rc = vc_llm_bind(&m->llm, &g.tensors, &VC_LLM_NAMES_GGUF);
     vc_gguf_close(&g);
     m->format = "gguf";
     return rc;
@@ -196,7 +231,7 @@ int vc_model_open(const char *path, const vc_model_options *opt, vc_model *m)
             rc = vc_fail_code(VC_EXIT_USAGE, "unknown template '%s' (chatml, phi3, mistral, llama2, llama3, raw)",
                               opt->template_name);
         else
-            m->chat.format = (vc_chat_format)f;
+            vc_chat_set_format(&m->chat, (vc_chat_format)f);
     }
     if (rc == 0) {
         add_turn_end(m);
@@ -220,6 +255,7 @@ int vc_model_open(const char *path, const vc_model_options *opt, vc_model *m)
 
 void vc_model_close(vc_model *m)
 {
+    vc_vision_free(m->vision);
     vc_llm_free(&m->llm);
     vc_tokenizer_free(m->tok);
     vc_chat_free(&m->chat);

@@ -8,7 +8,7 @@
 #include "core/buf.h"
 #include "core/common.h"
 
-static const char *const names[] = { "raw", "chatml", "phi3", "mistral", "llama2", "llama3" };
+static const char *const names[] = { "raw", "chatml", "phi3", "mistral", "llama2", "llama3", "llava-mistral" };
 
 const char *vc_chat_format_name(vc_chat_format f) { return names[f]; }
 
@@ -30,6 +30,8 @@ vc_chat_format vc_chat_detect(const char *t)
         return VC_CHAT_CHATML;
     if (strstr(t, "<|end|>") && (strstr(t, "<|user|>") || strstr(t, "'<|' + message['role'] + '|>'")))
         return VC_CHAT_PHI3;
+    if (strstr(t, "[INST]") && strstr(t, "<image>"))
+        return VC_CHAT_LLAVA_MISTRAL;
     if (strstr(t, "<<SYS>>"))
         return VC_CHAT_LLAMA2;
     if (strstr(t, "[INST]"))
@@ -65,7 +67,7 @@ static char *template_default_system(const char *t)
 int vc_chat_init(vc_chat *chat, const char *template_text, const char *bos, const char *eos)
 {
     memset(chat, 0, sizeof *chat);
-    chat->format = vc_chat_detect(template_text);
+    vc_chat_set_format(chat, vc_chat_detect(template_text));
     chat->bos = vc_strdup(bos ? bos : "");
     chat->eos = vc_strdup(eos ? eos : "");
     if (chat->format == VC_CHAT_CHATML && template_text && strstr(template_text, "!= 'system'"))
@@ -73,8 +75,23 @@ int vc_chat_init(vc_chat *chat, const char *template_text, const char *bos, cons
     return chat->bos && chat->eos ? 0 : -1;
 }
 
+void vc_chat_set_format(vc_chat *chat, vc_chat_format f)
+{
+    chat->format = f;
+    /* LLaVA's template writes no BOS: the processor's tokenizer call adds it */
+    chat->add_special = f == VC_CHAT_LLAVA_MISTRAL;
+}
+
+int vc_chat_set_image_text(vc_chat *chat, const char *text)
+{
+    free(chat->image_text);
+    chat->image_text = vc_strdup(text);
+    return chat->image_text ? 0 : -1;
+}
+
 void vc_chat_free(vc_chat *chat)
 {
+    free(chat->image_text);
     free(chat->bos);
     free(chat->eos);
     free(chat->default_system);
@@ -101,20 +118,49 @@ static void put_trimmed(vc_buf *b, const char *s)
     vc_buf_append(b, s, n);
 }
 
+/* A message's images (as the model's placeholder text), then its text. */
+static void put_content(const vc_chat *c, vc_buf *b, const vc_chat_msg *m)
+{
+    for (int i = 0; i < m->n_images && c->image_text; i++)
+        vc_buf_puts(b, c->image_text);
+    vc_buf_puts(b, m->content);
+}
+
+static void render_llava_mistral(const vc_chat *c, vc_buf *b, const vc_chat_msg *m, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(m[i].role, "system") == 0) {
+            vc_buf_printf(b, "<<SYS>>\n%s\n<</SYS>>\n\n", m[i].content);
+        } else if (strcmp(m[i].role, "user") == 0) {
+            vc_buf_puts(b, "[INST] ");
+            put_content(c, b, &m[i]);
+            vc_buf_puts(b, " [/INST]");
+        } else {
+            vc_buf_printf(b, " %s%s ", m[i].content, c->eos);
+        }
+    }
+}
+
 static void render_chatml(const vc_chat *c, vc_buf *b, const vc_chat_msg *m, size_t n, bool gen)
 {
     if (c->default_system && (n == 0 || strcmp(m[0].role, "system") != 0))
         vc_buf_printf(b, "<|im_start|>system\n%s<|im_end|>\n", c->default_system);
-    for (size_t i = 0; i < n; i++)
-        vc_buf_printf(b, "<|im_start|>%s\n%s<|im_end|>\n", m[i].role, m[i].content);
+    for (size_t i = 0; i < n; i++) {
+        vc_buf_printf(b, "<|im_start|>%s\n", m[i].role);
+        put_content(c, b, &m[i]);
+        vc_buf_puts(b, "<|im_end|>\n");
+    }
     if (gen)
         vc_buf_puts(b, "<|im_start|>assistant\n");
 }
 
-static void render_phi3(vc_buf *b, const vc_chat_msg *m, size_t n, bool gen)
+static void render_phi3(const vc_chat *c, vc_buf *b, const vc_chat_msg *m, size_t n, bool gen)
 {
-    for (size_t i = 0; i < n; i++)
-        vc_buf_printf(b, "<|%s|>\n%s<|end|>\n", m[i].role, m[i].content);
+    for (size_t i = 0; i < n; i++) {
+        vc_buf_printf(b, "<|%s|>\n", m[i].role);
+        put_content(c, b, &m[i]);
+        vc_buf_puts(b, "<|end|>\n");
+    }
     if (gen && (n == 0 || strcmp(m[n - 1].role, "assistant") != 0))
         vc_buf_puts(b, "<|assistant|>\n");
 }
@@ -134,7 +180,8 @@ static void render_mistral(const vc_chat *c, vc_buf *b, const vc_chat_msg *m, si
                 vc_buf_printf(b, "%s\n\n", system);
                 system = NULL;
             }
-            vc_buf_printf(b, "%s [/INST]", m[i].content);
+            put_content(c, b, &m[i]);
+            vc_buf_puts(b, " [/INST]");
         } else {
             vc_buf_printf(b, "%s%s", m[i].content, c->eos);
         }
@@ -182,10 +229,11 @@ char *vc_chat_render(const vc_chat *c, const vc_chat_msg *m, size_t n, bool gen)
     vc_buf b = { 0 };
     switch (c->format) {
     case VC_CHAT_CHATML: render_chatml(c, &b, m, n, gen); break;
-    case VC_CHAT_PHI3: render_phi3(&b, m, n, gen); break;
+    case VC_CHAT_PHI3: render_phi3(c, &b, m, n, gen); break;
     case VC_CHAT_MISTRAL: render_mistral(c, &b, m, n); break;
     case VC_CHAT_LLAMA2: render_llama2(c, &b, m, n); break;
     case VC_CHAT_LLAMA3: render_llama3(c, &b, m, n, gen); break;
+    case VC_CHAT_LLAVA_MISTRAL: render_llava_mistral(c, &b, m, n); break;
     case VC_CHAT_RAW:
         for (size_t i = 0; i < n; i++)
             vc_buf_puts(&b, m[i].content);

@@ -113,5 +113,22 @@ run -m "$TMP/phi3.gguf" -p "hello there" --temp 0 --ignore-eos -n 12 --json
 check "gguf answers like hf" [ "$a" = "$(json_field "d['tokens']")" ]
 run convert --model $FX/phi3 --out "$TMP/x.gguf" --type q9_9; check "convert bad type exit 2" [ $rc -eq 2 ]
 
+# --- images: a vision model answers like transformers; bad images and text-only models are refused
+VX=tests/fixtures/vision/llava_next
+want=$(python3 -c "import json; c=json.load(open('$VX/reference.json'))['cases'][0]; print(' '.join(map(str,c['generated_ids'])))")
+run -m $VX -p "What is in the picture?" --image tests/fixtures/images/photo.jpg --temp 0 --ignore-eos -n 20 --json
+check "image answer exit 0" [ $rc -eq 0 ]
+check "image greedy ids equal transformers" [ "$(json_field "' '.join(map(str, d['tokens']))")" = "$want" ]
+run -m $FX/llama -p "hi" --image tests/fixtures/images/photo.jpg
+check "text-only model with image exit 2" [ $rc -eq 2 ]; check "text-only model one line" one_line_error
+run -m $VX -p "hi" --image /nonexistent.jpg
+check "missing image exit 4" [ $rc -eq 4 ]; check "missing image named" grep -q nonexistent.jpg "$TMP/err"
+head -c 3000 tests/fixtures/images/photo.jpg >"$TMP/cut.jpg"
+run -m $VX -p "hi" --image "$TMP/cut.jpg"
+check "truncated image exit 4" [ $rc -eq 4 ]; check "truncated image one line" one_line_error
+echo "not an image" >"$TMP/fake.png"
+run -m $VX -p "hi" --image "$TMP/fake.png"
+check "fake image exit 4" [ $rc -eq 4 ]
+
 echo "test_cli: $passed passed, $failed failed"
 [ $failed -eq 0 ]

@@ -1,0 +1,32 @@
+/* prompt.h - from a conversation (text and images) to the model's input.
+ *
+ * Shared by scripted mode, the REPL and the server: render the chat format,
+ * expand each image placeholder to as many image tokens as the image takes
+ * (as the reference processors do in the text), tokenize, and build input
+ * embeddings in which image tokens take the image features' rows in order.
+ */
+#ifndef VC_MODEL_PROMPT_H
+#define VC_MODEL_PROMPT_H
+
+#include "model/model.h"
+
+/* One encoded image: its feature rows in the language model's space. */
+typedef struct {
+    float *embd;        /* n_tokens x dim */
+    int n_tokens;
+} vc_image_embd;
+
+/* Loads and encodes an image file for the model (fails if the model takes no images). */
+int vc_model_encode_image(const vc_model *m, const char *path, vc_image_embd *out);
+void vc_image_embd_free(vc_image_embd *e);
+
+/* Token ids of a conversation. images[] are the encoded images of all
+ * messages, in order; their count must match the messages' n_images. */
+int vc_model_prompt_ids(const vc_model *m, const vc_chat_msg *msgs, size_t n, const vc_image_embd *images,
+                        int n_images, bool add_generation_prompt, int32_t **ids, size_t *n_ids);
+/* Input embeddings for ids: token embeddings, with image tokens replaced by
+ * the images' rows in order (n x dim floats, malloc'd). */
+int vc_model_prompt_embd(const vc_model *m, const int32_t *ids, size_t n, const vc_image_embd *images, int n_images,
+                         float **embd);
+
+#endif

@@ -1,0 +1,61 @@
+/* vit.h - the vision transformer behind CLIP and SigLIP image encoders.
+ *
+ * Patch embedding (a stride-p convolution, here a matrix over flattened
+ * patches), an optional class token (CLIP), learned position embeddings, an
+ * optional pre-LayerNorm (CLIP), pre-norm encoder layers with biased
+ * attention and an MLP (quick_gelu for CLIP, gelu_tanh for SigLIP), and a
+ * post-LayerNorm.  vc_vit_encode returns the hidden states after a chosen
+ * layer, as transformers' hidden_states[i] (0 = the embeddings), and stops
+ * there: layers past the one a model reads are never computed.
+ */
+#ifndef VC_VISION_VIT_H
+#define VC_VISION_VIT_H
+
+#include <stdbool.h>
+
+#include "core/kernels.h"
+#include "loader/tensors.h"
+
+typedef enum { VC_ACT_QUICK_GELU, VC_ACT_GELU, VC_ACT_GELU_TANH, VC_ACT_SILU } vc_act;
+
+typedef struct {
+    int hidden, ffn, layers, heads, image_size, patch_size;
+    float norm_eps;
+    vc_act act;
+    bool class_token, pre_norm;
+} vc_vit_config;
+
+typedef struct {
+    const float *ln1_w, *ln1_b, *ln2_w, *ln2_b, *q_b, *k_b, *v_b, *o_b, *fc1_b, *fc2_b;
+    vc_matrix q, k, v, o, fc1, fc2;
+} vc_vit_layer;
+
+typedef struct {
+    vc_vit_config cfg;
+    vc_matrix patch;             /* hidden rows x (3 * p * p) */
+    const float *patch_b, *class_emb, *pos_emb, *pre_w, *pre_b, *post_w, *post_b;
+    vc_vit_layer *layers;
+    float *floats;               /* owned copies of all small vectors */
+} vc_vit;
+
+/* Activation by HF name ("quick_gelu", "gelu", "gelu_pytorch_tanh", ...); -1 if unknown. */
+int vc_act_from_name(const char *name);
+void vc_act_apply(vc_act act, float *x, size_t n);
+
+/* Binds tensors under `prefix` (e.g. "vision_tower.vision_model."):
+ * embeddings.*, pre_layrnorm.*, encoder.layers.N.*, post_layernorm.*. */
+int vc_vit_bind(vc_vit *v, const vc_tensor_set *w, const char *prefix, const vc_vit_config *cfg);
+void vc_vit_free(vc_vit *v);
+/* Tokens per image: patches, plus one for the class token. */
+int vc_vit_tokens(const vc_vit *v);
+/* Encodes one image (3 x S x S floats, already normalized) and writes
+ * hidden_states[layer] (negative counts from the end, as in Python) to out
+ * (tokens x hidden). post_norm applies the final LayerNorm to it. */
+int vc_vit_encode(const vc_vit *v, const float *pixels, int layer, bool post_norm, float *out);
+
+/* LayerNorm over rows of n floats (shared with projectors). */
+void vc_layernorm(float *out, const float *x, const float *w, const float *b, int n, float eps);
+/* y = W x + b over `tokens` rows (b may be NULL). */
+void vc_linear(const vc_matrix *w, const float *b, const float *x, int tokens, float *y);
+
+#endif

@@ -1,0 +1,286 @@
+/* vit.c - see include/vision/vit.h */
+#include "vision/vit.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/common.h"
+#include "core/threads.h"
+
+int vc_act_from_name(const char *name)
+{
+    if (!name)
+        return -1;
+    if (strcmp(name, "quick_gelu") == 0)
+        return VC_ACT_QUICK_GELU;
+    if (strcmp(name, "gelu") == 0)
+        return VC_ACT_GELU;
+    if (strcmp(name, "gelu_pytorch_tanh") == 0 || strcmp(name, "gelu_new") == 0 || strcmp(name, "gelu_fast") == 0)
+        return VC_ACT_GELU_TANH;
+    if (strcmp(name, "silu") == 0)
+        return VC_ACT_SILU;
+    return -1;
+}
+
+void vc_act_apply(vc_act act, float *x, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        float v = x[i];
+        switch (act) {
+        case VC_ACT_QUICK_GELU: x[i] = v / (1.0f + expf(-1.702f * v)); break;
+        case VC_ACT_GELU: x[i] = 0.5f * v * (1.0f + erff(v * 0.70710678118654752f)); break;
+        case VC_ACT_GELU_TANH:
+            x[i] = 0.5f * v * (1.0f + tanhf(0.79788456080286536f * (v + 0.044715f * v * v * v)));
+            break;
+        case VC_ACT_SILU: x[i] = v / (1.0f + expf(-v)); break;
+        }
+    }
+}
+
+void vc_layernorm(float *out, const float *x, const float *w, const float *b, int n, float eps)
+{
+    double mean = 0, var = 0;
+    for (int i = 0; i < n; i++)
+        mean += x[i];
+    mean /= n;
+    for (int i = 0; i < n; i++)
+        var += (x[i] - mean) * (x[i] - mean);
+    float inv = 1.0f / sqrtf((float)(var / n) + eps);
+    for (int i = 0; i < n; i++)
+        out[i] = (float)(x[i] - mean) * inv * w[i] + b[i];
+}
+
+void vc_linear(const vc_matrix *w, const float *b, const float *x, int tokens, float *y)
+{
+    vc_matmul(w, x, tokens, y);
+    if (b)
+        for (int t = 0; t < tokens; t++)
+            for (int64_t r = 0; r < w->rows; r++)
+                y[(size_t)t * w->rows + r] += b[r];
+}
+
+/* ---- binding ---- */
+
+typedef struct {
+    const vc_tensor_set *w;
+    const char *prefix;
+    float *pool;        /* floats copied so far go here */
+    size_t used, cap;
+} binder;
+
+static const vc_tensor *need(binder *b, const char *leaf)
+{
+    char name[512];
+    snprintf(name, sizeof name, "%s%s", b->prefix, leaf);
+    const vc_tensor *t = vc_tensors_find(b->w, name);
+    if (!t)
+        vc_fail_code(VC_EXIT_MODEL, "model has no tensor '%s'", name);
+    return t;
+}
+
+/* Copies a small tensor of n floats into the pool. */
+static const float *vec(binder *b, const char *leaf, int64_t n)
+{
+    const vc_tensor *t = need(b, leaf);
+    if (!t || b->used + (size_t)n > b->cap) {
+        if (t)
+            vc_fail_code(VC_EXIT_MODEL, "vision tensors larger than expected at '%s%s'", b->prefix, leaf);
+        return NULL;
+    }
+    float *dst = b->pool + b->used;
+    if (vc_tensor_to_f32(t, n, dst) != 0)
+        return NULL;
+    b->used += (size_t)n;
+    return dst;
+}
+
+static int mat(binder *b, const char *leaf, int64_t cols, int64_t rows, vc_matrix *out)
+{
+    const vc_tensor *t = need(b, leaf);
+    return t ? vc_tensor_matrix(t, cols, rows, out) : -1;
+}
+
+static int bind_layer(binder *b, int l, const vc_vit_config *c, vc_vit_layer *L)
+{
+    char n[128];
+    int h = c->hidden, f = c->ffn;
+#define LEAF(s) (snprintf(n, sizeof n, "encoder.layers.%d." s, l), n)
+    if (!(L->ln1_w = vec(b, LEAF("layer_norm1.weight"), h)) || !(L->ln1_b = vec(b, LEAF("layer_norm1.bias"), h)) ||
+        !(L->ln2_w = vec(b, LEAF("layer_norm2.weight"), h)) || !(L->ln2_b = vec(b, LEAF("layer_norm2.bias"), h)) ||
+        !(L->q_b = vec(b, LEAF("self_attn.q_proj.bias"), h)) || !(L->k_b = vec(b, LEAF("self_attn.k_proj.bias"), h)) ||
+        !(L->v_b = vec(b, LEAF("self_attn.v_proj.bias"), h)) ||
+        !(L->o_b = vec(b, LEAF("self_attn.out_proj.bias"), h)) || !(L->fc1_b = vec(b, LEAF("mlp.fc1.bias"), f)) ||
+        !(L->fc2_b = vec(b, LEAF("mlp.fc2.bias"), h)))
+        return -1;
+    if (mat(b, LEAF("self_attn.q_proj.weight"), h, h, &L->q) || mat(b, LEAF("self_attn.k_proj.weight"), h, h, &L->k) ||
+        mat(b, LEAF("self_attn.v_proj.weight"), h, h, &L->v) || mat(b, LEAF("self_attn.out_proj.weight"), h, h, &L->o) ||
+        mat(b, LEAF("mlp.fc1.weight"), h, f, &L->fc1) || mat(b, LEAF("mlp.fc2.weight"), f, h, &L->fc2))
+        return -1;
+#undef LEAF
+    return 0;
+}
+
+int vc_vit_bind(vc_vit *v, const vc_tensor_set *w, const char *prefix, const vc_vit_config *c)
+{
+    memset(v, 0, sizeof *v);
+    v->cfg = *c;
+    if (c->hidden <= 0 || c->ffn <= 0 || c->layers <= 0 || c->heads <= 0 || c->hidden % c->heads ||
+        c->patch_size <= 0 || c->image_size < c->patch_size || c->image_size % c->patch_size || c->hidden > 16384 ||
+        c->layers > 256 || c->image_size > 4096)
+        return vc_fail_code(VC_EXIT_MODEL, "vision config has invalid sizes");
+    int n_pos = vc_vit_tokens(v), h = c->hidden;
+    binder b = { w, prefix, NULL, 0, 0 };
+    b.cap = (size_t)h * (n_pos + 8) + (size_t)c->layers * (9 * h + c->ffn);
+    b.pool = v->floats = vc_malloc(b.cap * sizeof(float));
+    v->layers = vc_calloc((size_t)c->layers, sizeof *v->layers);
+    if (!b.pool || !v->layers)
+        return -1;
+    const vc_tensor *pt = need(&b, "embeddings.patch_embedding.weight");
+    int64_t pp = 3 * (int64_t)c->patch_size * c->patch_size;
+    if (!pt)
+        return -1;
+    if (pt->n_dims != 4 || vc_tensor_nelements(pt) != pp * h)
+        return vc_fail_code(VC_EXIT_MODEL, "%s: patch embedding has the wrong shape", pt->name);
+    vc_tensor flat = *pt;    /* [h, 3, p, p] seen as h rows of 3*p*p */
+    flat.n_dims = 2;
+    flat.ne[0] = pp;
+    flat.ne[1] = h;
+    if (vc_tensor_matrix(&flat, pp, h, &v->patch) != 0)
+        return -1;
+    char name[512];
+    snprintf(name, sizeof name, "%sembeddings.patch_embedding.bias", prefix);
+    if (vc_tensors_find(w, name) && !(v->patch_b = vec(&b, "embeddings.patch_embedding.bias", h)))
+        return -1;
+    if (c->class_token && !(v->class_emb = vec(&b, "embeddings.class_embedding", h)))
+        return -1;
+    if (!(v->pos_emb = vec(&b, "embeddings.position_embedding.weight", (int64_t)n_pos * h)))
+        return -1;
+    if (c->pre_norm && (!(v->pre_w = vec(&b, "pre_layrnorm.weight", h)) || !(v->pre_b = vec(&b, "pre_layrnorm.bias", h))))
+        return -1;
+    for (int l = 0; l < c->layers; l++)
+        if (bind_layer(&b, l, c, &v->layers[l]) != 0)
+            return -1;
+    if (!(v->post_w = vec(&b, "post_layernorm.weight", h)) || !(v->post_b = vec(&b, "post_layernorm.bias", h)))
+        return -1;
+    return 0;
+}
+
+void vc_vit_free(vc_vit *v)
+{
+    free(v->floats);
+    free(v->layers);
+    memset(v, 0, sizeof *v);
+}
+
+int vc_vit_tokens(const vc_vit *v)
+{
+    int g = v->cfg.image_size / v->cfg.patch_size;
+    return g * g + (v->cfg.class_token ? 1 : 0);
+}
+
+/* ---- forward ---- */
+
+typedef struct {
+    const float *q, *k, *v;
+    float *out, *scores;
+    int tokens, heads, head_dim, hidden;
+} attn_job;
+
+static void attention_heads(void *ctx, int64_t begin, int64_t end, int worker)
+{
+    const attn_job *j = ctx;
+    float *s = j->scores + (size_t)worker * j->tokens;
+    float scale = 1.0f / sqrtf((float)j->head_dim);
+    for (int64_t item = begin; item < end; item++) {
+        int t = (int)(item / j->heads), h = (int)(item % j->heads);
+        const float *q = j->q + (size_t)t * j->hidden + (size_t)h * j->head_dim;
+        float maxv = -INFINITY;
+        for (int p = 0; p < j->tokens; p++) {
+            s[p] = vc_dot_f32(q, j->k + (size_t)p * j->hidden + (size_t)h * j->head_dim, j->head_dim) * scale;
+            maxv = fmaxf(maxv, s[p]);
+        }
+        double sum = 0;
+        for (int p = 0; p < j->tokens; p++)
+            sum += (s[p] = expf(s[p] - maxv));
+        float inv = (float)(1.0 / sum);
+        float *o = j->out + (size_t)t * j->hidden + (size_t)h * j->head_dim;
+        memset(o, 0, (size_t)j->head_dim * sizeof *o);
+        for (int p = 0; p < j->tokens; p++) {
+            const float *vv = j->v + (size_t)p * j->hidden + (size_t)h * j->head_dim;
+            float wgt = s[p] * inv;
+            for (int d = 0; d < j->head_dim; d++)
+                o[d] += wgt * vv[d];
+        }
+    }
+}
+
+/* Gathers patch (py, px) of a 3 x S x S image as [c][ky][kx]. */
+static void patch_vector(const float *pixels, int S, int p, int py, int px, float *out)
+{
+    for (int c = 0; c < 3; c++)
+        for (int ky = 0; ky < p; ky++)
+            memcpy(out + ((size_t)c * p + ky) * p, pixels + ((size_t)c * S + py * p + ky) * S + px * p,
+                   (size_t)p * sizeof(float));
+}
+
+int vc_vit_encode(const vc_vit *v, const float *pixels, int layer, bool post_norm, float *out)
+{
+    const vc_vit_config *c = &v->cfg;
+    int T = vc_vit_tokens(v), h = c->hidden, g = c->image_size / c->patch_size, first = c->class_token ? 1 : 0;
+    int stop = layer < 0 ? c->layers + 1 + layer : layer;
+    if (stop < 0 || stop > c->layers)
+        return vc_fail_code(VC_EXIT_MODEL, "vision feature layer %d does not exist (%d layers)", layer, c->layers);
+    size_t th = (size_t)T * h, tf = (size_t)T * c->ffn, pp = 3 * (size_t)c->patch_size * c->patch_size;
+    float *x = out, *xb = vc_malloc(th * sizeof(float)), *q = vc_malloc(th * sizeof(float));
+    float *k = vc_malloc(th * sizeof(float)), *vv = vc_malloc(th * sizeof(float)), *att = vc_malloc(th * sizeof(float));
+    float *f = vc_malloc(tf * sizeof(float)), *patches = vc_malloc((size_t)g * g * pp * sizeof(float));
+    float *scores = vc_malloc((size_t)vc_threads_count() * T * sizeof(float));
+    int rc = xb && q && k && vv && att && f && patches && scores ? 0 : -1;
+    if (rc == 0) {
+        for (int py = 0; py < g; py++)
+            for (int px = 0; px < g; px++)
+                patch_vector(pixels, c->image_size, c->patch_size, py, px, patches + ((size_t)py * g + px) * pp);
+        vc_linear(&v->patch, v->patch_b, patches, g * g, x + (size_t)first * h);
+        if (first)
+            memcpy(x, v->class_emb, (size_t)h * sizeof(float));
+        for (size_t i = 0; i < th; i++)
+            x[i] += v->pos_emb[i];
+        if (c->pre_norm)
+            for (int t = 0; t < T; t++)
+                vc_layernorm(x + (size_t)t * h, x + (size_t)t * h, v->pre_w, v->pre_b, h, c->norm_eps);
+        for (int l = 0; l < stop; l++) {
+            const vc_vit_layer *L = &v->layers[l];
+            for (int t = 0; t < T; t++)
+                vc_layernorm(xb + (size_t)t * h, x + (size_t)t * h, L->ln1_w, L->ln1_b, h, c->norm_eps);
+            vc_linear(&L->q, L->q_b, xb, T, q);
+            vc_linear(&L->k, L->k_b, xb, T, k);
+            vc_linear(&L->v, L->v_b, xb, T, vv);
+            attn_job job = { q, k, vv, att, scores, T, c->heads, h / c->heads, h };
+            vc_parallel_for((int64_t)T * c->heads, attention_heads, &job);
+            vc_linear(&L->o, L->o_b, att, T, xb);
+            for (size_t i = 0; i < th; i++)
+                x[i] += xb[i];
+            for (int t = 0; t < T; t++)
+                vc_layernorm(xb + (size_t)t * h, x + (size_t)t * h, L->ln2_w, L->ln2_b, h, c->norm_eps);
+            vc_linear(&L->fc1, L->fc1_b, xb, T, f);
+            vc_act_apply(c->act, f, tf);
+            vc_linear(&L->fc2, L->fc2_b, f, T, xb);
+            for (size_t i = 0; i < th; i++)
+                x[i] += xb[i];
+        }
+        if (post_norm)
+            for (int t = 0; t < T; t++)
+                vc_layernorm(x + (size_t)t * h, x + (size_t)t * h, v->post_w, v->post_b, h, c->norm_eps);
+    }
+    free(xb);
+    free(q);
+    free(k);
+    free(vv);
+    free(att);
+    free(f);
+    free(patches);
+    free(scores);
+    return rc;
+}

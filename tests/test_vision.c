@@ -1,0 +1,183 @@
+/* test_vision.c - vision-language models against transformers.
+ *
+ * tests/fixtures/vision/<model> (tools/make_vision_fixtures.py) holds a tiny
+ * random model with its processor, and for several images (landscape,
+ * portrait after EXIF rotation, two images in one prompt) the processor's
+ * pixel values and input ids, greedy generate() ids and first-step logits.
+ * token_counts.json has the reference processors' image-token counts for
+ * real model configurations.
+ */
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/common.h"
+#include "harness.h"
+#include "model/generate.h"
+#include "model/prompt.h"
+
+static unsigned char *blob;
+static size_t blob_len;
+
+static float *ref_floats(json_t *loc, size_t n)
+{
+    size_t off = (size_t)json_integer_value(json_array_get(loc, 0)), len = (size_t)json_integer_value(json_array_get(loc, 1));
+    if (len != n * sizeof(float) || off > blob_len || len > blob_len - off)
+        return NULL;
+    float *out = malloc(len);
+    memcpy(out, blob + off, len);   /* the blob offset need not be aligned */
+    return out;
+}
+
+static void check_pixels(const vc_model *m, const char *label, json_t *c)
+{
+    json_t *shape = json_object_get(c, "pixel_values_shape"), *files = json_object_get(c, "images");
+    size_t n_img = (size_t)json_integer_value(json_array_get(shape, 0));
+    size_t max_tiles = (size_t)json_integer_value(json_array_get(shape, 1));
+    size_t S = (size_t)json_integer_value(json_array_get(shape, 3)), tile = 3 * S * S;
+    float *want = ref_floats(json_object_get(c, "pixel_values"), n_img * max_tiles * tile);
+    CHECK(want != NULL, "%s: reference pixel values", label);
+    for (size_t i = 0; want && i < n_img; i++) {
+        char rel[256];
+        snprintf(rel, sizeof rel, "images/%s", json_string_value(json_array_get(files, i)));
+        vc_image img;
+        float *px;
+        int n_tiles;
+        if (vc_image_load(fixture(rel), NULL, &img) != 0 ||
+            vc_llava_next_preprocess(&m->vision->u.llava_next, &img, &px, &n_tiles) != 0) {
+            CHECK(0, "%s: %s", label, vc_error());
+            continue;
+        }
+        CHECK((size_t)n_tiles <= max_tiles, "%s: %d tiles", label, n_tiles);
+        float worst = 0;
+        for (size_t k = 0; k < (size_t)n_tiles * tile && (size_t)n_tiles <= max_tiles; k++)
+            worst = fmaxf(worst, fabsf(px[k] - want[i * max_tiles * tile + k]));
+        CHECK(worst <= 1e-4f, "%s image %zu: pixel values differ from the processor by %g", label, i, worst);
+        free(px);
+        vc_image_free(&img);
+    }
+    free(want);
+}
+
+static void check_case(vc_model *m, json_t *c)
+{
+    const char *label = json_string_value(json_object_get(c, "name"));
+    check_pixels(m, label, c);
+    json_t *files = json_object_get(c, "images");
+    int n_img = (int)json_array_size(files);
+    vc_image_embd images[4] = { 0 };
+    for (int i = 0; i < n_img && i < 4; i++) {
+        char rel[256];
+        snprintf(rel, sizeof rel, "images/%s", json_string_value(json_array_get(files, (size_t)i)));
+        CHECK(vc_model_encode_image(m, fixture(rel), &images[i]) == 0, "%s: encode: %s", label, vc_error());
+    }
+    vc_chat_msg msg = { "user", json_string_value(json_object_get(c, "question")), n_img };
+    int32_t *ids = NULL;
+    size_t n = 0, nw;
+    int32_t *want = json_ids(json_object_get(c, "input_ids"), &nw);
+    int rc = vc_model_prompt_ids(m, &msg, 1, images, n_img, true, &ids, &n);
+    CHECK(rc == 0 && n == nw && memcmp(ids, want, n * sizeof *ids) == 0, "%s: input ids differ (%zu vs %zu): %s",
+          label, n, nw, rc ? vc_error() : "");
+    float *embd = NULL;
+    if (rc == 0 && vc_model_prompt_embd(m, ids, n, images, n_img, &embd) == 0) {
+        size_t ng;
+        int32_t *gen = json_ids(json_object_get(c, "generated_ids"), &ng);
+        vc_llm_truncate(&m->llm, 0);
+        float *logits = malloc((size_t)m->llm.cfg.n_vocab * sizeof *logits);
+        CHECK(vc_llm_forward_embd(&m->llm, embd, (int)n, logits) == 0, "%s: forward", label);
+        json_t *wl = json_object_get(c, "first_logits");
+        float worst = 0, scale = 1;
+        for (int k = 0; k < m->llm.cfg.n_vocab; k++) {
+            float w = (float)json_number_value(json_array_get(wl, (size_t)k));
+            worst = fmaxf(worst, fabsf(logits[k] - w));
+            scale = fmaxf(scale, fabsf(w));
+        }
+        CHECK(worst <= 1e-4f * scale, "%s: first logits differ by %g (scale %g)", label, worst, scale);
+        vc_llm_truncate(&m->llm, 0);
+        vc_gen_options opt = { .max_tokens = (int)ng, .ignore_eos = true, .sampling = vc_sampler_defaults(),
+                               .prompt_embd = embd };
+        opt.sampling.temperature = 0;
+        vc_gen_result r;
+        CHECK(vc_generate(m, ids, n, &opt, &r) == 0, "%s: generate: %s", label, vc_error());
+        CHECK(r.n_tokens == ng && memcmp(r.tokens, gen, ng * sizeof *gen) == 0, "%s: greedy ids differ", label);
+        vc_gen_result_free(&r);
+        free(logits);
+        free(gen);
+        free(embd);
+    }
+    free(ids);
+    free(want);
+    for (int i = 0; i < n_img && i < 4; i++)
+        vc_image_embd_free(&images[i]);
+}
+
+static void test_llava_next(void)
+{
+    vc_model m;
+    int rc = vc_model_open(fixture("vision/llava_next"), &(vc_model_options){ .n_ctx = 512 }, &m);
+    CHECK(rc == 0, "llava_next: %s", vc_error());
+    if (rc != 0)
+        return;
+    CHECK(m.vision != NULL && m.chat.format == VC_CHAT_LLAVA_MISTRAL, "llava_next is multimodal with its chat format");
+    json_t *ref = json_load_file(fixture("vision/llava_next/reference.json"), 0, NULL), *c;
+    blob = (unsigned char *)vc_read_file(fixture("vision/llava_next/reference.bin"), &blob_len);
+    size_t i;
+    json_array_foreach(json_object_get(ref, "cases"), i, c)
+        check_case(&m, c);
+    /* the count the processor puts in the prompt is the count the encoder produces */
+    for (int w = 20; w <= 300; w += 37)
+        for (int h = 15; h <= 300; h += 41) {
+            vc_image img;
+            if (vc_image_alloc(&img, w, h) != 0)
+                continue;
+            float *e;
+            int n;
+            if (vc_vision_encode(m.vision, &img, &e, &n) == 0) {
+                CHECK(n == vc_vision_count(m.vision, w, h), "%dx%d: %d tokens, count says %d", w, h, n,
+                      vc_vision_count(m.vision, w, h));
+                free(e);
+            }
+            vc_image_free(&img);
+        }
+    free(blob);
+    json_decref(ref);
+    vc_model_close(&m);
+}
+
+/* Real LLaVA-1.6-Mistral-7B geometry: 336px CLIP-L/14 tower and its pinpoints. */
+static void test_token_counts(void)
+{
+    json_t *counts = json_load_file(fixture("vision/token_counts.json"), 0, NULL);
+    vc_llava_next ln;
+    memset(&ln, 0, sizeof ln);
+    ln.vit.cfg.image_size = 336;
+    ln.vit.cfg.patch_size = 14;
+    ln.drop_cls = true;
+    const int pins[5][2] = { { 336, 672 }, { 672, 336 }, { 672, 672 }, { 1008, 336 }, { 336, 1008 } };
+    memcpy(ln.pinpoints, pins, sizeof pins);
+    ln.n_pinpoints = 5;
+    const char *size;
+    json_t *v;
+    int checked = 0;
+    json_object_foreach(json_object_get(counts, "llava_next_mistral_7b"), size, v)
+    {
+        int w, h;
+        if (sscanf(size, "%dx%d", &w, &h) != 2)
+            continue;
+        int got = vc_llava_next_count(&ln, w, h);
+        CHECK(got == json_integer_value(v), "llava-next %s: %d tokens, processor says %lld", size, got,
+              (long long)json_integer_value(v));
+        checked++;
+    }
+    CHECK(checked >= 5, "token counts checked: %d", checked);
+    json_decref(counts);
+}
+
+int main(void)
+{
+    test_llava_next();
+    test_token_counts();
+    return harness_finish("test_vision");
+}
