@@ -31,13 +31,25 @@ static float *ref_floats(json_t *loc, size_t n)
     return out;
 }
 
+static int preprocess(const vc_model *m, const vc_image *img, float **px, int *n_tiles)
+{
+    int rows, cols;
+    if (m->vision->kind == VC_VISION_IDEFICS3)
+        return vc_idefics3_preprocess(&m->vision->u.idefics3, img, px, n_tiles, &rows, &cols);
+    return vc_llava_next_preprocess(&m->vision->u.llava_next, img, px, n_tiles);
+}
+
+/* LLaVA's pixel values are (images, max tiles, ...) padded per image;
+ * Idefics3's put every image's tiles in one row: (1, all tiles, ...). */
 static void check_pixels(const vc_model *m, const char *label, json_t *c)
 {
     json_t *shape = json_object_get(c, "pixel_values_shape"), *files = json_object_get(c, "images");
-    size_t n_img = (size_t)json_integer_value(json_array_get(shape, 0));
-    size_t max_tiles = (size_t)json_integer_value(json_array_get(shape, 1));
+    size_t rows = (size_t)json_integer_value(json_array_get(shape, 0));
+    size_t per_row = (size_t)json_integer_value(json_array_get(shape, 1));
     size_t S = (size_t)json_integer_value(json_array_get(shape, 3)), tile = 3 * S * S;
-    float *want = ref_floats(json_object_get(c, "pixel_values"), n_img * max_tiles * tile);
+    size_t n_img = json_array_size(files), next = 0;
+    bool packed = m->vision->kind == VC_VISION_IDEFICS3;
+    float *want = ref_floats(json_object_get(c, "pixel_values"), rows * per_row * tile);
     CHECK(want != NULL, "%s: reference pixel values", label);
     for (size_t i = 0; want && i < n_img; i++) {
         char rel[256];
@@ -45,15 +57,17 @@ static void check_pixels(const vc_model *m, const char *label, json_t *c)
         vc_image img;
         float *px;
         int n_tiles;
-        if (vc_image_load(fixture(rel), NULL, &img) != 0 ||
-            vc_llava_next_preprocess(&m->vision->u.llava_next, &img, &px, &n_tiles) != 0) {
+        if (vc_image_load(fixture(rel), NULL, &img) != 0 || preprocess(m, &img, &px, &n_tiles) != 0) {
             CHECK(0, "%s: %s", label, vc_error());
             continue;
         }
-        CHECK((size_t)n_tiles <= max_tiles, "%s: %d tiles", label, n_tiles);
+        size_t first = packed ? next : i * per_row;
+        bool fits = first + (size_t)n_tiles <= (packed ? per_row : (i + 1) * per_row);
+        CHECK(fits, "%s: %d tiles do not fit the reference's %zu", label, n_tiles, per_row);
         float worst = 0;
-        for (size_t k = 0; k < (size_t)n_tiles * tile && (size_t)n_tiles <= max_tiles; k++)
-            worst = fmaxf(worst, fabsf(px[k] - want[i * max_tiles * tile + k]));
+        for (size_t k = 0; fits && k < (size_t)n_tiles * tile; k++)
+            worst = fmaxf(worst, fabsf(px[k] - want[first * tile + k]));
+        next = first + (size_t)n_tiles;
         CHECK(worst <= 1e-4f, "%s image %zu: pixel values differ from the processor by %g", label, i, worst);
         free(px);
         vc_image_free(&img);
@@ -113,16 +127,20 @@ static void check_case(vc_model *m, json_t *c)
         vc_image_embd_free(&images[i]);
 }
 
-static void test_llava_next(void)
+static void test_family(const char *name, vc_chat_format format)
 {
     vc_model m;
-    int rc = vc_model_open(fixture("vision/llava_next"), &(vc_model_options){ .n_ctx = 512 }, &m);
-    CHECK(rc == 0, "llava_next: %s", vc_error());
+    char rel[256];
+    snprintf(rel, sizeof rel, "vision/%s", name);
+    int rc = vc_model_open(fixture(rel), &(vc_model_options){ .n_ctx = 512 }, &m);
+    CHECK(rc == 0, "%s: %s", name, vc_error());
     if (rc != 0)
         return;
-    CHECK(m.vision != NULL && m.chat.format == VC_CHAT_LLAVA_MISTRAL, "llava_next is multimodal with its chat format");
-    json_t *ref = json_load_file(fixture("vision/llava_next/reference.json"), 0, NULL), *c;
-    blob = (unsigned char *)vc_read_file(fixture("vision/llava_next/reference.bin"), &blob_len);
+    CHECK(m.vision != NULL && m.chat.format == format, "%s is multimodal with its chat format", name);
+    snprintf(rel, sizeof rel, "vision/%s/reference.json", name);
+    json_t *ref = json_load_file(fixture(rel), 0, NULL), *c;
+    snprintf(rel, sizeof rel, "vision/%s/reference.bin", name);
+    blob = (unsigned char *)vc_read_file(fixture(rel), &blob_len);
     size_t i;
     json_array_foreach(json_object_get(ref, "cases"), i, c)
         check_case(&m, c);
@@ -134,7 +152,8 @@ static void test_llava_next(void)
                 continue;
             float *e;
             int n;
-            if (vc_vision_encode(m.vision, &img, &e, &n) == 0) {
+            int rows, cols;
+            if (vc_vision_encode(m.vision, &img, &e, &n, &rows, &cols) == 0) {
                 CHECK(n == vc_vision_count(m.vision, w, h), "%dx%d: %d tokens, count says %d", w, h, n,
                       vc_vision_count(m.vision, w, h));
                 free(e);
@@ -172,12 +191,38 @@ static void test_token_counts(void)
         checked++;
     }
     CHECK(checked >= 5, "token counts checked: %d", checked);
+    /* SmolVLM checkpoints: (longest edge, tile, image_seq_len) from _geometry */
+    const char *model_names[] = { "smolvlm_instruct", "smolvlm_256m" };
+    for (size_t k = 0; k < 2; k++) {
+        json_t *table = json_object_get(counts, model_names[k]), *geo = json_object_get(table, "_geometry");
+        vc_idefics3 id;
+        memset(&id, 0, sizeof id);
+        id.longest_edge = (int)json_integer_value(json_array_get(geo, 0));
+        id.tile = (int)json_integer_value(json_array_get(geo, 1));
+        id.image_seq_len = (int)json_integer_value(json_array_get(geo, 2));
+        id.do_resize = id.do_split = true;
+        checked = 0;
+        json_object_foreach(table, size, v)
+        {
+            int w, h, rows, cols;
+            if (sscanf(size, "%dx%d", &w, &h) != 2)
+                continue;
+            vc_idefics3_grid(&id, w, h, &rows, &cols);
+            int got = (rows * cols + 1) * id.image_seq_len;
+            CHECK(got == json_integer_value(v), "%s %s: %d tokens, processor says %lld", model_names[k], size, got,
+                  (long long)json_integer_value(v));
+            checked++;
+        }
+        CHECK(checked >= 5, "%s token counts checked: %d", model_names[k], checked);
+    }
     json_decref(counts);
 }
 
 int main(void)
 {
-    test_llava_next();
+    test_family("llava_next", VC_CHAT_LLAVA_MISTRAL);
+    test_family("idefics3", VC_CHAT_IDEFICS3);
+    test_family("smolvlm", VC_CHAT_IDEFICS3);
     test_token_counts();
     return harness_finish("test_vision");
 }

@@ -116,6 +116,93 @@ def llava_next():
               open(os.path.join(d, "reference.json"), "w"), ensure_ascii=False)
 
 
+IDEFICS3_TEMPLATE = (
+    "<|im_start|>{% for message in messages %}{{message['role'] | capitalize}}{% if message['content'][0]['type'] == "
+    "'image' %}{{':'}}{% else %}{{': '}}{% endif %}{% for line in message['content'] %}{% if line['type'] == 'text' %}"
+    "{{line['text']}}{% elif line['type'] == 'image' %}{{ '<image>' }}{% endif %}{% endfor %}<end_of_utterance>\n"
+    "{% endfor %}{% if add_generation_prompt %}{{ 'Assistant:' }}{% endif %}")
+
+
+def idefics3_tokenizer():
+    tok = PreTrainedTokenizerFast(tokenizer_file=f"{FIX}/tokenizers/bytelevel_smollm/tokenizer.json",
+                                  bos_token="<|im_start|>", eos_token="<end_of_utterance>", unk_token="<|endoftext|>",
+                                  pad_token="<|endoftext|>")
+    extra = ["<fake_token_around_image>", "<image>", "<end_of_utterance>", "<global-img>"]
+    extra += [f"<row_{i}_col_{j}>" for i in range(1, 7) for j in range(1, 7)]
+    tok.add_special_tokens({"additional_special_tokens": extra})
+    return tok
+
+
+def smolvlm(kind):
+    """SmolVLM (Idefics3 architecture) or SmolVLM2 (model_type smolvlm), with their PIL image processors."""
+    from transformers import Idefics3Config, Idefics3ForConditionalGeneration, Idefics3Processor, LlamaConfig
+    from transformers.models.idefics3.configuration_idefics3 import Idefics3VisionConfig
+    from transformers.models.idefics3.image_processing_pil_idefics3 import Idefics3ImageProcessorPil
+    d = os.path.join(OUT, kind)
+    tok = idefics3_tokenizer()
+    vision = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4, image_size=56,
+                  patch_size=14, hidden_act="gelu_pytorch_tanh", layer_norm_eps=1e-6)
+    text = LlamaConfig(vocab_size=len(tok), hidden_size=64, intermediate_size=160, num_hidden_layers=2,
+                       num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048, rms_norm_eps=1e-5,
+                       tie_word_embeddings=False, bos_token_id=tok.bos_token_id,
+                       eos_token_id=tok.convert_tokens_to_ids("<end_of_utterance>"))
+    image_token_id = tok.convert_tokens_to_ids("<image>")
+    ip_kw = dict(size={"longest_edge": 224}, max_image_size={"longest_edge": 56})
+    if kind == "idefics3":
+        cfg = Idefics3Config(vision_config=Idefics3VisionConfig(**vision), text_config=text, scale_factor=2,
+                             image_token_id=image_token_id, tie_word_embeddings=False)
+        cfg._attn_implementation = "eager"
+        model = Idefics3ForConditionalGeneration(cfg).eval()
+        proc = Idefics3Processor(image_processor=Idefics3ImageProcessorPil(**ip_kw), tokenizer=tok, image_seq_len=4,
+                                 chat_template=IDEFICS3_TEMPLATE)
+    else:
+        import transformers.models.smolvlm.processing_smolvlm as psm
+        psm.num2words = getattr(psm, "num2words", None) or (lambda n: str(n))   # only videos use it
+        from transformers import SmolVLMConfig, SmolVLMForConditionalGeneration, SmolVLMProcessor
+        from transformers.models.smolvlm.configuration_smolvlm import SmolVLMVisionConfig
+        from transformers.models.smolvlm.image_processing_pil_smolvlm import SmolVLMImageProcessorPil
+        from transformers.models.smolvlm.video_processing_smolvlm import SmolVLMVideoProcessor
+        cfg = SmolVLMConfig(vision_config=SmolVLMVisionConfig(**vision), text_config=text, scale_factor=2,
+                            image_token_id=image_token_id, tie_word_embeddings=False)
+        cfg._attn_implementation = "eager"
+        model = SmolVLMForConditionalGeneration(cfg).eval()
+        proc = SmolVLMProcessor(image_processor=SmolVLMImageProcessorPil(**ip_kw), tokenizer=tok,
+                                video_processor=SmolVLMVideoProcessor(), image_seq_len=4,
+                                chat_template=IDEFICS3_TEMPLATE)
+    randomize(model, 21)
+    eos = [tok.convert_tokens_to_ids("<end_of_utterance>")]
+    model.generation_config.eos_token_id = eos
+    model.save_pretrained(d)
+    proc.save_pretrained(d)
+    blob = Blob()
+    cases = []
+    from PIL import ImageOps
+    for name, img_files, question in (
+            ("landscape", ["photo.jpg"], "What is in the picture?"),
+            ("portrait", ["orient6.jpg"], "Describe it."),
+            ("two_images", ["photo.jpg", "bw.png"], "Compare the two images.")):
+        images = [ImageOps.exif_transpose(Image.open(f"{FIX}/images/{f}")).convert("RGB") for f in img_files]
+        conv = [{"role": "user", "content": [{"type": "image"} for _ in images] + [{"type": "text", "text": question}]}]
+        prompt = proc.apply_chat_template(conv, add_generation_prompt=True)
+        inputs = proc(images=[images], text=prompt, return_tensors="pt")
+        with torch.no_grad():
+            out = model.generate(**inputs, max_new_tokens=20, min_new_tokens=20, do_sample=False, eos_token_id=eos,
+                                 pad_token_id=eos[0], return_dict_in_generate=True, output_logits=True)
+        ids = inputs["input_ids"][0].tolist()
+        gen = out.sequences[0, len(ids):].tolist()
+        pv = inputs["pixel_values"].numpy().astype("<f4")
+        margins = [float(torch.topk(l[0], 2).values[0] - torch.topk(l[0], 2).values[1]) for l in out.logits]
+        cases.append({"name": name, "images": img_files, "question": question, "prompt_text": prompt,
+                      "input_ids": ids, "n_image_tokens": ids.count(image_token_id),
+                      "pixel_values_shape": list(pv.shape), "pixel_values": blob.put(pv), "generated_ids": gen,
+                      "first_logits": [round(float(x), 6) for x in out.logits[0][0]], "min_margin": min(margins)})
+        print(kind, name, "tokens", len(ids), "image tokens", ids.count(image_token_id), "pv", pv.shape,
+              "gen", gen[:8], "margin %.4f" % min(margins), flush=True)
+    open(os.path.join(d, "reference.bin"), "wb").write(blob.buf.getvalue())
+    json.dump({"model": kind, "image_token_id": image_token_id, "cases": cases},
+              open(os.path.join(d, "reference.json"), "w"), ensure_ascii=False)
+
+
 def token_counts():
     """Image-token counts of the reference processors for real configurations."""
     counts = {}
@@ -128,6 +215,16 @@ def token_counts():
                               num_additional_image_tokens=1)
     sizes = [(1024, 768), (768, 1024), (640, 480), (1920, 1080), (336, 336), (500, 500), (100, 1000)]
     counts["llava_next_mistral_7b"] = {f"{w}x{h}": proc._get_number_of_features(h, w, 336, 336) - 1 for w, h in sizes}
+    # SmolVLM geometries: (size longest_edge, max_image_size, image_seq_len) of the released checkpoints
+    from transformers.models.idefics3.image_processing_pil_idefics3 import Idefics3ImageProcessorPil
+    for name, longest, tile, seq in (("smolvlm_instruct", 1536, 384, 81), ("smolvlm_256m", 2048, 512, 64)):
+        ipp = Idefics3ImageProcessorPil(size={"longest_edge": longest}, max_image_size={"longest_edge": tile})
+        counts[name] = {}
+        for w, h in sizes:
+            out = ipp(Image.new("RGB", (w, h)), return_row_col_info=True)
+            rows, cols = out["rows"][0][0], out["cols"][0][0]
+            counts[name][f"{w}x{h}"] = (rows * cols + 1) * seq
+        counts[name]["_geometry"] = [longest, tile, seq]
     json.dump(counts, open(os.path.join(OUT, "token_counts.json"), "w"), indent=1)
     print(counts)
 
@@ -135,4 +232,9 @@ def token_counts():
 if __name__ == "__main__":
     os.makedirs(OUT, exist_ok=True)
     llava_next()
+    smolvlm("idefics3")
+    try:
+        smolvlm("smolvlm")
+    except Exception as e:   # keep the other fixtures if SmolVLM2's processor cannot be built here
+        print("smolvlm (v2) skipped:", type(e).__name__, e)
     token_counts()

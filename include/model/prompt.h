@@ -14,6 +14,7 @@
 typedef struct {
     float *embd;        /* n_tokens x dim */
     int n_tokens;
+    int rows, cols;     /* tile grid, for families whose prompt spells it out */
 } vc_image_embd;
 
 /* Loads and encodes an image file for the model (fails if the model takes no images). */

@@ -19,7 +19,8 @@ typedef enum {
     VC_CHAT_MISTRAL,   /* <s>[INST] ... [/INST]answer</s> */
     VC_CHAT_LLAMA2,    /* <s>[INST] <<SYS>>...<</SYS>> ... [/INST] answer </s> */
     VC_CHAT_LLAMA3,    /* <|start_header_id|>role<|end_header_id|>\n\n...<|eot_id|> */
-    VC_CHAT_LLAVA_MISTRAL  /* [INST] <image>\n... [/INST] answer</s> ; BOS from the tokenizer */
+    VC_CHAT_LLAVA_MISTRAL, /* [INST] <image>\n... [/INST] answer</s> ; BOS from the tokenizer */
+    VC_CHAT_IDEFICS3       /* <|im_start|>User:<image>...<end_of_utterance>\nAssistant: (SmolVLM) */
 } vc_chat_format;
 
 typedef struct {

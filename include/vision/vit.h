@@ -23,6 +23,7 @@ typedef struct {
     float norm_eps;
     vc_act act;
     bool class_token, pre_norm;
+    bool bucketed_positions;   /* Idefics3/NaViT: position ids from fractional coordinates */
 } vc_vit_config;
 
 typedef struct {

@@ -115,6 +115,8 @@ static vc_llm_names text_names(const vc_tensor_set *w, bool multimodal)
         return VC_LLM_NAMES_HF;
     if (vc_tensors_find(w, "model.language_model.embed_tokens.weight"))
         return (vc_llm_names){ false, "model.language_model.", "lm_head.weight" };
+    if (vc_tensors_find(w, "model.text_model.embed_tokens.weight"))
+        return (vc_llm_names){ false, "model.text_model.", "lm_head.weight" };
     return (vc_llm_names){ false, "language_model.model.", "language_model.lm_head.weight" };
 }
 

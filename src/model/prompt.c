@@ -15,7 +15,7 @@ int vc_model_encode_image(const vc_model *m, const char *path, vc_image_embd *ou
     vc_image img;
     if (vc_image_load(path, NULL, &img) != 0)
         return -1;
-    int rc = vc_vision_encode(m->vision, &img, &out->embd, &out->n_tokens);
+    int rc = vc_vision_encode(m->vision, &img, &out->embd, &out->n_tokens, &out->rows, &out->cols);
     vc_image_free(&img);
     return rc;
 }
@@ -26,9 +26,11 @@ void vc_image_embd_free(vc_image_embd *e)
     memset(e, 0, sizeof *e);
 }
 
-/* Replaces the k-th occurrence of the image token with n_k copies of it. */
-static char *expand_images(const char *text, const char *token, const vc_image_embd *images, int n_images)
+/* Replaces the k-th occurrence of the image token with the k-th image's
+ * expansion (its image tokens, and its layout tokens where the family has them). */
+static char *expand_images(const vc_vision *v, const char *text, const vc_image_embd *images, int n_images)
 {
+    const char *token = v->image_token;
     vc_buf b = { 0 };
     size_t tl = strlen(token);
     int k = 0;
@@ -44,8 +46,13 @@ static char *expand_images(const char *text, const char *token, const vc_image_e
             vc_fail_code(VC_EXIT_INPUT, "the prompt has more image placeholders than images");
             return NULL;
         }
-        for (int i = 0; i < images[k].n_tokens; i++)
-            vc_buf_append(&b, token, tl);
+        char *expansion = vc_vision_prompt(v, images[k].n_tokens, images[k].rows, images[k].cols);
+        if (!expansion) {
+            vc_buf_free(&b);
+            return NULL;
+        }
+        vc_buf_puts(&b, expansion);
+        free(expansion);
         k++;
         p = hit + tl;
     }
@@ -67,7 +74,7 @@ int vc_model_prompt_ids(const vc_model *m, const vc_chat_msg *msgs, size_t n, co
         return -1;
     bool special = m->chat.add_special || m->chat.format == VC_CHAT_RAW;
     if (m->vision) {
-        char *expanded = expand_images(text, m->vision->image_token, images, n_images);
+        char *expanded = expand_images(m->vision, text, images, n_images);
         free(text);
         if (!expanded)
             return -1;

@@ -8,7 +8,7 @@
 #include "core/buf.h"
 #include "core/common.h"
 
-static const char *const names[] = { "raw", "chatml", "phi3", "mistral", "llama2", "llama3", "llava-mistral" };
+static const char *const names[] = { "raw", "chatml", "phi3", "mistral", "llama2", "llama3", "llava-mistral", "idefics3" };
 
 const char *vc_chat_format_name(vc_chat_format f) { return names[f]; }
 
@@ -26,6 +26,8 @@ vc_chat_format vc_chat_detect(const char *t)
         return VC_CHAT_RAW;
     if (strstr(t, "<|start_header_id|>"))
         return VC_CHAT_LLAMA3;
+    if (strstr(t, "<end_of_utterance>"))
+        return VC_CHAT_IDEFICS3;
     if (strstr(t, "<|im_start|>"))
         return VC_CHAT_CHATML;
     if (strstr(t, "<|end|>") && (strstr(t, "<|user|>") || strstr(t, "'<|' + message['role'] + '|>'")))
@@ -79,7 +81,7 @@ void vc_chat_set_format(vc_chat *chat, vc_chat_format f)
 {
     chat->format = f;
     /* LLaVA's template writes no BOS: the processor's tokenizer call adds it */
-    chat->add_special = f == VC_CHAT_LLAVA_MISTRAL;
+    chat->add_special = f == VC_CHAT_LLAVA_MISTRAL || f == VC_CHAT_IDEFICS3;
 }
 
 int vc_chat_set_image_text(vc_chat *chat, const char *text)
@@ -103,6 +105,7 @@ const char *vc_chat_end_of_turn(const vc_chat *chat)
     switch (chat->format) {
     case VC_CHAT_CHATML: return "<|im_end|>";
     case VC_CHAT_PHI3: return "<|end|>";
+    case VC_CHAT_IDEFICS3: return "<end_of_utterance>";
     case VC_CHAT_LLAMA3: return "<|eot_id|>";
     default: return NULL;
     }
@@ -139,6 +142,21 @@ static void render_llava_mistral(const vc_chat *c, vc_buf *b, const vc_chat_msg 
             vc_buf_printf(b, " %s%s ", m[i].content, c->eos);
         }
     }
+}
+
+/* SmolVLM: roles capitalized, ":" directly before a leading image, ": " before text. */
+static void render_idefics3(const vc_chat *c, vc_buf *b, const vc_chat_msg *m, size_t n, bool gen)
+{
+    vc_buf_puts(b, "<|im_start|>");
+    for (size_t i = 0; i < n; i++) {
+        vc_buf_putc(b, (char)toupper((unsigned char)m[i].role[0]));
+        vc_buf_puts(b, m[i].role + 1);
+        vc_buf_puts(b, m[i].n_images > 0 ? ":" : ": ");
+        put_content(c, b, &m[i]);
+        vc_buf_puts(b, "<end_of_utterance>\n");
+    }
+    if (gen)
+        vc_buf_puts(b, "Assistant:");
 }
 
 static void render_chatml(const vc_chat *c, vc_buf *b, const vc_chat_msg *m, size_t n, bool gen)
@@ -234,6 +252,7 @@ char *vc_chat_render(const vc_chat *c, const vc_chat_msg *m, size_t n, bool gen)
     case VC_CHAT_LLAMA2: render_llama2(c, &b, m, n); break;
     case VC_CHAT_LLAMA3: render_llama3(c, &b, m, n, gen); break;
     case VC_CHAT_LLAVA_MISTRAL: render_llava_mistral(c, &b, m, n); break;
+    case VC_CHAT_IDEFICS3: render_idefics3(c, &b, m, n, gen); break;
     case VC_CHAT_RAW:
         for (size_t i = 0; i < n; i++)
             vc_buf_puts(&b, m[i].content);

@@ -216,6 +216,20 @@ static void attention_heads(void *ctx, int64_t begin, int64_t end, int worker)
     }
 }
 
+/* Idefics3's position ids for a full g x g grid: each coordinate i/g is
+ * bucketized against arange(1/g, 1, 1/g), in transformers' float32 math. */
+static int bucket_index(int i, int g)
+{
+    float step = 1.0f / (float)g, frac = (float)i * step;
+    if (frac > 1.0f - 1e-6f)
+        frac = 1.0f - 1e-6f;
+    int n = (int)ceil((1.0 - 1.0 / g) / (1.0 / g)), bucket = 0;
+    for (int k = 0; k < n; k++)
+        if ((float)(1.0 / g + k * (1.0 / g)) <= frac)   /* right=True: boundaries <= x */
+            bucket++;
+    return bucket;
+}
+
 /* Gathers patch (py, px) of a 3 x S x S image as [c][ky][kx]. */
 static void patch_vector(const float *pixels, int S, int p, int py, int px, float *out)
 {
@@ -245,8 +259,16 @@ int vc_vit_encode(const vc_vit *v, const float *pixels, int layer, bool post_nor
         vc_linear(&v->patch, v->patch_b, patches, g * g, x + (size_t)first * h);
         if (first)
             memcpy(x, v->class_emb, (size_t)h * sizeof(float));
-        for (size_t i = 0; i < th; i++)
-            x[i] += v->pos_emb[i];
+        for (int t = first; t < T; t++) {
+            int p = t - first, pos = t;
+            if (c->bucketed_positions)
+                pos = bucket_index(p / g, g) * g + bucket_index(p % g, g);
+            for (int d = 0; d < h; d++)
+                x[(size_t)t * h + d] += v->pos_emb[(size_t)pos * h + d];
+        }
+        if (first)
+            for (int d = 0; d < h; d++)
+                x[d] += v->pos_emb[d];
         if (c->pre_norm)
             for (int t = 0; t < T; t++)
                 vc_layernorm(x + (size_t)t * h, x + (size_t)t * h, v->pre_w, v->pre_b, h, c->norm_eps);
