@@ -11,7 +11,7 @@ CC       ?= cc
 PKGS      = jansson libpcre2-8 libpng
 OPT      ?= -O2
 CFLAGS   ?= $(OPT) -g
-CFLAGS   += -std=c11 -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter -Iinclude -Isrc \
+CFLAGS   += -DVLMCHAT_DATADIR=\"$(PREFIX)/share/vlmchat\" -std=c11 -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter -Iinclude -Isrc \
             $(shell pkg-config --cflags $(PKGS))
 LDLIBS   += $(shell pkg-config --libs $(PKGS)) -ljpeg -lm -lpthread
 ifeq ($(SAN),1)
@@ -57,7 +57,7 @@ install: $(BUILD)/vlmchat
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/vlmchat/configs
 	install -m 755 $(BUILD)/vlmchat $(DESTDIR)$(PREFIX)/bin/vlmchat
 	install -m 644 man/vlmchat.1 $(DESTDIR)$(PREFIX)/share/man/man1/vlmchat.1
-	install -m 644 configs/*.json $(DESTDIR)$(PREFIX)/share/vlmchat/configs/ 2>/dev/null || true
+	cp -r configs/demo $(DESTDIR)$(PREFIX)/share/vlmchat/configs/
 
 clean:
 	rm -rf build build-asan

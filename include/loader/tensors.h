@@ -39,6 +39,8 @@ typedef struct {
     size_t count, cap;
     vc_mapped_file *files;
     size_t n_files;
+    void **owned;              /* heap buffers of tensors converted in memory */
+    size_t n_owned, owned_cap;
 } vc_tensor_set;
 
 /* Maps a whole file read-only. Fails for empty files and directories. */
@@ -53,6 +55,11 @@ int vc_tensors_add(vc_tensor_set *set, const vc_tensor *t, const vc_mapped_file 
 /* Fails if any two tensors' byte ranges overlap. */
 int vc_tensors_check_overlap(const vc_tensor_set *set);
 const vc_tensor *vc_tensors_find(const vc_tensor_set *set, const char *name);
+/* Re-encodes every 2-D float tensor (f32/f16/bf16) whose rows are whole
+ * blocks of `type` into `type`, in memory owned by the set: quantization at
+ * load time. The mapped originals stay untouched. */
+int vc_tensors_quantize(vc_tensor_set *set, vc_dtype type);
+
 /* Total bytes of tensor data (what the mapped weights cost). */
 size_t vc_tensors_bytes(const vc_tensor_set *set);
 void vc_tensors_free(vc_tensor_set *set);

@@ -18,6 +18,7 @@
 typedef struct {
     int n_ctx;                 /* 0: min(max_position_embeddings, 4096) */
     const char *template_name; /* NULL: detect from the model's template */
+    int quant;                 /* a vc_dtype to quantize float matrices to at load; 0 (f32): keep */
 } vc_model_options;
 
 typedef struct {

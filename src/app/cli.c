@@ -15,9 +15,11 @@ const char *vc_cli_usage(void)
 {
     return "usage: vlmchat [options]                      answer prompts (from --prompt or stdin lines)\n"
            "       vlmchat convert --model DIR --out FILE.gguf [--type TYPE]\n"
+           "       vlmchat eval FILE.jsonl [options]              accuracy, latency and speed on a question set\n"
            "\n"
            "model:\n"
-           "  -m, --model PATH        HF model directory or GGUF file\n"
+           "  -m, --model PATH|NAME   HF model directory, GGUF file, or a name under configs/ (default: demo)\n"
+           "      --quant TYPE        quantize float weights at load: q8_0, q4_0, f16, bf16\n"
            "      --ctx N             context size in tokens (default: min(model max, 4096))\n"
            "      --template NAME     chat format: chatml, phi3, mistral, llama2, llama3, raw\n"
            "      --threads N         worker threads (default: all CPUs)\n"
@@ -39,6 +41,7 @@ const char *vc_cli_usage(void)
            "output:\n"
            "      --json              one JSON object per prompt: text, tokens, timings, memory\n"
            "  -v, --verbose           model and timing details on stderr\n"
+           "      --min-accuracy F    eval: exit 1 if the accuracy is below F (0..1)\n"
            "  -h, --help              this text\n"
            "      --version           version\n"
            "convert:\n"
@@ -70,7 +73,7 @@ static int parse_float(const char *opt, const char *s, double lo, double hi, flo
 
 enum {
     OPT_CTX = 256, OPT_TEMPLATE, OPT_THREADS, OPT_WHOLE, OPT_SYSTEM, OPT_RAW, OPT_TEMP, OPT_TOPK, OPT_TOPP,
-    OPT_MINP, OPT_REPEAT, OPT_SEED, OPT_IGNORE_EOS, OPT_JSON, OPT_VERSION, OPT_OUT, OPT_TYPE
+    OPT_MINP, OPT_REPEAT, OPT_SEED, OPT_IGNORE_EOS, OPT_JSON, OPT_VERSION, OPT_OUT, OPT_TYPE, OPT_QUANT, OPT_MIN_ACC
 };
 
 static int add_image(vc_cli *c, const char *path)
@@ -112,6 +115,8 @@ static int apply(vc_cli *c, int opt, const char *arg, const char *name)
     case OPT_JSON: c->json = true; return 0;
     case OPT_OUT: c->out = arg; return 0;
     case OPT_TYPE: c->out_type = arg; return 0;
+    case OPT_QUANT: c->quant = arg; return 0;
+    case OPT_MIN_ACC: return parse_float(name, arg, 0, 1, &c->min_accuracy);
     default: return vc_fail_code(VC_EXIT_USAGE, "unknown option (see --help)");
     }
 }
@@ -131,6 +136,7 @@ int vc_cli_parse(int argc, char **argv, vc_cli *c)
         { "repeat-penalty", required_argument, 0, OPT_REPEAT }, { "seed", required_argument, 0, OPT_SEED },
         { "ignore-eos", no_argument, 0, OPT_IGNORE_EOS }, { "json", no_argument, 0, OPT_JSON },
         { "out", required_argument, 0, OPT_OUT }, { "type", required_argument, 0, OPT_TYPE },
+        { "quant", required_argument, 0, OPT_QUANT }, { "min-accuracy", required_argument, 0, OPT_MIN_ACC },
         { 0, 0, 0, 0 },
     };
     memset(c, 0, sizeof *c);
@@ -140,6 +146,9 @@ int vc_cli_parse(int argc, char **argv, vc_cli *c)
     int first = 1;
     if (argc > 1 && strcmp(argv[1], "convert") == 0) {
         c->command = VC_CMD_CONVERT;
+        first = 2;
+    } else if (argc > 1 && strcmp(argv[1], "eval") == 0) {
+        c->command = VC_CMD_EVAL;
         first = 2;
     }
     optind = first;
@@ -159,8 +168,12 @@ int vc_cli_parse(int argc, char **argv, vc_cli *c)
         if (apply(c, opt, optarg, name) != 0)
             return -1;
     }
+    if (c->command == VC_CMD_EVAL && optind < argc)
+        c->eval_file = argv[optind++];
     if (optind < argc)
         return vc_fail_code(VC_EXIT_USAGE, "unexpected argument '%s' (see --help)", argv[optind]);
+    if (c->command == VC_CMD_EVAL && !c->eval_file)
+        return vc_fail_code(VC_EXIT_USAGE, "eval needs a FILE.jsonl of questions");
     if (c->command == VC_CMD_CONVERT && (!c->model || !c->out))
         return vc_fail_code(VC_EXIT_USAGE, "convert needs --model DIR and --out FILE.gguf");
     return 0;

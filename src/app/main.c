@@ -11,6 +11,8 @@
 
 #include "app/cli.h"
 #include "app/convert.h"
+#include "app/eval.h"
+#include "app/locate.h"
 #include "app/scripted.h"
 #include "core/common.h"
 #include "core/kernels.h"
@@ -58,17 +60,21 @@ static void describe(const vc_model *m)
 
 static int run(const vc_cli *cli)
 {
-    if (!cli->model)
-        return vc_fail_code(VC_EXIT_USAGE, "no model: pass --model with an HF model directory or a GGUF file");
-    if (!cli->prompt && isatty(STDIN_FILENO))
+    if (cli->command == VC_CMD_RUN && !cli->prompt && isatty(STDIN_FILENO))
         return vc_fail_code(VC_EXIT_USAGE, "no prompt: pass --prompt TEXT or pipe prompts on standard input");
+    char path[4096];
+    if (vc_locate_model(cli->model, path, sizeof path) != 0)
+        return -1;
+    int quant = 0;
+    if (cli->quant && (quant = vc_dtype_from_name(cli->quant)) <= 0)
+        return vc_fail_code(VC_EXIT_USAGE, "unknown --quant type '%s' (q8_0, q4_0, f16, bf16)", cli->quant);
     vc_model m;
-    vc_model_options opt = { .n_ctx = cli->n_ctx, .template_name = cli->template_name };
-    if (vc_model_open(cli->model, &opt, &m) != 0)
+    vc_model_options opt = { .n_ctx = cli->n_ctx, .template_name = cli->template_name, .quant = quant };
+    if (vc_model_open(path, &opt, &m) != 0)
         return -1;
     if (cli->verbose)
         describe(&m);
-    int code = vc_run_scripted(&m, cli, &interrupted);
+    int code = cli->command == VC_CMD_EVAL ? vc_run_eval(&m, cli, &interrupted) : vc_run_scripted(&m, cli, &interrupted);
     vc_model_close(&m);
     return code == VC_EXIT_OK ? 0 : -1;
 }

@@ -38,9 +38,15 @@ static int emit(const char *s, size_t n)
     return 0;
 }
 
+/* Streams a reply; the space a tokenizer puts before the first word is not shown. */
 static int on_text(void *ctx, const char *text, size_t len)
 {
-    (void)ctx;
+    bool *started = ctx;
+    if (!*started) {
+        while (len && (*text == ' ' || *text == '\n'))
+            text++, len--;
+        *started = len > 0;
+    }
     return emit(text, len) == 0 ? 0 : 1;
 }
 
@@ -104,9 +110,10 @@ static int answer(vc_model *m, const vc_cli *cli, const char *text, const vc_ima
     if (prompt_input(m, cli, text, images, &ids, &n, &embd) != 0)
         return -1;
     vc_llm_truncate(&m->llm, 0);
+    bool started = false;
     vc_gen_options opt = { .max_tokens = cli->max_tokens, .ignore_eos = cli->ignore_eos,
                            .sampling = vc_effective_sampling(m, cli), .on_text = cli->json ? NULL : on_text,
-                           .interrupt = interrupt, .prompt_embd = embd };
+                           .ctx = &started, .interrupt = interrupt, .prompt_embd = embd };
     vc_gen_result r;
     int rc = vc_generate(m, ids, n, &opt, &r);
     free(ids);

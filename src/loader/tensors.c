@@ -163,9 +163,49 @@ void vc_tensors_free(vc_tensor_set *set)
     }
     for (size_t i = 0; i < set->n_files; i++)
         vc_unmap_file(&set->files[i]);
+    for (size_t i = 0; i < set->n_owned; i++)
+        free(set->owned[i]);
+    free(set->owned);
     free(set->items);
     free(set->files);
     memset(set, 0, sizeof *set);
+}
+
+int vc_tensors_quantize(vc_tensor_set *set, vc_dtype type)
+{
+    int be = vc_dtype_block_elems(type);
+    if (be <= 0)
+        return vc_fail_code(VC_EXIT_USAGE, "cannot quantize to type %d", (int)type);
+    for (size_t i = 0; i < set->count; i++) {
+        vc_tensor *t = &set->items[i];
+        bool is_float = t->type == VC_F32 || t->type == VC_F16 || t->type == VC_BF16;
+        if (!is_float || t->n_dims != 2 || t->type == (int)type || t->ne[0] % be != 0)
+            continue;
+        size_t row, src_row;
+        if (vc_dtype_row_bytes(type, t->ne[0], &row) != 0 || vc_dtype_row_bytes((vc_dtype)t->type, t->ne[0], &src_row))
+            return -1;
+        uint8_t *buf = vc_malloc(row * (size_t)t->ne[1]);
+        float *tmp = vc_malloc((size_t)t->ne[0] * sizeof *tmp);
+        if (!buf || !tmp || vc_reserve((void **)&set->owned, &set->owned_cap, set->n_owned + 1, sizeof(void *))) {
+            free(buf);
+            free(tmp);
+            return -1;
+        }
+        for (int64_t r = 0; r < t->ne[1]; r++) {
+            vc_dequantize_row((vc_dtype)t->type, (const uint8_t *)t->data + (size_t)r * src_row, tmp, t->ne[0]);
+            vc_quantize_row(type, tmp, buf + (size_t)r * row, t->ne[0]);
+        }
+        free(tmp);
+        set->owned[set->n_owned++] = buf;
+        free(t->type_name);
+        t->type_name = vc_strdup(vc_dtype_name(type));
+        t->type = (int)type;
+        t->data = buf;
+        t->nbytes = row * (size_t)t->ne[1];
+        if (!t->type_name)
+            return -1;
+    }
+    return 0;
 }
 
 static int check_supported(const vc_tensor *t)

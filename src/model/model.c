@@ -121,10 +121,12 @@ static vc_llm_names text_names(const vc_tensor_set *w, bool multimodal)
 }
 
 /* Weights of the language model, bound under the names the checkpoint uses. */
-static int load_text_weights(const char *dir, bool multimodal, vc_model *m)
+static int load_text_weights(const char *dir, bool multimodal, int quant, vc_model *m)
 {
     vc_tensor_set weights = { 0 };
     int rc = vc_safetensors_load_dir(dir, &weights);
+    if (rc == 0 && quant > 0)
+        rc = vc_tensors_quantize(&weights, (vc_dtype)quant);
     if (rc == 0) {
         vc_llm_names names = text_names(&weights, multimodal);
         rc = vc_llm_bind(&m->llm, &weights, &names);
@@ -158,7 +160,7 @@ static int load_text_side(const char *dir, vc_model *m)
     return rc;
 }
 
-static int open_hf(const char *dir, vc_model *m)
+static int open_hf(const char *dir, int quant, vc_model *m)
 {
     char path[4096];
     json_t *cfg = load_json(dir, "config.json", true);
@@ -169,7 +171,7 @@ static int open_hf(const char *dir, vc_model *m)
     json_t *text_cfg = multimodal ? json_object_get(cfg, "text_config") : cfg;
     int rc = vc_llm_config_from_hf(text_cfg, path, &m->llm.cfg);
     if (rc == 0)
-        rc = load_text_weights(dir, multimodal, m);
+        rc = load_text_weights(dir, multimodal, quant, m);
     if (rc == 0)
         rc = load_text_side(dir, m);
     if (rc == 0 && multimodal) {
@@ -220,7 +222,7 @@ int vc_model_open(const char *path, const vc_model_options *opt, vc_model *m)
     m->sampling = vc_sampler_defaults();
     int rc;
     if (is_dir(path))
-        rc = open_hf(path, m);
+        rc = open_hf(path, opt ? opt->quant : 0, m);
     else if (is_file(path) && vc_gguf_sniff(path))
         rc = open_gguf(path, m);
     else if (is_file(path))
