@@ -23,6 +23,9 @@ typedef struct {
     const char *eval_file;     /* eval: the questions */
     const char *quant;         /* --quant: quantize float weights at load */
     float min_accuracy;        /* eval: fail below this */
+    const char *preview;       /* --preview auto|sixel|blocks|none */
+    bool no_status;            /* --no-status */
+    size_t mem_limit;          /* --mem-limit in bytes (0: none) */
     int max_tokens;
     int n_ctx;
     int threads;

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "core/common.h"
+#include "tui/preview.h"
 
 const char *vc_cli_usage(void)
 {
@@ -42,6 +43,10 @@ const char *vc_cli_usage(void)
            "      --json              one JSON object per prompt: text, tokens, timings, memory\n"
            "  -v, --verbose           model and timing details on stderr\n"
            "      --min-accuracy F    eval: exit 1 if the accuracy is below F (0..1)\n"
+           "interactive (a terminal and no --prompt):\n"
+           "      --preview MODE      image previews: auto, sixel, blocks, none (NO_COLOR: none)\n"
+           "      --no-status         no status bar\n"
+           "      --mem-limit SIZE    memory budget, e.g. 2G or 512M (default: cgroup limit or available)\n"
            "  -h, --help              this text\n"
            "      --version           version\n"
            "convert:\n"
@@ -73,8 +78,25 @@ static int parse_float(const char *opt, const char *s, double lo, double hi, flo
 
 enum {
     OPT_CTX = 256, OPT_TEMPLATE, OPT_THREADS, OPT_WHOLE, OPT_SYSTEM, OPT_RAW, OPT_TEMP, OPT_TOPK, OPT_TOPP,
-    OPT_MINP, OPT_REPEAT, OPT_SEED, OPT_IGNORE_EOS, OPT_JSON, OPT_VERSION, OPT_OUT, OPT_TYPE, OPT_QUANT, OPT_MIN_ACC
+    OPT_MINP, OPT_REPEAT, OPT_SEED, OPT_IGNORE_EOS, OPT_JSON, OPT_VERSION, OPT_OUT, OPT_TYPE, OPT_QUANT, OPT_MIN_ACC,
+    OPT_PREVIEW, OPT_NO_STATUS, OPT_MEM_LIMIT
 };
+
+/* "512M", "2G", "100000" (bytes) */
+static int parse_size(const char *opt, const char *s, size_t *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    double mult = *end == 'K' || *end == 'k' ? 1024.0 : *end == 'M' || *end == 'm' ? 1048576.0
+                : *end == 'G' || *end == 'g' ? 1073741824.0 : *end == 0 ? 1.0 : -1;
+    if (*end && end[1] && !(end[1] == 'B' || end[1] == 'b'))
+        mult = -1;
+    if (errno || end == s || mult < 0 || !(v > 0) || v * mult > 1e18)
+        return vc_fail_code(VC_EXIT_USAGE, "%s expects a size such as 512M or 2G, got '%s'", opt, s);
+    *out = (size_t)(v * mult);
+    return 0;
+}
 
 static int add_image(vc_cli *c, const char *path)
 {
@@ -117,6 +139,13 @@ static int apply(vc_cli *c, int opt, const char *arg, const char *name)
     case OPT_TYPE: c->out_type = arg; return 0;
     case OPT_QUANT: c->quant = arg; return 0;
     case OPT_MIN_ACC: return parse_float(name, arg, 0, 1, &c->min_accuracy);
+    case OPT_PREVIEW:
+        if (vc_preview_from_name(arg) == -2)
+            return vc_fail_code(VC_EXIT_USAGE, "--preview expects auto, sixel, blocks or none, got '%s'", arg);
+        c->preview = arg;
+        return 0;
+    case OPT_NO_STATUS: c->no_status = true; return 0;
+    case OPT_MEM_LIMIT: return parse_size(name, arg, &c->mem_limit);
     default: return vc_fail_code(VC_EXIT_USAGE, "unknown option (see --help)");
     }
 }
@@ -137,6 +166,8 @@ int vc_cli_parse(int argc, char **argv, vc_cli *c)
         { "ignore-eos", no_argument, 0, OPT_IGNORE_EOS }, { "json", no_argument, 0, OPT_JSON },
         { "out", required_argument, 0, OPT_OUT }, { "type", required_argument, 0, OPT_TYPE },
         { "quant", required_argument, 0, OPT_QUANT }, { "min-accuracy", required_argument, 0, OPT_MIN_ACC },
+        { "preview", required_argument, 0, OPT_PREVIEW }, { "no-status", no_argument, 0, OPT_NO_STATUS },
+        { "mem-limit", required_argument, 0, OPT_MEM_LIMIT },
         { 0, 0, 0, 0 },
     };
     memset(c, 0, sizeof *c);

@@ -13,6 +13,7 @@
 #include "app/convert.h"
 #include "app/eval.h"
 #include "app/locate.h"
+#include "app/repl.h"
 #include "app/scripted.h"
 #include "core/common.h"
 #include "core/kernels.h"
@@ -60,8 +61,9 @@ static void describe(const vc_model *m)
 
 static int run(const vc_cli *cli)
 {
-    if (cli->command == VC_CMD_RUN && !cli->prompt && isatty(STDIN_FILENO))
-        return vc_fail_code(VC_EXIT_USAGE, "no prompt: pass --prompt TEXT or pipe prompts on standard input");
+    bool interactive = cli->command == VC_CMD_RUN && !cli->prompt && isatty(STDIN_FILENO);
+    if (interactive && cli->json)
+        return vc_fail_code(VC_EXIT_USAGE, "--json needs --prompt or prompts on standard input");
     char path[4096];
     if (vc_locate_model(cli->model, path, sizeof path) != 0)
         return -1;
@@ -74,7 +76,9 @@ static int run(const vc_cli *cli)
         return -1;
     if (cli->verbose)
         describe(&m);
-    int code = cli->command == VC_CMD_EVAL ? vc_run_eval(&m, cli, &interrupted) : vc_run_scripted(&m, cli, &interrupted);
+    int code = cli->command == VC_CMD_EVAL ? vc_run_eval(&m, cli, &interrupted)
+               : interactive                ? vc_run_repl(&m, cli, &interrupted)
+                                            : vc_run_scripted(&m, cli, &interrupted);
     vc_model_close(&m);
     return code == VC_EXIT_OK ? 0 : -1;
 }

@@ -1,0 +1,481 @@
+/* repl.c - see include/app/repl.h */
+#define _GNU_SOURCE
+#include "app/repl.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <malloc.h>
+#include <readline/history.h>
+#include <readline/readline.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/select.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "app/scripted.h"
+#include "core/buf.h"
+#include "core/common.h"
+#include "core/meminfo.h"
+#include "model/conversation.h"
+#include "tui/preview.h"
+#include "tui/statusbar.h"
+
+typedef struct {
+    vc_model *m;
+    vc_conversation conv;
+    vc_sampler_params sampling;
+    int max_tokens;
+    bool ignore_eos, quit, color;
+    vc_preview_mode preview;
+    int cell_w, cell_h;
+    vc_statusbar bar;
+    vc_buf pending;               /* continued lines (trailing backslash) */
+    double last_tok_s;
+    volatile sig_atomic_t *interrupt;
+    char history_path[4096];
+    bool started;                 /* reply text shown yet (leading space dropped) */
+    size_t budget;                /* memory budget in bytes */
+    unsigned shown_events;
+} repl;
+
+static repl *R;   /* readline's line callback has no user pointer */
+
+static const char *const COMMANDS[] = { "/image", "/images", "/clear", "/stats", "/set", "/system",
+                                        "/save", "/load", "/model", "/help", "/quit", NULL };
+
+/* ---- status ---- */
+
+static void mib(char *out, size_t n, size_t bytes)
+{
+    if (bytes >= (size_t)1 << 30)
+        snprintf(out, n, "%.1fG", bytes / 1073741824.0);
+    else
+        snprintf(out, n, "%.1fM", bytes / 1048576.0);
+}
+
+static void status(repl *r)
+{
+    char rss[16], w[16], kv[16], img[16], avail[16], line[512];
+    const vc_llm *l = &r->m->llm;
+    mib(rss, sizeof rss, vc_mem_rss());
+    mib(w, sizeof w, vc_tensors_bytes(&l->weights));
+    mib(kv, sizeof kv, vc_llm_kv_bytes(l));
+    mib(img, sizeof img, vc_conv_image_bytes(&r->conv));
+    mib(avail, sizeof avail, vc_mem_available());
+    snprintf(line, sizeof line, " RSS %s | weights %s mapped | KV %d/%d tok (%s) | images %s | avail %s | %.1f tok/s%s%s",
+             rss, w, l->n_past, l->n_ctx, kv, img, avail, r->last_tok_s, r->conv.event[0] ? " | " : "",
+             r->conv.event);
+    vc_statusbar_draw(&r->bar, line);
+}
+
+/* Memory pressure: below 10% of the budget available, or PSI stalls. */
+static void check_pressure(repl *r)
+{
+    size_t avail = vc_mem_available();
+    double psi = vc_mem_pressure();
+    if ((avail && r->budget && avail < r->budget / 10) || psi > 10.0) {
+        vc_conv_drop_image_cache(&r->conv);
+        malloc_trim(0);
+    }
+}
+
+/* ---- output ---- */
+
+static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void say(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vprintf(fmt, ap);
+    va_end(ap);
+    fflush(stdout);
+}
+
+static void complain(void) { say("error: %s\n", vc_error()); }
+
+static int on_text(void *ctx, const char *text, size_t len)
+{
+    repl *r = ctx;
+    if (!r->started) {
+        while (len && (*text == ' ' || *text == '\n'))
+            text++, len--;
+        r->started = len > 0;
+    }
+    fwrite(text, 1, len, stdout);
+    fflush(stdout);
+    return 0;
+}
+
+/* ---- commands ---- */
+
+static void cmd_image(repl *r, char *args)
+{
+    for (char *path = strtok(args, " \t"); path; path = strtok(NULL, " \t")) {
+        vc_image img;
+        if (vc_image_load(path, NULL, &img) != 0) {
+            complain();
+            continue;
+        }
+        int cols = r->bar.active ? VC_MIN(r->bar.cols - 2, 48) : 48;
+        vc_preview_show(stdout, &img, r->preview, cols, 12, r->cell_w, r->cell_h);
+        vc_image_free(&img);
+        double t0 = vc_now_ms();
+        if (vc_conv_attach(&r->conv, path) != 0) {
+            complain();
+            continue;
+        }
+        const vc_image_embd *e = &r->conv.images[r->conv.n_images - 1];
+        say("[image %d: %s, %d tokens, encoded in %.0f ms]\n", r->conv.n_images, path, e->n_tokens, vc_now_ms() - t0);
+    }
+}
+
+static void cmd_images(repl *r)
+{
+    if (r->conv.n_images == 0)
+        say("no images\n");
+    for (int i = 0; i < r->conv.n_images; i++)
+        say("%d  %s  %d tokens  %s\n", i + 1, r->conv.image_paths[i], r->conv.images[i].n_tokens,
+            i < r->conv.used_images ? "sent" : "attached to the next message");
+}
+
+static void cmd_stats(repl *r)
+{
+    char a[16], b[16], c[16], d[16];
+    const vc_llm *l = &r->m->llm;
+    mib(a, sizeof a, vc_mem_rss());
+    mib(b, sizeof b, vc_mem_peak_rss());
+    mib(c, sizeof c, vc_tensors_bytes(&l->weights));
+    mib(d, sizeof d, vc_llm_kv_bytes(l));
+    say("context %d of %d tokens, %zu turns, %d images\nRSS %s (peak %s), weights %s mapped, KV cache %s\n"
+        "last reply %.1f tok/s; %u memory/context events%s%s\n",
+        l->n_past, l->n_ctx, r->conv.n_turns, r->conv.n_images, a, b, c, d, r->last_tok_s, r->conv.events,
+        r->conv.event[0] ? ", latest: " : "", r->conv.event);
+}
+
+static void cmd_set(repl *r, char *args)
+{
+    char *key = strtok(args, " \t"), *val = strtok(NULL, "");
+    vc_sampler_params *p = &r->sampling;
+    if (!key) {
+        say("temp %g  top-p %g  top-k %d  min-p %g  repeat-penalty %g  max-tokens %d  seed %llu  ignore-eos %s\n",
+            p->temperature, p->top_p, p->top_k, p->min_p, p->repeat_penalty, r->max_tokens,
+            (unsigned long long)p->seed, r->ignore_eos ? "on" : "off");
+        return;
+    }
+    if (!val) {
+        say("usage: /set KEY VALUE (/set alone lists them)\n");
+        return;
+    }
+    char *end;
+    double v = strtod(val, &end);
+    bool number = end != val && *end == 0;
+    if (strcmp(key, "ignore-eos") == 0)
+        r->ignore_eos = strcmp(val, "on") == 0 || strcmp(val, "1") == 0 || strcmp(val, "true") == 0;
+    else if (!number)
+        say("%s: '%s' is not a number\n", key, val);
+    else if (strcmp(key, "temp") == 0 && v >= 0)
+        p->temperature = (float)v;
+    else if (strcmp(key, "top-p") == 0 && v > 0 && v <= 1)
+        p->top_p = (float)v;
+    else if (strcmp(key, "top-k") == 0 && v >= 0)
+        p->top_k = (int)v;
+    else if (strcmp(key, "min-p") == 0 && v >= 0 && v <= 1)
+        p->min_p = (float)v;
+    else if (strcmp(key, "repeat-penalty") == 0 && v > 0)
+        p->repeat_penalty = (float)v;
+    else if (strcmp(key, "max-tokens") == 0 && v >= 1)
+        r->max_tokens = (int)v;
+    else if (strcmp(key, "seed") == 0 && v >= 0)
+        p->seed = (uint64_t)v;
+    else
+        say("unknown setting or value out of range: %s %s\n", key, val);
+}
+
+/* Conversation files: {"system": ..., "turns": [{"role", "content", "images": [paths]}]}. */
+static void cmd_save(repl *r, char *path)
+{
+    if (!path || !*path) {
+        say("usage: /save FILE\n");
+        return;
+    }
+    json_t *turns = json_array();
+    int img = 0;
+    for (size_t i = 0; i < r->conv.n_turns; i++) {
+        json_t *paths = json_array();
+        for (int k = 0; k < r->conv.turns[i].n_images && img < r->conv.n_images; k++)
+            json_array_append_new(paths, json_string(r->conv.image_paths[img++]));
+        json_array_append_new(turns, json_pack("{s:s, s:s, s:o}", "role", r->conv.turns[i].role, "content",
+                                               r->conv.turns[i].content, "images", paths));
+    }
+    json_t *doc = json_pack("{s:i, s:o}", "version", 1, "turns", turns);
+    if (r->conv.system)
+        json_object_set_new(doc, "system", json_string(r->conv.system));
+    char *text = json_dumps(doc, JSON_INDENT(1));
+    json_decref(doc);
+    if (!text || vc_write_file_atomic(path, text, strlen(text)) != 0)
+        complain();
+    else
+        say("saved %zu turns to %s\n", r->conv.n_turns, path);
+    free(text);
+}
+
+static void cmd_load(repl *r, char *path)
+{
+    json_error_t err;
+    json_t *doc = path && *path ? json_load_file(path, 0, &err) : NULL;
+    json_t *turns = json_object_get(doc, "turns"), *t;
+    if (!json_is_array(turns)) {
+        say("error: %s: not a conversation file (%s)\n", path ? path : "", doc ? "no turns" : err.text);
+        json_decref(doc);
+        return;
+    }
+    vc_conv_clear(&r->conv);
+    vc_conv_set_system(&r->conv, json_string_value(json_object_get(doc, "system")));
+    size_t i;
+    json_array_foreach(turns, i, t)
+    {
+        const char *role = json_string_value(json_object_get(t, "role"));
+        const char *content = json_string_value(json_object_get(t, "content"));
+        json_t *paths = json_object_get(t, "images"), *p;
+        size_t k;
+        if (!role || !content || (strcmp(role, "user") != 0 && strcmp(role, "assistant") != 0)) {
+            say("error: %s: turn %zu is malformed\n", path, i + 1);
+            vc_conv_clear(&r->conv);
+            break;
+        }
+        int before = r->conv.n_images;
+        json_array_foreach(paths, k, p)
+            if (vc_conv_attach(&r->conv, json_string_value(p) ? json_string_value(p) : "") != 0)
+                complain();
+        vc_conv_add_turn(&r->conv, role, content, r->conv.n_images - before);
+    }
+    json_decref(doc);
+    say("loaded %zu turns from %s\n", r->conv.n_turns, path);
+}
+
+static void cmd_help(void)
+{
+    say("/image PATH...   attach images to your next message (a preview is shown)\n"
+        "/images          list the conversation's images\n"
+        "/clear           start a new conversation\n"
+        "/stats           context, speed and memory\n"
+        "/set [KEY VALUE] temp, top-p, top-k, min-p, repeat-penalty, max-tokens, seed, ignore-eos\n"
+        "/system [TEXT]   set or clear the system message\n"
+        "/save FILE, /load FILE   save or restore the conversation\n"
+        "/model           what is loaded\n"
+        "/quit            leave (or Ctrl-D); Ctrl-C stops a reply\n"
+        "End a line with \\ to continue on the next one.\n");
+}
+
+static void cmd_model(repl *r)
+{
+    const vc_llm_config *c = &r->m->llm.cfg;
+    say("%s (%s): %d layers, dim %d, %d/%d heads, vocab %d, chat format %s, context %d%s\n", r->m->path,
+        r->m->format, c->n_layers, c->dim, c->n_heads, c->n_kv_heads, c->n_vocab,
+        vc_chat_format_name(r->m->chat.format), r->m->llm.n_ctx, r->m->vision ? ", takes images" : "");
+}
+
+/* ---- a chat turn ---- */
+
+static void chat(repl *r, const char *text)
+{
+    check_pressure(r);
+    vc_gen_options opt = { .max_tokens = r->max_tokens, .ignore_eos = r->ignore_eos, .sampling = r->sampling,
+                           .on_text = on_text, .ctx = r, .interrupt = r->interrupt };
+    vc_gen_result res;
+    r->started = false;
+    int rc = vc_conv_turn(&r->conv, text, &opt, &res);
+    if (res.stop == VC_STOP_INTERRUPT)
+        say(" [stopped]");
+    say("\n");
+    if (rc != 0)
+        complain();
+    r->last_tok_s = res.decode_ms > 0 ? res.n_tokens / (res.decode_ms / 1e3) : 0;
+    vc_gen_result_free(&res);
+    *r->interrupt = 0;
+}
+
+static void handle(repl *r, char *line)
+{
+    char *cmd = line + strspn(line, " \t");
+    if (*cmd != '/') {
+        if (*cmd)
+            chat(r, line);
+        return;
+    }
+    char *args = cmd + strcspn(cmd, " \t");
+    if (*args)
+        *args++ = 0;
+    args += strspn(args, " \t");
+    if (strcmp(cmd, "/image") == 0)
+        cmd_image(r, args);
+    else if (strcmp(cmd, "/images") == 0)
+        cmd_images(r);
+    else if (strcmp(cmd, "/clear") == 0) {
+        vc_conv_clear(&r->conv);
+        say("new conversation\n");
+    } else if (strcmp(cmd, "/stats") == 0)
+        cmd_stats(r);
+    else if (strcmp(cmd, "/set") == 0)
+        cmd_set(r, args);
+    else if (strcmp(cmd, "/system") == 0)
+        vc_conv_set_system(&r->conv, *args ? args : NULL);
+    else if (strcmp(cmd, "/save") == 0)
+        cmd_save(r, args);
+    else if (strcmp(cmd, "/load") == 0)
+        cmd_load(r, args);
+    else if (strcmp(cmd, "/model") == 0)
+        cmd_model(r);
+    else if (strcmp(cmd, "/help") == 0)
+        cmd_help();
+    else if (strcmp(cmd, "/quit") == 0 || strcmp(cmd, "/exit") == 0)
+        r->quit = true;
+    else
+        say("unknown command %s (/help lists them)\n", cmd);
+}
+
+/* ---- readline plumbing ---- */
+
+static void on_line(char *line)
+{
+    repl *r = R;
+    if (!line) {                      /* Ctrl-D */
+        say("\n");
+        r->quit = true;
+        return;
+    }
+    size_t len = strlen(line);
+    bool more = len && line[len - 1] == '\\';
+    if (more)
+        line[len - 1] = '\n';
+    vc_buf_puts(&r->pending, line);
+    free(line);
+    if (more) {
+        rl_set_prompt("... ");
+        return;
+    }
+    rl_set_prompt("> ");
+    char *full = vc_buf_take(&r->pending, NULL);
+    if (!full)
+        return;
+    if (*full) {
+        add_history(full);
+        if (r->history_path[0])
+            append_history(1, r->history_path);
+    }
+    rl_callback_handler_remove();     /* readline must not echo while we stream */
+    handle(r, full);
+    free(full);
+    status(r);
+    if (!r->quit)
+        rl_callback_handler_install("> ", on_line);
+}
+
+static char *command_names(const char *text, int state)
+{
+    static int i;
+    if (!state)
+        i = 0;
+    while (COMMANDS[i])
+        if (strncmp(COMMANDS[i++], text, strlen(text)) == 0)
+            return strdup(COMMANDS[i - 1]);
+    return NULL;
+}
+
+/* Commands complete at the start of a line, file names everywhere else. */
+static char **complete(const char *text, int start, int end)
+{
+    (void)end;
+    if (start == 0 && text[0] == '/')
+        return rl_completion_matches(text, command_names);
+    return NULL;
+}
+
+static void history_location(repl *r)
+{
+    const char *state = getenv("XDG_STATE_HOME"), *home = getenv("HOME");
+    char dir[3800];
+    if (state && *state)
+        snprintf(dir, sizeof dir, "%s/vlmchat", state);
+    else if (home && *home)
+        snprintf(dir, sizeof dir, "%s/.local/state/vlmchat", home);
+    else
+        return;
+    /* create the directory chain */
+    for (char *p = dir + 1; *p; p++)
+        if (*p == '/') {
+            *p = 0;
+            mkdir(dir, 0700);
+            *p = '/';
+        }
+    mkdir(dir, 0700);
+    snprintf(r->history_path, sizeof r->history_path, "%s/history", dir);
+    struct stat st;
+    if (stat(r->history_path, &st) != 0)
+        write_history(r->history_path);   /* append_history needs the file to exist */
+    read_history(r->history_path);
+    stifle_history(1000);
+}
+
+int vc_run_repl(vc_model *m, const vc_cli *cli, volatile sig_atomic_t *interrupt)
+{
+    repl r = { 0 };
+    R = &r;
+    r.m = m;
+    r.interrupt = interrupt;
+    r.sampling = vc_effective_sampling(m, cli);
+    r.max_tokens = cli->max_tokens;
+    r.ignore_eos = cli->ignore_eos;
+    vc_conv_init(&r.conv, m);
+    if (cli->system)
+        vc_conv_set_system(&r.conv, cli->system);
+    size_t limit = vc_mem_cgroup_limit(), avail = vc_mem_available();
+    r.budget = cli->mem_limit ? cli->mem_limit : limit ? limit : avail;
+    int forced = vc_preview_from_name(cli->preview);
+    if (forced >= 0)
+        r.preview = (vc_preview_mode)forced;
+    else
+        r.preview = vc_preview_detect(STDIN_FILENO, STDOUT_FILENO, 300, &r.cell_w, &r.cell_h);
+    if (r.cell_w == 0)
+        r.cell_w = 10, r.cell_h = 20;
+    if (!cli->no_status)
+        vc_statusbar_init(&r.bar);
+    history_location(&r);
+    rl_attempted_completion_function = complete;
+    rl_catch_signals = 0;
+    say("vlmchat - %s. /help for commands, Ctrl-D to quit.\n", m->path);
+    for (int i = 0; i < cli->n_images; i++) {
+        char path[4096];
+        snprintf(path, sizeof path, "%s", cli->images[i]);
+        cmd_image(&r, path);
+    }
+    status(&r);
+    rl_callback_handler_install("> ", on_line);
+    while (!r.quit) {
+        fd_set fds;
+        FD_ZERO(&fds);
+        FD_SET(STDIN_FILENO, &fds);
+        if (select(STDIN_FILENO + 1, &fds, NULL, NULL, NULL) < 0) {
+            if (errno != EINTR)
+                break;
+            if (*interrupt) {         /* Ctrl-C at the prompt: drop the line */
+                *interrupt = 0;
+                vc_buf_free(&r.pending);
+                rl_set_prompt("> ");
+                rl_replace_line("", 0);
+                rl_crlf();
+                rl_on_new_line();
+                rl_redisplay();
+            }
+            continue;
+        }
+        rl_callback_read_char();
+    }
+    rl_callback_handler_remove();
+    vc_statusbar_end(&r.bar);
+    vc_buf_free(&r.pending);
+    vc_conv_free(&r.conv);
+    return VC_EXIT_OK;
+}
