@@ -7,20 +7,9 @@
 #include <string.h>
 
 #include "core/common.h"
+#include "vision/processor.h"
 
 #define MAX_IMAGE_SIZE 4096   /* the processor's absolute limit after resizing */
-
-static int json_int(json_t *o, const char *key, int dflt)
-{
-    json_t *v = json_object_get(o, key);
-    return json_is_integer(v) ? (int)json_integer_value(v) : json_is_real(v) ? (int)json_real_value(v) : dflt;
-}
-
-static bool json_flag(json_t *o, const char *key, bool dflt)
-{
-    json_t *v = json_object_get(o, key);
-    return json_is_boolean(v) ? json_is_true(v) : dflt;
-}
 
 int vc_idefics3_load(vc_idefics3 *m, json_t *cfg, json_t *proc, json_t *proc_root, const vc_tensor_set *w, int text_dim)
 {
@@ -28,12 +17,12 @@ int vc_idefics3_load(vc_idefics3 *m, json_t *cfg, json_t *proc, json_t *proc_roo
     m->text_dim = text_dim;
     json_t *vc = json_object_get(cfg, "vision_config");
     vc_vit_config c = { 0 };
-    c.hidden = json_int(vc, "hidden_size", 1152);
-    c.ffn = json_int(vc, "intermediate_size", 4304);
-    c.layers = json_int(vc, "num_hidden_layers", 27);
-    c.heads = json_int(vc, "num_attention_heads", 16);
-    c.image_size = json_int(vc, "image_size", 384);
-    c.patch_size = json_int(vc, "patch_size", 14);
+    c.hidden = vc_json_int(vc, "hidden_size", 1152);
+    c.ffn = vc_json_int(vc, "intermediate_size", 4304);
+    c.layers = vc_json_int(vc, "num_hidden_layers", 27);
+    c.heads = vc_json_int(vc, "num_attention_heads", 16);
+    c.image_size = vc_json_int(vc, "image_size", 384);
+    c.patch_size = vc_json_int(vc, "patch_size", 14);
     json_t *eps = json_object_get(vc, "layer_norm_eps");
     c.norm_eps = json_is_number(eps) ? (float)json_number_value(eps) : 1e-6f;
     const char *act = json_string_value(json_object_get(vc, "hidden_act"));
@@ -44,7 +33,7 @@ int vc_idefics3_load(vc_idefics3 *m, json_t *cfg, json_t *proc, json_t *proc_roo
     c.bucketed_positions = true;
     if (vc_vit_bind(&m->vit, w, "model.vision_model.", &c) != 0)
         return -1;
-    m->scale = json_int(cfg, "scale_factor", 2);
+    m->scale = vc_json_int(cfg, "scale_factor", 2);
     int g = c.image_size / c.patch_size;
     if (m->scale <= 0 || g % m->scale != 0)
         return vc_fail_code(VC_EXIT_MODEL, "scale_factor %d does not divide the %d-patch grid", m->scale, g);
@@ -54,22 +43,15 @@ int vc_idefics3_load(vc_idefics3 *m, json_t *cfg, json_t *proc, json_t *proc_roo
     if (vc_tensor_matrix(t, (int64_t)c.hidden * m->scale * m->scale, text_dim, &m->proj) != 0)
         return -1;
     /* processor */
-    m->longest_edge = json_int(json_object_get(proc, "size"), "longest_edge", 4 * c.image_size);
-    m->tile = json_int(json_object_get(proc, "max_image_size"), "longest_edge", c.image_size);
-    m->do_resize = json_flag(proc, "do_resize", true);
-    m->do_split = json_flag(proc, "do_image_splitting", true);
-    m->resample = (vc_resample)json_int(proc, "resample", VC_RESAMPLE_LANCZOS);
-    json_t *rs = json_object_get(proc, "rescale_factor");
-    m->rescale = json_is_number(rs) ? json_number_value(rs) : 1.0 / 255;
-    for (int k = 0; k < 3; k++) {
-        json_t *mv = json_array_get(json_object_get(proc, "image_mean"), (size_t)k);
-        json_t *sv = json_array_get(json_object_get(proc, "image_std"), (size_t)k);
-        m->mean[k] = json_is_number(mv) ? (float)json_number_value(mv) : 0.5f;
-        m->std[k] = json_is_number(sv) ? (float)json_number_value(sv) : 0.5f;
-        if (!(m->std[k] > 0))
-            return vc_fail_code(VC_EXIT_MODEL, "image_std must be positive");
-    }
-    m->image_seq_len = json_int(proc_root, "image_seq_len", g * g / (m->scale * m->scale));
+    m->longest_edge = vc_json_int(json_object_get(proc, "size"), "longest_edge", 4 * c.image_size);
+    m->tile = vc_json_int(json_object_get(proc, "max_image_size"), "longest_edge", c.image_size);
+    m->do_resize = vc_json_flag(proc, "do_resize", true);
+    m->do_split = vc_json_flag(proc, "do_image_splitting", true);
+    m->resample = (vc_resample)vc_json_int(proc, "resample", VC_RESAMPLE_LANCZOS);
+    static const float half[3] = { 0.5f, 0.5f, 0.5f };
+    if (vc_read_normalization(proc, half, half, &m->rescale, m->mean, m->std) != 0)
+        return -1;
+    m->image_seq_len = vc_json_int(proc_root, "image_seq_len", g * g / (m->scale * m->scale));
     if (m->tile != c.image_size)
         return vc_fail_code(VC_EXIT_MODEL, "max_image_size %d differs from the vision tower's %d", m->tile, c.image_size);
     if (m->image_seq_len != g * g / (m->scale * m->scale))

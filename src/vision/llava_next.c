@@ -7,24 +7,19 @@
 #include <string.h>
 
 #include "core/common.h"
+#include "vision/processor.h"
 
 /* ---- configuration ---- */
-
-static int json_int(json_t *o, const char *key, int dflt)
-{
-    json_t *v = json_object_get(o, key);
-    return json_is_integer(v) ? (int)json_integer_value(v) : json_is_real(v) ? (int)json_real_value(v) : dflt;
-}
 
 static int read_vit_config(json_t *vc, vc_vit_config *c)
 {
     memset(c, 0, sizeof *c);
-    c->hidden = json_int(vc, "hidden_size", 1024);
-    c->ffn = json_int(vc, "intermediate_size", 4096);
-    c->layers = json_int(vc, "num_hidden_layers", 24);
-    c->heads = json_int(vc, "num_attention_heads", 16);
-    c->image_size = json_int(vc, "image_size", 336);
-    c->patch_size = json_int(vc, "patch_size", 14);
+    c->hidden = vc_json_int(vc, "hidden_size", 1024);
+    c->ffn = vc_json_int(vc, "intermediate_size", 4096);
+    c->layers = vc_json_int(vc, "num_hidden_layers", 24);
+    c->heads = vc_json_int(vc, "num_attention_heads", 16);
+    c->image_size = vc_json_int(vc, "image_size", 336);
+    c->patch_size = vc_json_int(vc, "patch_size", 14);
     json_t *eps = json_object_get(vc, "layer_norm_eps");
     c->norm_eps = json_is_number(eps) ? (float)json_number_value(eps) : 1e-5f;
     const char *act = json_string_value(json_object_get(vc, "hidden_act"));
@@ -39,21 +34,14 @@ static int read_vit_config(json_t *vc, vc_vit_config *c)
 static int read_processor(vc_llava_next *m, json_t *p)
 {
     json_t *size = json_object_get(p, "size"), *crop = json_object_get(p, "crop_size");
-    m->shortest_edge = json_int(size, "shortest_edge", json_int(size, "height", m->vit.cfg.image_size));
-    m->crop_h = json_int(crop, "height", m->shortest_edge);
-    m->crop_w = json_int(crop, "width", m->crop_h);
-    m->resample = (vc_resample)json_int(p, "resample", VC_RESAMPLE_BICUBIC);
-    json_t *rs = json_object_get(p, "rescale_factor");
-    m->rescale = json_is_number(rs) ? json_number_value(rs) : 1.0 / 255;
+    m->shortest_edge = vc_json_int(size, "shortest_edge", vc_json_int(size, "height", m->vit.cfg.image_size));
+    m->crop_h = vc_json_int(crop, "height", m->shortest_edge);
+    m->crop_w = vc_json_int(crop, "width", m->crop_h);
+    m->resample = (vc_resample)vc_json_int(p, "resample", VC_RESAMPLE_BICUBIC);
     static const float clip_mean[3] = { 0.48145466f, 0.4578275f, 0.40821073f };
     static const float clip_std[3] = { 0.26862954f, 0.26130258f, 0.27577711f };
-    json_t *mean = json_object_get(p, "image_mean"), *std = json_object_get(p, "image_std");
-    for (int c = 0; c < 3; c++) {
-        m->mean[c] = json_is_number(json_array_get(mean, (size_t)c)) ? (float)json_number_value(json_array_get(mean, (size_t)c)) : clip_mean[c];
-        m->std[c] = json_is_number(json_array_get(std, (size_t)c)) ? (float)json_number_value(json_array_get(std, (size_t)c)) : clip_std[c];
-        if (!(m->std[c] > 0))
-            return vc_fail_code(VC_EXIT_MODEL, "image_std must be positive");
-    }
+    if (vc_read_normalization(p, clip_mean, clip_std, &m->rescale, m->mean, m->std) != 0)
+        return -1;
     if (m->shortest_edge <= 0 || m->crop_h <= 0 || m->crop_w <= 0 || m->shortest_edge > 4096 || m->crop_h > 4096 ||
         m->crop_w > 4096)
         return vc_fail_code(VC_EXIT_MODEL, "image processor sizes are invalid");

@@ -6,12 +6,7 @@ V=${VLMCHAT:-build/vlmchat}
 FX=tests/fixtures/models
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
-passed=0 failed=0
-
-check() {  # check NAME CONDITION-COMMAND...
-    local name=$1; shift
-    if "$@"; then passed=$((passed + 1)); else failed=$((failed + 1)); echo "FAIL: $name"; fi
-}
+. "$(dirname "$0")/lib.bash"
 
 # run ARGS... : captures stdout, stderr, exit code
 run() {
@@ -130,5 +125,4 @@ echo "not an image" >"$TMP/fake.png"
 run -m $VX -p "hi" --image "$TMP/fake.png"
 check "fake image exit 4" [ $rc -eq 4 ]
 
-echo "test_cli: $passed passed, $failed failed"
-[ $failed -eq 0 ]
+finish test_cli

@@ -7,11 +7,7 @@ V=${VLMCHAT:-build/vlmchat}
 FX=tests/fixtures/demo_eval
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
-passed=0 failed=0
-check() {
-    local name=$1; shift
-    if "$@"; then passed=$((passed + 1)); else failed=$((failed + 1)); echo "FAIL: $name"; fi
-}
+. "$(dirname "$0")/lib.bash"
 
 "$V" eval $FX/eval.jsonl --min-accuracy 0.9 --json >"$TMP/eval.json" 2>"$TMP/err"
 check "eval >= 90%" [ $? -eq 0 ]
@@ -45,5 +41,4 @@ check "bad eval file one line" [ "$(wc -l <"$TMP/err")" -eq 1 ]
 out=$(VLMCHAT=$V bash examples/ask_demo.sh)
 check "example script answers" grep -q "^== examples/scene1.png" <<<"$out"
 
-echo "test_demo: $passed passed, $failed failed"
-[ $failed -eq 0 ]
+finish test_demo

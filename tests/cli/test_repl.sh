@@ -11,11 +11,8 @@ TMP=$(mktemp -d)
 SOCK="$TMP/tmux0.sock"
 SESSIONS=0
 trap 'for s in "$TMP"/tmux*.sock; do tmux -S "$s" kill-server 2>/dev/null; done; rm -rf "$TMP"' EXIT
-passed=0 failed=0
-check() {
-    local name=$1; shift
-    if "$@"; then passed=$((passed + 1)); else failed=$((failed + 1)); echo "FAIL: $name"; screen | tail -15; fi
-}
+. "$(dirname "$0")/lib.bash"
+on_fail() { screen | tail -15; }
 screen() { tmux -S "$SOCK" capture-pane -t s -p; }
 send() { tmux -S "$SOCK" send-keys -t s "$@"; }
 # waits until the screen matches a pattern (at most ~15 s)
@@ -87,5 +84,4 @@ check "answer after /load" wait_for "^blue$"
 send C-d
 check "Ctrl-D quits" wait_for "EXITED 0"
 
-echo "test_repl: $passed passed, $failed failed"
-[ $failed -eq 0 ]
+finish test_repl
