@@ -58,6 +58,7 @@ install: $(BUILD)/vlmchat
 	install -m 755 $(BUILD)/vlmchat $(DESTDIR)$(PREFIX)/bin/vlmchat
 	install -m 644 man/vlmchat.1 $(DESTDIR)$(PREFIX)/share/man/man1/vlmchat.1
 	cp -r configs/demo $(DESTDIR)$(PREFIX)/share/vlmchat/configs/
+	install -m 644 configs/*.json $(DESTDIR)$(PREFIX)/share/vlmchat/configs/
 
 clean:
 	rm -rf build build-asan

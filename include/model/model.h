@@ -19,6 +19,7 @@ typedef struct {
     int n_ctx;                 /* 0: min(max_position_embeddings, 4096) */
     const char *template_name; /* NULL: detect from the model's template */
     int quant;                 /* a vc_dtype to quantize float matrices to at load; 0 (f32): keep */
+    size_t mem_limit;          /* memory budget in bytes; 0: the cgroup limit, else available memory */
 } vc_model_options;
 
 typedef struct {
@@ -32,6 +33,8 @@ typedef struct {
     char *path;
     const char *format;        /* "hf" or "gguf" */
     double load_ms;
+    size_t budget;             /* the memory budget the context was sized for */
+    char note[256];            /* what loading had to change (e.g. a smaller context), or "" */
 } vc_model;
 
 int vc_model_open(const char *path, const vc_model_options *opt, vc_model *m);

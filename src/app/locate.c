@@ -2,6 +2,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "app/locate.h"
 
+#include <jansson.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,10 +17,18 @@
 #define VLMCHAT_DATADIR "/usr/local/share/vlmchat"
 #endif
 
+#define MAX_PLACES 4
+
 static bool exists(const char *p)
 {
     struct stat st;
     return stat(p, &st) == 0;
+}
+
+static bool is_dir(const char *p)
+{
+    struct stat st;
+    return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
 /* The directory holding the running program. */
@@ -36,37 +45,101 @@ static bool exe_dir(char *out, size_t size)
     return true;
 }
 
-int vc_locate_model(const char *arg, char *out, size_t out_size)
+/* The folders names are looked up in, in order. */
+static int config_dirs(char dirs[MAX_PLACES][1024])
 {
+    int n = 0;
+    snprintf(dirs[n++], 1024, "configs");
+    const char *xdg = getenv("XDG_CONFIG_HOME"), *home = getenv("HOME");
+    if (xdg && *xdg)
+        snprintf(dirs[n++], 1024, "%s/vlmchat", xdg);
+    else if (home && *home)
+        snprintf(dirs[n++], 1024, "%s/.config/vlmchat", home);
+    char exe[900];
+    if (exe_dir(exe, sizeof exe))
+        snprintf(dirs[n++], 1024, "%s/../configs", exe);
+    snprintf(dirs[n++], 1024, "%s/configs", VLMCHAT_DATADIR);
+    return n;
+}
+
+/* Where preset weights live: $XDG_DATA_HOME/vlmchat/models or ~/.local/share/vlmchat/models. */
+static void models_dir(char *out, size_t size)
+{
+    const char *xdg = getenv("XDG_DATA_HOME"), *home = getenv("HOME");
+    if (xdg && *xdg)
+        snprintf(out, size, "%s/vlmchat/models", xdg);
+    else
+        snprintf(out, size, "%s/.local/share/vlmchat/models", home && *home ? home : ".");
+}
+
+static int use_preset(const char *name, const char *file, vc_model_ref *ref)
+{
+    json_error_t err;
+    json_t *p = json_load_file(file, 0, &err);
+    const char *path = json_string_value(json_object_get(p, "path"));
+    if (!p || !path || !*path) {
+        json_decref(p);
+        return vc_fail_code(VC_EXIT_MODEL, "%s: not a valid preset (%s)", file, p ? "no \"path\"" : err.text);
+    }
+    char base[PATH_MAX];
+    models_dir(base, sizeof base);
+    if (path[0] == '/')
+        snprintf(ref->path, sizeof ref->path, "%s", path);
+    else
+        snprintf(ref->path, sizeof ref->path, "%.2000s/%.2000s", base, path);
+    const char *tpl = json_string_value(json_object_get(p, "template"));
+    if (tpl)
+        snprintf(ref->template_name, sizeof ref->template_name, "%s", tpl);
+    json_t *ctx = json_object_get(json_object_get(p, "memory"), "ctx");
+    ref->n_ctx = json_is_integer(ctx) && json_integer_value(ctx) > 0 ? (int)json_integer_value(ctx) : 0;
+    json_t *temp = json_object_get(json_object_get(p, "generation"), "temperature");
+    ref->has_temperature = json_is_number(temp);
+    ref->temperature = ref->has_temperature ? (float)json_number_value(temp) : 0;
+    int rc = 0;
+    if (!exists(ref->path)) {
+        vc_buf files = { 0 };
+        json_t *f;
+        size_t i;
+        json_array_foreach(json_object_get(p, "files"), i, f)
+            vc_buf_printf(&files, "%s%s", i ? ", " : "", json_string_value(f) ? json_string_value(f) : "?");
+        const char *src = json_string_value(json_object_get(p, "source"));
+        const char *note = json_string_value(json_object_get(p, "note"));
+        rc = vc_fail_code(VC_EXIT_MODEL, "model '%s' is not downloaded: get %s from %s and put them in %s%s%s", name,
+                          files.data ? files.data : "its files", src ? src : "its source", ref->path, note ? ". " : "",
+                          note ? note : "");
+        vc_buf_free(&files);
+    }
+    json_decref(p);
+    return rc;
+}
+
+int vc_locate_model(const char *arg, vc_model_ref *ref)
+{
+    memset(ref, 0, sizeof *ref);
     const char *name = arg ? arg : VC_DEFAULT_MODEL;
     if (arg && (exists(arg) || strchr(arg, '/'))) {
         if (!exists(arg))
             return vc_fail_code(VC_EXIT_MODEL, "%s: no such file or directory", arg);
-        snprintf(out, out_size, "%s", arg);
+        snprintf(ref->path, sizeof ref->path, "%s", arg);
         return 0;
     }
-    char places[5][PATH_MAX + 64];
-    int n = 0;
-    snprintf(places[n++], sizeof places[0], "configs/%s", name);
-    const char *xdg = getenv("XDG_CONFIG_HOME"), *home = getenv("HOME");
-    if (xdg && *xdg)
-        snprintf(places[n++], sizeof places[0], "%s/vlmchat/%s", xdg, name);
-    else if (home && *home)
-        snprintf(places[n++], sizeof places[0], "%s/.config/vlmchat/%s", home, name);
-    char dir[PATH_MAX];
-    if (exe_dir(dir, sizeof dir))
-        snprintf(places[n++], sizeof places[0], "%s/../configs/%s", dir, name);
-    snprintf(places[n++], sizeof places[0], "%s/configs/%s", VLMCHAT_DATADIR, name);
-    for (int i = 0; i < n; i++)
-        if (exists(places[i])) {
-            snprintf(out, out_size, "%s", places[i]);
+    char dirs[MAX_PLACES][1024], candidate[2048];
+    int n = config_dirs(dirs);
+    for (int i = 0; i < n; i++) {
+        snprintf(candidate, sizeof candidate, "%.1024s/%.900s", dirs[i], name);
+        if (is_dir(candidate)) {
+            snprintf(ref->path, sizeof ref->path, "%s", candidate);
             return 0;
         }
+        snprintf(candidate, sizeof candidate, "%.1024s/%.900s.json", dirs[i], name);
+        if (exists(candidate))
+            return use_preset(name, candidate, ref);
+    }
     vc_buf b = { 0 };
     for (int i = 0; i < n; i++)
-        vc_buf_printf(&b, "%s%s", i ? ", " : "", places[i]);
-    vc_fail_code(VC_EXIT_MODEL, "model '%s' not found (looked in %s); pass --model with a GGUF file or an HF model "
-                 "directory", name, b.data ? b.data : "");
+        vc_buf_printf(&b, "%s%s/%s", i ? ", " : "", dirs[i], name);
+    vc_fail_code(VC_EXIT_MODEL, "model '%s' not found (looked for a model folder or preset in %s); pass --model with a "
+                 "GGUF file or an HF model directory", name, b.data ? b.data : "");
     vc_buf_free(&b);
     return -1;
 }

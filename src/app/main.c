@@ -64,16 +64,26 @@ static int run(const vc_cli *cli)
     bool interactive = cli->command == VC_CMD_RUN && !cli->prompt && isatty(STDIN_FILENO);
     if (interactive && cli->json)
         return vc_fail_code(VC_EXIT_USAGE, "--json needs --prompt or prompts on standard input");
-    char path[4096];
-    if (vc_locate_model(cli->model, path, sizeof path) != 0)
+    vc_model_ref ref;
+    if (vc_locate_model(cli->model, &ref) != 0)
         return -1;
     int quant = 0;
     if (cli->quant && (quant = vc_dtype_from_name(cli->quant)) <= 0)
         return vc_fail_code(VC_EXIT_USAGE, "unknown --quant type '%s' (q8_0, q4_0, f16, bf16)", cli->quant);
+    /* the command line wins over a preset's defaults */
     vc_model m;
-    vc_model_options opt = { .n_ctx = cli->n_ctx, .template_name = cli->template_name, .quant = quant };
-    if (vc_model_open(path, &opt, &m) != 0)
+    vc_model_options opt = { .n_ctx = cli->n_ctx ? cli->n_ctx : ref.n_ctx,
+                             .template_name = cli->template_name ? cli->template_name
+                                              : ref.template_name[0] ? ref.template_name : NULL,
+                             .quant = quant, .mem_limit = cli->mem_limit };
+    if (vc_model_open(ref.path, &opt, &m) != 0)
         return -1;
+    if (ref.has_temperature) {
+        m.sampling.temperature = ref.temperature;
+        m.has_sampling_defaults = true;
+    }
+    if (m.note[0])
+        fprintf(stderr, "vlmchat: %s\n", m.note);
     if (cli->verbose)
         describe(&m);
     int code = cli->command == VC_CMD_EVAL ? vc_run_eval(&m, cli, &interrupted)

@@ -64,18 +64,20 @@ static void status(repl *r)
     mib(kv, sizeof kv, vc_llm_kv_bytes(l));
     mib(img, sizeof img, vc_conv_image_bytes(&r->conv));
     mib(avail, sizeof avail, vc_mem_available());
-    snprintf(line, sizeof line, " RSS %s | weights %s mapped | KV %d/%d tok (%s) | images %s | avail %s | %.1f tok/s%s%s",
+    snprintf(line, sizeof line, " RSS %s | weights %s | KV %d/%d (%s) | img %s | avail %s | %.0f tok/s%s%s",
              rss, w, l->n_past, l->n_ctx, kv, img, avail, r->last_tok_s, r->conv.event[0] ? " | " : "",
              r->conv.event);
     vc_statusbar_draw(&r->bar, line);
 }
 
-/* Memory pressure: below 10% of the budget available, or PSI stalls. */
+/* Memory pressure: the process near its budget, little memory left on the
+ * system, or PSI reporting stalls. */
 static void check_pressure(repl *r)
 {
-    size_t avail = vc_mem_available();
+    size_t avail = vc_mem_available(), rss = vc_mem_rss();
     double psi = vc_mem_pressure();
-    if ((avail && r->budget && avail < r->budget / 10) || psi > 10.0) {
+    bool near_budget = r->budget && rss > r->budget / 10 * 9;
+    if (near_budget || (avail && avail < ((size_t)256 << 20)) || psi > 10.0) {
         vc_conv_drop_image_cache(&r->conv);
         malloc_trim(0);
     }
@@ -128,6 +130,7 @@ static void cmd_image(repl *r, char *args)
         }
         const vc_image_embd *e = &r->conv.images[r->conv.n_images - 1];
         say("[image %d: %s, %d tokens, encoded in %.0f ms]\n", r->conv.n_images, path, e->n_tokens, vc_now_ms() - t0);
+        check_pressure(r);
     }
 }
 
@@ -293,6 +296,11 @@ static void chat(repl *r, const char *text)
     if (rc != 0)
         complain();
     r->last_tok_s = res.decode_ms > 0 ? res.n_tokens / (res.decode_ms / 1e3) : 0;
+    check_pressure(r);
+    if (r->conv.events != r->shown_events) {   /* memory and context events also go into the transcript */
+        r->shown_events = r->conv.events;
+        say("[%s]\n", r->conv.event);
+    }
     vc_gen_result_free(&res);
     *r->interrupt = 0;
 }
@@ -431,8 +439,7 @@ int vc_run_repl(vc_model *m, const vc_cli *cli, volatile sig_atomic_t *interrupt
     vc_conv_init(&r.conv, m);
     if (cli->system)
         vc_conv_set_system(&r.conv, cli->system);
-    size_t limit = vc_mem_cgroup_limit(), avail = vc_mem_available();
-    r.budget = cli->mem_limit ? cli->mem_limit : limit ? limit : avail;
+    r.budget = m->budget;
     int forced = vc_preview_from_name(cli->preview);
     if (forced >= 0)
         r.preview = (vc_preview_mode)forced;
@@ -446,6 +453,8 @@ int vc_run_repl(vc_model *m, const vc_cli *cli, volatile sig_atomic_t *interrupt
     rl_attempted_completion_function = complete;
     rl_catch_signals = 0;
     say("vlmchat - %s. /help for commands, Ctrl-D to quit.\n", m->path);
+    if (m->note[0])
+        snprintf(r.conv.event, sizeof r.conv.event, "%.150s", m->note);
     for (int i = 0; i < cli->n_images; i++) {
         char path[4096];
         snprintf(path, sizeof path, "%s", cli->images[i]);

@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 
 #include "core/common.h"
+#include "core/meminfo.h"
 #include "loader/gguf.h"
 #include "loader/safetensors.h"
 #include "model/llm_config.h"
@@ -215,6 +216,40 @@ static void add_turn_end(vc_model *m)
     vc_llm_config_add_eos(&m->llm.cfg, vc_tokenizer_eos(m->tok));
 }
 
+/* Sizes the context to the memory budget: weights (mapped, but they become
+ * resident), the KV cache and scratch must fit. A context that does not fit
+ * is made smaller, down to 64 tokens; below that the model cannot run. */
+static int fit_context(vc_model *m, const char *path, const vc_model_options *opt, int *n_ctx)
+{
+    size_t budget = opt && opt->mem_limit ? opt->mem_limit : vc_mem_cgroup_limit();
+    if (!budget)
+        budget = vc_mem_available();
+    m->budget = budget;
+    if (!budget)
+        return 0;
+    const vc_llm_config *c = &m->llm.cfg;
+    size_t per_pos = 2 * (size_t)c->n_layers * c->n_kv_heads * c->head_dim * sizeof(float);
+    if (c->rope == VC_ROPE_LONGROPE)
+        per_pos += (size_t)c->dim * sizeof(float);
+    size_t weights = vc_tensors_bytes(&m->llm.weights);
+    size_t scratch = ((size_t)2 << 20) + (size_t)256 * (4 * (size_t)c->dim + 2 * (size_t)c->ffn_dim) * sizeof(float);
+    size_t fixed = weights + scratch;
+    if (fixed + per_pos * 64 > budget)
+        return vc_fail_code(VC_EXIT_NOMEM,
+                            "not enough memory for %s: it needs about %.1f MiB (weights %.1f MiB and a minimal KV "
+                            "cache) but the budget is %.1f MiB (--mem-limit, cgroup limit or available memory)",
+                            path, (fixed + per_pos * 64) / 1048576.0, weights / 1048576.0,
+                            budget / 1048576.0);
+    size_t fits = (budget - fixed) / per_pos;
+    if ((size_t)*n_ctx > fits) {
+        int smaller = (int)(fits / 64 * 64);
+        snprintf(m->note, sizeof m->note, "memory: context reduced from %d to %d tokens to fit the %.1f MiB budget",
+                 *n_ctx, smaller, budget / 1048576.0);
+        *n_ctx = smaller;
+    }
+    return 0;
+}
+
 int vc_model_open(const char *path, const vc_model_options *opt, vc_model *m)
 {
     memset(m, 0, sizeof *m);
@@ -245,7 +280,9 @@ int vc_model_open(const char *path, const vc_model_options *opt, vc_model *m)
     }
     if (rc == 0) {
         int n_ctx = opt && opt->n_ctx > 0 ? opt->n_ctx : VC_MIN(m->llm.cfg.max_pos, 4096);
-        rc = vc_llm_alloc_cache(&m->llm, n_ctx);
+        rc = fit_context(m, path, opt, &n_ctx);
+        if (rc == 0)
+            rc = vc_llm_alloc_cache(&m->llm, n_ctx);
     }
     if (rc == 0)
         m->path = vc_strdup(path);
