@@ -42,5 +42,9 @@ int vc_vision_count(const vc_vision *v, int width, int height);
  * processor expands it (malloc'd). */
 char *vc_vision_prompt(const vc_vision *v, int n_tokens, int rows, int cols);
 void vc_vision_free(vc_vision *v);
+/* Low memory: fewer tiles per image (Idefics3: no splitting, only the global
+ * image; LLaVA-NeXT: only the smallest grid). Answers then differ from the
+ * reference processor's full tiling. */
+void vc_vision_fewer_tiles(vc_vision *v);
 
 #endif

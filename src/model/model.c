@@ -281,6 +281,11 @@ int vc_model_open(const char *path, const vc_model_options *opt, vc_model *m)
     if (rc == 0) {
         int n_ctx = opt && opt->n_ctx > 0 ? opt->n_ctx : VC_MIN(m->llm.cfg.max_pos, 4096);
         rc = fit_context(m, path, opt, &n_ctx);
+        if (rc == 0 && m->note[0] && m->vision) {
+            vc_vision_fewer_tiles(m->vision);
+            size_t len = strlen(m->note);
+            snprintf(m->note + len, sizeof m->note - len, "; images use fewer tiles");
+        }
         if (rc == 0)
             rc = vc_llm_alloc_cache(&m->llm, n_ctx);
     }

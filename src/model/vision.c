@@ -134,6 +134,22 @@ char *vc_vision_prompt(const vc_vision *v, int n_tokens, int rows, int cols)
     return vc_buf_take(&b, NULL);
 }
 
+void vc_vision_fewer_tiles(vc_vision *v)
+{
+    if (v->kind == VC_VISION_IDEFICS3) {
+        v->u.idefics3.do_split = false;
+        return;
+    }
+    vc_llava_next *ln = &v->u.llava_next;
+    int best = 0;
+    for (int i = 1; i < ln->n_pinpoints; i++)
+        if ((long)ln->pinpoints[i][0] * ln->pinpoints[i][1] < (long)ln->pinpoints[best][0] * ln->pinpoints[best][1])
+            best = i;
+    ln->pinpoints[0][0] = ln->pinpoints[best][0];
+    ln->pinpoints[0][1] = ln->pinpoints[best][1];
+    ln->n_pinpoints = 1;
+}
+
 void vc_vision_free(vc_vision *v)
 {
     if (!v)

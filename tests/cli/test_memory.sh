@@ -22,6 +22,14 @@ check "tight budget still answers" [ $? -eq 0 ]
 check "tight budget answer" grep -q "^a green star and a orange circle$" "$TMP/out"
 check "tight budget shrinks the context, with a message" grep -q "context reduced from 4096 to" "$TMP/err"
 
+# low memory: a vision model also takes fewer tiles per image
+F=tests/fixtures/vision/idefics3
+full=$("$V" -m $F --image tests/fixtures/images/photo.jpg -p hi -n 2 --json | python3 -c "import json,sys; print(json.load(sys.stdin)['prompt_tokens'])")
+"$V" -m $F --ctx 100000 --mem-limit 24M --image tests/fixtures/images/photo.jpg -p hi -n 2 --json >"$TMP/out" 2>"$TMP/err"
+few=$(python3 -c "import json; print(json.load(open('$TMP/out'))['prompt_tokens'])")
+check "low memory: fewer image tiles" [ "$few" -lt "$full" ]
+check "low memory: says so" grep -q "images use fewer tiles" "$TMP/err"
+
 # presets: missing weights explained; present weights (a SmolVLM-architecture fixture) used
 HOME=$TMP XDG_DATA_HOME=$TMP/data "$V" -m smolvlm -p hi >"$TMP/out" 2>"$TMP/err"
 check "missing preset weights: exit 3" [ $? -eq 3 ]
