@@ -57,6 +57,41 @@ class Blob:
         return [off, len(data)]
 
 
+def record_cases(kind, d, model, proc, image_token_id, eos, second_image, nest_images, extra=None):
+    """Runs the processor and greedy generate() on three prompts (landscape, EXIF-rotated portrait, two images)
+    and writes reference.json + reference.bin into d. nest_images: Idefics3-style [[images]] batches.
+    extra(inputs) adds model-specific fields to a case."""
+    from PIL import ImageOps
+    blob = Blob()
+    cases = []
+    for name, img_files, question in (
+            ("landscape", ["photo.jpg"], "What is in the picture?"),
+            ("portrait", ["orient6.jpg"], "Describe it."),
+            ("two_images", ["photo.jpg", second_image], "Compare the two images.")):
+        images = [ImageOps.exif_transpose(Image.open(f"{FIX}/images/{f}")).convert("RGB") for f in img_files]
+        conv = [{"role": "user", "content": [{"type": "image"} for _ in images] + [{"type": "text", "text": question}]}]
+        prompt = proc.apply_chat_template(conv, add_generation_prompt=True)
+        inputs = proc(images=[images] if nest_images else images, text=prompt, return_tensors="pt")
+        with torch.no_grad():
+            out = model.generate(**inputs, max_new_tokens=20, min_new_tokens=20, do_sample=False, eos_token_id=eos,
+                                 pad_token_id=eos[0], return_dict_in_generate=True, output_logits=True)
+        ids = inputs["input_ids"][0].tolist()
+        gen = out.sequences[0, len(ids):].tolist()
+        pv = inputs["pixel_values"].numpy().astype("<f4")
+        margins = [float(torch.topk(l[0], 2).values[0] - torch.topk(l[0], 2).values[1]) for l in out.logits]
+        case = {"name": name, "images": img_files, "question": question, "prompt_text": prompt,
+                "input_ids": ids, "n_image_tokens": ids.count(image_token_id)}
+        case.update(extra(inputs) if extra else {})
+        case.update({"pixel_values_shape": list(pv.shape), "pixel_values": blob.put(pv), "generated_ids": gen,
+                     "first_logits": [round(float(x), 6) for x in out.logits[0][0]], "min_margin": min(margins)})
+        cases.append(case)
+        print(kind, name, "tokens", len(ids), "image tokens", ids.count(image_token_id), "pv", pv.shape,
+              "gen", gen[:8], "margin %.4f" % min(margins), flush=True)
+    open(os.path.join(d, "reference.bin"), "wb").write(blob.buf.getvalue())
+    json.dump({"model": kind, "image_token_id": image_token_id, "cases": cases},
+              open(os.path.join(d, "reference.json"), "w"), ensure_ascii=False)
+
+
 def llava_next():
     d = os.path.join(OUT, "llava_next")
     tok = PreTrainedTokenizerFast(tokenizer_file=f"{FIX}/tokenizers/sp_legacy/tokenizer.json", bos_token="<s>",
@@ -85,35 +120,8 @@ def llava_next():
     model.generation_config.eos_token_id = [2]
     model.save_pretrained(d)
     proc.save_pretrained(d)
-    blob = Blob()
-    cases = []
-    for name, img_files, question in (
-            ("landscape", ["photo.jpg"], "What is in the picture?"),
-            ("portrait", ["orient6.jpg"], "Describe it."),
-            ("two_images", ["photo.jpg", "palette.png"], "Compare the two images.")):
-        images = [Image.open(f"{FIX}/images/{f}").convert("RGB") for f in img_files]
-        from PIL import ImageOps
-        images = [ImageOps.exif_transpose(Image.open(f"{FIX}/images/{f}")).convert("RGB") for f in img_files]
-        conv = [{"role": "user", "content": [{"type": "image"} for _ in images] + [{"type": "text", "text": question}]}]
-        prompt = proc.apply_chat_template(conv, add_generation_prompt=True)
-        inputs = proc(images=images, text=prompt, return_tensors="pt")
-        with torch.no_grad():
-            out = model.generate(**inputs, max_new_tokens=20, min_new_tokens=20, do_sample=False, eos_token_id=[2],
-                                 pad_token_id=2, return_dict_in_generate=True, output_logits=True)
-        ids = inputs["input_ids"][0].tolist()
-        gen = out.sequences[0, len(ids):].tolist()
-        pv = inputs["pixel_values"].numpy().astype("<f4")
-        margins = [float(torch.topk(l[0], 2).values[0] - torch.topk(l[0], 2).values[1]) for l in out.logits]
-        cases.append({"name": name, "images": img_files, "question": question, "prompt_text": prompt,
-                      "input_ids": ids, "n_image_tokens": ids.count(image_token_id),
-                      "image_sizes": inputs["image_sizes"].tolist(), "pixel_values_shape": list(pv.shape),
-                      "pixel_values": blob.put(pv), "generated_ids": gen,
-                      "first_logits": [round(float(x), 6) for x in out.logits[0][0]], "min_margin": min(margins)})
-        print("llava_next", name, "tokens", len(ids), "image tokens", ids.count(image_token_id), "pv", pv.shape,
-              "gen", gen[:8], "margin %.4f" % min(margins), flush=True)
-    open(os.path.join(d, "reference.bin"), "wb").write(blob.buf.getvalue())
-    json.dump({"model": "llava_next", "image_token_id": image_token_id, "cases": cases},
-              open(os.path.join(d, "reference.json"), "w"), ensure_ascii=False)
+    record_cases("llava_next", d, model, proc, image_token_id, [2], "palette.png", False,
+                 lambda inputs: {"image_sizes": inputs["image_sizes"].tolist()})
 
 
 IDEFICS3_TEMPLATE = (
@@ -174,33 +182,7 @@ def smolvlm(kind):
     model.generation_config.eos_token_id = eos
     model.save_pretrained(d)
     proc.save_pretrained(d)
-    blob = Blob()
-    cases = []
-    from PIL import ImageOps
-    for name, img_files, question in (
-            ("landscape", ["photo.jpg"], "What is in the picture?"),
-            ("portrait", ["orient6.jpg"], "Describe it."),
-            ("two_images", ["photo.jpg", "bw.png"], "Compare the two images.")):
-        images = [ImageOps.exif_transpose(Image.open(f"{FIX}/images/{f}")).convert("RGB") for f in img_files]
-        conv = [{"role": "user", "content": [{"type": "image"} for _ in images] + [{"type": "text", "text": question}]}]
-        prompt = proc.apply_chat_template(conv, add_generation_prompt=True)
-        inputs = proc(images=[images], text=prompt, return_tensors="pt")
-        with torch.no_grad():
-            out = model.generate(**inputs, max_new_tokens=20, min_new_tokens=20, do_sample=False, eos_token_id=eos,
-                                 pad_token_id=eos[0], return_dict_in_generate=True, output_logits=True)
-        ids = inputs["input_ids"][0].tolist()
-        gen = out.sequences[0, len(ids):].tolist()
-        pv = inputs["pixel_values"].numpy().astype("<f4")
-        margins = [float(torch.topk(l[0], 2).values[0] - torch.topk(l[0], 2).values[1]) for l in out.logits]
-        cases.append({"name": name, "images": img_files, "question": question, "prompt_text": prompt,
-                      "input_ids": ids, "n_image_tokens": ids.count(image_token_id),
-                      "pixel_values_shape": list(pv.shape), "pixel_values": blob.put(pv), "generated_ids": gen,
-                      "first_logits": [round(float(x), 6) for x in out.logits[0][0]], "min_margin": min(margins)})
-        print(kind, name, "tokens", len(ids), "image tokens", ids.count(image_token_id), "pv", pv.shape,
-              "gen", gen[:8], "margin %.4f" % min(margins), flush=True)
-    open(os.path.join(d, "reference.bin"), "wb").write(blob.buf.getvalue())
-    json.dump({"model": kind, "image_token_id": image_token_id, "cases": cases},
-              open(os.path.join(d, "reference.json"), "w"), ensure_ascii=False)
+    record_cases(kind, d, model, proc, image_token_id, eos, "bw.png", True)
 
 
 def token_counts():
