@@ -3,6 +3,7 @@
 #   make check        the README's test command: `make test` then `make test-asan`
 #   make test         unit + fidelity + CLI tests (valgrind on the scripted path included)
 #   make test-asan    the same tests built with AddressSanitizer + UBSan
+#   make fuzz-smoke   libFuzzer targets (clang) for GGUF, safetensors, tokenizer.json, tokenizing, images
 #   make install      install binary, man page and presets under $(PREFIX)
 
 PREFIX   ?= /usr/local
@@ -14,6 +15,9 @@ CFLAGS   ?= $(OPT) -g
 CFLAGS   += -DVLMCHAT_DATADIR=\"$(PREFIX)/share/vlmchat\" -std=c11 -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter -Iinclude -Isrc \
             $(shell pkg-config --cflags $(PKGS))
 LDLIBS   += $(shell pkg-config --libs $(PKGS)) -ljpeg -lm -lpthread
+ifeq ($(FUZZ),1)
+CFLAGS   += -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer
+endif
 ifeq ($(SAN),1)
 CFLAGS   += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 LDFLAGS  += -fsanitize=address,undefined
@@ -52,6 +56,22 @@ test-asan:
 check:
 	$(MAKE) test
 	$(MAKE) test-asan
+	$(MAKE) fuzz-smoke
+
+# libFuzzer targets (clang): `make fuzz` builds them, `make fuzz-smoke` runs each for 15 s,
+# `bash tests/fuzz/run.sh 600` for the long runs.
+FUZZ_BIN = $(patsubst tests/fuzz/%.c,$(BUILD)/%,$(sort $(wildcard tests/fuzz/fuzz_*.c)))
+
+fuzz:
+	$(MAKE) BUILD=build-fuzz CC=clang FUZZ=1 OPT=-O1 fuzz-targets
+
+fuzz-targets: $(FUZZ_BIN)
+
+$(BUILD)/fuzz_%: tests/fuzz/fuzz_%.c $(BUILD)/libvlmchat.a
+	$(CC) $(CFLAGS) -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined $< $(BUILD)/libvlmchat.a -o $@ $(LDLIBS)
+
+fuzz-smoke: fuzz
+	BUILD=build-fuzz bash tests/fuzz/run.sh 15
 
 install: $(BUILD)/vlmchat
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/vlmchat/configs
@@ -61,8 +81,8 @@ install: $(BUILD)/vlmchat
 	install -m 644 configs/*.json $(DESTDIR)$(PREFIX)/share/vlmchat/configs/
 
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-fuzz
 
-.PHONY: all check test test-asan tests-build install clean
+.PHONY: all check test test-asan tests-build install clean fuzz fuzz-targets fuzz-smoke
 .SECONDARY:
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

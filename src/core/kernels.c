@@ -12,17 +12,31 @@
 #include "core/threads.h"
 
 #if defined(__x86_64__)
+#include <cpuid.h>
 #include <immintrin.h>
 #define VC_HAVE_X86 1
 #endif
 
 static int use_avx2 = -1;   /* -1: not decided yet */
 
+/* AVX2, FMA and F16C from CPUID, and the OS saving AVX state (OSXSAVE +
+ * XGETBV), so the same check works with gcc and clang. */
 static bool cpu_has_avx2(void)
 {
 #ifdef VC_HAVE_X86
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+    unsigned a, b, c, d;
+    if (!__get_cpuid(1, &a, &b, &c, &d))
+        return false;
+    bool fma = c & (1u << 12), osxsave = c & (1u << 27), avx = c & (1u << 28), f16c = c & (1u << 29);
+    if (!(fma && osxsave && avx && f16c))
+        return false;
+    unsigned lo, hi;
+    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+    if ((lo & 6) != 6)                      /* XMM and YMM state enabled */
+        return false;
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d))
+        return false;
+    return b & (1u << 5);                   /* AVX2 */
 #else
     return false;
 #endif

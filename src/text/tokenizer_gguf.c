@@ -63,7 +63,7 @@ static int setup_bpe(vc_tokenizer *t, const vc_gguf *g)
         const char *s = merges->arr_str[i].ptr;
         size_t len = (size_t)merges->arr_str[i].len;
         const char *sp = memchr(s, ' ', len);
-        int32_t a, b, r;
+        int32_t a = -1, b = -1, r = -1;
         if (!sp || sp == s || sp + 1 == s + len)
             return vc_fail_code(VC_EXIT_MODEL, "%s: merge %llu is malformed", g->path, (unsigned long long)i);
         size_t alen = (size_t)(sp - s), blen = len - alen - 1;
