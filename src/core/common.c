@@ -17,7 +17,11 @@ static int error_code = VC_EXIT_RUNTIME;
 
 static void set_message(const char *fmt, va_list ap)
 {
-    vsnprintf(error_message, sizeof error_message, fmt, ap);
+    /* format into a scratch buffer first: callers may pass vc_error() itself
+     * as an argument (re-classifying an error), which must not alias the output */
+    char scratch[sizeof error_message];
+    vsnprintf(scratch, sizeof scratch, fmt, ap);
+    memcpy(error_message, scratch, sizeof error_message);
     /* Errors are one line: fold any newline a message might carry. */
     for (char *p = error_message; *p; p++)
         if (*p == '\n' || *p == '\r')

@@ -56,8 +56,9 @@ int img_decode_png(const uint8_t *data, size_t len, const char *name, const vc_i
         goto done;
     }
     png_set_read_fn(png, &r, read_bytes);
-    /* libpng's own limits too: no chunk may exceed what we would accept */
-    png_set_user_limits(png, (png_uint_32)lim->max_side, (png_uint_32)lim->max_side);
+    /* libpng's own ceiling stays as a safety net; our limits (checked below,
+     * after reading the header) give the clearer message */
+    png_set_user_limits(png, 1000000, 1000000);
     png_read_info(png, info);
     png_uint_32 w = png_get_image_width(png, info), h = png_get_image_height(png, info);
     if (img_check_size(name, w, h, lim) != 0)

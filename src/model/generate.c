@@ -37,6 +37,16 @@ static int deliver(const vc_gen_options *opt, const char *text, size_t len)
     return opt->on_text(opt->ctx, text, len) != 0;
 }
 
+/* NaN logits mean corrupt weights (or an overflow); scanning the logits is
+ * cheap, unlike scanning every weight at load. */
+static bool logits_broken(const float *logits, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (isnan(logits[i]))
+            return true;
+    return false;
+}
+
 int vc_generate(vc_model *m, const int32_t *prompt, size_t n_prompt, const vc_gen_options *opt, vc_gen_result *r)
 {
     memset(r, 0, sizeof *r);
@@ -67,6 +77,8 @@ int vc_generate(vc_model *m, const int32_t *prompt, size_t n_prompt, const vc_ge
     int rc = opt->prompt_embd ? vc_llm_forward_embd(llm, opt->prompt_embd, (int)n_prompt, logits)
                               : vc_llm_forward(llm, prompt, (int)n_prompt, logits);
     r->prefill_ms = vc_now_ms() - t0;
+    if (rc == 0 && logits_broken(logits, n_vocab))
+        rc = vc_fail_code(VC_EXIT_MODEL, "the model produced NaN logits: its weights are corrupt");
     t0 = vc_now_ms();
     r->stop = VC_STOP_LENGTH;
     while (rc == 0 && (int)r->n_tokens < opt->max_tokens) {
@@ -99,6 +111,8 @@ int vc_generate(vc_model *m, const int32_t *prompt, size_t n_prompt, const vc_ge
             break;
         }
         rc = vc_llm_forward(llm, &next, 1, logits);
+        if (rc == 0 && logits_broken(logits, n_vocab))
+            rc = vc_fail_code(VC_EXIT_MODEL, "the model produced NaN logits: its weights are corrupt");
     }
     r->decode_ms = vc_now_ms() - t0;
     if (rc == 0 && vc_stream_finish(&stream, &piece, &piece_len) == 0 && r->stop != VC_STOP_OUTPUT &&
