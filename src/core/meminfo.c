@@ -56,6 +56,21 @@ size_t vc_mem_cgroup_limit(void)
     return 0;
 }
 
+size_t vc_mem_address_space_left(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_AS, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY)
+        return 0;
+    FILE *f = fopen("/proc/self/statm", "r");
+    unsigned long pages = 0;
+    if (f && fscanf(f, "%lu", &pages) != 1)
+        pages = 0;
+    if (f)
+        fclose(f);
+    size_t used = (size_t)pages * (size_t)sysconf(_SC_PAGESIZE);
+    return (size_t)rl.rlim_cur > used ? (size_t)rl.rlim_cur - used : 1;
+}
+
 double vc_mem_pressure(void)
 {
     FILE *f = fopen("/proc/pressure/memory", "r");

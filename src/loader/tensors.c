@@ -30,7 +30,8 @@ int vc_map_file(const char *path, vc_mapped_file *out)
     void *addr = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
     close(fd);
     if (addr == MAP_FAILED)
-        return vc_fail_code(VC_EXIT_MODEL, "%s: cannot map: %s", path, strerror(errno));
+        return errno == ENOMEM ? vc_fail_code(VC_EXIT_NOMEM, "%s: not enough memory (address space) to map it", path)
+                               : vc_fail_code(VC_EXIT_MODEL, "%s: cannot map: %s", path, strerror(errno));
     out->path = vc_strdup(path);
     if (!out->path) {
         munmap(addr, (size_t)st.st_size);

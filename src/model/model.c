@@ -224,6 +224,11 @@ static int fit_context(vc_model *m, const char *path, const vc_model_options *op
     size_t budget = opt && opt->mem_limit ? opt->mem_limit : vc_mem_cgroup_limit();
     if (!budget)
         budget = vc_mem_available();
+    /* under ulimit -v the weights are already mapped: what is left of the
+     * address space, plus the weights, is what the model can have */
+    size_t as_left = vc_mem_address_space_left();
+    if (as_left && as_left + vc_tensors_bytes(&m->llm.weights) < budget)
+        budget = as_left + vc_tensors_bytes(&m->llm.weights);
     m->budget = budget;
     if (!budget)
         return 0;

@@ -22,6 +22,16 @@ check "tight budget still answers" [ $? -eq 0 ]
 check "tight budget answer" grep -q "^a green star and a orange circle$" "$TMP/out"
 check "tight budget shrinks the context, with a message" grep -q "context reduced from 4096 to" "$TMP/err"
 
+# ulimit -v: the address space left counts in the budget (degrade), and far too little is refused (exit 5)
+case "$V" in *build-asan*) ;; *)   # ASan reserves terabytes of address space: ulimit -v cannot apply
+    (ulimit -v 120000; "$V" --ctx 100000 --image examples/scene1.png -p "How many shapes are there?") >"$TMP/out" 2>"$TMP/err"
+    check "ulimit -v: still answers" [ $? -eq 0 ]
+    check "ulimit -v: context reduced" grep -q "context reduced from 100000" "$TMP/err"
+    (ulimit -v 20000; "$V" -p hi) >"$TMP/out" 2>"$TMP/err"
+    check "ulimit -v far too small: exit 5" [ $? -eq 5 ]
+    check "ulimit -v far too small: one line" one_line
+esac
+
 # low memory: a vision model also takes fewer tiles per image
 F=tests/fixtures/vision/idefics3
 full=$("$V" -m $F --image tests/fixtures/images/photo.jpg -p hi -n 2 --json | python3 -c "import json,sys; print(json.load(sys.stdin)['prompt_tokens'])")
