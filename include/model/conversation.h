@@ -47,6 +47,10 @@ int vc_conv_pending(const vc_conversation *c);
 /* Adds a turn without generating (restoring a saved conversation); the
  * last n_images attached images belong to it. */
 int vc_conv_add_turn(vc_conversation *c, const char *role, const char *content, int n_images);
+/* Replaces the conversation with a saved one (the /save format:
+ * {"system": TEXT, "turns": [{"role", "content", "images": [PATHS]}]}),
+ * re-encoding its images. Fails on a malformed document. */
+int vc_conv_load_json(vc_conversation *c, const char *text, size_t len, const char *origin);
 /* Sends a user message (with the pending images) and generates the reply,
  * which is appended as the assistant turn (also when interrupted). */
 int vc_conv_turn(vc_conversation *c, const char *text, const vc_gen_options *opt, vc_gen_result *res);

@@ -226,36 +226,17 @@ static void cmd_save(repl *r, char *path)
 
 static void cmd_load(repl *r, char *path)
 {
-    json_error_t err;
-    json_t *doc = path && *path ? json_load_file(path, 0, &err) : NULL;
-    json_t *turns = json_object_get(doc, "turns"), *t;
-    if (!json_is_array(turns)) {
-        say("error: %s: not a conversation file (%s)\n", path ? path : "", doc ? "no turns" : err.text);
-        json_decref(doc);
+    size_t len;
+    char *text = path && *path ? vc_read_file(path, &len) : NULL;
+    if (!text) {
+        say(path && *path ? "error: %s\n" : "usage: /load FILE\n", vc_error());
         return;
     }
-    vc_conv_clear(&r->conv);
-    vc_conv_set_system(&r->conv, json_string_value(json_object_get(doc, "system")));
-    size_t i;
-    json_array_foreach(turns, i, t)
-    {
-        const char *role = json_string_value(json_object_get(t, "role"));
-        const char *content = json_string_value(json_object_get(t, "content"));
-        json_t *paths = json_object_get(t, "images"), *p;
-        size_t k;
-        if (!role || !content || (strcmp(role, "user") != 0 && strcmp(role, "assistant") != 0)) {
-            say("error: %s: turn %zu is malformed\n", path, i + 1);
-            vc_conv_clear(&r->conv);
-            break;
-        }
-        int before = r->conv.n_images;
-        json_array_foreach(paths, k, p)
-            if (vc_conv_attach(&r->conv, json_string_value(p) ? json_string_value(p) : "") != 0)
-                complain();
-        vc_conv_add_turn(&r->conv, role, content, r->conv.n_images - before);
-    }
-    json_decref(doc);
-    say("loaded %zu turns from %s\n", r->conv.n_turns, path);
+    if (vc_conv_load_json(&r->conv, text, len, path) != 0)
+        complain();
+    else
+        say("loaded %zu turns from %s\n", r->conv.n_turns, path);
+    free(text);
 }
 
 static void cmd_help(void)
@@ -302,7 +283,8 @@ static void chat(repl *r, const char *text)
         say("[%s]\n", r->conv.event);
     }
     vc_gen_result_free(&res);
-    *r->interrupt = 0;
+    if (*r->interrupt != SIGTERM)
+        *r->interrupt = 0;
 }
 
 static void handle(repl *r, char *line)
@@ -377,6 +359,8 @@ static void on_line(char *line)
     handle(r, full);
     free(full);
     status(r);
+    if (*r->interrupt == SIGTERM)
+        r->quit = true;
     if (!r->quit)
         rl_callback_handler_install("> ", on_line);
 }
@@ -469,6 +453,10 @@ int vc_run_repl(vc_model *m, const vc_cli *cli, volatile sig_atomic_t *interrupt
         if (select(STDIN_FILENO + 1, &fds, NULL, NULL, NULL) < 0) {
             if (errno != EINTR)
                 break;
+            if (*interrupt == SIGTERM) {
+                r.quit = true;
+                break;
+            }
             if (*interrupt) {         /* Ctrl-C at the prompt: drop the line */
                 *interrupt = 0;
                 vc_buf_free(&r.pending);
@@ -486,5 +474,7 @@ int vc_run_repl(vc_model *m, const vc_cli *cli, volatile sig_atomic_t *interrupt
     vc_statusbar_end(&r.bar);
     vc_buf_free(&r.pending);
     vc_conv_free(&r.conv);
+    if (*interrupt == SIGTERM)
+        return vc_fail_code(VC_EXIT_INTERRUPTED, "terminated"), VC_EXIT_INTERRUPTED;
     return VC_EXIT_OK;
 }

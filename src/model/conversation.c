@@ -8,6 +8,8 @@
 
 #include "core/common.h"
 
+#include <jansson.h>
+
 void vc_conv_init(vc_conversation *c, vc_model *m)
 {
     memset(c, 0, sizeof *c);
@@ -212,6 +214,42 @@ int vc_conv_add_turn(vc_conversation *c, const char *role, const char *content, 
         return -1;
     c->used_images += n_images;
     return 0;
+}
+
+int vc_conv_load_json(vc_conversation *c, const char *text, size_t len, const char *origin)
+{
+    json_error_t err;
+    json_t *doc = json_loadb(text, len, 0, &err);
+    json_t *turns = json_object_get(doc, "turns"), *t;
+    if (!json_is_array(turns)) {
+        json_decref(doc);
+        return vc_fail_code(VC_EXIT_INPUT, "%s: not a conversation file (%s)", origin, doc ? "no turns" : err.text);
+    }
+    vc_conv_clear(c);
+    json_t *system = json_object_get(doc, "system");
+    int rc = vc_conv_set_system(c, json_string_value(system));
+    size_t i;
+    json_array_foreach(turns, i, t)
+    {
+        const char *role = json_string_value(json_object_get(t, "role"));
+        const char *content = json_string_value(json_object_get(t, "content"));
+        if (rc != 0 || !role || !content || (strcmp(role, "user") != 0 && strcmp(role, "assistant") != 0)) {
+            rc = rc ? rc : vc_fail_code(VC_EXIT_INPUT, "%s: turn %zu is malformed", origin, i + 1);
+            break;
+        }
+        json_t *paths = json_object_get(t, "images"), *p;
+        size_t k;
+        int before = c->n_images;
+        json_array_foreach(paths, k, p)
+            if (rc == 0 && (!json_is_string(p) || vc_conv_attach(c, json_string_value(p)) != 0))
+                rc = json_is_string(p) ? -1 : vc_fail_code(VC_EXIT_INPUT, "%s: turn %zu: bad image entry", origin, i + 1);
+        if (rc == 0)
+            rc = vc_conv_add_turn(c, role, content, c->n_images - before);
+    }
+    json_decref(doc);
+    if (rc != 0)
+        vc_conv_clear(c);
+    return rc;
 }
 
 int vc_conv_turn(vc_conversation *c, const char *text, const vc_gen_options *opt, vc_gen_result *res)

@@ -84,4 +84,15 @@ check "answer after /load" wait_for "^blue$"
 send C-d
 check "Ctrl-D quits" wait_for "EXITED 0"
 
+# SIGTERM: the chat ends cleanly (terminal restored, history kept), exit 130
+start
+send "/image examples/scene2.png" Enter
+check "before SIGTERM" wait_for "\[image 1"
+send "What shape is this?" Enter
+wait_for "^star"
+pkill -TERM -n -f -- "$V --ctx 100000"
+check "SIGTERM: exit 130" wait_for "EXITED 130"
+check "SIGTERM: one-line reason" wait_for "vlmchat: terminated"
+check "SIGTERM: history kept" grep -q "What shape is this?" "$TMP/.local/state/vlmchat/history"
+
 finish test_repl
