@@ -69,7 +69,8 @@ static double score(const char *pred, json_t *answers)
     vc_eval_normalize(p);
     size_t n = json_array_size(answers), matches = 0;
     for (size_t i = 0; i < n; i++) {
-        char *a = vc_strdup(json_string_value(json_array_get(answers, i)) ?: "");
+        const char *ref = json_string_value(json_array_get(answers, i));
+        char *a = vc_strdup(ref ? ref : "");
         if (!a)
             break;
         vc_eval_normalize(a);
@@ -207,7 +208,8 @@ int vc_run_eval(vc_model *m, const vc_cli *cli, volatile sig_atomic_t *interrupt
             total_score += it->score;
             it->image = vc_strdup(img ? img : "");
             it->question = vc_strdup(q);
-            it->expected = vc_strdup(json_string_value(json_array_get(answers, 0)) ?: "");
+            const char *first = json_string_value(json_array_get(answers, 0));
+            it->expected = vc_strdup(first ? first : "");
             n++;
         } else {
             vc_fail_ctx("%s:%d", cli->eval_file, line_no);
