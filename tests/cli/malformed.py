@@ -146,14 +146,16 @@ shutil.copytree(f"{FX}/models/phi3", shard2)
 os.remove(f"{shard2}/model-00002-of-00003.safetensors")
 case("missing shard", ["-m", shard2, "-p", "hi"], MODEL, "model-00002-of-00003.safetensors")
 
-cfg = json.load(open(f"{model}/config.json"))
+def json_file_case(filename, name, change, mention):
+    """The fixture model with one of its JSON files changed by change(document)."""
+    doc = json.load(open(f"{model}/{filename}"))
+    change(doc)
+    d = hf_dir(filename.split(".")[0] + "_" + name.replace(" ", "_"), replace={filename: json.dumps(doc).encode()})
+    case(f"{filename}: {name}", ["-m", d, "-p", "hi"], MODEL, mention)
 
 
 def cfg_case(name, change, mention):
-    c = json.loads(json.dumps(cfg))
-    change(c)
-    d = hf_dir("cfg_" + name.replace(" ", "_"), replace={"config.json": json.dumps(c).encode()})
-    case(f"config.json: {name}", ["-m", d, "-p", "hi"], MODEL, mention)
+    json_file_case("config.json", name, change, mention)
 
 
 cfg_case("unknown model_type", lambda c: c.update(model_type="gpt_neox"), "model_type")
@@ -167,14 +169,8 @@ cfg_case("shape mismatch", lambda c: c.update(intermediate_size=128), "shape")
 d = hf_dir("cfg_not_json", replace={"config.json": b"{\"model_type\": "})
 case("config.json: not JSON", ["-m", d, "-p", "hi"], MODEL, "config.json")
 
-tok = json.load(open(f"{model}/tokenizer.json"))
-
-
 def tok_case(name, change, mention):
-    t = json.loads(json.dumps(tok))
-    change(t)
-    d = hf_dir("tok_" + name.replace(" ", "_"), replace={"tokenizer.json": json.dumps(t).encode()})
-    case(f"tokenizer.json: {name}", ["-m", d, "-p", "hi"], MODEL, mention)
+    json_file_case("tokenizer.json", name, change, mention)
 
 
 tok_case("unigram model", lambda t: t["model"].update(type="Unigram"), "Unigram")
