@@ -9,7 +9,7 @@
 PREFIX   ?= /usr/local
 BUILD    ?= build
 CC       ?= cc
-PKGS      = jansson libpcre2-8 libpng libsixel readline ncurses
+PKGS      = jansson libpcre2-8 libpng libsixel readline ncurses libmicrohttpd
 OPT      ?= -O2
 CFLAGS   ?= $(OPT) -g
 CFLAGS   += -DVLMCHAT_DATADIR=\"$(PREFIX)/share/vlmchat\" -std=c11 -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter -Iinclude -Isrc \
@@ -23,7 +23,7 @@ CFLAGS   += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-r
 LDFLAGS  += -fsanitize=address,undefined
 endif
 
-LIB_SRC   = $(sort $(wildcard src/core/*.c src/loader/*.c src/text/*.c src/model/*.c src/image/*.c src/vision/*.c src/tui/*.c)) \
+LIB_SRC   = $(sort $(wildcard src/core/*.c src/loader/*.c src/text/*.c src/model/*.c src/image/*.c src/vision/*.c src/tui/*.c src/serve/*.c)) \
             $(filter-out src/app/main.c,$(sort $(wildcard src/app/*.c)))
 LIB_OBJ   = $(LIB_SRC:%.c=$(BUILD)/%.o)
 TEST_SRC  = $(sort $(wildcard tests/test_*.c))

@@ -30,6 +30,14 @@ typedef struct {
     int n_ctx;
     int threads;
     bool ignore_eos, json, whole_input, raw, verbose;
+    /* --serve and its options */
+    const char *serve;         /* [HOST:]PORT, or NULL */
+    const char *api_key;       /* --api-key, else $VLMCHAT_API_KEY */
+    const char *allow_files;   /* directory local image paths may be under */
+    int queue;                 /* waiting requests (default 8) */
+    size_t max_body;           /* request body limit (default 32M) */
+    size_t max_image_pixels;   /* per image (default 16M) */
+    bool set_max_tokens;
     vc_sampler_params sampling;
     /* which sampling fields were given on the command line */
     bool set_temp, set_top_p, set_top_k, set_min_p, set_repeat_penalty;

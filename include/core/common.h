@@ -4,6 +4,7 @@
  * success and -1 (or NULL) on failure after recording a one-line message
  * with vc_fail().  The caller decides whether to add context (vc_fail_ctx)
  * or to report it; main() prints it once as "vlmchat: <message>".
+ * The error state is per thread.
  */
 #ifndef VC_CORE_COMMON_H
 #define VC_CORE_COMMON_H

@@ -2,6 +2,7 @@
 #ifndef VC_CORE_MEMINFO_H
 #define VC_CORE_MEMINFO_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 /* Resident set size now (bytes), from /proc/self/statm; 0 if unknown. */
@@ -16,5 +17,10 @@ size_t vc_mem_cgroup_limit(void);
 size_t vc_mem_address_space_left(void);
 /* PSI "some" avg10 for memory (percent), or -1 where PSI is absent. */
 double vc_mem_pressure(void);
+
+/* True when memory is short: the process above 90% of `budget` (0: no
+ * budget), under 256 MiB available on the system, or PSI stalls above 10%.
+ * Callers then drop what they can rebuild (image features, caches). */
+bool vc_mem_under_pressure(size_t budget);
 
 #endif

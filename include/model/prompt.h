@@ -19,6 +19,8 @@ typedef struct {
 
 /* Loads and encodes an image file for the model (fails if the model takes no images). */
 int vc_model_encode_image(const vc_model *m, const char *path, vc_image_embd *out);
+/* Encodes an image already decoded. */
+int vc_model_encode_pixels(const vc_model *m, const vc_image *img, vc_image_embd *out);
 void vc_image_embd_free(vc_image_embd *e);
 
 /* Token ids of a conversation. images[] are the encoded images of all

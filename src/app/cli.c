@@ -43,6 +43,14 @@ const char *vc_cli_usage(void)
            "      --json              one JSON object per prompt: text, tokens, timings, memory\n"
            "  -v, --verbose           model and timing details on stderr\n"
            "      --min-accuracy F    eval: exit 1 if the accuracy is below F (0..1)\n"
+           "server (OpenAI-compatible HTTP API):\n"
+           "      --serve [HOST:]PORT serve /v1/chat/completions, /v1/models, /health, /stats\n"
+           "                          (HOST defaults to 127.0.0.1: loopback only)\n"
+           "      --api-key KEY       require 'Authorization: Bearer KEY' (default: $VLMCHAT_API_KEY)\n"
+           "      --allow-files DIR   accept image paths (file://) under DIR, besides data: URLs\n"
+           "      --queue N           requests waiting beyond the running one before 429 (default 8)\n"
+           "      --max-body SIZE     request body limit (default 32M)\n"
+           "      --max-image-pixels N  width x height limit per image (default 16M)\n"
            "interactive (a terminal and no --prompt):\n"
            "      --preview MODE      image previews: auto, sixel, blocks, none (NO_COLOR: none)\n"
            "      --no-status         no status bar\n"
@@ -79,7 +87,8 @@ static int parse_float(const char *opt, const char *s, double lo, double hi, flo
 enum {
     OPT_CTX = 256, OPT_TEMPLATE, OPT_THREADS, OPT_WHOLE, OPT_SYSTEM, OPT_RAW, OPT_TEMP, OPT_TOPK, OPT_TOPP,
     OPT_MINP, OPT_REPEAT, OPT_SEED, OPT_IGNORE_EOS, OPT_JSON, OPT_VERSION, OPT_OUT, OPT_TYPE, OPT_QUANT, OPT_MIN_ACC,
-    OPT_PREVIEW, OPT_NO_STATUS, OPT_MEM_LIMIT
+    OPT_PREVIEW, OPT_NO_STATUS, OPT_MEM_LIMIT, OPT_SERVE, OPT_API_KEY, OPT_ALLOW_FILES, OPT_QUEUE, OPT_MAX_BODY,
+    OPT_MAX_IMAGE_PIXELS
 };
 
 /* "512M", "2G", "100000" (bytes) */
@@ -113,7 +122,7 @@ static int apply(vc_cli *c, int opt, const char *arg, const char *name)
     case 'm': c->model = arg; return 0;
     case 'p': c->prompt = arg; return 0;
     case 'i': return add_image(c, arg);
-    case 'n': return parse_int(name, arg, 0, 1 << 20, &c->max_tokens);
+    case 'n': c->set_max_tokens = true; return parse_int(name, arg, 0, 1 << 20, &c->max_tokens);
     case 'v': c->verbose = true; return 0;
     case 'h': c->command = VC_CMD_HELP; return 0;
     case OPT_VERSION: c->command = VC_CMD_VERSION; return 0;
@@ -146,6 +155,12 @@ static int apply(vc_cli *c, int opt, const char *arg, const char *name)
         return 0;
     case OPT_NO_STATUS: c->no_status = true; return 0;
     case OPT_MEM_LIMIT: return parse_size(name, arg, &c->mem_limit);
+    case OPT_SERVE: c->serve = arg; return 0;
+    case OPT_API_KEY: c->api_key = arg; return 0;
+    case OPT_ALLOW_FILES: c->allow_files = arg; return 0;
+    case OPT_QUEUE: return parse_int(name, arg, 0, 4096, &c->queue);
+    case OPT_MAX_BODY: return parse_size(name, arg, &c->max_body);
+    case OPT_MAX_IMAGE_PIXELS: return parse_size(name, arg, &c->max_image_pixels);
     default: return vc_fail_code(VC_EXIT_USAGE, "unknown option (see --help)");
     }
 }
@@ -167,13 +182,19 @@ int vc_cli_parse(int argc, char **argv, vc_cli *c)
         { "out", required_argument, 0, OPT_OUT }, { "type", required_argument, 0, OPT_TYPE },
         { "quant", required_argument, 0, OPT_QUANT }, { "min-accuracy", required_argument, 0, OPT_MIN_ACC },
         { "preview", required_argument, 0, OPT_PREVIEW }, { "no-status", no_argument, 0, OPT_NO_STATUS },
-        { "mem-limit", required_argument, 0, OPT_MEM_LIMIT },
+        { "mem-limit", required_argument, 0, OPT_MEM_LIMIT }, { "serve", required_argument, 0, OPT_SERVE },
+        { "api-key", required_argument, 0, OPT_API_KEY }, { "allow-files", required_argument, 0, OPT_ALLOW_FILES },
+        { "queue", required_argument, 0, OPT_QUEUE }, { "max-body", required_argument, 0, OPT_MAX_BODY },
+        { "max-image-pixels", required_argument, 0, OPT_MAX_IMAGE_PIXELS },
         { 0, 0, 0, 0 },
     };
     memset(c, 0, sizeof *c);
     c->command = VC_CMD_RUN;
     c->max_tokens = 256;
     c->sampling = vc_sampler_defaults();
+    c->queue = 8;
+    c->max_body = (size_t)32 << 20;
+    c->max_image_pixels = (size_t)16 << 20;
     int first = 1;
     if (argc > 1 && strcmp(argv[1], "convert") == 0) {
         c->command = VC_CMD_CONVERT;
@@ -205,6 +226,10 @@ int vc_cli_parse(int argc, char **argv, vc_cli *c)
         return vc_fail_code(VC_EXIT_USAGE, "unexpected argument '%s' (see --help)", argv[optind]);
     if (c->command == VC_CMD_EVAL && !c->eval_file)
         return vc_fail_code(VC_EXIT_USAGE, "eval needs a FILE.jsonl of questions");
+    if (c->serve && (c->prompt || c->json || c->whole_input || c->command != VC_CMD_RUN))
+        return vc_fail_code(VC_EXIT_USAGE, "--serve takes requests over HTTP: no --prompt, --json, --whole-input or subcommand");
+    if ((c->api_key || c->allow_files) && !c->serve)
+        return vc_fail_code(VC_EXIT_USAGE, "--api-key and --allow-files go with --serve");
     if (c->command == VC_CMD_CONVERT && (!c->model || !c->out))
         return vc_fail_code(VC_EXIT_USAGE, "convert needs --model DIR and --out FILE.gguf");
     return 0;

@@ -74,10 +74,7 @@ static void status(repl *r)
  * system, or PSI reporting stalls. */
 static void check_pressure(repl *r)
 {
-    size_t avail = vc_mem_available(), rss = vc_mem_rss();
-    double psi = vc_mem_pressure();
-    bool near_budget = r->budget && rss > r->budget / 10 * 9;
-    if (near_budget || (avail && avail < ((size_t)256 << 20)) || psi > 10.0) {
+    if (vc_mem_under_pressure(r->budget)) {
         vc_conv_drop_image_cache(&r->conv);
         malloc_trim(0);
     }

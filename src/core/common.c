@@ -12,8 +12,10 @@
 #include <time.h>
 #include <unistd.h>
 
-static char error_message[1024];
-static int error_code = VC_EXIT_RUNTIME;
+/* Per thread: the server parses requests on connection threads while the
+ * model runs on its worker, and each must see its own error. */
+static _Thread_local char error_message[1024];
+static _Thread_local int error_code = VC_EXIT_RUNTIME;
 
 static void set_message(const char *fmt, va_list ap)
 {

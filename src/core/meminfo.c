@@ -81,3 +81,10 @@ double vc_mem_pressure(void)
         fclose(f);
     return avg10;
 }
+
+bool vc_mem_under_pressure(size_t budget)
+{
+    size_t avail = vc_mem_available(), rss = vc_mem_rss();
+    bool near_budget = budget && rss > budget / 10 * 9;
+    return near_budget || (avail && avail < ((size_t)256 << 20)) || vc_mem_pressure() > 10.0;
+}

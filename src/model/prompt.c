@@ -15,9 +15,17 @@ int vc_model_encode_image(const vc_model *m, const char *path, vc_image_embd *ou
     vc_image img;
     if (vc_image_load(path, NULL, &img) != 0)
         return -1;
-    int rc = vc_vision_encode(m->vision, &img, &out->embd, &out->n_tokens, &out->rows, &out->cols);
+    int rc = vc_model_encode_pixels(m, &img, out);
     vc_image_free(&img);
     return rc;
+}
+
+int vc_model_encode_pixels(const vc_model *m, const vc_image *img, vc_image_embd *out)
+{
+    memset(out, 0, sizeof *out);
+    if (!m->vision)
+        return vc_fail_code(VC_EXIT_USAGE, "%s: this model takes no images", m->path);
+    return vc_vision_encode(m->vision, img, &out->embd, &out->n_tokens, &out->rows, &out->cols);
 }
 
 void vc_image_embd_free(vc_image_embd *e)

@@ -1,0 +1,653 @@
+/* engine.c - see include/serve/engine.h */
+#define _GNU_SOURCE   /* malloc_trim */
+#include "serve/engine.h"
+
+#include <malloc.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/buf.h"
+#include "core/common.h"
+#include "core/meminfo.h"
+#include "model/generate.h"
+#include "model/prompt.h"
+
+/* As many slots as a request may hold images, so that encoding one image of a
+ * request never evicts another of the same request (least recently used
+ * goes first); between requests the cache is trimmed to CACHE_BYTES. */
+#define IMAGE_CACHE_SLOTS VC_API_MAX_IMAGES
+#define CACHE_BYTES ((size_t)256 << 20)
+#define EVENT_SLOTS 8
+#define EVENT_TEXT 160
+
+struct vc_job {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int refs;
+    vc_api_request req;
+    vc_image images[VC_API_MAX_IMAGES];
+    uint64_t keys[VC_API_MAX_IMAGES];   /* pixel hashes, for the caches */
+    bool started, done;
+    int status;
+    vc_buf out;                         /* the answer's bytes */
+    size_t out_read;
+    volatile sig_atomic_t cancel;
+    char id[48];
+    long created;
+    vc_job *next;
+};
+
+typedef struct {
+    uint64_t key;
+    vc_image_embd embd;
+    uint64_t last_use;
+} cached_image;
+
+typedef struct {
+    unsigned long long completions, failed, cancelled, prompt_tokens, completion_tokens, reused_tokens;
+    unsigned long long images_encoded, image_cache_hits, cleanups;
+    double busy_ms;
+    size_t cache_bytes;                 /* encoded images held */
+} engine_counts;
+
+struct vc_engine {
+    vc_model *m;
+    vc_engine_options opt;
+    pthread_t thread;
+    pthread_mutex_t mu;                 /* guards the queue, `running` and the stats */
+    pthread_cond_t cv;
+    vc_job *head, *tail, *running;
+    int queued;
+    bool closing, joined;
+    /* worker-only state */
+    int32_t *fed;                       /* token ids in the KV cache */
+    size_t n_fed, cap_fed;
+    uint64_t fed_keys[VC_API_MAX_IMAGES];   /* images of those tokens, in order */
+    int n_fed_keys;
+    cached_image cache[IMAGE_CACHE_SLOTS];
+    uint64_t use_clock;
+    unsigned long long seed_counter;
+    /* stats (under mu) */
+    engine_counts counts;
+    struct { long when; char text[EVENT_TEXT]; } events[EVENT_SLOTS];
+    unsigned n_events;
+};
+
+/* ---- jobs ---- */
+
+static uint64_t hash_image(const vc_image *img)
+{
+    uint64_t h = 1469598103934665603ULL;   /* FNV-1a */
+    int dims[2] = { img->width, img->height };
+    const uint8_t *p = (const uint8_t *)dims;
+    for (size_t i = 0; i < sizeof dims; i++)
+        h = (h ^ p[i]) * 1099511628211ULL;
+    size_t n = (size_t)img->width * img->height * 3;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ img->rgb[i]) * 1099511628211ULL;
+    return h;
+}
+
+vc_job *vc_job_new(vc_api_request *req, vc_image *images)
+{
+    vc_job *j = vc_calloc(1, sizeof *j);
+    if (!j) {
+        vc_api_request_free(req);
+        for (int i = 0; i < VC_API_MAX_IMAGES; i++)
+            vc_image_free(&images[i]);
+        return NULL;
+    }
+    pthread_mutex_init(&j->mu, NULL);
+    pthread_cond_init(&j->cv, NULL);
+    j->refs = 1;
+    j->req = *req;
+    memset(req, 0, sizeof *req);
+    for (int i = 0; i < j->req.n_images; i++) {
+        j->images[i] = images[i];
+        j->keys[i] = hash_image(&images[i]);
+        memset(&images[i], 0, sizeof images[i]);
+    }
+    static unsigned long long serial;
+    j->created = (long)time(NULL);
+    snprintf(j->id, sizeof j->id, "chatcmpl-%lx%06llx", j->created, __atomic_add_fetch(&serial, 1, __ATOMIC_RELAXED));
+    return j;
+}
+
+static void job_ref(vc_job *j)
+{
+    pthread_mutex_lock(&j->mu);
+    j->refs++;
+    pthread_mutex_unlock(&j->mu);
+}
+
+void vc_job_release(vc_job *j)
+{
+    if (!j)
+        return;
+    pthread_mutex_lock(&j->mu);
+    int left = --j->refs;
+    pthread_mutex_unlock(&j->mu);
+    if (left > 0)
+        return;
+    vc_api_request_free(&j->req);
+    for (int i = 0; i < VC_API_MAX_IMAGES; i++)
+        vc_image_free(&j->images[i]);
+    vc_buf_free(&j->out);
+    pthread_mutex_destroy(&j->mu);
+    pthread_cond_destroy(&j->cv);
+    free(j);
+}
+
+/* Appends answer bytes (and wakes the reader). */
+static void job_emit(vc_job *j, char *owned)
+{
+    pthread_mutex_lock(&j->mu);
+    if (owned)
+        vc_buf_puts(&j->out, owned);
+    pthread_cond_broadcast(&j->cv);
+    pthread_mutex_unlock(&j->mu);
+    free(owned);
+}
+
+static void job_start(vc_job *j)
+{
+    pthread_mutex_lock(&j->mu);
+    j->started = true;
+    j->status = 200;
+    pthread_cond_broadcast(&j->cv);
+    pthread_mutex_unlock(&j->mu);
+}
+
+/* Ends the job; a job that never started answers `status` with `body`. */
+static void job_finish(vc_job *j, int status, char *body)
+{
+    pthread_mutex_lock(&j->mu);
+    if (!j->started)
+        j->status = status;
+    if (body)
+        vc_buf_puts(&j->out, body);
+    j->done = true;
+    pthread_cond_broadcast(&j->cv);
+    pthread_mutex_unlock(&j->mu);
+    free(body);
+}
+
+static void job_fail(vc_job *j, int status, const char *type, const char *code)
+{
+    char *body = vc_api_error_json(vc_error(), type, code);
+    if (j->started && body) {   /* mid-stream: the error is an event, then the stream ends */
+        vc_buf b = { 0 };
+        vc_buf_printf(&b, "data: %s\n\n", body);
+        free(body);
+        body = vc_buf_take(&b, NULL);
+    }
+    job_finish(j, status, body);
+}
+
+int vc_job_wait_start(vc_job *j)
+{
+    pthread_mutex_lock(&j->mu);
+    while (!j->done && !(j->started && j->req.stream))
+        pthread_cond_wait(&j->cv, &j->mu);
+    int status = j->status;
+    pthread_mutex_unlock(&j->mu);
+    return status;
+}
+
+size_t vc_job_read(vc_job *j, char *buf, size_t cap)
+{
+    pthread_mutex_lock(&j->mu);
+    while (!j->done && j->out_read == j->out.len)
+        pthread_cond_wait(&j->cv, &j->mu);
+    size_t n = VC_MIN(cap, j->out.len - j->out_read);
+    if (n)
+        memcpy(buf, j->out.data + j->out_read, n);
+    j->out_read += n;
+    pthread_mutex_unlock(&j->mu);
+    return n;
+}
+
+void vc_job_cancel(vc_job *j) { j->cancel = 1; }
+
+/* ---- events and stats ---- */
+
+static void add_event(vc_engine *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void add_event(vc_engine *e, const char *fmt, ...)
+{
+    pthread_mutex_lock(&e->mu);
+    unsigned slot = e->n_events++ % EVENT_SLOTS;
+    e->events[slot].when = (long)time(NULL);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(e->events[slot].text, sizeof e->events[slot].text, fmt, ap);
+    va_end(ap);
+    e->counts.cleanups++;
+    pthread_mutex_unlock(&e->mu);
+    if (e->opt.verbose)
+        fprintf(stderr, "vlmchat: %s\n", e->events[slot].text);
+}
+
+static size_t image_cache_bytes(const vc_engine *e)
+{
+    size_t bytes = 0;
+    for (int i = 0; i < IMAGE_CACHE_SLOTS; i++)
+        bytes += (size_t)e->cache[i].embd.n_tokens * e->m->llm.cfg.dim * sizeof(float);
+    return bytes;
+}
+
+json_t *vc_engine_stats(vc_engine *e)
+{
+    pthread_mutex_lock(&e->mu);
+    engine_counts c = e->counts;
+    int queued = e->queued;
+    bool busy = e->running != NULL;
+    json_t *events = json_array();
+    unsigned first = e->n_events > EVENT_SLOTS ? e->n_events - EVENT_SLOTS : 0;
+    for (unsigned i = first; i < e->n_events; i++)
+        json_array_append_new(events, json_pack("{s:I,s:s}", "time", (json_int_t)e->events[i % EVENT_SLOTS].when,
+                                                "event", e->events[i % EVENT_SLOTS].text));
+    pthread_mutex_unlock(&e->mu);
+    json_t *j = json_pack("{s:{s:I,s:I,s:I},s:{s:I,s:I,s:I},s:{s:i,s:i,s:b},s:{s:I,s:I,s:I},s:f}",
+        "completions", "ok", (json_int_t)c.completions, "failed", (json_int_t)c.failed, "cancelled",
+        (json_int_t)c.cancelled,
+        "tokens", "prompt", (json_int_t)c.prompt_tokens, "completion", (json_int_t)c.completion_tokens,
+        "reused_from_kv_cache", (json_int_t)c.reused_tokens,
+        "queue", "waiting", queued, "limit", e->opt.max_queue, "busy", busy,
+        "images", "encoded", (json_int_t)c.images_encoded, "cache_hits", (json_int_t)c.image_cache_hits,
+        "cache_bytes", (json_int_t)c.cache_bytes,
+        "busy_seconds", c.busy_ms / 1e3);
+    json_t *mem = json_pack("{s:I,s:I,s:I,s:I,s:I,s:I}", "rss_bytes", (json_int_t)vc_mem_rss(), "peak_rss_bytes",
+                            (json_int_t)vc_mem_peak_rss(), "weights_bytes",
+                            (json_int_t)vc_tensors_bytes(&e->m->llm.weights), "kv_cache_bytes",
+                            (json_int_t)vc_llm_kv_bytes(&e->m->llm), "budget_bytes", (json_int_t)e->opt.budget,
+                            "available_bytes", (json_int_t)vc_mem_available());
+    json_object_set_new(j, "memory", mem);
+    json_object_set_new(j, "cleanup_events", json_pack("{s:I,s:o}", "count", (json_int_t)c.cleanups, "latest",
+                                                       events));
+    return j;
+}
+
+/* ---- image cache (the worker's; its size is published for the stats) ---- */
+
+static void publish_cache_bytes(vc_engine *e)
+{
+    size_t bytes = image_cache_bytes(e);
+    pthread_mutex_lock(&e->mu);
+    e->counts.cache_bytes = bytes;
+    pthread_mutex_unlock(&e->mu);
+}
+
+static void free_slot(cached_image *c)
+{
+    vc_image_embd_free(&c->embd);
+    c->key = c->last_use = 0;
+}
+
+static void drop_image_cache(vc_engine *e)
+{
+    for (int i = 0; i < IMAGE_CACHE_SLOTS; i++)
+        free_slot(&e->cache[i]);
+    publish_cache_bytes(e);
+}
+
+/* Evicts the least recently used images until the cache fits CACHE_BYTES. */
+static void trim_image_cache(vc_engine *e)
+{
+    while (image_cache_bytes(e) > CACHE_BYTES) {
+        cached_image *oldest = NULL;
+        for (int i = 0; i < IMAGE_CACHE_SLOTS; i++)
+            if (e->cache[i].embd.embd && (!oldest || e->cache[i].last_use < oldest->last_use))
+                oldest = &e->cache[i];
+        free_slot(oldest);
+    }
+    publish_cache_bytes(e);
+}
+
+static void check_pressure(vc_engine *e)
+{
+    if (!vc_mem_under_pressure(e->opt.budget))
+        return;
+    size_t bytes = image_cache_bytes(e);
+    drop_image_cache(e);
+    malloc_trim(0);
+    add_event(e, "memory pressure: dropped the image cache (%.1f MiB), RSS now %.1f MiB", bytes / 1048576.0,
+              vc_mem_rss() / 1048576.0);
+}
+
+/* The encoded image for key (encoding and caching it if needed); the
+ * result points into the cache. */
+static const vc_image_embd *encoded_image(vc_engine *e, const vc_image *img, uint64_t key)
+{
+    cached_image *slot = &e->cache[0];
+    for (int i = 0; i < IMAGE_CACHE_SLOTS; i++) {
+        cached_image *c = &e->cache[i];
+        if (c->embd.embd && c->key == key) {
+            c->last_use = ++e->use_clock;
+            pthread_mutex_lock(&e->mu);
+            e->counts.image_cache_hits++;
+            pthread_mutex_unlock(&e->mu);
+            return &c->embd;
+        }
+        if (c->last_use < slot->last_use)   /* empty slots have last_use 0 */
+            slot = c;
+    }
+    free_slot(slot);
+    if (vc_model_encode_pixels(e->m, img, &slot->embd) != 0)
+        return NULL;
+    slot->key = key;
+    slot->last_use = ++e->use_clock;
+    pthread_mutex_lock(&e->mu);
+    e->counts.images_encoded++;
+    pthread_mutex_unlock(&e->mu);
+    publish_cache_bytes(e);
+    return &slot->embd;
+}
+
+/* ---- running a job ---- */
+
+typedef struct {
+    vc_engine *e;
+    vc_job *j;
+    vc_stopper stop;
+    bool started_text;
+} stream_ctx;
+
+/* Emits what the stop sequences allow (as an SSE chunk when streaming). */
+static void flush_text(stream_ctx *s, bool final)
+{
+    size_t n;
+    const char *t = vc_stopper_ready(&s->stop, final, &n);
+    if (n && s->j->req.stream)
+        job_emit(s->j, vc_api_chunk_sse(s->j->id, s->j->created, s->e->opt.model_name, NULL, t, n, NULL));
+}
+
+static int on_text(void *ctx, const char *text, size_t len)
+{
+    stream_ctx *s = ctx;
+    if (!s->started_text) {   /* the tokenizer's space before the first word is not part of the answer */
+        while (len && (*text == ' ' || *text == '\n'))
+            text++, len--;
+        s->started_text = len > 0;
+    }
+    if (vc_stopper_push(&s->stop, text, len) != 0)
+        return 1;
+    flush_text(s, false);
+    return s->stop.stopped || s->j->cancel;
+}
+
+/* Which tokens of ids the KV cache already holds: the common prefix of ids,
+ * cut before the first image whose pixels differ from the cached one's. */
+static size_t reusable_prefix(const vc_engine *e, const int32_t *ids, size_t n, const vc_image_embd **images,
+                              const uint64_t *keys)
+{
+    size_t keep = 0;
+    while (keep < n && keep < e->n_fed && ids[keep] == e->fed[keep])
+        keep++;
+    int32_t image_token = e->m->vision ? e->m->vision->image_token_id : -1;
+    int k = 0, row = 0;
+    for (size_t i = 0; i < keep; i++) {
+        if (ids[i] != image_token)
+            continue;
+        if (row == 0 && (k >= e->n_fed_keys || e->fed_keys[k] != keys[k]))
+            return i;
+        if (++row == images[k]->n_tokens)
+            k++, row = 0;
+    }
+    return keep;
+}
+
+static void remember(vc_engine *e, const int32_t *ids, size_t n)
+{
+    if (vc_reserve((void **)&e->fed, &e->cap_fed, e->n_fed + n, sizeof *e->fed) != 0) {
+        e->n_fed = 0;   /* forget the cache rather than trust a partial record */
+        return;
+    }
+    memcpy(e->fed + e->n_fed, ids, n * sizeof *ids);
+    e->n_fed += n;
+}
+
+static vc_sampler_params job_sampling(vc_engine *e, const vc_api_request *r)
+{
+    vc_sampler_params p = e->opt.sampling;
+    if (r->has_temperature)
+        p.temperature = r->temperature;
+    if (r->has_top_p)
+        p.top_p = r->top_p;
+    p.seed = r->has_seed ? r->seed : (uint64_t)time(NULL) * 1000003ULL + ++e->seed_counter;
+    return p;
+}
+
+static const char *finish_reason(const vc_gen_result *r, const vc_stopper *s)
+{
+    if (s->stopped || r->stop == VC_STOP_EOS)
+        return "stop";
+    return "length";
+}
+
+/* Prompt ids and input embeddings of the job's messages; fails with the
+ * HTTP status in *status. */
+static int build_prompt(vc_engine *e, vc_job *j, const vc_image_embd **images, int32_t **ids, size_t *n,
+                        int *status)
+{
+    const vc_api_request *r = &j->req;
+    *status = 400;
+    if (r->n_images > 0 && !e->m->vision)
+        return vc_fail_code(VC_EXIT_INPUT, "the model '%s' takes no images", e->opt.model_name);
+    vc_image_embd copies[VC_API_MAX_IMAGES];
+    for (int i = 0; i < r->n_images; i++) {
+        if (!(images[i] = encoded_image(e, &j->images[i], j->keys[i])))
+            return -1;
+        copies[i] = *images[i];
+    }
+    vc_chat_msg *msgs = vc_calloc(r->n_msgs, sizeof *msgs);
+    if (!msgs)
+        return *status = 500, -1;
+    for (size_t i = 0; i < r->n_msgs; i++)
+        msgs[i] = (vc_chat_msg){ r->msgs[i].role, r->msgs[i].content, r->msgs[i].n_images };
+    int rc = vc_model_prompt_ids(e->m, msgs, r->n_msgs, copies, r->n_images, true, ids, n);
+    free(msgs);
+    if (rc == 0 && (int)*n >= e->m->llm.n_ctx) {
+        free(*ids);
+        return vc_fail_code(VC_EXIT_INPUT, "the prompt is %zu tokens; the context holds %d", *n, e->m->llm.n_ctx);
+    }
+    return rc;
+}
+
+static void run_job(vc_engine *e, vc_job *j)
+{
+    const vc_image_embd *images[VC_API_MAX_IMAGES];
+    int32_t *ids = NULL;
+    size_t n = 0;
+    int status;
+    check_pressure(e);
+    if (build_prompt(e, j, images, &ids, &n, &status) != 0) {
+        job_fail(j, status, status == 400 ? "invalid_request_error" : "server_error",
+                 strstr(vc_error(), "context holds") ? "context_length_exceeded" : NULL);
+        return;
+    }
+    size_t keep = reusable_prefix(e, ids, n, images, j->keys);
+    if (keep == n)
+        keep = n - 1;   /* the last position must run to give logits */
+    vc_llm_truncate(&e->m->llm, (int)keep);
+    if ((size_t)e->m->llm.n_past != keep)
+        vc_llm_truncate(&e->m->llm, (int)(keep = 0));
+    e->n_fed = keep;
+    e->n_fed_keys = 0;
+    float *embd = NULL;
+    vc_image_embd copies[VC_API_MAX_IMAGES];
+    for (int i = 0; i < j->req.n_images; i++)
+        copies[i] = *images[i];
+    if (j->req.n_images && vc_model_prompt_embd(e->m, ids, n, copies, j->req.n_images, &embd) != 0) {
+        free(ids);
+        job_fail(j, 500, "server_error", NULL);
+        return;
+    }
+    int room = e->m->llm.n_ctx - (int)n;
+    int max_tokens = j->req.max_tokens > 0 ? j->req.max_tokens : e->opt.max_tokens > 0 ? e->opt.max_tokens : room;
+    stream_ctx s = { .e = e, .j = j };
+    vc_stopper_init(&s.stop, j->req.stop, j->req.n_stop);
+    vc_gen_options o = { .max_tokens = VC_MIN(max_tokens, room), .ignore_eos = j->req.ignore_eos, .sampling = job_sampling(e, &j->req),
+                         .on_text = on_text, .ctx = &s, .interrupt = &j->cancel,
+                         .prompt_embd = embd ? embd + keep * (size_t)e->m->llm.cfg.dim : NULL };
+    job_start(j);
+    if (j->req.stream)
+        job_emit(j, vc_api_chunk_sse(j->id, j->created, e->opt.model_name, "assistant", "", 0, NULL));
+    vc_gen_result res;
+    int rc = vc_generate(e->m, ids + keep, n - keep, &o, &res);
+    free(embd);
+    if (rc == 0 || res.n_tokens > 0) {
+        remember(e, ids + keep, n - keep);
+        size_t fed_reply = (size_t)e->m->llm.n_past > n ? (size_t)e->m->llm.n_past - n : 0;
+        remember(e, res.tokens, VC_MIN(fed_reply, res.n_tokens));
+        for (int i = 0; i < j->req.n_images; i++)
+            e->fed_keys[e->n_fed_keys++] = j->keys[i];
+    } else {
+        vc_llm_truncate(&e->m->llm, 0);
+        e->n_fed = 0;
+    }
+    free(ids);
+    pthread_mutex_lock(&e->mu);
+    e->counts.prompt_tokens += n;
+    e->counts.reused_tokens += keep;
+    e->counts.completion_tokens += res.n_tokens;
+    bool cancelled = res.stop == VC_STOP_INTERRUPT;
+    e->counts.completions += rc == 0 && !cancelled;
+    e->counts.failed += rc != 0;
+    e->counts.cancelled += rc == 0 && cancelled;
+    pthread_mutex_unlock(&e->mu);
+    if (rc != 0) {
+        job_fail(j, 500, "server_error", NULL);
+    } else if (j->req.stream) {
+        flush_text(&s, true);
+        job_emit(j, vc_api_chunk_sse(j->id, j->created, e->opt.model_name, NULL, NULL, 0, finish_reason(&res, &s.stop)));
+        if (j->req.include_usage)
+            job_emit(j, vc_api_usage_sse(j->id, j->created, e->opt.model_name, n, res.n_tokens));
+        job_finish(j, 200, vc_strdup("data: [DONE]\n\n"));
+    } else {
+        size_t len;
+        vc_stopper_ready(&s.stop, true, &len);
+        char *body = vc_api_completion_json(j->id, j->created, e->opt.model_name, s.stop.text ? s.stop.text : "",
+                                            s.stop.len, finish_reason(&res, &s.stop), n, res.n_tokens);
+        if (body)
+            job_finish(j, 200, body);
+        else
+            job_fail(j, 500, "server_error", NULL);
+    }
+    if (e->opt.verbose)
+        fprintf(stderr, "vlmchat: %s: %zu prompt tokens (%zu from the KV cache), %zu generated in %.0f ms, %s\n",
+                j->id, n, keep, res.n_tokens, res.prefill_ms + res.decode_ms, vc_stop_reason_name(res.stop));
+    vc_stopper_free(&s.stop);
+    vc_gen_result_free(&res);
+}
+
+/* ---- the worker and its queue ---- */
+
+static void *worker(void *arg)
+{
+    vc_engine *e = arg;
+    for (;;) {
+        pthread_mutex_lock(&e->mu);
+        while (!e->head && !e->closing)
+            pthread_cond_wait(&e->cv, &e->mu);
+        if (e->closing) {
+            pthread_mutex_unlock(&e->mu);
+            return NULL;
+        }
+        vc_job *j = e->head;
+        e->head = j->next;
+        if (!e->head)
+            e->tail = NULL;
+        e->queued--;
+        e->running = j;
+        pthread_mutex_unlock(&e->mu);
+        double t0 = vc_now_ms();
+        if (j->cancel)
+            job_finish(j, 499, NULL);
+        else
+            run_job(e, j);
+        trim_image_cache(e);
+        pthread_mutex_lock(&e->mu);
+        e->running = NULL;
+        e->counts.busy_ms += vc_now_ms() - t0;
+        pthread_mutex_unlock(&e->mu);
+        vc_job_release(j);
+    }
+}
+
+int vc_engine_start(vc_model *m, const vc_engine_options *opt, vc_engine **out)
+{
+    vc_engine *e = vc_calloc(1, sizeof *e);
+    if (!e)
+        return -1;
+    e->m = m;
+    e->opt = *opt;
+    pthread_mutex_init(&e->mu, NULL);
+    pthread_cond_init(&e->cv, NULL);
+    vc_llm_truncate(&m->llm, 0);
+    if (pthread_create(&e->thread, NULL, worker, e) != 0) {
+        free(e);
+        return vc_fail("cannot start the model worker thread");
+    }
+    *out = e;
+    return 0;
+}
+
+vc_submit_result vc_engine_submit(vc_engine *e, vc_job *j)
+{
+    pthread_mutex_lock(&e->mu);
+    vc_submit_result r = e->closing ? VC_SUBMIT_CLOSED : e->queued >= e->opt.max_queue ? VC_SUBMIT_FULL : VC_SUBMIT_OK;
+    if (r == VC_SUBMIT_OK) {
+        job_ref(j);
+        j->next = NULL;
+        if (e->tail)
+            e->tail->next = j;
+        else
+            e->head = j;
+        e->tail = j;
+        e->queued++;
+        pthread_cond_signal(&e->cv);
+    }
+    pthread_mutex_unlock(&e->mu);
+    return r;
+}
+
+void vc_engine_stop(vc_engine *e)
+{
+    if (!e)
+        return;
+    pthread_mutex_lock(&e->mu);
+    e->closing = true;
+    if (e->running)
+        e->running->cancel = 1;
+    vc_job *queued = e->head;
+    e->head = e->tail = NULL;
+    e->queued = 0;
+    pthread_cond_broadcast(&e->cv);
+    pthread_mutex_unlock(&e->mu);
+    if (!e->joined)
+        pthread_join(e->thread, NULL);
+    e->joined = true;
+    while (queued) {
+        vc_job *next = queued->next;
+        vc_fail("the server is shutting down");
+        job_fail(queued, 503, "server_error", NULL);
+        vc_job_release(queued);
+        queued = next;
+    }
+}
+
+void vc_engine_free(vc_engine *e)
+{
+    if (!e)
+        return;
+    drop_image_cache(e);
+    free(e->fed);
+    pthread_mutex_destroy(&e->mu);
+    pthread_cond_destroy(&e->cv);
+    free(e);
+}
