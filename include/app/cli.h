@@ -6,7 +6,7 @@
 
 #include "text/sampler.h"
 
-typedef enum { VC_CMD_RUN, VC_CMD_CONVERT, VC_CMD_EVAL, VC_CMD_HELP, VC_CMD_VERSION } vc_command;
+typedef enum { VC_CMD_RUN, VC_CMD_CONVERT, VC_CMD_EVAL, VC_CMD_BENCH, VC_CMD_HELP, VC_CMD_VERSION } vc_command;
 
 #define VC_MAX_IMAGES 16
 
@@ -21,6 +21,7 @@ typedef struct {
     const char *out;           /* convert: output file */
     const char *out_type;      /* convert: tensor type */
     const char *eval_file;     /* eval: the questions */
+    const char *bench_arch;    /* bench: which model dimensions */
     const char *quant;         /* --quant: quantize float weights at load */
     float min_accuracy;        /* eval: fail below this */
     const char *preview;       /* --preview auto|sixel|blocks|none */

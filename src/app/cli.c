@@ -17,6 +17,8 @@ const char *vc_cli_usage(void)
     return "usage: vlmchat [options]                      answer prompts (from --prompt or stdin lines)\n"
            "       vlmchat convert --model DIR --out FILE.gguf [--type TYPE]\n"
            "       vlmchat eval FILE.jsonl [options]              accuracy, latency and speed on a question set\n"
+           "       vlmchat bench [MODEL] [--quant TYPE] [--json]   speed and memory on a random-weight model of real\n"
+           "                                                      dimensions: smolvlm-256m (default), smolvlm-2b, phi3-mini\n"
            "\n"
            "model:\n"
            "  -m, --model PATH|NAME   HF model directory, GGUF file, or a name under configs/ (default: demo)\n"
@@ -202,6 +204,9 @@ int vc_cli_parse(int argc, char **argv, vc_cli *c)
     } else if (argc > 1 && strcmp(argv[1], "eval") == 0) {
         c->command = VC_CMD_EVAL;
         first = 2;
+    } else if (argc > 1 && strcmp(argv[1], "bench") == 0) {
+        c->command = VC_CMD_BENCH;
+        first = 2;
     }
     optind = first;
     opterr = 0;
@@ -222,6 +227,8 @@ int vc_cli_parse(int argc, char **argv, vc_cli *c)
     }
     if (c->command == VC_CMD_EVAL && optind < argc)
         c->eval_file = argv[optind++];
+    if (c->command == VC_CMD_BENCH && optind < argc)
+        c->bench_arch = argv[optind++];
     if (optind < argc)
         return vc_fail_code(VC_EXIT_USAGE, "unexpected argument '%s' (see --help)", argv[optind]);
     if (c->command == VC_CMD_EVAL && !c->eval_file)

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "app/bench.h"
 #include "app/cli.h"
 #include "app/convert.h"
 #include "app/eval.h"
@@ -111,7 +112,9 @@ int main(int argc, char **argv)
     if (vc_threads_init(cli.threads) != 0)
         return fail();
     int rc;
-    if (cli.command == VC_CMD_CONVERT) {
+    if (cli.command == VC_CMD_BENCH) {
+        rc = vc_run_bench(&cli, &interrupted) == VC_EXIT_OK ? 0 : -1;
+    } else if (cli.command == VC_CMD_CONVERT) {
         int type = vc_dtype_from_name(cli.out_type ? cli.out_type : "f16");
         rc = type < 0 ? vc_fail_code(VC_EXIT_USAGE, "unknown --type '%s'", cli.out_type)
                       : vc_convert_to_gguf(cli.model, cli.out, (vc_dtype)type);

@@ -8,7 +8,9 @@
 #define _POSIX_C_SOURCE 200809L
 #include "core/threads.h"
 
+#include <errno.h>
 #include <pthread.h>
+#include <string.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -73,10 +75,13 @@ int vc_threads_init(int n)
     vc_threads_shutdown();
     pool.stop = false;
     for (int i = 1; i < n; i++) {
-        if (pthread_create(&pool.tid[i], NULL, worker, (void *)(intptr_t)i) != 0) {
+        int err = pthread_create(&pool.tid[i], NULL, worker, (void *)(intptr_t)i);
+        if (err != 0) {
             pool.n = i;
             vc_threads_shutdown();
-            return vc_fail("could not start worker thread %d", i);
+            /* EAGAIN: no memory (or address space, under ulimit -v) for its stack */
+            return vc_fail_code(err == EAGAIN || err == ENOMEM ? VC_EXIT_NOMEM : VC_EXIT_RUNTIME,
+                                "could not start worker thread %d: %s", i, strerror(err));
         }
         pool.n = i + 1;
     }

@@ -1,0 +1,556 @@
+/* bench.c - see include/app/bench.h */
+#define _GNU_SOURCE
+#include "app/bench.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <png.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "app/locate.h"
+#include "core/buf.h"
+#include "core/common.h"
+#include "core/dtype.h"
+#include "core/kernels.h"
+#include "core/meminfo.h"
+#include "core/threads.h"
+#include "model/conversation.h"
+#include "model/generate.h"
+
+/* Dimensions of a benchmark model: the text decoder (Llama layout) and, for
+ * a VLM, an Idefics3/SigLIP vision tower with one 512-pixel tile. */
+typedef struct {
+    const char *name, *like;
+    int dim, inter, layers, heads, kv_heads, vocab;
+    bool vision;
+    int v_dim, v_inter, v_layers, v_heads, v_patch, v_image, scale;
+} bench_arch;
+
+static const bench_arch ARCHS[] = {
+    { "smolvlm-256m", "SmolVLM-256M-Instruct", 576, 1536, 30, 9, 3, 49280, true, 768, 3072, 12, 12, 16, 512, 4 },
+    { "smolvlm-2b", "SmolVLM-Instruct (2.2B)", 2048, 8192, 24, 32, 32, 49155, true, 1152, 4304, 27, 16, 14, 384, 3 },
+    { "phi3-mini", "Phi-3-mini text dimensions (3.8B)", 3072, 8192, 32, 32, 32, 32064, false, 0, 0, 0, 0, 0, 0, 0 },
+};
+
+const char *vc_bench_arch_names(void) { return "smolvlm-256m, smolvlm-2b, phi3-mini"; }
+
+static const bench_arch *find_arch(const char *name)
+{
+    for (size_t i = 0; i < VC_ARRAY_LEN(ARCHS); i++)
+        if (strcmp(ARCHS[i].name, name) == 0)
+            return &ARCHS[i];
+    return NULL;
+}
+
+/* ---- writing the random model ---- */
+
+typedef struct {
+    char name[128];
+    int64_t shape[4];
+    int n_dims;
+    enum { FILL_RANDOM, FILL_ONE, FILL_ZERO } fill;
+} tensor_spec;
+
+typedef struct {
+    tensor_spec *items;
+    size_t n, cap;
+} spec_list;
+
+static int add(spec_list *l, int fill, int n_dims, int64_t a, int64_t b, int64_t c, int64_t d, const char *fmt, ...)
+    __attribute__((format(printf, 8, 9)));
+static int add(spec_list *l, int fill, int n_dims, int64_t a, int64_t b, int64_t c, int64_t d, const char *fmt, ...)
+{
+    if (vc_reserve((void **)&l->items, &l->cap, l->n + 1, sizeof *l->items) != 0)
+        return -1;
+    tensor_spec *t = &l->items[l->n++];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(t->name, sizeof t->name, fmt, ap);
+    va_end(ap);
+    int64_t s[4] = { a, b, c, d };
+    memcpy(t->shape, s, sizeof s);
+    t->n_dims = n_dims;
+    t->fill = fill;
+    return 0;
+}
+
+#define W(l, r, c, ...) add(l, FILL_RANDOM, 2, r, c, 0, 0, __VA_ARGS__)
+#define NORM(l, n, ...) add(l, FILL_ONE, 1, n, 0, 0, 0, __VA_ARGS__)
+#define BIAS(l, n, ...) add(l, FILL_ZERO, 1, n, 0, 0, 0, __VA_ARGS__)
+
+static int text_tensors(const bench_arch *a, spec_list *l, const char *p)
+{
+    int hd = a->dim / a->heads, rc = 0;
+    rc |= W(l, a->vocab, a->dim, "%sembed_tokens.weight", p);
+    for (int i = 0; i < a->layers; i++) {
+        rc |= NORM(l, a->dim, "%slayers.%d.input_layernorm.weight", p, i);
+        rc |= NORM(l, a->dim, "%slayers.%d.post_attention_layernorm.weight", p, i);
+        rc |= W(l, a->heads * hd, a->dim, "%slayers.%d.self_attn.q_proj.weight", p, i);
+        rc |= W(l, a->kv_heads * hd, a->dim, "%slayers.%d.self_attn.k_proj.weight", p, i);
+        rc |= W(l, a->kv_heads * hd, a->dim, "%slayers.%d.self_attn.v_proj.weight", p, i);
+        rc |= W(l, a->dim, a->heads * hd, "%slayers.%d.self_attn.o_proj.weight", p, i);
+        rc |= W(l, a->inter, a->dim, "%slayers.%d.mlp.gate_proj.weight", p, i);
+        rc |= W(l, a->inter, a->dim, "%slayers.%d.mlp.up_proj.weight", p, i);
+        rc |= W(l, a->dim, a->inter, "%slayers.%d.mlp.down_proj.weight", p, i);
+    }
+    rc |= NORM(l, a->dim, "%snorm.weight", p);
+    return rc ? -1 : 0;
+}
+
+static int vision_tensors(const bench_arch *a, spec_list *l)
+{
+    const char *p = "model.vision_model.";
+    int n_pos = (a->v_image / a->v_patch) * (a->v_image / a->v_patch), rc = 0;
+    rc |= add(l, FILL_RANDOM, 4, a->v_dim, 3, a->v_patch, a->v_patch, "%sembeddings.patch_embedding.weight", p);
+    rc |= BIAS(l, a->v_dim, "%sembeddings.patch_embedding.bias", p);
+    rc |= W(l, n_pos, a->v_dim, "%sembeddings.position_embedding.weight", p);
+    for (int i = 0; i < a->v_layers; i++) {
+        static const char *attn[] = { "q_proj", "k_proj", "v_proj", "out_proj" };
+        for (int k = 0; k < 4; k++) {
+            rc |= W(l, a->v_dim, a->v_dim, "%sencoder.layers.%d.self_attn.%s.weight", p, i, attn[k]);
+            rc |= BIAS(l, a->v_dim, "%sencoder.layers.%d.self_attn.%s.bias", p, i, attn[k]);
+        }
+        rc |= NORM(l, a->v_dim, "%sencoder.layers.%d.layer_norm1.weight", p, i);
+        rc |= BIAS(l, a->v_dim, "%sencoder.layers.%d.layer_norm1.bias", p, i);
+        rc |= NORM(l, a->v_dim, "%sencoder.layers.%d.layer_norm2.weight", p, i);
+        rc |= BIAS(l, a->v_dim, "%sencoder.layers.%d.layer_norm2.bias", p, i);
+        rc |= W(l, a->v_inter, a->v_dim, "%sencoder.layers.%d.mlp.fc1.weight", p, i);
+        rc |= BIAS(l, a->v_inter, "%sencoder.layers.%d.mlp.fc1.bias", p, i);
+        rc |= W(l, a->v_dim, a->v_inter, "%sencoder.layers.%d.mlp.fc2.weight", p, i);
+        rc |= BIAS(l, a->v_dim, "%sencoder.layers.%d.mlp.fc2.bias", p, i);
+    }
+    rc |= NORM(l, a->v_dim, "%spost_layernorm.weight", p);
+    rc |= BIAS(l, a->v_dim, "%spost_layernorm.bias", p);
+    rc |= W(l, a->dim, a->v_dim * a->scale * a->scale, "model.connector.modality_projection.proj.weight");
+    return rc ? -1 : 0;
+}
+
+static int64_t spec_elems(const tensor_spec *t)
+{
+    int64_t n = 1;
+    for (int i = 0; i < t->n_dims; i++)
+        n *= t->shape[i];
+    return n;
+}
+
+/* Uniform random bf16 in [-0.03, 0.03): activations stay in range through
+ * the layers, which is all a speed measurement needs. */
+static int write_tensor_data(FILE *f, const tensor_spec *t, uint64_t *rng)
+{
+    uint16_t buf[8192];
+    int64_t left = spec_elems(t);
+    while (left > 0) {
+        int n = left < 8192 ? (int)left : 8192;
+        for (int i = 0; i < n; i++) {
+            float v = t->fill == FILL_ONE ? 1.0f : 0.0f;
+            if (t->fill == FILL_RANDOM) {
+                *rng ^= *rng << 13, *rng ^= *rng >> 7, *rng ^= *rng << 17;
+                v = ((float)(*rng >> 40) / (float)(1 << 24) - 0.5f) * 0.06f;
+            }
+            buf[i] = vc_f32_to_bf16(v);
+        }
+        if (fwrite(buf, 2, (size_t)n, f) != (size_t)n)
+            return -1;
+        left -= n;
+    }
+    return 0;
+}
+
+static int write_safetensors(const char *path, const spec_list *l)
+{
+    json_t *h = json_object();
+    size_t off = 0;
+    for (size_t i = 0; i < l->n; i++) {
+        json_t *shape = json_array();
+        for (int d = 0; d < l->items[i].n_dims; d++)
+            json_array_append_new(shape, json_integer(l->items[i].shape[d]));
+        size_t bytes = (size_t)spec_elems(&l->items[i]) * 2;
+        json_object_set_new(h, l->items[i].name, json_pack("{s:s,s:o,s:[I,I]}", "dtype", "BF16", "shape", shape,
+                                                           "data_offsets", (json_int_t)off, (json_int_t)(off + bytes)));
+        off += bytes;
+    }
+    char *text = json_dumps(h, JSON_COMPACT);
+    json_decref(h);
+    FILE *f = text ? fopen(path, "wb") : NULL;
+    if (!f) {
+        free(text);
+        return vc_fail("%s: %s", path, strerror(errno));
+    }
+    size_t len = strlen(text), padded = (len + 7) / 8 * 8;
+    uint64_t hl = padded;
+    int rc = fwrite(&hl, 8, 1, f) == 1 && fwrite(text, 1, len, f) == len ? 0 : -1;
+    for (size_t i = len; rc == 0 && i < padded; i++)
+        rc = fputc(' ', f) == EOF ? -1 : 0;
+    free(text);
+    uint64_t rng = 0x9E3779B97F4A7C15ULL;
+    for (size_t i = 0; rc == 0 && i < l->n; i++)
+        rc = write_tensor_data(f, &l->items[i], &rng);
+    if (fclose(f) != 0 || rc != 0)
+        return vc_fail("%s: write failed (disk full?)", path);
+    return 0;
+}
+
+static int copy_file(const char *from, const char *to)
+{
+    size_t len;
+    char *data = vc_read_file(from, &len);
+    if (!data)
+        return -1;
+    int rc = vc_write_file_atomic(to, data, len);
+    free(data);
+    return rc;
+}
+
+/* config.json and processor_config.json: the demo model's, resized. */
+static int write_configs(const bench_arch *a, const char *demo, const char *dir)
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s/config.json", demo);
+    json_t *c = json_load_file(path, 0, NULL);
+    if (!c)
+        return vc_fail("%s: cannot read", path);
+    json_t *t = json_object_get(c, "text_config");
+    json_object_set_new(t, "hidden_size", json_integer(a->dim));
+    json_object_set_new(t, "intermediate_size", json_integer(a->inter));
+    json_object_set_new(t, "num_hidden_layers", json_integer(a->layers));
+    json_object_set_new(t, "num_attention_heads", json_integer(a->heads));
+    json_object_set_new(t, "num_key_value_heads", json_integer(a->kv_heads));
+    json_object_set_new(t, "head_dim", json_integer(a->dim / a->heads));
+    json_object_set_new(t, "vocab_size", json_integer(a->vocab));
+    json_object_set_new(t, "max_position_embeddings", json_integer(4096));
+    if (a->vision) {
+        json_t *v = json_object_get(c, "vision_config");
+        json_object_set_new(v, "hidden_size", json_integer(a->v_dim));
+        json_object_set_new(v, "intermediate_size", json_integer(a->v_inter));
+        json_object_set_new(v, "num_hidden_layers", json_integer(a->v_layers));
+        json_object_set_new(v, "num_attention_heads", json_integer(a->v_heads));
+        json_object_set_new(v, "patch_size", json_integer(a->v_patch));
+        json_object_set_new(v, "image_size", json_integer(a->v_image));
+        json_object_set_new(c, "scale_factor", json_integer(a->scale));
+    } else {   /* a plain Llama-layout text model */
+        json_incref(t);
+        json_decref(c);
+        c = t;
+        json_object_set_new(c, "architectures", json_pack("[s]", "LlamaForCausalLM"));
+    }
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    int rc = json_dump_file(c, path, JSON_INDENT(2));
+    json_decref(c);
+    if (rc != 0)
+        return vc_fail("%s: cannot write", path);
+    if (!a->vision)
+        return 0;
+    snprintf(path, sizeof path, "%s/processor_config.json", demo);
+    json_t *p = json_load_file(path, 0, NULL);
+    json_t *ip = json_object_get(p, "image_processor");
+    if (!ip)
+        return json_decref(p), vc_fail("%s: no image_processor", path);
+    int tokens = (a->v_image / a->v_patch) * (a->v_image / a->v_patch) / (a->scale * a->scale);
+    json_object_set_new(json_object_get(ip, "size"), "longest_edge", json_integer(a->v_image));
+    json_object_set_new(json_object_get(ip, "max_image_size"), "longest_edge", json_integer(a->v_image));
+    json_object_set_new(p, "image_seq_len", json_integer(tokens));
+    snprintf(path, sizeof path, "%s/processor_config.json", dir);
+    rc = json_dump_file(p, path, JSON_INDENT(2));
+    json_decref(p);
+    return rc == 0 ? 0 : vc_fail("%s: cannot write", path);
+}
+
+/* A smooth colour image of the tower's input size, as a PNG file. */
+static int write_image(const char *path, int w, int h)
+{
+    FILE *f = fopen(path, "wb");
+    png_structp png = f ? png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, NULL) : NULL;
+    png_infop info = png ? png_create_info_struct(png) : NULL;
+    uint8_t *row = malloc((size_t)w * 3);
+    int rc = -1;
+    if (info && row && !setjmp(png_jmpbuf(png))) {
+        png_init_io(png, f);
+        png_set_IHDR(png, info, (png_uint_32)w, (png_uint_32)h, 8, PNG_COLOR_TYPE_RGB, PNG_INTERLACE_NONE,
+                     PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
+        png_write_info(png, info);
+        for (int y = 0; y < h; y++) {
+            for (int x = 0; x < w; x++) {
+                row[x * 3] = (uint8_t)(x * 255 / w);
+                row[x * 3 + 1] = (uint8_t)(y * 255 / h);
+                row[x * 3 + 2] = (uint8_t)((x + y) & 255);
+            }
+            png_write_row(png, row);
+        }
+        png_write_end(png, NULL);
+        rc = 0;
+    }
+    if (png)
+        png_destroy_write_struct(&png, info ? &info : NULL);
+    free(row);
+    if (f && fclose(f) != 0)
+        rc = -1;
+    return rc == 0 ? 0 : vc_fail("%s: cannot write the benchmark image", path);
+}
+
+/* The demo tokenizer with its vocabulary filled up to the model's size, so
+ * that every id the random model may produce decodes. */
+static int write_tokenizer(const bench_arch *a, const char *demo, const char *dir)
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s/tokenizer.json", demo);
+    json_t *t = json_load_file(path, 0, NULL);
+    json_t *vocab = json_object_get(json_object_get(t, "model"), "vocab");
+    if (!vocab) {
+        json_decref(t);
+        return vc_fail("%s: no model.vocab", path);
+    }
+    for (int id = (int)json_object_size(vocab); id < a->vocab; id++) {
+        char piece[32];
+        snprintf(piece, sizeof piece, "\u0120w%d", id);   /* "Ġw123": a word with its leading space */
+        json_object_set_new(vocab, piece, json_integer(id));
+    }
+    snprintf(path, sizeof path, "%s/tokenizer.json", dir);
+    int rc = json_dump_file(t, path, JSON_COMPACT);
+    json_decref(t);
+    return rc == 0 ? 0 : vc_fail("%s: cannot write", path);
+}
+
+static int make_model(const bench_arch *a, const char *dir)
+{
+    char path[4200], marker[4200];
+    snprintf(marker, sizeof marker, "%s/.complete", dir);
+    if (access(marker, F_OK) == 0)
+        return 0;
+    vc_model_ref demo;
+    if (vc_locate_model("demo", &demo) != 0)
+        return -1;
+    fprintf(stderr, "vlmchat: writing the %s benchmark model (random weights) to %s\n", a->name, dir);
+    char cmd[4200];
+    snprintf(cmd, sizeof cmd, "%s", dir);
+    for (char *p = cmd + 1; *p; p++)   /* mkdir -p */
+        if (*p == '/') {
+            *p = 0;
+            mkdir(cmd, 0755);
+            *p = '/';
+        }
+    if (mkdir(dir, 0755) != 0 && errno != EEXIST)
+        return vc_fail("%s: %s", dir, strerror(errno));
+    spec_list l = { 0 };
+    int rc = text_tensors(a, &l, a->vision ? "model.text_model." : "model.");
+    if (rc == 0 && a->vision)
+        rc = vision_tensors(a, &l);
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    if (rc == 0)
+        rc = write_safetensors(path, &l);
+    free(l.items);
+    if (rc == 0)
+        rc = write_tokenizer(a, demo.path, dir);
+    static const char *copied[] = { "tokenizer_config.json", "chat_template.jinja", "generation_config.json" };
+    for (size_t i = 0; rc == 0 && i < VC_ARRAY_LEN(copied); i++) {
+        char from[4200];
+        snprintf(from, sizeof from, "%s/%s", demo.path, copied[i]);
+        snprintf(path, sizeof path, "%s/%s", dir, copied[i]);
+        rc = copy_file(from, path);
+    }
+    if (rc == 0)
+        rc = write_configs(a, demo.path, dir);
+    snprintf(path, sizeof path, "%s/image.png", dir);
+    if (rc == 0 && a->vision)
+        rc = write_image(path, a->v_image, a->v_image * 3 / 4);
+    return rc == 0 ? vc_write_file_atomic(marker, "", 0) : -1;
+}
+
+/* ---- measuring ---- */
+
+typedef struct {
+    const uint64_t *data;
+    uint64_t sums[256];
+} bw_job;
+
+static void sum_range(void *ctx, int64_t begin, int64_t end, int worker)
+{
+    bw_job *j = ctx;
+    uint64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+    for (int64_t i = begin; i + 4 <= end; i += 4)
+        s0 += j->data[i], s1 += j->data[i + 1], s2 += j->data[i + 2], s3 += j->data[i + 3];
+    j->sums[worker & 255] += s0 + s1 + s2 + s3;
+}
+
+/* Read bandwidth (bytes/s) of all threads over a buffer well past the caches. */
+static double read_bandwidth(void)
+{
+    size_t bytes = (size_t)512 << 20;
+    uint64_t *data = vc_malloc(bytes);
+    if (!data)
+        return 0;
+    memset(data, 1, bytes);
+    bw_job j = { .data = data };
+    double best = 0;
+    for (int rep = 0; rep < 5; rep++) {
+        double t0 = vc_now_ms();
+        vc_parallel_for((int64_t)(bytes / 8), sum_range, &j);
+        double ms = vc_now_ms() - t0;
+        if (ms > 0 && bytes / (ms / 1e3) > best)
+            best = bytes / (ms / 1e3);
+    }
+    free(data);
+    return best;
+}
+
+typedef struct {
+    double load_ms, encode_ms, prefill_tok_s, decode_tok_s, ttft1_ms, ttft2_ms, bandwidth, bound_tok_s;
+    int image_tokens, prefill_tokens, decode_tokens;
+    size_t weights_bytes, peak_rss;
+} bench_result;
+
+static int measure_text(vc_model *m, volatile sig_atomic_t *interrupt, bench_result *r)
+{
+    int n = VC_MIN(256, m->llm.n_ctx / 2);
+    int32_t *ids = vc_malloc((size_t)n * sizeof *ids);
+    float *logits = vc_malloc((size_t)m->llm.cfg.n_vocab * sizeof *logits);
+    if (!ids || !logits) {
+        free(ids);
+        free(logits);
+        return -1;
+    }
+    for (int i = 0; i < n; i++)
+        ids[i] = 10 + i % 300;   /* ordinary tokens of the demo vocabulary */
+    vc_llm_truncate(&m->llm, 0);
+    double t0 = vc_now_ms();
+    int rc = vc_llm_forward(&m->llm, ids, n, logits);
+    double ms = vc_now_ms() - t0;
+    r->prefill_tokens = n;
+    r->prefill_tok_s = n / (ms / 1e3);
+    vc_gen_options o = { .max_tokens = 64, .ignore_eos = true, .sampling = vc_sampler_defaults(),
+                         .interrupt = interrupt };
+    o.sampling.temperature = 0;
+    vc_gen_result res;
+    vc_llm_truncate(&m->llm, 0);
+    if (rc == 0 && (rc = vc_generate(m, ids, 16, &o, &res)) == 0) {
+        r->decode_tokens = (int)res.n_tokens;
+        r->decode_tok_s = res.decode_ms > 0 ? (res.n_tokens - 1) / (res.decode_ms / 1e3) : 0;
+    }
+    if (rc == 0)
+        vc_gen_result_free(&res);
+    free(ids);
+    free(logits);
+    return rc;
+}
+
+/* An image question and a follow-up, as the chat runs them: time to the
+ * first token of each (turn 2 reuses the KV cache and the encoded image). */
+static int measure_turns(vc_model *m, const char *image, volatile sig_atomic_t *interrupt, bench_result *r)
+{
+    vc_conversation c;
+    vc_conv_init(&c, m);
+    vc_gen_options o = { .max_tokens = 1, .ignore_eos = true, .sampling = vc_sampler_defaults(),
+                         .interrupt = interrupt };
+    o.sampling.temperature = 0;
+    vc_gen_result res;
+    double t0 = vc_now_ms();
+    int rc = vc_conv_attach(&c, image);
+    r->encode_ms = vc_now_ms() - t0;
+    r->image_tokens = rc == 0 ? c.images[0].n_tokens : 0;
+    if (rc == 0 && (rc = vc_conv_turn(&c, "Describe the image.", &o, &res)) == 0) {
+        r->ttft1_ms = vc_now_ms() - t0;
+        vc_gen_result_free(&res);
+        t0 = vc_now_ms();
+        if ((rc = vc_conv_turn(&c, "What color is the shape?", &o, &res)) == 0) {
+            r->ttft2_ms = vc_now_ms() - t0;
+            vc_gen_result_free(&res);
+        }
+    }
+    vc_conv_free(&c);
+    return rc;
+}
+
+static void print_table(const bench_arch *a, const char *type, const bench_result *r)
+{
+    printf("vlmchat bench: %s (%s), %s weights, %d threads, %s kernels\n", a->name, a->like, type, vc_threads_count(),
+           vc_kernels_isa());
+    printf("  %-28s %10.1f ms\n", "load", r->load_ms);
+    if (a->vision) {
+        printf("  %-28s %10.1f ms   (%d image tokens)\n", "image encode", r->encode_ms, r->image_tokens);
+        printf("  %-28s %10.1f ms\n", "time to first token, turn 1", r->ttft1_ms);
+        printf("  %-28s %10.1f ms   (follow-up: no image encoding)\n", "time to first token, turn 2", r->ttft2_ms);
+    }
+    printf("  %-28s %10.1f tok/s (%d tokens)\n", "prefill", r->prefill_tok_s, r->prefill_tokens);
+    printf("  %-28s %10.2f tok/s (%d tokens)\n", "decode", r->decode_tok_s, r->decode_tokens);
+    printf("  %-28s %10.1f GB/s  -> decode bound %.2f tok/s for %.1f MiB of weights (%.0f%% reached)\n",
+           "memory read bandwidth", r->bandwidth / 1e9, r->bound_tok_s, r->weights_bytes / 1048576.0,
+           r->bound_tok_s > 0 ? 100 * r->decode_tok_s / r->bound_tok_s : 0);
+    printf("  %-28s %10.1f MiB\n", "peak RSS", r->peak_rss / 1048576.0);
+}
+
+static void print_json(const bench_arch *a, const char *type, const bench_result *r)
+{
+    json_t *j = json_pack("{s:s,s:s,s:s,s:i,s:s,s:f,s:f,s:f,s:i,s:f,s:f,s:f,s:i,s:f,s:i,s:f,s:f,s:I,s:I}",
+                          "model", a->name, "like", a->like, "weights", type, "threads", vc_threads_count(),
+                          "kernels", vc_kernels_isa(), "load_ms", r->load_ms, "image_encode_ms", r->encode_ms,
+                          "ttft_turn1_ms", r->ttft1_ms, "image_tokens", r->image_tokens, "ttft_turn2_ms", r->ttft2_ms,
+                          "prefill_tok_s", r->prefill_tok_s, "decode_tok_s", r->decode_tok_s, "decode_tokens",
+                          r->decode_tokens, "bandwidth_gb_s", r->bandwidth / 1e9, "prefill_tokens", r->prefill_tokens,
+                          "decode_bound_tok_s", r->bound_tok_s, "decode_share_of_bound",
+                          r->bound_tok_s > 0 ? r->decode_tok_s / r->bound_tok_s : 0.0, "weights_bytes",
+                          (json_int_t)r->weights_bytes, "peak_rss_bytes", (json_int_t)r->peak_rss);
+    char *s = json_dumps(j, JSON_COMPACT);
+    json_decref(j);
+    if (s)
+        puts(s);
+    free(s);
+}
+
+static void bench_dir(const bench_arch *a, char *out, size_t cap)
+{
+    const char *cache = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
+    if (cache && *cache)
+        snprintf(out, cap, "%s/vlmchat/bench/%s", cache, a->name);
+    else
+        snprintf(out, cap, "%s/.cache/vlmchat/bench/%s", home && *home ? home : "/tmp", a->name);
+}
+
+int vc_run_bench(const vc_cli *cli, volatile sig_atomic_t *interrupt)
+{
+    const bench_arch *a = find_arch(cli->bench_arch ? cli->bench_arch : "smolvlm-256m");
+    if (!a)
+        return vc_fail_code(VC_EXIT_USAGE, "unknown benchmark model '%s' (%s)", cli->bench_arch,
+                            vc_bench_arch_names());
+    int quant = 0;
+    if (cli->quant && (quant = vc_dtype_from_name(cli->quant)) < 0)
+        return vc_fail_code(VC_EXIT_USAGE, "unknown --quant type '%s'", cli->quant);
+    char dir[4096], image[4200];
+    bench_dir(a, dir, sizeof dir);
+    if (make_model(a, dir) != 0)
+        return vc_error_code();
+    bench_result r = { 0 };
+    vc_model m;
+    vc_model_options opt = { .n_ctx = 2048, .quant = quant == VC_BF16 ? 0 : quant };
+    if (vc_model_open(dir, &opt, &m) != 0)
+        return vc_error_code();
+    r.load_ms = m.load_ms;
+    r.weights_bytes = vc_tensors_bytes(&m.llm.weights);
+    snprintf(image, sizeof image, "%s/image.png", dir);
+    int rc = a->vision ? measure_turns(&m, image, interrupt, &r) : 0;
+    if (rc == 0)
+        rc = measure_text(&m, interrupt, &r);
+    r.peak_rss = vc_mem_peak_rss();
+    vc_model_close(&m);
+    if (rc != 0)
+        return vc_error_code();
+    r.bandwidth = read_bandwidth();
+    /* per token, decode reads every text weight once (the tied embedding table as the output head) */
+    size_t text_bytes = r.weights_bytes;
+    if (a->vision) {   /* the vision tower is not part of a decode step: scale by the text share */
+        double text_params = (double)a->layers * (2.0 * a->dim * a->dim + 2.0 * a->dim * (a->dim / a->heads) *
+                             a->kv_heads + 3.0 * a->dim * a->inter) + (double)a->vocab * a->dim;
+        double vision_params = (double)a->v_layers * (4.0 * a->v_dim * a->v_dim + 2.0 * a->v_dim * a->v_inter) +
+                               (double)a->dim * a->v_dim * a->scale * a->scale;
+        text_bytes = (size_t)(r.weights_bytes * text_params / (text_params + vision_params));
+    }
+    r.bound_tok_s = text_bytes ? r.bandwidth / text_bytes : 0;
+    const char *type = quant > 0 ? vc_dtype_name((vc_dtype)quant) : "bf16";
+    if (cli->json)
+        print_json(a, type, &r);
+    else
+        print_table(a, type, &r);
+    return VC_EXIT_OK;
+}
