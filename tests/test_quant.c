@@ -143,24 +143,33 @@ static void test_kernels(void)
     vc_threads_init(3);
     enum { ROWS = 37, COLS = 256, TOK = 5 };
     static float wm[ROWS * COLS], xs[TOK * COLS], y1[TOK * ROWS], y2[ROWS];
-    static uint8_t wq[ROWS * COLS * 2];
+    static uint8_t wq[ROWS * COLS * 4];
     for (int i = 0; i < ROWS * COLS; i++)
         wm[i] = frand(&seed);
     for (int i = 0; i < TOK * COLS; i++)
         xs[i] = frand(&seed);
-    size_t rb;
-    vc_dtype_row_bytes(VC_Q8_0, COLS, &rb);
-    for (int r = 0; r < ROWS; r++)
-        vc_quantize_row(VC_Q8_0, wm + r * COLS, wq + r * rb, COLS);
-    vc_matrix m = { VC_Q8_0, COLS, ROWS, rb, wq };
-    vc_matmul(&m, xs, TOK, y1);
-    float worst = 0;
-    for (int t = 0; t < TOK; t++) {
-        vc_matmul(&m, xs + t * COLS, 1, y2);
+    /* several tokens go to sgemm (BLAS builds) or row-by-row dots (generic): both equal one token at a time */
+    vc_dtype mtypes[] = { VC_F32, VC_BF16, VC_Q8_0, VC_Q4_0 };
+    for (size_t t = 0; t < sizeof mtypes / sizeof *mtypes; t++) {
+        size_t rb;
+        vc_dtype_row_bytes(mtypes[t], COLS, &rb);
         for (int r = 0; r < ROWS; r++)
-            worst = fmaxf(worst, fabsf(y2[r] - y1[t * ROWS + r]));
+            vc_quantize_row(mtypes[t], wm + r * COLS, wq + r * rb, COLS);
+        vc_matrix m = { mtypes[t], COLS, ROWS, rb, wq };
+        for (int generic = 0; generic < 2; generic++) {
+            vc_kernels_force_generic(generic);
+            vc_matmul(&m, xs, TOK, y1);
+            float worst = 0;
+            for (int k = 0; k < TOK; k++) {
+                vc_matmul(&m, xs + k * COLS, 1, y2);
+                for (int r = 0; r < ROWS; r++)
+                    worst = fmaxf(worst, fabsf(y2[r] - y1[k * ROWS + r]));
+            }
+            CHECK(worst < 1e-4f, "%s %s: batched matmul differs from single-token by %g", vc_dtype_name(mtypes[t]),
+                  generic ? "generic" : vc_kernels_use_blas() ? "blas" : vc_kernels_isa(), worst);
+        }
+        vc_kernels_force_generic(false);
     }
-    CHECK(worst < 1e-4f, "batched matmul differs from single-token by %g", worst);
     vc_threads_shutdown();
 }
 

@@ -22,6 +22,9 @@ typedef struct {
 
 /* Name of the instruction set in use: "avx2" or "generic". */
 const char *vc_kernels_isa(void);
+/* True when multi-token products go to OpenBLAS (built with BLAS=1 and the
+ * generic kernels not forced). */
+bool vc_kernels_use_blas(void);
 /* Forces the plain-C path (for tests and for comparing). */
 void vc_kernels_force_generic(bool on);
 
@@ -30,8 +33,15 @@ float vc_dot_row(vc_dtype t, const void *row, const float *x, int64_t n);
 /* Plain float dot product. */
 float vc_dot_f32(const float *a, const float *b, int64_t n);
 
+/* From this many tokens on, vc_matmul uses OpenBLAS's sgemm (when built with it). */
+#define VC_BLAS_MIN_TOKENS 4
+
 /* Y[i][r] = sum_c X[i][c] * W[r][c] for i < n tokens, r < W->rows.
- * X is n x W->cols, Y is n x W->rows (row-major). Runs on the thread pool. */
+ * X is n x W->cols, Y is n x W->rows (row-major). Runs on the thread pool.
+ * One token: a dot product per row (vc_dot_row). Several: OpenBLAS sgemm on
+ * rows expanded to f32 where vlmchat is built with BLAS=1 (make BLAS=1), else
+ * each row expanded once and dotted with every token. The results agree to
+ * float rounding (the order of the sums differs). */
 void vc_matmul(const vc_matrix *w, const float *x, int n, float *y);
 
 /* Returns the matrix holding rows [first, first+count) of m. */

@@ -9,7 +9,12 @@
 #include <string.h>
 
 #include "core/common.h"
+#include "core/meminfo.h"
 #include "core/threads.h"
+
+#ifdef VC_HAVE_BLAS
+#include <cblas.h>
+#endif
 
 #if defined(__x86_64__)
 #include <cpuid.h>
@@ -50,6 +55,22 @@ static bool avx2_enabled(void)
 }
 
 const char *vc_kernels_isa(void) { return avx2_enabled() ? "avx2" : "generic"; }
+
+bool vc_kernels_use_blas(void)
+{
+#ifdef VC_HAVE_BLAS
+    /* OpenBLAS maps a 128 MiB buffer per thread and retries forever when the
+     * mapping fails, which a tight `ulimit -v` makes happen: there, stay off. */
+    static int room = -1;
+    if (room < 0) {
+        size_t left = vc_mem_address_space_left();
+        room = left == 0 || left > ((size_t)2 << 30);
+    }
+    return room && avx2_enabled();   /* forcing the generic kernels also turns BLAS off */
+#else
+    return false;
+#endif
+}
 
 void vc_kernels_force_generic(bool on) { use_avx2 = on ? 0 : cpu_has_avx2(); }
 
@@ -213,11 +234,49 @@ typedef struct {
     int n;
 } matmul_job;
 
+#ifdef VC_HAVE_BLAS
+/* Several tokens at once (prefill, the vision tower): the product is compute
+ * bound, so it goes to OpenBLAS's sgemm in blocks of rows, each expanded to
+ * f32 once (F32 rows are used in place). Each pool thread runs its own
+ * single-threaded sgemm on its rows. Returns false if there is no scratch. */
+static bool matmul_rows_blas(const matmul_job *job, int64_t begin, int64_t end)
+{
+    const vc_matrix *w = job->w;
+    int64_t cols = w->cols;
+    int64_t block = VC_MAX(16, VC_MIN(256, (int64_t)(262144 / VC_MAX(cols, 1))));
+    float *expanded = NULL;
+    if (w->type != VC_F32 && !(expanded = malloc((size_t)block * cols * sizeof(float))))
+        return false;
+    for (int64_t r0 = begin; r0 < end; r0 += block) {
+        int64_t nr = VC_MIN(block, end - r0);
+        const float *wr;
+        int64_t ld = cols;
+        if (expanded) {
+            for (int64_t r = 0; r < nr; r++)
+                vc_dequantize_row(w->type, (const uint8_t *)w->data + (size_t)(r0 + r) * w->row_bytes,
+                                  expanded + (size_t)r * cols, cols);
+            wr = expanded;
+        } else {
+            wr = (const float *)((const uint8_t *)w->data + (size_t)r0 * w->row_bytes);
+            ld = (int64_t)(w->row_bytes / sizeof(float));
+        }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, job->n, (int)nr, (int)cols, 1.0f, job->x, (int)cols,
+                    wr, (int)ld, 0.0f, job->y + r0, (int)w->rows);
+    }
+    free(expanded);
+    return true;
+}
+#endif
+
 /* Rows of W are the outer loop so each row is read (and expanded) once for all
  * n tokens: during prefill the weights, not the activations, are the traffic. */
 static void matmul_rows(void *ctx, int64_t begin, int64_t end, int worker)
 {
     const matmul_job *job = ctx;
+#ifdef VC_HAVE_BLAS
+    if (job->n >= VC_BLAS_MIN_TOKENS && vc_kernels_use_blas() && matmul_rows_blas(job, begin, end))
+        return;
+#endif
     const vc_matrix *w = job->w;
     int64_t cols = w->cols;
     float *expanded = NULL;
@@ -247,6 +306,13 @@ static void matmul_rows(void *ctx, int64_t begin, int64_t end, int worker)
 
 void vc_matmul(const vc_matrix *w, const float *x, int n, float *y)
 {
+#ifdef VC_HAVE_BLAS
+    static int blas_ready;
+    if (!blas_ready) {   /* parallelism comes from our pool: one BLAS thread per caller */
+        openblas_set_num_threads(1);
+        blas_ready = 1;
+    }
+#endif
     matmul_job job = { w, x, y, n };
     vc_parallel_for(w->rows, matmul_rows, &job);
 }

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "core/common.h"
+#include "core/kernels.h"
 #include "core/threads.h"
 
 int vc_act_from_name(const char *name)
@@ -216,6 +217,44 @@ static void attention_heads(void *ctx, int64_t begin, int64_t end, int worker)
     }
 }
 
+#ifdef VC_HAVE_BLAS
+#include <cblas.h>
+
+/* Queries per block of the BLAS attention. */
+#define ATTN_QBLOCK 32
+
+/* The same attention as attention_heads, a block of ATTN_QBLOCK queries of
+ * one head at a time: scores = Q K^T and out = softmax(scores) V as sgemm
+ * calls over the head's strided columns (items: heads x query blocks). */
+static void attention_blocks(void *ctx, int64_t begin, int64_t end, int worker)
+{
+    const attn_job *j = ctx;
+    int n_blocks = (j->tokens + ATTN_QBLOCK - 1) / ATTN_QBLOCK, T = j->tokens, hd = j->head_dim;
+    float *s = j->scores + (size_t)worker * ATTN_QBLOCK * T;
+    float scale = 1.0f / sqrtf((float)hd);
+    for (int64_t item = begin; item < end; item++) {
+        int h = (int)(item / n_blocks), t0 = (int)(item % n_blocks) * ATTN_QBLOCK;
+        int nq = VC_MIN(ATTN_QBLOCK, T - t0);
+        size_t col = (size_t)h * hd;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nq, T, hd, scale, j->q + (size_t)t0 * j->hidden + col,
+                    j->hidden, j->k + col, j->hidden, 0.0f, s, T);
+        for (int i = 0; i < nq; i++) {
+            float *row = s + (size_t)i * T, maxv = -INFINITY;
+            for (int p = 0; p < T; p++)
+                maxv = fmaxf(maxv, row[p]);
+            double sum = 0;
+            for (int p = 0; p < T; p++)
+                sum += (row[p] = expf(row[p] - maxv));
+            float inv = (float)(1.0 / sum);
+            for (int p = 0; p < T; p++)
+                row[p] *= inv;
+        }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nq, hd, T, 1.0f, s, T, j->v + col, j->hidden, 0.0f,
+                    j->out + (size_t)t0 * j->hidden + col, j->hidden);
+    }
+}
+#endif
+
 /* Idefics3's position ids for a full g x g grid: each coordinate i/g is
  * bucketized against arange(1/g, 1, 1/g), in transformers' float32 math. */
 static int bucket_index(int i, int g)
@@ -250,7 +289,11 @@ int vc_vit_encode(const vc_vit *v, const float *pixels, int layer, bool post_nor
     float *x = out, *xb = vc_malloc(th * sizeof(float)), *q = vc_malloc(th * sizeof(float));
     float *k = vc_malloc(th * sizeof(float)), *vv = vc_malloc(th * sizeof(float)), *att = vc_malloc(th * sizeof(float));
     float *f = vc_malloc(tf * sizeof(float)), *patches = vc_malloc((size_t)g * g * pp * sizeof(float));
+#ifdef VC_HAVE_BLAS
+    float *scores = vc_malloc((size_t)vc_threads_count() * ATTN_QBLOCK * T * sizeof(float));
+#else
     float *scores = vc_malloc((size_t)vc_threads_count() * T * sizeof(float));
+#endif
     int rc = xb && q && k && vv && att && f && patches && scores ? 0 : -1;
     if (rc == 0) {
         for (int py = 0; py < g; py++)
@@ -280,7 +323,12 @@ int vc_vit_encode(const vc_vit *v, const float *pixels, int layer, bool post_nor
             vc_linear(&L->k, L->k_b, xb, T, k);
             vc_linear(&L->v, L->v_b, xb, T, vv);
             attn_job job = { q, k, vv, att, scores, T, c->heads, h / c->heads, h };
-            vc_parallel_for((int64_t)T * c->heads, attention_heads, &job);
+#ifdef VC_HAVE_BLAS
+            if (vc_kernels_use_blas())
+                vc_parallel_for((int64_t)c->heads * ((T + ATTN_QBLOCK - 1) / ATTN_QBLOCK), attention_blocks, &job);
+            else
+#endif
+                vc_parallel_for((int64_t)T * c->heads, attention_heads, &job);
             vc_linear(&L->o, L->o_b, att, T, xb);
             for (size_t i = 0; i < th; i++)
                 x[i] += xb[i];
