@@ -382,7 +382,7 @@ static int on_text(void *ctx, const char *text, size_t len)
 
 /* Which tokens of ids the KV cache already holds: the common prefix of ids,
  * cut before the first image whose pixels differ from the cached one's. */
-static size_t reusable_prefix(const vc_engine *e, const int32_t *ids, size_t n, const vc_image_embd **images,
+static size_t reusable_prefix(const vc_engine *e, const int32_t *ids, size_t n, const vc_image_embd *images,
                               const uint64_t *keys)
 {
     size_t keep = 0;
@@ -395,7 +395,7 @@ static size_t reusable_prefix(const vc_engine *e, const int32_t *ids, size_t n, 
             continue;
         if (row == 0 && (k >= e->n_fed_keys || e->fed_keys[k] != keys[k]))
             return i;
-        if (++row == images[k]->n_tokens)
+        if (++row == images[k].n_tokens)
             k++, row = 0;
     }
     return keep;
@@ -429,30 +429,33 @@ static const char *finish_reason(const vc_gen_result *r, const vc_stopper *s)
     return "length";
 }
 
-/* Prompt ids and input embeddings of the job's messages; fails with the
- * HTTP status in *status. */
-static int build_prompt(vc_engine *e, vc_job *j, const vc_image_embd **images, int32_t **ids, size_t *n,
-                        int *status)
+/* Prompt ids of the job's messages; images[] gets the encoded images
+ * (shallow copies of image-cache entries, valid until the next job). Fails
+ * with the HTTP status in *status and the OpenAI error code (or NULL) in *code. */
+static int build_prompt(vc_engine *e, vc_job *j, vc_image_embd *images, int32_t **ids, size_t *n, int *status,
+                        const char **code)
 {
     const vc_api_request *r = &j->req;
     *status = 400;
+    *code = NULL;
     if (r->n_images > 0 && !e->m->vision)
         return vc_fail_code(VC_EXIT_INPUT, "the model '%s' takes no images", e->opt.model_name);
-    vc_image_embd copies[VC_API_MAX_IMAGES];
     for (int i = 0; i < r->n_images; i++) {
-        if (!(images[i] = encoded_image(e, &j->images[i], j->keys[i])))
+        const vc_image_embd *cached = encoded_image(e, &j->images[i], j->keys[i]);
+        if (!cached)
             return -1;
-        copies[i] = *images[i];
+        images[i] = *cached;
     }
     vc_chat_msg *msgs = vc_calloc(r->n_msgs, sizeof *msgs);
     if (!msgs)
         return *status = 500, -1;
     for (size_t i = 0; i < r->n_msgs; i++)
         msgs[i] = (vc_chat_msg){ r->msgs[i].role, r->msgs[i].content, r->msgs[i].n_images };
-    int rc = vc_model_prompt_ids(e->m, msgs, r->n_msgs, copies, r->n_images, true, ids, n);
+    int rc = vc_model_prompt_ids(e->m, msgs, r->n_msgs, images, r->n_images, true, ids, n);
     free(msgs);
     if (rc == 0 && (int)*n >= e->m->llm.n_ctx) {
         free(*ids);
+        *code = "context_length_exceeded";
         return vc_fail_code(VC_EXIT_INPUT, "the prompt is %zu tokens; the context holds %d", *n, e->m->llm.n_ctx);
     }
     return rc;
@@ -460,14 +463,14 @@ static int build_prompt(vc_engine *e, vc_job *j, const vc_image_embd **images, i
 
 static void run_job(vc_engine *e, vc_job *j)
 {
-    const vc_image_embd *images[VC_API_MAX_IMAGES];
+    vc_image_embd images[VC_API_MAX_IMAGES];
     int32_t *ids = NULL;
     size_t n = 0;
     int status;
+    const char *code;
     check_pressure(e);
-    if (build_prompt(e, j, images, &ids, &n, &status) != 0) {
-        job_fail(j, status, status == 400 ? "invalid_request_error" : "server_error",
-                 strstr(vc_error(), "context holds") ? "context_length_exceeded" : NULL);
+    if (build_prompt(e, j, images, &ids, &n, &status, &code) != 0) {
+        job_fail(j, status, status == 400 ? "invalid_request_error" : "server_error", code);
         return;
     }
     size_t keep = reusable_prefix(e, ids, n, images, j->keys);
@@ -479,10 +482,7 @@ static void run_job(vc_engine *e, vc_job *j)
     e->n_fed = keep;
     e->n_fed_keys = 0;
     float *embd = NULL;
-    vc_image_embd copies[VC_API_MAX_IMAGES];
-    for (int i = 0; i < j->req.n_images; i++)
-        copies[i] = *images[i];
-    if (j->req.n_images && vc_model_prompt_embd(e->m, ids, n, copies, j->req.n_images, &embd) != 0) {
+    if (j->req.n_images && vc_model_prompt_embd(e->m, ids, n, images, j->req.n_images, &embd) != 0) {
         free(ids);
         job_fail(j, 500, "server_error", NULL);
         return;
