@@ -77,12 +77,27 @@ static void test_layouts(void)
     k6.ql[32] = 0x01;          /* q2 = 1 - 32 = -31 (scale index 2) */
     vc_dequantize_row(VC_Q6_K, &k6, y, 256);
     CHECK(y[0] == -22.0f && y[32] == 31.0f, "q6_K layout: %g %g", y[0], y[32]);
+
+    /* MLX: element j is nibble j % 2 of byte j / 2, w = scale * q + bias */
+    _Alignas(float) uint8_t mlx[VC_MLX4_BLOCK_BYTES(32)];
+    memset(mlx, 0, sizeof mlx);
+    vc_block_mlx4 *mb = (vc_block_mlx4 *)mlx;
+    mb->scale = 0.5f;
+    mb->bias = -1.0f;
+    mb->qs[0] = 0x31;
+    mb->qs[15] = 0xf0;
+    vc_dequantize_row(VC_MLX4_G32, mlx, y, 32);
+    CHECK(y[0] == -0.5f && y[1] == 0.5f && y[2] == -1.0f && y[30] == -1.0f && y[31] == 6.5f,
+          "mlx4 layout: %g %g %g %g %g", y[0], y[1], y[2], y[30], y[31]);
+    CHECK(!vc_dtype_is_ggml(VC_MLX4_G64) && vc_dtype_is_ggml(VC_Q6_K) && vc_dtype_mlx4(64) == VC_MLX4_G64 &&
+          vc_dtype_mlx4(48) < 0, "MLX types are vlmchat's own");
 }
 
 static void test_roundtrip(void)
 {
     const struct { vc_dtype t; float max_rel_rms; } cases[] = {
         { VC_F16, 1e-3f }, { VC_BF16, 8e-3f }, { VC_Q8_0, 1e-2f }, { VC_Q6_K, 4e-2f }, { VC_Q4_K, 0.12f }, { VC_Q4_0, 0.15f },
+        { VC_MLX4_G32, 0.12f }, { VC_MLX4_G64, 0.13f }, { VC_MLX4_G128, 0.14f },
     };
     enum { N = 4096 };
     static float x[N], y[N];
@@ -125,7 +140,8 @@ static void test_kernels(void)
         x[i] = frand(&seed);
         w[i] = frand(&seed) * 2;
     }
-    vc_dtype types[] = { VC_F32, VC_F16, VC_BF16, VC_Q8_0, VC_Q4_0, VC_Q4_K, VC_Q6_K };
+    vc_dtype types[] = { VC_F32, VC_F16, VC_BF16, VC_Q8_0, VC_Q4_0, VC_Q4_K, VC_Q6_K,
+                         VC_MLX4_G32, VC_MLX4_G64, VC_MLX4_G128 };
     for (size_t t = 0; t < sizeof types / sizeof *types; t++) {
         vc_quantize_row(types[t], w, q, N);
         float ref = vc_dot_row_ref(types[t], q, x, N);

@@ -223,6 +223,7 @@ int main(void)
     test_family("llava_next", VC_CHAT_LLAVA_MISTRAL);
     test_family("idefics3", VC_CHAT_IDEFICS3);
     test_family("smolvlm", VC_CHAT_IDEFICS3);
+    test_family("smolvlm_mlx4", VC_CHAT_IDEFICS3);   /* MLX 4-bit layout: reference is the dequantized model */
     test_token_counts();
     return harness_finish("test_vision");
 }

@@ -19,7 +19,12 @@ typedef enum {
     VC_Q8_0 = 8,
     VC_Q4_K = 12,
     VC_Q6_K = 14,
-    VC_BF16 = 30
+    VC_BF16 = 30,
+    /* Not GGML's: MLX's affine 4-bit layout (w = scale * q + bias per group of
+     * 32, 64 or 128), repacked into blocks when an MLX checkpoint loads. */
+    VC_MLX4_G32 = 232,
+    VC_MLX4_G64 = 264,
+    VC_MLX4_G128 = 328
 } vc_dtype;
 
 #define VC_QK8_0 32
@@ -29,10 +34,20 @@ typedef enum {
 typedef struct { uint16_t d; int8_t qs[VC_QK8_0]; } vc_block_q8_0;
 typedef struct { uint16_t d; uint8_t qs[VC_QK4_0 / 2]; } vc_block_q4_0;
 typedef struct { uint16_t d, dmin; uint8_t scales[12]; uint8_t qs[VC_QK_K / 2]; } vc_block_q4_k;
+/* One MLX group: scale and bias widened to float (exact for MLX's f16/bf16),
+ * then the group's 4-bit values as MLX packs them: element j in byte j/2, the
+ * low nibble for even j (little-endian uint32 words of eight). */
+typedef struct { float scale, bias; uint8_t qs[]; } vc_block_mlx4;
+#define VC_MLX4_BLOCK_BYTES(group) (sizeof(vc_block_mlx4) + (size_t)(group) / 2)
+
 typedef struct { uint8_t ql[VC_QK_K / 2]; uint8_t qh[VC_QK_K / 4]; int8_t scales[VC_QK_K / 16]; uint16_t d; } vc_block_q6_k;
 
 /* True for the GGML type ids vlmchat can compute with. */
 bool vc_dtype_valid(uint32_t type);
+/* True for the ids GGML defines (what a GGUF file may hold). */
+bool vc_dtype_is_ggml(uint32_t type);
+/* The MLX 4-bit type for a group size, or -1 if MLX has none vlmchat reads. */
+int vc_dtype_mlx4(int group_size);
 /* "f32", "q8_0", ...; "?" for unknown ids. */
 const char *vc_dtype_name(vc_dtype t);
 /* Parses a name as printed by vc_dtype_name; returns -1 if unknown. */

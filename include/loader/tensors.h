@@ -60,6 +60,13 @@ const vc_tensor *vc_tensors_find(const vc_tensor_set *set, const char *name);
  * load time. The mapped originals stay untouched. */
 int vc_tensors_quantize(vc_tensor_set *set, vc_dtype type);
 
+/* MLX quantized checkpoints: every "X.scales" with its "X.weight" (uint32
+ * words of packed 4-bit values) and "X.biases" becomes one tensor "X.weight"
+ * of type VC_MLX4_G<group_size>, repacked in memory owned by the set. Fails,
+ * naming the tensor, on other bit widths or group sizes, missing siblings or
+ * shapes that do not agree. */
+int vc_tensors_unpack_mlx(vc_tensor_set *set, int group_size, int bits);
+
 /* Total bytes of tensor data (what the mapped weights cost). */
 size_t vc_tensors_bytes(const vc_tensor_set *set);
 void vc_tensors_free(vc_tensor_set *set);

@@ -37,6 +37,7 @@ typedef struct {
     const float *patch_b, *class_emb, *pos_emb, *pre_w, *pre_b, *post_w, *post_b;
     vc_vit_layer *layers;
     float *floats;               /* owned copies of all small vectors */
+    float *patch_owned;          /* the patch weights, reordered from MLX's layout */
 } vc_vit;
 
 /* Activation by HF name ("quick_gelu", "gelu", "gelu_pytorch_tanh", ...); -1 if unknown. */

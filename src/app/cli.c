@@ -22,7 +22,7 @@ const char *vc_cli_usage(void)
            "\n"
            "model:\n"
            "  -m, --model PATH|NAME   HF model directory, GGUF file, or a name under configs/ (default: demo)\n"
-           "      --quant TYPE        quantize float weights at load: q8_0, q4_0, f16, bf16\n"
+           "      --quant TYPE        quantize float weights at load: q8_0, q4_0, mlx4_g64, f16, bf16\n"
            "      --ctx N             context size in tokens (default: min(model max, 4096))\n"
            "      --template NAME     chat format: chatml, phi3, mistral, llama2, llama3, raw\n"
            "      --threads N         worker threads (default: all CPUs)\n"

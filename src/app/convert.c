@@ -185,7 +185,7 @@ int vc_convert_to_gguf(const char *model_dir, const char *out_path, vc_dtype typ
     vc_model m;
     if (vc_model_open(model_dir, &(vc_model_options){ .n_ctx = 1 }, &m) != 0)
         return -1;
-    if (strcmp(m.format, "hf") != 0) {
+    if (strcmp(m.format, "gguf") == 0) {    /* HF and MLX directories convert */
         vc_model_close(&m);
         return vc_fail_code(VC_EXIT_USAGE, "%s: convert reads an HF model directory", model_dir);
     }

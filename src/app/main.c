@@ -68,7 +68,7 @@ static int run(const vc_cli *cli)
         return -1;
     int quant = 0;
     if (cli->quant && (quant = vc_dtype_from_name(cli->quant)) <= 0)
-        return vc_fail_code(VC_EXIT_USAGE, "unknown --quant type '%s' (q8_0, q4_0, f16, bf16)", cli->quant);
+        return vc_fail_code(VC_EXIT_USAGE, "unknown --quant type '%s' (q8_0, q4_0, mlx4_g64, f16, bf16)", cli->quant);
     /* the command line wins over a preset's defaults */
     vc_model m;
     vc_model_options opt = { .n_ctx = cli->n_ctx ? cli->n_ctx : ref.n_ctx,
@@ -116,7 +116,8 @@ int main(int argc, char **argv)
         rc = vc_run_bench(&cli, &interrupted) == VC_EXIT_OK ? 0 : -1;
     } else if (cli.command == VC_CMD_CONVERT) {
         int type = vc_dtype_from_name(cli.out_type ? cli.out_type : "f16");
-        rc = type < 0 ? vc_fail_code(VC_EXIT_USAGE, "unknown --type '%s'", cli.out_type)
+        rc = type < 0 || !vc_dtype_is_ggml((uint32_t)type)
+                 ? vc_fail_code(VC_EXIT_USAGE, "unknown GGUF --type '%s'", cli.out_type)
                       : vc_convert_to_gguf(cli.model, cli.out, (vc_dtype)type);
     } else {
         rc = run(&cli);

@@ -24,6 +24,9 @@ static const struct {
     { VC_Q4_0, "q4_0", VC_QK4_0, sizeof(vc_block_q4_0) },
     { VC_Q4_K, "q4_k", VC_QK_K, sizeof(vc_block_q4_k) },
     { VC_Q6_K, "q6_k", VC_QK_K, sizeof(vc_block_q6_k) },
+    { VC_MLX4_G32, "mlx4_g32", 32, VC_MLX4_BLOCK_BYTES(32) },
+    { VC_MLX4_G64, "mlx4_g64", 64, VC_MLX4_BLOCK_BYTES(64) },
+    { VC_MLX4_G128, "mlx4_g128", 128, VC_MLX4_BLOCK_BYTES(128) },
 };
 
 static int type_index(uint32_t t)
@@ -35,6 +38,18 @@ static int type_index(uint32_t t)
 }
 
 bool vc_dtype_valid(uint32_t t) { return type_index(t) >= 0; }
+
+bool vc_dtype_is_ggml(uint32_t t) { return vc_dtype_valid(t) && t < 128; }
+
+int vc_dtype_mlx4(int group_size)
+{
+    switch (group_size) {
+    case 32: return VC_MLX4_G32;
+    case 64: return VC_MLX4_G64;
+    case 128: return VC_MLX4_G128;
+    default: return -1;
+    }
+}
 
 const char *vc_dtype_name(vc_dtype t)
 {
@@ -211,6 +226,16 @@ static void dequant_q6_k(const vc_block_q6_k *b, float *y, int64_t nb)
     }
 }
 
+static void dequant_mlx4(const uint8_t *p, float *y, int64_t n, int group)
+{
+    size_t bb = VC_MLX4_BLOCK_BYTES(group);
+    for (int64_t i = 0; i < n; i += group, p += bb) {
+        const vc_block_mlx4 *b = (const vc_block_mlx4 *)p;
+        for (int j = 0; j < group; j++)
+            *y++ = b->scale * (float)((b->qs[j / 2] >> (4 * (j & 1))) & 0xf) + b->bias;
+    }
+}
+
 void vc_dequantize_row(vc_dtype t, const void *src, float *dst, int64_t n)
 {
     switch (t) {
@@ -229,6 +254,9 @@ void vc_dequantize_row(vc_dtype t, const void *src, float *dst, int64_t n)
     case VC_Q4_0: dequant_q4_0(src, dst, n / VC_QK4_0); break;
     case VC_Q4_K: dequant_q4_k(src, dst, n / VC_QK_K); break;
     case VC_Q6_K: dequant_q6_k(src, dst, n / VC_QK_K); break;
+    case VC_MLX4_G32:
+    case VC_MLX4_G64:
+    case VC_MLX4_G128: dequant_mlx4(src, dst, n, vc_dtype_block_elems(t)); break;
     }
 }
 
@@ -361,6 +389,27 @@ static void quant_q6_k(const float *x, vc_block_q6_k *b, int64_t nb)
     }
 }
 
+/* Affine: the group's minimum is the bias and its range spans the 16 levels. */
+static void quant_mlx4(const float *x, uint8_t *p, int64_t n, int group)
+{
+    size_t bb = VC_MLX4_BLOCK_BYTES(group);
+    for (int64_t i = 0; i < n; i += group, x += group, p += bb) {
+        vc_block_mlx4 *b = (vc_block_mlx4 *)p;
+        float lo = x[0], hi = x[0];
+        for (int j = 1; j < group; j++) {
+            lo = fminf(lo, x[j]);
+            hi = fmaxf(hi, x[j]);
+        }
+        b->scale = (hi - lo) / 15.0f;
+        b->bias = lo;
+        memset(b->qs, 0, (size_t)group / 2);
+        for (int j = 0; j < group; j++) {
+            int q = b->scale > 0 ? clampi((int)lroundf((x[j] - lo) / b->scale), 0, 15) : 0;
+            b->qs[j / 2] |= (uint8_t)(q << (4 * (j & 1)));
+        }
+    }
+}
+
 void vc_quantize_row(vc_dtype t, const float *src, void *dst, int64_t n)
 {
     switch (t) {
@@ -379,6 +428,9 @@ void vc_quantize_row(vc_dtype t, const float *src, void *dst, int64_t n)
     case VC_Q4_0: quant_q4_0(src, dst, n / VC_QK4_0); break;
     case VC_Q4_K: quant_q4_k(src, dst, n / VC_QK_K); break;
     case VC_Q6_K: quant_q6_k(src, dst, n / VC_QK_K); break;
+    case VC_MLX4_G32:
+    case VC_MLX4_G64:
+    case VC_MLX4_G128: quant_mlx4(src, dst, n, vc_dtype_block_elems(t)); break;
     }
 }
 

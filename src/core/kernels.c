@@ -174,6 +174,34 @@ AVX2 static float dot_q4_0_avx2(const vc_block_q4_0 *w, const float *x, int64_t 
     return hsum256(acc);
 }
 
+/* MLX affine 4-bit: per group, scale * sum(q * x) + bias * sum(x). Sixteen
+ * bytes unpack to 32 values in order: the low nibble of byte k is element 2k. */
+AVX2 static float dot_mlx4_avx2(const uint8_t *p, const float *x, int64_t n, int group)
+{
+    __m256 acc_q = _mm256_setzero_ps(), acc_x = _mm256_setzero_ps();
+    const __m128i low = _mm_set1_epi8(0xf);
+    size_t bb = VC_MLX4_BLOCK_BYTES(group);
+    for (int64_t i = 0; i < n; i += group, p += bb) {
+        const vc_block_mlx4 *b = (const vc_block_mlx4 *)p;
+        __m256 sq = _mm256_setzero_ps(), sx = _mm256_setzero_ps();
+        for (int j = 0; j < group; j += 32, x += 32) {
+            __m128i q = _mm_loadu_si128((const __m128i *)(b->qs + j / 2));
+            __m128i lo = _mm_and_si128(q, low), hi = _mm_and_si128(_mm_srli_epi16(q, 4), low);
+            __m128i e0 = _mm_unpacklo_epi8(lo, hi), e1 = _mm_unpackhi_epi8(lo, hi);
+            __m256 x0 = _mm256_loadu_ps(x), x1 = _mm256_loadu_ps(x + 8);
+            __m256 x2 = _mm256_loadu_ps(x + 16), x3 = _mm256_loadu_ps(x + 24);
+            sq = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(e0)), x0, sq);
+            sq = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(e0, 8))), x1, sq);
+            sq = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(e1)), x2, sq);
+            sq = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(e1, 8))), x3, sq);
+            sx = _mm256_add_ps(_mm256_add_ps(x0, x1), _mm256_add_ps(_mm256_add_ps(x2, x3), sx));
+        }
+        acc_q = _mm256_fmadd_ps(_mm256_set1_ps(b->scale), sq, acc_q);
+        acc_x = _mm256_fmadd_ps(_mm256_set1_ps(b->bias), sx, acc_x);
+    }
+    return hsum256(_mm256_add_ps(acc_q, acc_x));
+}
+
 /* K-quants: expand one 256-element block, then a float dot product. */
 AVX2 static float dot_kquant_avx2(vc_dtype t, const void *row, const float *x, int64_t n)
 {
@@ -213,6 +241,9 @@ float vc_dot_row(vc_dtype t, const void *row, const float *x, int64_t n)
         case VC_Q4_0: return dot_q4_0_avx2(row, x, n);
         case VC_Q4_K:
         case VC_Q6_K: return dot_kquant_avx2(t, row, x, n);
+        case VC_MLX4_G32:
+        case VC_MLX4_G64:
+        case VC_MLX4_G128: return dot_mlx4_avx2(row, x, n, vc_dtype_block_elems(t));
         }
     }
 #endif

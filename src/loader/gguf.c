@@ -199,7 +199,7 @@ static int read_tensor_infos(cursor *c, vc_gguf *g, uint64_t n_tensors, vc_tenso
         }
         if (read_u32(c, &type, infos[i].name) || read_u64(c, &offsets[i], infos[i].name))
             return -1;
-        if (!vc_dtype_valid(type))
+        if (!vc_dtype_is_ggml(type))
             return vc_fail_code(VC_EXIT_MODEL, "%s: tensor '%s' has GGML type %u, which vlmchat does not support",
                                 g->path, infos[i].name, type);
         infos[i].type = (int)type;

@@ -172,6 +172,24 @@ void vc_tensors_free(vc_tensor_set *set)
     memset(set, 0, sizeof *set);
 }
 
+/* Gives tensor t new contents of `type` in `buf` (taken over by the set). */
+static int replace_data(vc_tensor_set *set, vc_tensor *t, vc_dtype type, void *buf, size_t nbytes)
+{
+    char *type_name = vc_strdup(vc_dtype_name(type));
+    if (!type_name || vc_reserve((void **)&set->owned, &set->owned_cap, set->n_owned + 1, sizeof(void *))) {
+        free(type_name);
+        free(buf);
+        return -1;
+    }
+    set->owned[set->n_owned++] = buf;
+    free(t->type_name);
+    t->type_name = type_name;
+    t->type = (int)type;
+    t->data = buf;
+    t->nbytes = nbytes;
+    return 0;
+}
+
 int vc_tensors_quantize(vc_tensor_set *set, vc_dtype type)
 {
     int be = vc_dtype_block_elems(type);
@@ -187,7 +205,7 @@ int vc_tensors_quantize(vc_tensor_set *set, vc_dtype type)
             return -1;
         uint8_t *buf = vc_malloc(row * (size_t)t->ne[1]);
         float *tmp = vc_malloc((size_t)t->ne[0] * sizeof *tmp);
-        if (!buf || !tmp || vc_reserve((void **)&set->owned, &set->owned_cap, set->n_owned + 1, sizeof(void *))) {
+        if (!buf || !tmp) {
             free(buf);
             free(tmp);
             return -1;
@@ -197,13 +215,80 @@ int vc_tensors_quantize(vc_tensor_set *set, vc_dtype type)
             vc_quantize_row(type, tmp, buf + (size_t)r * row, t->ne[0]);
         }
         free(tmp);
-        set->owned[set->n_owned++] = buf;
-        free(t->type_name);
-        t->type_name = vc_strdup(vc_dtype_name(type));
-        t->type = (int)type;
-        t->data = buf;
-        t->nbytes = row * (size_t)t->ne[1];
-        if (!t->type_name)
+        if (replace_data(set, t, type, buf, row * (size_t)t->ne[1]) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* The sibling of `scales_name` ("X.scales") called "X.<suffix>". */
+static vc_tensor *mlx_sibling(vc_tensor_set *set, const char *scales_name, const char *suffix)
+{
+    char name[512];
+    size_t stem = strlen(scales_name) - strlen("scales");
+    if (stem + strlen(suffix) >= sizeof name)
+        return NULL;
+    memcpy(name, scales_name, stem);
+    strcpy(name + stem, suffix);
+    return (vc_tensor *)vc_tensors_find(set, name);
+}
+
+/* Repacks one MLX triple: weight (uint32 [rows][cols/8]), scales and biases
+ * ([rows][cols/group], float) into rows of vc_block_mlx4. */
+static int repack_mlx4(vc_tensor_set *set, vc_tensor *w, const vc_tensor *sc, const vc_tensor *bi, int group)
+{
+    bool is_float = sc->type == VC_F32 || sc->type == VC_F16 || sc->type == VC_BF16;
+    if (!w->type_name || strcmp(w->type_name, "U32") != 0 || w->n_dims != 2 || sc->n_dims != 2 || !is_float ||
+        bi->type != sc->type || bi->n_dims != 2 || bi->ne[0] != sc->ne[0] || bi->ne[1] != sc->ne[1] ||
+        sc->ne[1] != w->ne[1] || w->ne[0] > INT64_MAX / 8 || sc->ne[0] * group != w->ne[0] * 8)
+        return vc_fail_code(VC_EXIT_MODEL, "%s: '%s' is not an MLX 4-bit weight of group size %d with its scales "
+                            "and biases", w->file, w->name, group);
+    int64_t rows = w->ne[1], cols = w->ne[0] * 8, groups = sc->ne[0];
+    vc_dtype type = (vc_dtype)vc_dtype_mlx4(group);
+    size_t row_bytes, total;
+    if (vc_dtype_row_bytes(type, cols, &row_bytes) != 0 || !vc_mul_size(row_bytes, (size_t)rows, &total))
+        return -1;
+    uint8_t *buf = vc_malloc(total);
+    float *s = vc_malloc((size_t)groups * sizeof *s), *b = vc_malloc((size_t)groups * sizeof *b);
+    if (!buf || !s || !b) {
+        free(buf), free(s), free(b);
+        return -1;
+    }
+    size_t float_row = (size_t)groups * (sc->type == VC_F32 ? 4 : 2);
+    for (int64_t r = 0; r < rows; r++) {
+        vc_dequantize_row((vc_dtype)sc->type, (const uint8_t *)sc->data + (size_t)r * float_row, s, groups);
+        vc_dequantize_row((vc_dtype)bi->type, (const uint8_t *)bi->data + (size_t)r * float_row, b, groups);
+        const uint8_t *q = (const uint8_t *)w->data + (size_t)r * (size_t)(cols / 2);
+        uint8_t *out = buf + (size_t)r * row_bytes;
+        for (int64_t g = 0; g < groups; g++, out += VC_MLX4_BLOCK_BYTES(group), q += group / 2) {
+            vc_block_mlx4 *blk = (vc_block_mlx4 *)out;
+            blk->scale = s[g];
+            blk->bias = b[g];
+            memcpy(blk->qs, q, (size_t)group / 2);
+        }
+    }
+    free(s);
+    free(b);
+    w->ne[0] = cols;
+    return replace_data(set, w, type, buf, total);
+}
+
+int vc_tensors_unpack_mlx(vc_tensor_set *set, int group_size, int bits)
+{
+    if (bits != 4)
+        return vc_fail_code(VC_EXIT_MODEL, "MLX %d-bit weights are not supported (4-bit are)", bits);
+    if (vc_dtype_mlx4(group_size) < 0)
+        return vc_fail_code(VC_EXIT_MODEL, "MLX group size %d is not supported (32, 64 and 128 are)", group_size);
+    size_t n = set->count;      /* replace_data never adds tensors, so the items stay put */
+    for (size_t i = 0; i < n; i++) {
+        const vc_tensor *sc = &set->items[i];
+        size_t len = strlen(sc->name);
+        if (len < 7 || strcmp(sc->name + len - 7, ".scales") != 0)
+            continue;
+        vc_tensor *w = mlx_sibling(set, sc->name, "weight"), *bi = mlx_sibling(set, sc->name, "biases");
+        if (!w || !bi)
+            return vc_fail_code(VC_EXIT_MODEL, "%s: '%s' has no weight or biases beside it", sc->file, sc->name);
+        if (repack_mlx4(set, w, sc, bi, group_size) != 0)
             return -1;
     }
     return 0;

@@ -121,11 +121,32 @@ static vc_llm_names text_names(const vc_tensor_set *w, bool multimodal)
     return (vc_llm_names){ false, "language_model.model.", "language_model.lm_head.weight" };
 }
 
+/* MLX checkpoints say how their weights are packed in config.json's
+ * "quantization" (mlx-lm also copies it to "quantization_config"; other
+ * tools' quantization_config names a quant_method vlmchat does not read). */
+static int unpack_mlx(json_t *cfg, const char *dir, vc_tensor_set *weights)
+{
+    json_t *q = json_object_get(cfg, "quantization");
+    if (!q && (q = json_object_get(cfg, "quantization_config")) && json_object_get(q, "quant_method"))
+        return vc_fail_code(VC_EXIT_MODEL, "%s: quantization method '%s' is not supported (MLX 4-bit is)", dir,
+                            json_is_string(json_object_get(q, "quant_method"))
+                                ? json_string_value(json_object_get(q, "quant_method")) : "?");
+    if (!q)
+        return 0;
+    json_t *gs = json_object_get(q, "group_size"), *bits = json_object_get(q, "bits");
+    if (!json_is_integer(gs) || !json_is_integer(bits) || json_integer_value(gs) > 4096 ||
+        json_integer_value(bits) > 64)
+        return vc_fail_code(VC_EXIT_MODEL, "%s/config.json: quantization needs integer group_size and bits", dir);
+    return vc_tensors_unpack_mlx(weights, (int)json_integer_value(gs), (int)json_integer_value(bits));
+}
+
 /* Weights of the language model, bound under the names the checkpoint uses. */
-static int load_text_weights(const char *dir, bool multimodal, int quant, vc_model *m)
+static int load_text_weights(const char *dir, json_t *cfg, bool multimodal, int quant, vc_model *m)
 {
     vc_tensor_set weights = { 0 };
     int rc = vc_safetensors_load_dir(dir, &weights);
+    if (rc == 0)
+        rc = unpack_mlx(cfg, dir, &weights);
     if (rc == 0 && quant > 0)
         rc = vc_tensors_quantize(&weights, (vc_dtype)quant);
     if (rc == 0) {
@@ -172,7 +193,7 @@ static int open_hf(const char *dir, int quant, vc_model *m)
     json_t *text_cfg = multimodal ? json_object_get(cfg, "text_config") : cfg;
     int rc = vc_llm_config_from_hf(text_cfg, path, &m->llm.cfg);
     if (rc == 0)
-        rc = load_text_weights(dir, multimodal, quant, m);
+        rc = load_text_weights(dir, cfg, multimodal, quant, m);
     if (rc == 0)
         rc = load_text_side(dir, m);
     if (rc == 0 && multimodal) {
@@ -180,8 +201,8 @@ static int open_hf(const char *dir, int quant, vc_model *m)
         if (rc == 0)
             rc = vc_chat_set_image_text(&m->chat, m->vision->prompt_text);
     }
+    m->format = json_object_get(cfg, "quantization") ? "mlx 4-bit" : "hf";
     json_decref(cfg);
-    m->format = "hf";
     return rc;
 }
 

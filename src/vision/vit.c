@@ -123,6 +123,31 @@ static int bind_layer(binder *b, int l, const vc_vit_config *c, vc_vit_layer *L)
     return 0;
 }
 
+/* MLX stores convolutions channels-last, [h][ky][kx][c]; the encoder gathers
+ * patches as [c][ky][kx], so the weights are reordered once, to f32. */
+static int bind_mlx_patch(vc_vit *v, const vc_tensor *pt)
+{
+    int p = v->cfg.patch_size, h = v->cfg.hidden;
+    size_t pp = 3 * (size_t)p * p, src_row;
+    float *row = vc_malloc(pp * sizeof *row);
+    v->patch_owned = vc_malloc(pp * (size_t)h * sizeof(float));
+    if (!row || !v->patch_owned || vc_dtype_row_bytes((vc_dtype)pt->type, (int64_t)pp, &src_row) != 0) {
+        free(row);
+        return -1;
+    }
+    for (int o = 0; o < h; o++) {
+        vc_dequantize_row((vc_dtype)pt->type, (const uint8_t *)pt->data + (size_t)o * src_row, row, (int64_t)pp);
+        float *dst = v->patch_owned + (size_t)o * pp;
+        for (int ky = 0; ky < p; ky++)
+            for (int kx = 0; kx < p; kx++)
+                for (int ch = 0; ch < 3; ch++)
+                    dst[((size_t)ch * p + ky) * p + kx] = row[((size_t)ky * p + kx) * 3 + ch];
+    }
+    free(row);
+    v->patch = (vc_matrix){ VC_F32, (int64_t)pp, h, pp * sizeof(float), v->patch_owned };
+    return 0;
+}
+
 int vc_vit_bind(vc_vit *v, const vc_tensor_set *w, const char *prefix, const vc_vit_config *c)
 {
     memset(v, 0, sizeof *v);
@@ -144,11 +169,13 @@ int vc_vit_bind(vc_vit *v, const vc_tensor_set *w, const char *prefix, const vc_
         return -1;
     if (pt->n_dims != 4 || vc_tensor_nelements(pt) != pp * h)
         return vc_fail_code(VC_EXIT_MODEL, "%s: patch embedding has the wrong shape", pt->name);
+    int p = c->patch_size;
     vc_tensor flat = *pt;    /* [h, 3, p, p] seen as h rows of 3*p*p */
     flat.n_dims = 2;
     flat.ne[0] = pp;
     flat.ne[1] = h;
-    if (vc_tensor_matrix(&flat, pp, h, &v->patch) != 0)
+    bool channels_last = pt->ne[0] == 3 && pt->ne[1] == p && pt->ne[2] == p && p != 3;
+    if (channels_last ? bind_mlx_patch(v, pt) != 0 : vc_tensor_matrix(&flat, pp, h, &v->patch) != 0)
         return -1;
     char name[512];
     snprintf(name, sizeof name, "%sembeddings.patch_embedding.bias", prefix);
@@ -171,6 +198,7 @@ int vc_vit_bind(vc_vit *v, const vc_tensor_set *w, const char *prefix, const vc_
 void vc_vit_free(vc_vit *v)
 {
     free(v->floats);
+    free(v->patch_owned);
     free(v->layers);
     memset(v, 0, sizeof *v);
 }

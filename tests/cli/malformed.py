@@ -166,6 +166,34 @@ cfg_case("absurd size", lambda c: c.update(hidden_size=1 << 30), "implausibly la
 cfg_case("unsupported rope", lambda c: c.update(rope_parameters={"rope_type": "yarn", "rope_theta": 1e4}), "yarn")
 cfg_case("unsupported activation", lambda c: c.update(hidden_act="relu"), "hidden_act")
 cfg_case("shape mismatch", lambda c: c.update(intermediate_size=128), "shape")
+# MLX 4-bit checkpoints: quantization settings and the weight/scales/biases triples
+mlx = f"{FX}/vision/smolvlm_mlx4"
+
+
+def mlx_case(name, cfg_change=None, header_change=None, mention=""):
+    d = os.path.join(T, "mlx_" + name.replace(" ", "_"))
+    shutil.copytree(mlx, d)
+    if cfg_change:
+        cfg = json.load(open(f"{d}/config.json"))
+        cfg_change(cfg)
+        json.dump(cfg, open(f"{d}/config.json", "w"))
+    if header_change:
+        raw = open(f"{d}/model.safetensors", "rb").read()
+        n = struct.unpack("<Q", raw[:8])[0]
+        h = json.loads(raw[8:8 + n])
+        header_change(h)
+        open(f"{d}/model.safetensors", "wb").write(st_file(h, raw[8 + n:]))
+    case(f"mlx: {name}", ["-m", d, "-p", "hi"], MODEL, mention)
+
+
+mlx_case("8-bit", lambda c: c["quantization"].update(bits=8), mention="8-bit")
+mlx_case("group size 48", lambda c: c["quantization"].update(group_size=48), mention="group size 48")
+mlx_case("group size disagrees", lambda c: c["quantization"].update(group_size=64), mention="group size 64")
+mlx_case("bits not a number", lambda c: c["quantization"].update(bits="four"), mention="bits")
+mlx_case("other quant_method", lambda c: (c.pop("quantization"), c.update(quantization_config={"quant_method": "gptq"})),
+         mention="gptq")
+mlx_case("missing biases", header_change=lambda h: h.pop("lm_head.biases"), mention="lm_head.scales")
+mlx_case("not quantized", lambda c: c.pop("quantization"), mention="U32")
 d = hf_dir("cfg_not_json", replace={"config.json": b"{\"model_type\": "})
 case("config.json: not JSON", ["-m", d, "-p", "hi"], MODEL, "config.json")
 
