@@ -150,7 +150,7 @@ AVX2 static float dot_q8_0_avx2(const vc_block_q8_0 *w, const float *x, int64_t 
         s = _mm256_fmadd_ps(i8x8_to_ps(w[b].qs + 8), _mm256_loadu_ps(x + 8), s);
         s = _mm256_fmadd_ps(i8x8_to_ps(w[b].qs + 16), _mm256_loadu_ps(x + 16), s);
         s = _mm256_fmadd_ps(i8x8_to_ps(w[b].qs + 24), _mm256_loadu_ps(x + 24), s);
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(vc_f16_to_f32(w[b].d)), s, acc);
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(_cvtsh_ss(w[b].d)), s, acc);
     }
     return hsum256(acc);
 }
@@ -169,7 +169,7 @@ AVX2 static float dot_q4_0_avx2(const vc_block_q4_0 *w, const float *x, int64_t 
         s = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(hi)), _mm256_loadu_ps(x + 16), s);
         s = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(hi, 8))),
                             _mm256_loadu_ps(x + 24), s);
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(vc_f16_to_f32(w[b].d)), s, acc);
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(_cvtsh_ss(w[b].d)), s, acc);
     }
     return hsum256(acc);
 }

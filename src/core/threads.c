@@ -1,15 +1,25 @@
 /* threads.c - see include/core/threads.h
  *
- * One generation counter under a mutex: the caller publishes a job and bumps
- * the generation, workers wake, run their slice and count themselves done.
- * Simple enough to be obviously correct; the job granularity (a whole matrix
- * product) keeps the locking cost negligible.
+ * A decode step publishes a few hundred small jobs (one per matrix product),
+ * each taking tens of microseconds, so waking sleeping threads through the
+ * kernel for every one of them would cost as much as the work. Workers and the
+ * caller therefore spin briefly on atomics first and only sleep on the
+ * condition variables when nothing arrives for a while (between turns, while
+ * the user types).
+ *
+ * Publishing: the caller stores the job, then increments `generation`. A worker
+ * that goes to sleep increments `sleepers` under the lock and re-checks the
+ * generation before waiting; the caller, after incrementing the generation,
+ * broadcasts only if it sees sleepers. Both are sequentially consistent, so one
+ * of the two always sees the other and no wake-up is lost.
  */
 #define _POSIX_C_SOURCE 200809L
 #include "core/threads.h"
 
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <string.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -18,20 +28,31 @@
 #include "core/common.h"
 
 #define MAX_THREADS 256
+#define SPIN_ROUNDS 20000      /* up to about a millisecond of polling before sleeping */
 
 static struct {
     int n;
     pthread_t tid[MAX_THREADS];
     pthread_mutex_t lock;
     pthread_cond_t wake, done;
-    unsigned long generation;
-    int pending;
-    bool stop;
+    atomic_ulong generation;
+    atomic_int pending;        /* workers still running the current job */
+    atomic_int sleepers;       /* workers waiting on `wake` */
+    atomic_bool caller_sleeps; /* the caller waits on `done` */
+    atomic_bool stop;
     vc_range_fn fn;
     void *ctx;
     int64_t count;
+    unsigned long first_seen;  /* the generation when the workers started */
 } pool = { .n = 1, .lock = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER,
            .done = PTHREAD_COND_INITIALIZER };
+
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+}
 
 static void run_slice(int index)
 {
@@ -43,24 +64,38 @@ static void run_slice(int index)
         pool.fn(pool.ctx, begin, end, index);
 }
 
+/* Waits until the generation differs from `seen`: spinning, then sleeping. */
+static unsigned long await_job(unsigned long seen)
+{
+    for (int i = 0; i < SPIN_ROUNDS; i++) {
+        if (atomic_load(&pool.generation) != seen || atomic_load(&pool.stop))
+            return atomic_load(&pool.generation);
+        cpu_relax();
+    }
+    pthread_mutex_lock(&pool.lock);
+    atomic_fetch_add(&pool.sleepers, 1);
+    while (atomic_load(&pool.generation) == seen && !atomic_load(&pool.stop))
+        pthread_cond_wait(&pool.wake, &pool.lock);
+    atomic_fetch_sub(&pool.sleepers, 1);
+    pthread_mutex_unlock(&pool.lock);
+    return atomic_load(&pool.generation);
+}
+
 static void *worker(void *arg)
 {
     int index = (int)(intptr_t)arg;
-    unsigned long seen = 0;
-    pthread_mutex_lock(&pool.lock);
+    unsigned long seen = pool.first_seen;   /* jobs before this one are not ours */
     for (;;) {
-        while (!pool.stop && pool.generation == seen)
-            pthread_cond_wait(&pool.wake, &pool.lock);
-        if (pool.stop)
+        seen = await_job(seen);
+        if (atomic_load(&pool.stop))
             break;
-        seen = pool.generation;
-        pthread_mutex_unlock(&pool.lock);
         run_slice(index);
-        pthread_mutex_lock(&pool.lock);
-        if (--pool.pending == 0)
+        if (atomic_fetch_sub(&pool.pending, 1) == 1 && atomic_load(&pool.caller_sleeps)) {
+            pthread_mutex_lock(&pool.lock);
             pthread_cond_signal(&pool.done);
+            pthread_mutex_unlock(&pool.lock);
+        }
     }
-    pthread_mutex_unlock(&pool.lock);
     return NULL;
 }
 
@@ -73,7 +108,8 @@ int vc_threads_init(int n)
     if (n > MAX_THREADS)
         n = MAX_THREADS;
     vc_threads_shutdown();
-    pool.stop = false;
+    atomic_store(&pool.stop, false);
+    pool.first_seen = atomic_load(&pool.generation);
     for (int i = 1; i < n; i++) {
         int err = pthread_create(&pool.tid[i], NULL, worker, (void *)(intptr_t)i);
         if (err != 0) {
@@ -90,6 +126,34 @@ int vc_threads_init(int n)
 
 int vc_threads_count(void) { return pool.n; }
 
+/* Wakes sleeping workers; spinning ones see the new generation by themselves. */
+static void publish(void)
+{
+    atomic_fetch_add(&pool.generation, 1);
+    if (atomic_load(&pool.sleepers) > 0) {
+        pthread_mutex_lock(&pool.lock);
+        pthread_cond_broadcast(&pool.wake);
+        pthread_mutex_unlock(&pool.lock);
+    }
+}
+
+/* Waits for the workers to finish the current job: spinning, then sleeping
+ * (a worker may have been descheduled on a busy machine). */
+static void await_workers(void)
+{
+    for (int i = 0; i < SPIN_ROUNDS; i++) {
+        if (atomic_load(&pool.pending) == 0)
+            return;
+        cpu_relax();
+    }
+    pthread_mutex_lock(&pool.lock);
+    atomic_store(&pool.caller_sleeps, true);
+    while (atomic_load(&pool.pending) > 0)
+        pthread_cond_wait(&pool.done, &pool.lock);
+    atomic_store(&pool.caller_sleeps, false);
+    pthread_mutex_unlock(&pool.lock);
+}
+
 void vc_parallel_for(int64_t count, vc_range_fn fn, void *ctx)
 {
     if (pool.n <= 1 || count < 2) {
@@ -97,31 +161,25 @@ void vc_parallel_for(int64_t count, vc_range_fn fn, void *ctx)
             fn(ctx, 0, count, 0);
         return;
     }
-    pthread_mutex_lock(&pool.lock);
     pool.fn = fn;
     pool.ctx = ctx;
     pool.count = count;
-    pool.pending = pool.n - 1;
-    pool.generation++;
-    pthread_cond_broadcast(&pool.wake);
-    pthread_mutex_unlock(&pool.lock);
+    atomic_store(&pool.pending, pool.n - 1);
+    publish();
     run_slice(0);
-    pthread_mutex_lock(&pool.lock);
-    while (pool.pending > 0)
-        pthread_cond_wait(&pool.done, &pool.lock);
-    pthread_mutex_unlock(&pool.lock);
+    await_workers();
 }
 
 void vc_threads_shutdown(void)
 {
     if (pool.n <= 1)
         return;
+    atomic_store(&pool.stop, true);
     pthread_mutex_lock(&pool.lock);
-    pool.stop = true;
     pthread_cond_broadcast(&pool.wake);
     pthread_mutex_unlock(&pool.lock);
     for (int i = 1; i < pool.n; i++)
         pthread_join(pool.tid[i], NULL);
     pool.n = 1;
-    pool.stop = false;
+    atomic_store(&pool.stop, false);
 }

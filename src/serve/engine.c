@@ -366,9 +366,25 @@ static void flush_text(stream_ctx *s, bool final)
         job_emit(s->j, vc_api_chunk_sse(s->j->id, s->j->created, s->e->opt.model_name, NULL, t, n, NULL));
 }
 
+/* VLMCHAT_TEST_TOKEN_DELAY_MS (at most 1000) paces generation so that tests
+ * can hold a request in flight (full queues, disconnects, shutdown) however
+ * fast the machine is. Read once; only the model worker calls it. */
+static void pace_for_tests(void)
+{
+    static long delay_ms = -1;
+    if (delay_ms < 0) {
+        const char *v = getenv("VLMCHAT_TEST_TOKEN_DELAY_MS");
+        delay_ms = v ? strtol(v, NULL, 10) : 0;
+        delay_ms = delay_ms < 0 ? 0 : delay_ms > 1000 ? 1000 : delay_ms;
+    }
+    if (delay_ms > 0)
+        nanosleep(&(struct timespec){ delay_ms / 1000, (delay_ms % 1000) * 1000000L }, NULL);
+}
+
 static int on_text(void *ctx, const char *text, size_t len)
 {
     stream_ctx *s = ctx;
+    pace_for_tests();
     if (!s->started_text) {   /* the tokenizer's space before the first word is not part of the answer */
         while (len && (*text == ' ' || *text == '\n'))
             text++, len--;

@@ -13,7 +13,7 @@ SESSIONS=0
 trap 'for s in "$TMP"/tmux*.sock; do tmux -S "$s" kill-server 2>/dev/null; done; rm -rf "$TMP"' EXIT
 . "$(dirname "$0")/lib.bash"
 on_fail() { screen | tail -15; }
-screen() { tmux -S "$SOCK" capture-pane -t s -p; }
+screen() { tmux -S "$SOCK" capture-pane -t s -p -J; }   # -J: wrapped lines joined
 send() { tmux -S "$SOCK" send-keys -t s "$@"; }
 # waits until the screen matches a pattern (at most ~15 s)
 wait_for() {

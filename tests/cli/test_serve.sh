@@ -15,6 +15,7 @@ IMG=examples/scene1.png
 Q="What color is the shape?"
 
 # start_server ARGS... : starts vlmchat --serve on a free port; sets PID and URL
+# Tests that need a request to stay in flight pace tokens with VLMCHAT_TEST_TOKEN_DELAY_MS.
 start_server() {
     "$V" --serve 127.0.0.1:0 "$@" 2>"$TMP/server.log" </dev/null &
     PID=$!
@@ -64,6 +65,7 @@ check "bad port exit 2" [ $rc -eq 2 ]; check "bad port message" grep -q -- '--se
 
 mkdir -p "$TMP/allowed"
 cp $IMG "$TMP/allowed/img.png"
+export VLMCHAT_TEST_TOKEN_DELAY_MS=1    # the disconnect test below must find its request still running
 start_server --api-key $KEY --allow-files "$TMP/allowed" --max-body 2M --max-image-pixels 4M
 check "server starts" [ -n "$URL" ]
 
@@ -209,8 +211,9 @@ slow_pair() {
 }
 
 # --- the queue: one running, one waiting, the third gets 429
+export VLMCHAT_TEST_TOKEN_DELAY_MS=5    # 400 tokens: about 2 s a request
 start_server --queue 1
-mkreq "$TMP/slow.json" "" "hello" '{"ignore_eos": true}'
+mkreq "$TMP/slow.json" "" "hello" '{"ignore_eos": true, "max_tokens": 400}'
 slow_pair
 req POST /v1/chat/completions "$TMP/slow.json"
 check "full queue is 429" [ "$status" = 429 ]
@@ -228,6 +231,7 @@ check "shutdown: running one ends, queued one 503 ($shutdown_statuses)" [ "$shut
 check "shutdown exit 0" [ $stop_rc -eq 0 ]
 
 # --- memory pressure: a tight budget drops the image cache, visibly
+unset VLMCHAT_TEST_TOKEN_DELAY_MS
 start_server --mem-limit 16M -v
 mkreq "$TMP/req.json" $IMG "$Q"
 req POST /v1/chat/completions "$TMP/req.json"
