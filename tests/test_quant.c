@@ -130,6 +130,34 @@ static void test_roundtrip(void)
     CHECK(vc_dtype_row_bytes(VC_Q8_0, 64, &rb) == 0 && rb == 68, "q8_0 row bytes %zu", rb);
 }
 
+/* The blocked GEMM against the plain loops, on sizes that leave every kind of
+ * remainder (rows of A past a multiple of 4, of B past 3, K past 8), and with
+ * leading dimensions wider than the rows. */
+static void test_gemm(void)
+{
+    const int sizes[][3] = { { 1, 1, 1 }, { 4, 3, 8 }, { 5, 7, 13 }, { 9, 50, 37 }, { 17, 101, 64 }, { 64, 97, 300 } };
+    unsigned seed = 5;
+    for (size_t c = 0; c < sizeof sizes / sizeof *sizes; c++) {
+        int M = sizes[c][0], N = sizes[c][1], K = sizes[c][2], lda = K + 3, ldb = K + 1, ldc = N + 2;
+        float *A = malloc(sizeof(float) * (size_t)M * lda), *B = malloc(sizeof(float) * (size_t)N * ldb);
+        float *C = malloc(sizeof(float) * (size_t)M * ldc), *R = malloc(sizeof(float) * (size_t)M * ldc);
+        for (int i = 0; i < M * lda; i++)
+            A[i] = frand(&seed);
+        for (int i = 0; i < N * ldb; i++)
+            B[i] = frand(&seed);
+        for (int i = 0; i < M * ldc; i++)
+            C[i] = R[i] = -7.0f;            /* the gaps between rows must stay untouched */
+        vc_gemm_nt(M, N, K, A, lda, B, ldb, C, ldc);
+        vc_gemm_nt_ref(M, N, K, A, lda, B, ldb, R, ldc);
+        float worst = 0;
+        for (int i = 0; i < M * ldc; i++)
+            worst = fmaxf(worst, fabsf(C[i] - R[i]));
+        CHECK(worst <= 1e-5f * K, "gemm %dx%dx%d (%s): differs from the reference by %g", M, N, K, vc_kernels_isa(),
+              worst);
+        free(A), free(B), free(C), free(R);
+    }
+}
+
 static void test_kernels(void)
 {
     enum { N = 1024 };
@@ -195,5 +223,6 @@ int main(void)
     test_layouts();
     test_roundtrip();
     test_kernels();
+    test_gemm();
     return harness_finish("test_quant");
 }

@@ -202,6 +202,60 @@ AVX2 static float dot_mlx4_avx2(const uint8_t *p, const float *x, int64_t n, int
     return hsum256(_mm256_add_ps(acc_q, acc_x));
 }
 
+/* GEMM, C = A B^T with both operands K-contiguous (tokens x weights, or
+ * queries x keys). The micro-kernel keeps a 4x3 block of C in 12 of the 16
+ * ymm registers, so each loaded vector feeds three or four FMAs instead of
+ * one; the row-at-a-time dot product is bound by its loads. */
+AVX2 static void gemm_4x3_avx2(int K, const float *A, int lda, const float *B, int ldb, float *C, int ldc)
+{
+    __m256 c00 = _mm256_setzero_ps(), c01 = c00, c02 = c00, c10 = c00, c11 = c00, c12 = c00;
+    __m256 c20 = c00, c21 = c00, c22 = c00, c30 = c00, c31 = c00, c32 = c00;
+    const float *a0 = A, *a1 = A + lda, *a2 = A + 2 * (size_t)lda, *a3 = A + 3 * (size_t)lda;
+    const float *b0 = B, *b1 = B + ldb, *b2 = B + 2 * (size_t)ldb;
+    int k = 0;
+    for (; k + 8 <= K; k += 8) {
+        __m256 w0 = _mm256_loadu_ps(b0 + k), w1 = _mm256_loadu_ps(b1 + k), w2 = _mm256_loadu_ps(b2 + k);
+        __m256 x = _mm256_loadu_ps(a0 + k);
+        c00 = _mm256_fmadd_ps(x, w0, c00), c01 = _mm256_fmadd_ps(x, w1, c01), c02 = _mm256_fmadd_ps(x, w2, c02);
+        x = _mm256_loadu_ps(a1 + k);
+        c10 = _mm256_fmadd_ps(x, w0, c10), c11 = _mm256_fmadd_ps(x, w1, c11), c12 = _mm256_fmadd_ps(x, w2, c12);
+        x = _mm256_loadu_ps(a2 + k);
+        c20 = _mm256_fmadd_ps(x, w0, c20), c21 = _mm256_fmadd_ps(x, w1, c21), c22 = _mm256_fmadd_ps(x, w2, c22);
+        x = _mm256_loadu_ps(a3 + k);
+        c30 = _mm256_fmadd_ps(x, w0, c30), c31 = _mm256_fmadd_ps(x, w1, c31), c32 = _mm256_fmadd_ps(x, w2, c32);
+    }
+    __m256 acc[4][3] = { { c00, c01, c02 }, { c10, c11, c12 }, { c20, c21, c22 }, { c30, c31, c32 } };
+    const float *a[4] = { a0, a1, a2, a3 }, *b[3] = { b0, b1, b2 };
+    for (int i = 0; i < 4; i++)
+        for (int j = 0; j < 3; j++) {
+            float t = hsum256(acc[i][j]);
+            for (int kk = k; kk < K; kk++)
+                t += a[i][kk] * b[j][kk];
+            C[(size_t)i * ldc + j] = t;
+        }
+}
+
+AVX2 static void gemm_nt_avx2(int M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C,
+                              int ldc)
+{
+    enum { NB = 48 };   /* B rows per pass: 48 rows of K floats stay in L2 while every A block goes by */
+    for (int n0 = 0; n0 < N; n0 += NB) {
+        int n1 = n0 + NB < N ? n0 + NB : N;
+        int m = 0;
+        for (; m + 4 <= M; m += 4) {
+            int n = n0;
+            for (; n + 3 <= n1; n += 3)
+                gemm_4x3_avx2(K, A + (size_t)m * lda, lda, B + (size_t)n * ldb, ldb, C + (size_t)m * ldc + n, ldc);
+            for (; n < n1; n++)
+                for (int i = m; i < m + 4; i++)
+                    C[(size_t)i * ldc + n] = dot_f32_avx2(A + (size_t)i * lda, B + (size_t)n * ldb, K);
+        }
+        for (; m < M; m++)
+            for (int n = n0; n < n1; n++)
+                C[(size_t)m * ldc + n] = dot_f32_avx2(A + (size_t)m * lda, B + (size_t)n * ldb, K);
+    }
+}
+
 /* K-quants: expand one 256-element block, then a float dot product. */
 AVX2 static float dot_kquant_avx2(vc_dtype t, const void *row, const float *x, int64_t n)
 {
@@ -227,6 +281,28 @@ float vc_dot_f32(const float *a, const float *b, int64_t n)
     for (int64_t i = 0; i < n; i++)
         s += a[i] * b[i];
     return s;
+}
+
+void vc_gemm_nt(int M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C, int ldc)
+{
+#ifdef VC_HAVE_X86
+    if (avx2_enabled()) {
+        gemm_nt_avx2(M, N, K, A, lda, B, ldb, C, ldc);
+        return;
+    }
+#endif
+    vc_gemm_nt_ref(M, N, K, A, lda, B, ldb, C, ldc);
+}
+
+void vc_gemm_nt_ref(int M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C, int ldc)
+{
+    for (int m = 0; m < M; m++)
+        for (int n = 0; n < N; n++) {
+            float t = 0;
+            for (int k = 0; k < K; k++)
+                t += A[(size_t)m * lda + k] * B[(size_t)n * ldb + k];
+            C[(size_t)m * ldc + n] = t;
+        }
 }
 
 float vc_dot_row(vc_dtype t, const void *row, const float *x, int64_t n)
@@ -299,38 +375,46 @@ static bool matmul_rows_blas(const matmul_job *job, int64_t begin, int64_t end)
 }
 #endif
 
-/* Rows of W are the outer loop so each row is read (and expanded) once for all
- * n tokens: during prefill the weights, not the activations, are the traffic. */
+/* One token: a dot product per row. Several: blocks of rows expanded to f32
+ * once (F32 rows are used in place), then multiplied with all the tokens by
+ * the register-blocked GEMM: during prefill and in the vision tower the
+ * weights, not the activations, are the traffic, and the FMAs the limit. */
 static void matmul_rows(void *ctx, int64_t begin, int64_t end, int worker)
 {
     const matmul_job *job = ctx;
+    const vc_matrix *w = job->w;
+    int64_t cols = w->cols;
+    if (job->n == 1) {
+        for (int64_t r = begin; r < end; r++)
+            job->y[r] = vc_dot_row(w->type, (const uint8_t *)w->data + (size_t)r * w->row_bytes, job->x, cols);
+        return;
+    }
 #ifdef VC_HAVE_BLAS
     if (job->n >= VC_BLAS_MIN_TOKENS && vc_kernels_use_blas() && matmul_rows_blas(job, begin, end))
         return;
 #endif
-    const vc_matrix *w = job->w;
-    int64_t cols = w->cols;
+    enum { BLOCK = 48 };
     float *expanded = NULL;
-    if (job->n > 1 && w->type != VC_F32)
-        expanded = malloc((size_t)cols * sizeof(float));
-    for (int64_t r = begin; r < end; r++) {
-        const void *row = (const uint8_t *)w->data + (size_t)r * w->row_bytes;
-        if (job->n == 1) {
-            job->y[r] = vc_dot_row(w->type, row, job->x, cols);
-            continue;
-        }
-        const float *wr = row;
-        if (expanded) {
-            vc_dequantize_row(w->type, row, expanded, cols);
-            wr = expanded;
-        } else if (w->type != VC_F32) {
-            /* no scratch (out of memory): slower, same result class */
+    if (w->type != VC_F32 && !(expanded = malloc((size_t)BLOCK * cols * sizeof(float)))) {
+        /* no scratch (out of memory): slower, same result class */
+        for (int64_t r = begin; r < end; r++)
             for (int i = 0; i < job->n; i++)
-                job->y[(size_t)i * w->rows + r] = vc_dot_row(w->type, row, job->x + (size_t)i * cols, cols);
-            continue;
+                job->y[(size_t)i * w->rows + r] = vc_dot_row(w->type, (const uint8_t *)w->data + (size_t)r * w->row_bytes,
+                                                             job->x + (size_t)i * cols, cols);
+        return;
+    }
+    for (int64_t r0 = begin; r0 < end; r0 += BLOCK) {
+        int nr = (int)VC_MIN((int64_t)BLOCK, end - r0);
+        const float *wr = (const float *)((const uint8_t *)w->data + (size_t)r0 * w->row_bytes);
+        int ldb = (int)(w->row_bytes / sizeof(float));
+        if (expanded) {
+            for (int r = 0; r < nr; r++)
+                vc_dequantize_row(w->type, (const uint8_t *)w->data + (size_t)(r0 + r) * w->row_bytes,
+                                  expanded + (size_t)r * cols, cols);
+            wr = expanded;
+            ldb = (int)cols;
         }
-        for (int i = 0; i < job->n; i++)
-            job->y[(size_t)i * w->rows + r] = vc_dot_f32(wr, job->x + (size_t)i * cols, cols);
+        vc_gemm_nt(job->n, nr, (int)cols, job->x, (int)cols, wr, ldb, job->y + r0, (int)w->rows);
     }
     free(expanded);
 }

@@ -10,6 +10,10 @@
 #include "core/kernels.h"
 #include "core/threads.h"
 
+#ifdef VC_HAVE_BLAS
+#include <cblas.h>
+#endif
+
 int vc_act_from_name(const char *name)
 {
     if (!name)
@@ -213,47 +217,44 @@ int vc_vit_tokens(const vc_vit *v)
 
 typedef struct {
     const float *q, *k, *v;
+    float *vt;                  /* V transposed per head: [heads][head_dim][tokens] */
     float *out, *scores;
     int tokens, heads, head_dim, hidden;
 } attn_job;
 
-static void attention_heads(void *ctx, int64_t begin, int64_t end, int worker)
+/* Queries per block of the attention. */
+#define ATTN_QBLOCK 32
+
+/* Each head's V columns as rows ([d][token]), so softmax(scores) V is again a
+ * product of two K-contiguous operands. */
+static void transpose_v(void *ctx, int64_t begin, int64_t end, int worker)
 {
     const attn_job *j = ctx;
-    float *s = j->scores + (size_t)worker * j->tokens;
-    float scale = 1.0f / sqrtf((float)j->head_dim);
-    for (int64_t item = begin; item < end; item++) {
-        int t = (int)(item / j->heads), h = (int)(item % j->heads);
-        const float *q = j->q + (size_t)t * j->hidden + (size_t)h * j->head_dim;
-        float maxv = -INFINITY;
-        for (int p = 0; p < j->tokens; p++) {
-            s[p] = vc_dot_f32(q, j->k + (size_t)p * j->hidden + (size_t)h * j->head_dim, j->head_dim) * scale;
-            maxv = fmaxf(maxv, s[p]);
-        }
-        double sum = 0;
+    for (int64_t c = begin; c < end; c++)      /* c: a column of V, head * head_dim + d */
         for (int p = 0; p < j->tokens; p++)
-            sum += (s[p] = expf(s[p] - maxv));
+            j->vt[(size_t)c * j->tokens + p] = j->v[(size_t)p * j->hidden + c];
+}
+
+/* Softmax of each of n rows of T scores, scaled first. */
+static void softmax_rows(float *s, int n, int T, float scale)
+{
+    for (int i = 0; i < n; i++) {
+        float *row = s + (size_t)i * T, maxv = -INFINITY;
+        for (int p = 0; p < T; p++)
+            maxv = fmaxf(maxv, row[p] *= scale);
+        double sum = 0;
+        for (int p = 0; p < T; p++)
+            sum += (row[p] = expf(row[p] - maxv));
         float inv = (float)(1.0 / sum);
-        float *o = j->out + (size_t)t * j->hidden + (size_t)h * j->head_dim;
-        memset(o, 0, (size_t)j->head_dim * sizeof *o);
-        for (int p = 0; p < j->tokens; p++) {
-            const float *vv = j->v + (size_t)p * j->hidden + (size_t)h * j->head_dim;
-            float wgt = s[p] * inv;
-            for (int d = 0; d < j->head_dim; d++)
-                o[d] += wgt * vv[d];
-        }
+        for (int p = 0; p < T; p++)
+            row[p] *= inv;
     }
 }
 
-#ifdef VC_HAVE_BLAS
-#include <cblas.h>
-
-/* Queries per block of the BLAS attention. */
-#define ATTN_QBLOCK 32
-
-/* The same attention as attention_heads, a block of ATTN_QBLOCK queries of
- * one head at a time: scores = Q K^T and out = softmax(scores) V as sgemm
- * calls over the head's strided columns (items: heads x query blocks). */
+/* Full (bidirectional) attention, a block of ATTN_QBLOCK queries of one head
+ * at a time (items: heads x query blocks): scores = Q K^T, softmax, out =
+ * scores V, both products on the head's strided columns, through vc_gemm_nt
+ * (or OpenBLAS's sgemm where vlmchat is built with it). */
 static void attention_blocks(void *ctx, int64_t begin, int64_t end, int worker)
 {
     const attn_job *j = ctx;
@@ -264,24 +265,23 @@ static void attention_blocks(void *ctx, int64_t begin, int64_t end, int worker)
         int h = (int)(item / n_blocks), t0 = (int)(item % n_blocks) * ATTN_QBLOCK;
         int nq = VC_MIN(ATTN_QBLOCK, T - t0);
         size_t col = (size_t)h * hd;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nq, T, hd, scale, j->q + (size_t)t0 * j->hidden + col,
-                    j->hidden, j->k + col, j->hidden, 0.0f, s, T);
-        for (int i = 0; i < nq; i++) {
-            float *row = s + (size_t)i * T, maxv = -INFINITY;
-            for (int p = 0; p < T; p++)
-                maxv = fmaxf(maxv, row[p]);
-            double sum = 0;
-            for (int p = 0; p < T; p++)
-                sum += (row[p] = expf(row[p] - maxv));
-            float inv = (float)(1.0 / sum);
-            for (int p = 0; p < T; p++)
-                row[p] *= inv;
+        const float *q = j->q + (size_t)t0 * j->hidden + col;
+        float *o = j->out + (size_t)t0 * j->hidden + col;
+#ifdef VC_HAVE_BLAS
+        if (vc_kernels_use_blas()) {
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nq, T, hd, 1.0f, q, j->hidden, j->k + col, j->hidden,
+                        0.0f, s, T);
+            softmax_rows(s, nq, T, scale);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nq, hd, T, 1.0f, s, T, j->v + col, j->hidden, 0.0f,
+                        o, j->hidden);
+            continue;
         }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nq, hd, T, 1.0f, s, T, j->v + col, j->hidden, 0.0f,
-                    j->out + (size_t)t0 * j->hidden + col, j->hidden);
+#endif
+        vc_gemm_nt(nq, T, hd, q, j->hidden, j->k + col, j->hidden, s, T);
+        softmax_rows(s, nq, T, scale);
+        vc_gemm_nt(nq, hd, T, s, T, j->vt + col * T, T, o, j->hidden);
     }
 }
-#endif
 
 /* Idefics3's position ids for a full g x g grid: each coordinate i/g is
  * bucketized against arange(1/g, 1, 1/g), in transformers' float32 math. */
@@ -317,12 +317,9 @@ int vc_vit_encode(const vc_vit *v, const float *pixels, int layer, bool post_nor
     float *x = out, *xb = vc_malloc(th * sizeof(float)), *q = vc_malloc(th * sizeof(float));
     float *k = vc_malloc(th * sizeof(float)), *vv = vc_malloc(th * sizeof(float)), *att = vc_malloc(th * sizeof(float));
     float *f = vc_malloc(tf * sizeof(float)), *patches = vc_malloc((size_t)g * g * pp * sizeof(float));
-#ifdef VC_HAVE_BLAS
     float *scores = vc_malloc((size_t)vc_threads_count() * ATTN_QBLOCK * T * sizeof(float));
-#else
-    float *scores = vc_malloc((size_t)vc_threads_count() * T * sizeof(float));
-#endif
-    int rc = xb && q && k && vv && att && f && patches && scores ? 0 : -1;
+    float *vt = vc_malloc(th * sizeof(float));
+    int rc = xb && q && k && vv && att && f && patches && scores && vt ? 0 : -1;
     if (rc == 0) {
         for (int py = 0; py < g; py++)
             for (int px = 0; px < g; px++)
@@ -350,13 +347,10 @@ int vc_vit_encode(const vc_vit *v, const float *pixels, int layer, bool post_nor
             vc_linear(&L->q, L->q_b, xb, T, q);
             vc_linear(&L->k, L->k_b, xb, T, k);
             vc_linear(&L->v, L->v_b, xb, T, vv);
-            attn_job job = { q, k, vv, att, scores, T, c->heads, h / c->heads, h };
-#ifdef VC_HAVE_BLAS
-            if (vc_kernels_use_blas())
-                vc_parallel_for((int64_t)c->heads * ((T + ATTN_QBLOCK - 1) / ATTN_QBLOCK), attention_blocks, &job);
-            else
-#endif
-                vc_parallel_for((int64_t)T * c->heads, attention_heads, &job);
+            attn_job job = { q, k, vv, vt, att, scores, T, c->heads, h / c->heads, h };
+            if (!vc_kernels_use_blas())
+                vc_parallel_for(h, transpose_v, &job);
+            vc_parallel_for((int64_t)c->heads * ((T + ATTN_QBLOCK - 1) / ATTN_QBLOCK), attention_blocks, &job);
             vc_linear(&L->o, L->o_b, att, T, xb);
             for (size_t i = 0; i < th; i++)
                 x[i] += xb[i];
@@ -380,5 +374,6 @@ int vc_vit_encode(const vc_vit *v, const float *pixels, int layer, bool post_nor
     free(f);
     free(patches);
     free(scores);
+    free(vt);
     return rc;
 }

@@ -65,7 +65,7 @@ check "bad port exit 2" [ $rc -eq 2 ]; check "bad port message" grep -q -- '--se
 
 mkdir -p "$TMP/allowed"
 cp $IMG "$TMP/allowed/img.png"
-export VLMCHAT_TEST_TOKEN_DELAY_MS=1    # the disconnect test below must find its request still running
+export VLMCHAT_TEST_TOKEN_DELAY_MS=5    # the disconnect test below must find its request still running
 start_server --api-key $KEY --allow-files "$TMP/allowed" --max-body 2M --max-image-pixels 4M
 check "server starts" [ -n "$URL" ]
 
