@@ -9,6 +9,7 @@
 #ifndef VC_TEXT_STREAM_H
 #define VC_TEXT_STREAM_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -30,5 +31,11 @@ int vc_stream_push(vc_text_stream *s, int32_t id, const char **out, size_t *out_
 /* Releases whatever is held back (incomplete bytes become U+FFFD). */
 int vc_stream_finish(vc_text_stream *s, const char **out, size_t *out_len);
 void vc_stream_free(vc_text_stream *s);
+
+/* For callers showing a reply as it streams: drops the blanks (spaces and
+ * newlines) it starts with, since the tokenizer's space before the first word
+ * is not part of the answer. Advances *text and shrinks *len while *started
+ * is false; sets *started at the first other byte. */
+void vc_reply_trim_start(bool *started, const char **text, size_t *len);
 
 #endif

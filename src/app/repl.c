@@ -19,6 +19,7 @@
 #include "core/common.h"
 #include "core/meminfo.h"
 #include "model/conversation.h"
+#include "text/stream.h"
 #include "tui/preview.h"
 #include "tui/statusbar.h"
 
@@ -97,11 +98,7 @@ static void complain(void) { say("error: %s\n", vc_error()); }
 static int on_text(void *ctx, const char *text, size_t len)
 {
     repl *r = ctx;
-    if (!r->started) {
-        while (len && (*text == ' ' || *text == '\n'))
-            text++, len--;
-        r->started = len > 0;
-    }
+    vc_reply_trim_start(&r->started, &text, &len);
     fwrite(text, 1, len, stdout);
     fflush(stdout);
     return 0;

@@ -12,6 +12,7 @@
 #include "core/common.h"
 #include "model/generate.h"
 #include "model/prompt.h"
+#include "text/stream.h"
 
 vc_sampler_params vc_effective_sampling(const vc_model *m, const vc_cli *cli)
 {
@@ -41,12 +42,7 @@ static int emit(const char *s, size_t n)
 /* Streams a reply; the space a tokenizer puts before the first word is not shown. */
 static int on_text(void *ctx, const char *text, size_t len)
 {
-    bool *started = ctx;
-    if (!*started) {
-        while (len && (*text == ' ' || *text == '\n'))
-            text++, len--;
-        *started = len > 0;
-    }
+    vc_reply_trim_start(ctx, &text, &len);
     return emit(text, len) == 0 ? 0 : 1;
 }
 

@@ -16,6 +16,7 @@
 #include "core/meminfo.h"
 #include "model/generate.h"
 #include "model/prompt.h"
+#include "text/stream.h"
 
 /* As many slots as a request may hold images, so that encoding one image of a
  * request never evicts another of the same request (least recently used
@@ -385,11 +386,7 @@ static int on_text(void *ctx, const char *text, size_t len)
 {
     stream_ctx *s = ctx;
     pace_for_tests();
-    if (!s->started_text) {   /* the tokenizer's space before the first word is not part of the answer */
-        while (len && (*text == ' ' || *text == '\n'))
-            text++, len--;
-        s->started_text = len > 0;
-    }
+    vc_reply_trim_start(&s->started_text, &text, &len);
     if (vc_stopper_push(&s->stop, text, len) != 0)
         return 1;
     flush_text(s, false);

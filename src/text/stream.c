@@ -57,3 +57,12 @@ int vc_stream_finish(vc_text_stream *s, const char **out, size_t *out_len)
 {
     return release(s, 1, out, out_len);
 }
+
+void vc_reply_trim_start(bool *started, const char **text, size_t *len)
+{
+    if (*started)
+        return;
+    while (*len && (**text == ' ' || **text == '\n'))
+        (*text)++, (*len)--;
+    *started = *len > 0;
+}
