@@ -36,19 +36,19 @@ float vc_dot_f32(const float *a, const float *b, int64_t n);
 /* C[m][n] = sum_k A[m][k] * B[n][k] for m < M, n < N: a matrix product with
  * both operands K-contiguous (tokens x weight rows, queries x keys). Row-major
  * with leading dimensions lda, ldb, ldc. Single-threaded: callers split the
- * work. vc_gemm_nt_ref is the plain-C reference it is tested against; the
+ * work. From VC_BLAS_MIN_TOKENS rows of A on it calls OpenBLAS's sgemm where
+ * vlmchat is built with BLAS=1. vc_gemm_nt_ref is the plain-C reference it is tested against; the
  * two agree to float rounding. */
 void vc_gemm_nt(int M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C, int ldc);
 void vc_gemm_nt_ref(int M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C, int ldc);
 
-/* From this many tokens on, vc_matmul uses OpenBLAS's sgemm (when built with it). */
+/* From this many rows of A on, vc_gemm_nt uses OpenBLAS's sgemm (when built with it). */
 #define VC_BLAS_MIN_TOKENS 4
 
 /* Y[i][r] = sum_c X[i][c] * W[r][c] for i < n tokens, r < W->rows.
  * X is n x W->cols, Y is n x W->rows (row-major). Runs on the thread pool.
  * One token: a dot product per row (vc_dot_row). Several: rows expanded to
- * f32 in blocks, then vc_gemm_nt (or OpenBLAS's sgemm where vlmchat is built
- * with BLAS=1). The results agree to float rounding (the order of the sums
+ * f32 in blocks, then vc_gemm_nt. The results agree to float rounding (the order of the sums
  * differs). */
 void vc_matmul(const vc_matrix *w, const float *x, int n, float *y);
 

@@ -285,6 +285,12 @@ float vc_dot_f32(const float *a, const float *b, int64_t n)
 
 void vc_gemm_nt(int M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C, int ldc)
 {
+#ifdef VC_HAVE_BLAS
+    if (M >= VC_BLAS_MIN_TOKENS && vc_kernels_use_blas()) {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1.0f, A, lda, B, ldb, 0.0f, C, ldc);
+        return;
+    }
+#endif
 #ifdef VC_HAVE_X86
     if (avx2_enabled()) {
         gemm_nt_avx2(M, N, K, A, lda, B, ldb, C, ldc);
@@ -341,43 +347,10 @@ typedef struct {
     int n;
 } matmul_job;
 
-#ifdef VC_HAVE_BLAS
-/* Several tokens at once (prefill, the vision tower): the product is compute
- * bound, so it goes to OpenBLAS's sgemm in blocks of rows, each expanded to
- * f32 once (F32 rows are used in place). Each pool thread runs its own
- * single-threaded sgemm on its rows. Returns false if there is no scratch. */
-static bool matmul_rows_blas(const matmul_job *job, int64_t begin, int64_t end)
-{
-    const vc_matrix *w = job->w;
-    int64_t cols = w->cols;
-    int64_t block = VC_MAX(16, VC_MIN(256, (int64_t)(262144 / VC_MAX(cols, 1))));
-    float *expanded = NULL;
-    if (w->type != VC_F32 && !(expanded = malloc((size_t)block * cols * sizeof(float))))
-        return false;
-    for (int64_t r0 = begin; r0 < end; r0 += block) {
-        int64_t nr = VC_MIN(block, end - r0);
-        const float *wr;
-        int64_t ld = cols;
-        if (expanded) {
-            for (int64_t r = 0; r < nr; r++)
-                vc_dequantize_row(w->type, (const uint8_t *)w->data + (size_t)(r0 + r) * w->row_bytes,
-                                  expanded + (size_t)r * cols, cols);
-            wr = expanded;
-        } else {
-            wr = (const float *)((const uint8_t *)w->data + (size_t)r0 * w->row_bytes);
-            ld = (int64_t)(w->row_bytes / sizeof(float));
-        }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, job->n, (int)nr, (int)cols, 1.0f, job->x, (int)cols,
-                    wr, (int)ld, 0.0f, job->y + r0, (int)w->rows);
-    }
-    free(expanded);
-    return true;
-}
-#endif
 
 /* One token: a dot product per row. Several: blocks of rows expanded to f32
  * once (F32 rows are used in place), then multiplied with all the tokens by
- * the register-blocked GEMM: during prefill and in the vision tower the
+ * vc_gemm_nt (OpenBLAS where built with it): during prefill and in the vision tower the
  * weights, not the activations, are the traffic, and the FMAs the limit. */
 static void matmul_rows(void *ctx, int64_t begin, int64_t end, int worker)
 {
@@ -389,10 +362,6 @@ static void matmul_rows(void *ctx, int64_t begin, int64_t end, int worker)
             job->y[r] = vc_dot_row(w->type, (const uint8_t *)w->data + (size_t)r * w->row_bytes, job->x, cols);
         return;
     }
-#ifdef VC_HAVE_BLAS
-    if (job->n >= VC_BLAS_MIN_TOKENS && vc_kernels_use_blas() && matmul_rows_blas(job, begin, end))
-        return;
-#endif
     enum { BLOCK = 48 };
     float *expanded = NULL;
     if (w->type != VC_F32 && !(expanded = malloc((size_t)BLOCK * cols * sizeof(float)))) {
@@ -423,7 +392,8 @@ void vc_matmul(const vc_matrix *w, const float *x, int n, float *y)
 {
 #ifdef VC_HAVE_BLAS
     static int blas_ready;
-    if (!blas_ready) {   /* parallelism comes from our pool: one BLAS thread per caller */
+    if (!blas_ready) {   /* parallelism comes from our pool: one BLAS thread per caller. Set here, on the
+                          * caller's thread, before any pool thread reaches vc_gemm_nt */
         openblas_set_num_threads(1);
         blas_ready = 1;
     }

@@ -10,9 +10,6 @@
 #include "core/kernels.h"
 #include "core/threads.h"
 
-#ifdef VC_HAVE_BLAS
-#include <cblas.h>
-#endif
 
 int vc_act_from_name(const char *name)
 {
@@ -253,8 +250,7 @@ static void softmax_rows(float *s, int n, int T, float scale)
 
 /* Full (bidirectional) attention, a block of ATTN_QBLOCK queries of one head
  * at a time (items: heads x query blocks): scores = Q K^T, softmax, out =
- * scores V, both products on the head's strided columns, through vc_gemm_nt
- * (or OpenBLAS's sgemm where vlmchat is built with it). */
+ * scores V, both products on the head's strided columns, through vc_gemm_nt. */
 static void attention_blocks(void *ctx, int64_t begin, int64_t end, int worker)
 {
     const attn_job *j = ctx;
@@ -267,16 +263,6 @@ static void attention_blocks(void *ctx, int64_t begin, int64_t end, int worker)
         size_t col = (size_t)h * hd;
         const float *q = j->q + (size_t)t0 * j->hidden + col;
         float *o = j->out + (size_t)t0 * j->hidden + col;
-#ifdef VC_HAVE_BLAS
-        if (vc_kernels_use_blas()) {
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nq, T, hd, 1.0f, q, j->hidden, j->k + col, j->hidden,
-                        0.0f, s, T);
-            softmax_rows(s, nq, T, scale);
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nq, hd, T, 1.0f, s, T, j->v + col, j->hidden, 0.0f,
-                        o, j->hidden);
-            continue;
-        }
-#endif
         vc_gemm_nt(nq, T, hd, q, j->hidden, j->k + col, j->hidden, s, T);
         softmax_rows(s, nq, T, scale);
         vc_gemm_nt(nq, hd, T, s, T, j->vt + col * T, T, o, j->hidden);
@@ -348,8 +334,7 @@ int vc_vit_encode(const vc_vit *v, const float *pixels, int layer, bool post_nor
             vc_linear(&L->k, L->k_b, xb, T, k);
             vc_linear(&L->v, L->v_b, xb, T, vv);
             attn_job job = { q, k, vv, vt, att, scores, T, c->heads, h / c->heads, h };
-            if (!vc_kernels_use_blas())
-                vc_parallel_for(h, transpose_v, &job);
+            vc_parallel_for(h, transpose_v, &job);
             vc_parallel_for((int64_t)c->heads * ((T + ATTN_QBLOCK - 1) / ATTN_QBLOCK), attention_blocks, &job);
             vc_linear(&L->o, L->o_b, att, T, xb);
             for (size_t i = 0; i < th; i++)
