@@ -146,6 +146,60 @@ static void test_legacy_config(const char *name)
     rmdir(tmp);
 }
 
+/* Why generation stopped: the interrupt flag wins over the callback's own
+ * "stop" when the callback stopped because it saw the flag (a server job whose
+ * client went away); a callback stopping on its own is VC_STOP_OUTPUT. */
+typedef struct {
+    int calls, stop_at;
+    volatile sig_atomic_t *flag;   /* set at call stop_at, or NULL: just return 1 */
+} stop_probe;
+
+static int probe_text(void *ctx, const char *text, size_t len)
+{
+    (void)text, (void)len;
+    stop_probe *p = ctx;
+    if (++p->calls < p->stop_at)
+        return 0;
+    if (p->flag)
+        *p->flag = 1;
+    return 1;
+}
+
+static void test_stop_reasons(const char *dir)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/reference.json", dir);
+    json_t *ref = json_load_file(path, 0, NULL);
+    size_t n_prompt = 0;
+    int32_t *prompt = ref ? json_ids(json_object_get(json_array_get(json_object_get(ref, "cases"), 0), "prompt_ids"),
+                                     &n_prompt) : NULL;
+    json_decref(ref);
+    vc_model m;
+    if (!prompt || vc_model_open(dir, &(vc_model_options){ .n_ctx = 256 }, &m) != 0) {
+        CHECK(0, "stop reasons: load %s: %s", dir, vc_error());
+        free(prompt);
+        return;
+    }
+    volatile sig_atomic_t flag = 0;
+    for (int interrupting = 0; interrupting < 2; interrupting++) {
+        stop_probe p = { .stop_at = 3, .flag = interrupting ? &flag : NULL };
+        flag = 0;
+        vc_gen_options opt = { .max_tokens = 20, .ignore_eos = true, .sampling = vc_sampler_defaults(),
+                               .on_text = probe_text, .ctx = &p, .interrupt = &flag };
+        opt.sampling.temperature = 0;
+        vc_gen_result r;
+        vc_llm_truncate(&m.llm, 0);
+        CHECK(vc_generate(&m, prompt, n_prompt, &opt, &r) == 0, "stop reasons: generate: %s", vc_error());
+        vc_stop_reason want = interrupting ? VC_STOP_INTERRUPT : VC_STOP_OUTPUT;
+        CHECK(r.stop == want, "callback stop %s: got %s, want %s", interrupting ? "with interrupt" : "alone",
+              vc_stop_reason_name(r.stop), vc_stop_reason_name(want));
+        CHECK(r.n_tokens < 20, "callback stop ends generation early (%zu tokens)", r.n_tokens);
+        vc_gen_result_free(&r);
+    }
+    vc_model_close(&m);
+    free(prompt);
+}
+
 int main(void)
 {
     for (size_t i = 0; i < sizeof MODELS / sizeof *MODELS; i++) {
@@ -155,5 +209,8 @@ int main(void)
     }
     test_legacy_config("phi3");
     test_legacy_config("mistral");
+    char dir[2048];
+    snprintf(dir, sizeof dir, "%.1000s/%.100s", fixture("models"), "mistral");
+    test_stop_reasons(dir);
     return harness_finish("test_models");
 }

@@ -27,6 +27,9 @@ typedef struct {
     const float *prompt_embd;      /* n_prompt x dim input embeddings (images); NULL: embed the ids */
 } vc_gen_options;
 
+/* INTERRUPT: *interrupt was set (also when on_text returned nonzero because
+ * of it); OUTPUT: on_text asked to stop for its own reason (a closed pipe, a
+ * stop string). */
 typedef enum { VC_STOP_EOS, VC_STOP_LENGTH, VC_STOP_CONTEXT, VC_STOP_INTERRUPT, VC_STOP_OUTPUT } vc_stop_reason;
 
 typedef struct {

@@ -37,6 +37,13 @@ static int deliver(const vc_gen_options *opt, const char *text, size_t len)
     return opt->on_text(opt->ctx, text, len) != 0;
 }
 
+/* Why a callback asked to stop: one that saw the interrupt flag (a server
+ * job whose client went away) stops for it, not for its output. */
+static vc_stop_reason callback_stop(const vc_gen_options *opt)
+{
+    return opt->interrupt && *opt->interrupt ? VC_STOP_INTERRUPT : VC_STOP_OUTPUT;
+}
+
 /* NaN logits mean corrupt weights (or an overflow); scanning the logits is
  * cheap, unlike scanning every weight at load. */
 static bool logits_broken(const float *logits, int n)
@@ -69,6 +76,7 @@ int vc_generate(vc_model *m, const int32_t *prompt, size_t n_prompt, const vc_ge
     }
     memcpy(history, prompt, n_prompt * sizeof *prompt);
     size_t n_history = n_prompt, cap = 0;
+    bool callback_stopped = false;
     vc_text_stream stream;
     vc_stream_init(&stream, m->tok);
     const char *piece;
@@ -101,7 +109,8 @@ int vc_generate(vc_model *m, const int32_t *prompt, size_t n_prompt, const vc_ge
         if ((rc = vc_stream_push(&stream, next, &piece, &piece_len)) != 0)
             break;
         if (deliver(opt, piece, piece_len)) {
-            r->stop = VC_STOP_OUTPUT;
+            r->stop = callback_stop(opt);
+            callback_stopped = true;
             break;
         }
         if ((int)r->n_tokens == opt->max_tokens)
@@ -115,9 +124,10 @@ int vc_generate(vc_model *m, const int32_t *prompt, size_t n_prompt, const vc_ge
             rc = vc_fail_code(VC_EXIT_MODEL, "the model produced NaN logits: its weights are corrupt");
     }
     r->decode_ms = vc_now_ms() - t0;
-    if (rc == 0 && vc_stream_finish(&stream, &piece, &piece_len) == 0 && r->stop != VC_STOP_OUTPUT &&
-        deliver(opt, piece, piece_len))
-        r->stop = VC_STOP_OUTPUT;
+    /* the stream's held-back bytes, unless the callback wants no more */
+    if (rc == 0 && vc_stream_finish(&stream, &piece, &piece_len) == 0 && !callback_stopped &&
+        deliver(opt, piece, piece_len) && r->stop != VC_STOP_INTERRUPT)
+        r->stop = callback_stop(opt);
     /* the reply text is the stream's decoded text */
     r->text = stream.text ? stream.text : vc_strdup("");
     r->text_len = stream.text ? stream.len : 0;
