@@ -81,6 +81,9 @@ send "/load $TMP/conv.json" Enter
 check "load" wait_for "loaded 2 turns"
 send "What color are the shapes?" Enter
 check "answer after /load" wait_for "^blue$"
+# Ctrl-D only at the new prompt: typed while a reply streams, the terminal is
+# in cooked mode and the end-of-file it makes is lost when readline takes over
+wait_for "^> *$"
 send C-d
 check "Ctrl-D quits" wait_for "EXITED 0"
 
