@@ -7,6 +7,7 @@
  *  - vlmchat's own writer (vlmchat convert) round-trips every fixture model
  *    to the same logits as its HF directory, and its q8_0 files match
  *    llama.cpp-shaped q8_0 files' reference;
+ *  - with --int8-dot (8-bit activations) they stay within 2% and greedy;
  *  - corrupt files are refused with a message naming the file.
  */
 #define _GNU_SOURCE
@@ -19,6 +20,7 @@
 
 #include "app/convert.h"
 #include "core/common.h"
+#include "core/int8dot.h"
 #include "harness.h"
 #include "loader/gguf.h"
 #include "model/generate.h"
@@ -292,9 +294,62 @@ static void test_corrupt(void)
     free(good);
 }
 
+/* --int8-dot on llama.cpp-shaped Q8_0 files. Only one-token products use
+ * 8-bit activations: the whole decode step, and in prefill the output head
+ * (logits for the last position). On these files the logits stay within 2%
+ * of transformers' and the greedy ids equal them; a decode step on 8-bit
+ * activations moves the logits, by little. */
+static void test_int8_decode(void)
+{
+    json_t *refs = json_load_file(fixture("gguf/reference.json"), 0, NULL);
+    const char *file;
+    json_t *ref;
+    json_object_foreach(refs, file, ref)
+    {
+        if (!strstr(file, "q8_0"))
+            continue;
+        char rel[256], label[300];
+        snprintf(rel, sizeof rel, "gguf/%s", file);
+        snprintf(label, sizeof label, "%s with int8 dot", file);
+        vc_int8dot_enable(true);
+        check_against(label, fixture(rel), ref, 2e-2f);
+        vc_int8dot_enable(false);
+
+        vc_model m;
+        if (vc_model_open(fixture(rel), &(vc_model_options){ .n_ctx = 256 }, &m) != 0)
+            continue;   /* check_against reported it */
+        size_t n_prompt, n_gen;
+        int32_t *prompt = json_ids(json_object_get(ref, "prompt_ids"), &n_prompt);
+        int32_t *gen = json_ids(json_object_get(ref, "generated_ids"), &n_gen);
+        int nv = m.llm.cfg.n_vocab;
+        float *with_float = malloc((size_t)nv * sizeof(float)), *with_int8 = malloc((size_t)nv * sizeof(float));
+        vc_llm_forward(&m.llm, prompt, (int)n_prompt, with_float);
+        vc_llm_forward(&m.llm, gen, 1, with_float);
+        vc_llm_truncate(&m.llm, (int)n_prompt);
+        vc_int8dot_enable(true);
+        vc_llm_forward(&m.llm, gen, 1, with_int8);
+        vc_int8dot_enable(false);
+        float worst = 0, scale = 1;
+        for (int i = 0; i < nv; i++) {
+            worst = fmaxf(worst, fabsf(with_int8[i] - with_float[i]));
+            scale = fmaxf(scale, fabsf(with_float[i]));
+        }
+        CHECK(worst > 0 && worst <= 3e-2f * scale, "%s: a decode step on int8 activations moves logits by %g "
+              "(scale %g), want more than 0 and at most 3%%", file, worst, scale);
+        printf("%s: int8-dot decode step within %.2g of the float one (scale %.3g)\n", file, worst, scale);
+        free(with_float);
+        free(with_int8);
+        free(prompt);
+        free(gen);
+        vc_model_close(&m);
+    }
+    json_decref(refs);
+}
+
 int main(void)
 {
     test_llamacpp_files();
+    test_int8_decode();
     test_gguf_tokenizer("llama-f16.gguf", "bytelevel_smollm");
     test_gguf_tokenizer("phi3-f16.gguf", "sp_phi3");
     test_own_writer();

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "core/dtype.h"
+#include "core/int8dot.h"
 #include "core/kernels.h"
 #include "core/threads.h"
 #include "harness.h"
@@ -217,6 +218,154 @@ static void test_kernels(void)
     vc_threads_shutdown();
 }
 
+/* Activation quantization on a hand-built block: scale, rounding, sum. */
+static void test_quantize_act(void)
+{
+    float x[64];
+    for (int j = 0; j < 32; j++)
+        x[j] = (j - 16) * 0.25f;       /* max |x| = 4 at j = 0: d = 4/127 */
+    memset(x + 32, 0, 32 * sizeof *x); /* an all-zero block */
+    x[33] = 0;
+    vc_block_q8_act b[2];
+    vc_quantize_act(x, b, 64);
+    CHECK(fabsf(b[0].d - 4.0f / 127) < 1e-9f, "act scale %g, want %g", b[0].d, 4.0f / 127);
+    CHECK(b[0].qs[0] == -127 && b[0].qs[16] == 0 && b[0].qs[17] == 8 && b[0].qs[31] == 119,
+          "act values %d %d %d %d, want -127 0 8 119", b[0].qs[0], b[0].qs[16], b[0].qs[17], b[0].qs[31]);
+    int sum = 0;
+    float worst = 0;
+    for (int j = 0; j < 32; j++) {
+        sum += b[0].qs[j];
+        worst = fmaxf(worst, fabsf(x[j] - b[0].d * b[0].qs[j]));
+    }
+    CHECK(b[0].qsum == sum, "act qsum %d, want %d", b[0].qsum, sum);
+    CHECK(worst <= b[0].d / 2 * 1.0001f, "act rounding error %g above half a step %g", worst, b[0].d / 2);
+    bool zero = b[1].d == 0 && b[1].qsum == 0;
+    for (int j = 0; j < 32; j++)
+        zero = zero && b[1].qs[j] == 0;
+    CHECK(zero, "an all-zero block quantizes to zeros with scale 0");
+}
+
+/* The integer kernels of every instruction set this CPU has against the
+ * reference; the reference against the float product within the error the
+ * activation rounding allows; vc_matmul's integer path against both. */
+static void test_int8dot(void)
+{
+    enum { N = 1024 };
+    static float x[N], w[N], xd[N];
+    static uint8_t q[N * 4];
+    static vc_block_q8_act xq[N / VC_QK8_ACT];
+    unsigned seed = 23;
+    for (int i = 0; i < N; i++) {
+        x[i] = frand(&seed) * 3;
+        w[i] = frand(&seed);
+    }
+    vc_quantize_act(x, xq, N);
+    for (int i = 0; i < N; i++)
+        xd[i] = xq[i / 32].d * xq[i / 32].qs[i % 32];
+    static const char *isas[] = { "generic", "avx2", "avx-vnni", "avx512-vnni" };
+    vc_dtype types[] = { VC_Q8_0, VC_Q4_0, VC_MLX4_G32, VC_MLX4_G64, VC_MLX4_G128 };
+    for (size_t t = 0; t < sizeof types / sizeof *types; t++) {
+        CHECK(vc_int8dot_supports(types[t]), "%s has an integer kernel", vc_dtype_name(types[t]));
+        vc_quantize_row(types[t], w, q, N);
+        if (types[t] == VC_Q8_0)   /* GGML's -128, which its own quantizer never writes: |w| is 128 */
+            ((vc_block_q8_0 *)q)[0].qs[5] = -128;
+        float ref = vc_dot_row_act_ref(types[t], q, xq, N);
+        float on_dequantized_x = vc_dot_row_ref(types[t], q, xd, N);
+        CHECK(fabsf(ref - on_dequantized_x) <= 1e-4f * (1 + fabsf(ref)),
+              "%s: act reference %g vs float reference on the same values %g", vc_dtype_name(types[t]), ref,
+              on_dequantized_x);
+        /* the activation rounding moves the product by at most sum |w| d/2 */
+        float wd[N], bound = 0;
+        vc_dequantize_row(types[t], q, wd, N);
+        for (int i = 0; i < N; i++)
+            bound += fabsf(wd[i]) * xq[i / 32].d / 2;
+        float exact = vc_dot_row_ref(types[t], q, x, N);
+        CHECK(fabsf(ref - exact) <= bound * 1.001f, "%s: int8 product %g is %g from the float one, bound %g",
+              vc_dtype_name(types[t]), ref, fabsf(ref - exact), bound);
+        int tried = 0;
+        for (size_t k = 0; k < sizeof isas / sizeof *isas; k++) {
+            if (vc_int8dot_force_isa(isas[k]) != 0)
+                continue;
+            tried++;
+            float fast = vc_dot_row_act(types[t], q, xq, N);
+            CHECK(fabsf(fast - ref) <= 1e-4f * (1 + fabsf(ref)), "%s: %s int8 dot %g vs reference %g",
+                  vc_dtype_name(types[t]), isas[k], fast, ref);
+        }
+        vc_int8dot_force_isa(NULL);
+        CHECK(tried >= 1, "at least the generic integer kernel runs");
+    }
+    printf("int8 dot kernels: %s (best here)\n", vc_int8dot_isa());
+
+    /* vc_matmul, one token: the integer path when enabled and only then */
+    vc_threads_init(2);
+    enum { ROWS = 19, COLS = 256 };
+    static float wm[ROWS * COLS], y_float[ROWS], y_int[ROWS];
+    static uint8_t wq[ROWS * COLS];
+    static vc_block_q8_act xm[COLS / VC_QK8_ACT];
+    for (int i = 0; i < ROWS * COLS; i++)
+        wm[i] = frand(&seed);
+    size_t rb;
+    vc_dtype_row_bytes(VC_Q4_0, COLS, &rb);
+    for (int r = 0; r < ROWS; r++)
+        vc_quantize_row(VC_Q4_0, wm + r * COLS, wq + r * rb, COLS);
+    vc_matrix m = { VC_Q4_0, COLS, ROWS, rb, wq };
+    vc_matmul(&m, x, 1, y_float);
+    vc_int8dot_enable(true);
+    vc_matmul(&m, x, 1, y_int);
+    vc_int8dot_enable(false);
+    vc_quantize_act(x, xm, COLS);
+    bool same_as_kernel = true, float_path = true;
+    for (int r = 0; r < ROWS; r++) {
+        same_as_kernel = same_as_kernel && y_int[r] == vc_dot_row_act(VC_Q4_0, wq + r * rb, xm, COLS);
+        float_path = float_path && y_float[r] == vc_dot_row(VC_Q4_0, wq + r * rb, x, COLS);
+    }
+    CHECK(same_as_kernel, "matmul with --int8-dot uses the integer kernel");
+    CHECK(float_path, "matmul without it stays on float activations");
+    vc_threads_shutdown();
+}
+
+/* vc_matmul_multi: matrices of different types and sizes in one dispatch
+ * give what separate vc_matmul calls give, with and without --int8-dot. */
+static void test_matmul_multi(void)
+{
+    vc_threads_init(3);
+    enum { COLS = 128, TOK = 5 };
+    const int rows[3] = { 19, 7, 50 };
+    const vc_dtype types[3] = { VC_Q8_0, VC_F32, VC_Q4_0 };
+    static uint8_t data[3][50 * COLS * 4];
+    static float x[TOK * COLS], y_multi[3][TOK * 50], y_single[TOK * 50];
+    unsigned seed = 5;
+    vc_matrix w[3];
+    for (int k = 0; k < 3; k++) {
+        size_t rb;
+        vc_dtype_row_bytes(types[k], COLS, &rb);
+        float row[COLS];
+        for (int r = 0; r < rows[k]; r++) {
+            for (int c = 0; c < COLS; c++)
+                row[c] = frand(&seed);
+            vc_quantize_row(types[k], row, data[k] + r * rb, COLS);
+        }
+        w[k] = (vc_matrix){ types[k], COLS, rows[k], rb, data[k] };
+    }
+    for (int i = 0; i < TOK * COLS; i++)
+        x[i] = frand(&seed);
+    for (int int8 = 0; int8 < 2; int8++)
+        for (int n = 1; n <= TOK; n += TOK - 1) {
+            vc_int8dot_enable(int8);
+            vc_matmul_multi(3, w, x, n, (float *[]){ y_multi[0], y_multi[1], y_multi[2] });
+            float worst = 0;
+            for (int k = 0; k < 3; k++) {
+                vc_matmul(&w[k], x, n, y_single);
+                for (int i = 0; i < n * rows[k]; i++)
+                    worst = fmaxf(worst, fabsf(y_multi[k][i] - y_single[i]));
+            }
+            CHECK(worst <= 1e-5f, "matmul_multi (%d tokens%s) differs from separate products by %g", n,
+                  int8 ? ", int8 dot" : "", worst);
+        }
+    vc_int8dot_enable(false);
+    vc_threads_shutdown();
+}
+
 int main(void)
 {
     test_half();
@@ -224,5 +373,8 @@ int main(void)
     test_roundtrip();
     test_kernels();
     test_gemm();
+    test_quantize_act();
+    test_int8dot();
+    test_matmul_multi();
     return harness_finish("test_quant");
 }

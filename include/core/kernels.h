@@ -47,10 +47,15 @@ void vc_gemm_nt_ref(int M, int N, int K, const float *A, int lda, const float *B
 
 /* Y[i][r] = sum_c X[i][c] * W[r][c] for i < n tokens, r < W->rows.
  * X is n x W->cols, Y is n x W->rows (row-major). Runs on the thread pool.
- * One token: a dot product per row (vc_dot_row). Several: rows expanded to
- * f32 in blocks, then vc_gemm_nt. The results agree to float rounding (the order of the sums
- * differs). */
+ * One token: a dot product per row (vc_dot_row), or, with vc_int8dot_enable
+ * on and Q8_0/Q4_0/MLX 4-bit weights, x quantized once to 8 bits and an
+ * integer dot product per row (core/int8dot.h). Several: rows expanded to
+ * f32 in blocks, then vc_gemm_nt. The float paths agree to float rounding (the
+ * order of the sums differs). */
 void vc_matmul(const vc_matrix *w, const float *x, int n, float *y);
+/* vc_matmul for count matrices with the same cols and the same X (q/k/v,
+ * gate/up) in one dispatch to the pool: Y[k] = X W[k]^T. */
+void vc_matmul_multi(int count, const vc_matrix *w, const float *x, int n, float *const *y);
 
 /* Returns the matrix holding rows [first, first+count) of m. */
 vc_matrix vc_matrix_rows(const vc_matrix *m, int64_t first, int64_t count);

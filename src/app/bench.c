@@ -17,6 +17,7 @@
 #include "core/dtype.h"
 #include "core/kernels.h"
 #include "core/meminfo.h"
+#include "core/int8dot.h"
 #include "core/threads.h"
 #include "model/conversation.h"
 #include "model/generate.h"
@@ -465,8 +466,9 @@ static int measure_turns(vc_model *m, const char *image, volatile sig_atomic_t *
 
 static void print_table(const bench_arch *a, const char *type, const bench_result *r)
 {
-    printf("vlmchat bench: %s (%s), %s weights, %d threads, %s kernels\n", a->name, a->like, type, vc_threads_count(),
-           vc_kernels_isa());
+    printf("vlmchat bench: %s (%s), %s weights, %d threads, %s kernels%s%s\n", a->name, a->like, type,
+           vc_threads_count(), vc_kernels_isa(), vc_int8dot_enabled() ? ", int8 dot " : "",
+           vc_int8dot_enabled() ? vc_int8dot_isa() : "");
     printf("  %-28s %10.1f ms\n", "load", r->load_ms);
     if (a->vision) {
         printf("  %-28s %10.1f ms   (%d image tokens)\n", "image encode", r->encode_ms, r->image_tokens);
@@ -492,6 +494,8 @@ static void print_json(const bench_arch *a, const char *type, const bench_result
                           "decode_bound_tok_s", r->bound_tok_s, "decode_share_of_bound",
                           r->bound_tok_s > 0 ? r->decode_tok_s / r->bound_tok_s : 0.0, "weights_bytes",
                           (json_int_t)r->weights_bytes, "peak_rss_bytes", (json_int_t)r->peak_rss);
+    if (j)   /* which integer kernels decoded, or null: float activations */
+        json_object_set_new(j, "int8_dot", vc_int8dot_enabled() ? json_string(vc_int8dot_isa()) : json_null());
     char *s = json_dumps(j, JSON_COMPACT);
     json_decref(j);
     if (s)

@@ -19,6 +19,7 @@
 #include "app/serve.h"
 #include "core/common.h"
 #include "core/kernels.h"
+#include "core/int8dot.h"
 #include "core/threads.h"
 #include "model/model.h"
 
@@ -52,10 +53,11 @@ static void describe(const vc_model *m)
     const vc_llm_config *c = &m->llm.cfg;
     static const char *arch[] = { "llama", "mistral", "phi3" };
     fprintf(stderr,
-            "vlmchat: %s (%s, %s): %d layers, dim %d, %d/%d heads, vocab %d, chat %s, ctx %d, %d threads, %s kernels, "
+            "vlmchat: %s (%s, %s): %d layers, dim %d, %d/%d heads, vocab %d, chat %s, ctx %d, %d threads, %s kernels%s%s, "
             "loaded in %.1f ms\n",
             m->path, m->format, arch[c->arch], c->n_layers, c->dim, c->n_heads, c->n_kv_heads, c->n_vocab,
-            vc_chat_format_name(m->chat.format), m->llm.n_ctx, vc_threads_count(), vc_kernels_isa(), m->load_ms);
+            vc_chat_format_name(m->chat.format), m->llm.n_ctx, vc_threads_count(), vc_kernels_isa(),
+            vc_int8dot_enabled() ? ", int8 dot " : "", vc_int8dot_enabled() ? vc_int8dot_isa() : "", m->load_ms);
 }
 
 static int run(const vc_cli *cli)
@@ -111,6 +113,7 @@ int main(int argc, char **argv)
     }
     if (vc_threads_init(cli.threads) != 0)
         return fail();
+    vc_int8dot_enable(cli.int8_dot);
     int rc;
     if (cli.command == VC_CMD_BENCH) {
         rc = vc_run_bench(&cli, &interrupted) == VC_EXIT_OK ? 0 : -1;

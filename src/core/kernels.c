@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "core/common.h"
+#include "core/int8dot.h"
 #include "core/meminfo.h"
 #include "core/threads.h"
 
@@ -340,26 +341,23 @@ vc_matrix vc_matrix_rows(const vc_matrix *m, int64_t first, int64_t count)
     return r;
 }
 
-typedef struct {
-    const vc_matrix *w;
-    const float *x;
-    float *y;
-    int n;
-} matmul_job;
-
-
-/* One token: a dot product per row. Several: blocks of rows expanded to f32
- * once (F32 rows are used in place), then multiplied with all the tokens by
- * vc_gemm_nt (OpenBLAS where built with it): during prefill and in the vision tower the
- * weights, not the activations, are the traffic, and the FMAs the limit. */
-static void matmul_rows(void *ctx, int64_t begin, int64_t end, int worker)
+/* Rows [begin, end) of one matrix product. One token: a dot product per row,
+ * integer (xq set) or float. Several: blocks of rows expanded to f32 once
+ * (F32 rows are used in place), then multiplied with all the tokens by
+ * vc_gemm_nt: during prefill and in the vision tower the weights, not the
+ * activations, are the traffic, and the FMAs the limit. */
+static void product_rows(const vc_matrix *w, const float *x, const vc_block_q8_act *xq, vc_dot_act_fn dot_act,
+                         int n, float *y, int64_t begin, int64_t end)
 {
-    const matmul_job *job = ctx;
-    const vc_matrix *w = job->w;
     int64_t cols = w->cols;
-    if (job->n == 1) {
+    if (xq) {
         for (int64_t r = begin; r < end; r++)
-            job->y[r] = vc_dot_row(w->type, (const uint8_t *)w->data + (size_t)r * w->row_bytes, job->x, cols);
+            y[r] = dot_act(w->type, (const uint8_t *)w->data + (size_t)r * w->row_bytes, xq, cols);
+        return;
+    }
+    if (n == 1) {
+        for (int64_t r = begin; r < end; r++)
+            y[r] = vc_dot_row(w->type, (const uint8_t *)w->data + (size_t)r * w->row_bytes, x, cols);
         return;
     }
     enum { BLOCK = 48 };
@@ -367,9 +365,9 @@ static void matmul_rows(void *ctx, int64_t begin, int64_t end, int worker)
     if (w->type != VC_F32 && !(expanded = malloc((size_t)BLOCK * cols * sizeof(float)))) {
         /* no scratch (out of memory): slower, same result class */
         for (int64_t r = begin; r < end; r++)
-            for (int i = 0; i < job->n; i++)
-                job->y[(size_t)i * w->rows + r] = vc_dot_row(w->type, (const uint8_t *)w->data + (size_t)r * w->row_bytes,
-                                                             job->x + (size_t)i * cols, cols);
+            for (int i = 0; i < n; i++)
+                y[(size_t)i * w->rows + r] = vc_dot_row(w->type, (const uint8_t *)w->data + (size_t)r * w->row_bytes,
+                                                        x + (size_t)i * cols, cols);
         return;
     }
     for (int64_t r0 = begin; r0 < end; r0 += BLOCK) {
@@ -383,12 +381,37 @@ static void matmul_rows(void *ctx, int64_t begin, int64_t end, int worker)
             wr = expanded;
             ldb = (int)cols;
         }
-        vc_gemm_nt(job->n, nr, (int)cols, job->x, (int)cols, wr, ldb, job->y + r0, (int)w->rows);
+        vc_gemm_nt(n, nr, (int)cols, x, (int)cols, wr, ldb, y + r0, (int)w->rows);
     }
     free(expanded);
 }
 
-void vc_matmul(const vc_matrix *w, const float *x, int n, float *y)
+typedef struct {
+    const vc_matrix *w;          /* count matrices, their rows numbered one after another */
+    int count;
+    const float *x;
+    const vc_block_q8_act *xq;   /* x quantized, for the integer kernels; NULL: float */
+    vc_dot_act_fn dot_act;
+    float *const *y;
+    int n;
+} matmul_job;
+
+/* A range of the rows of all the matrices: each matrix's share of it. */
+static void matmul_rows(void *ctx, int64_t begin, int64_t end, int worker)
+{
+    (void)worker;
+    const matmul_job *job = ctx;
+    int64_t first = 0;
+    for (int k = 0; k < job->count && first < end; first += job->w[k].rows, k++) {
+        int64_t lo = VC_MAX(begin, first), hi = VC_MIN(end, first + job->w[k].rows);
+        if (lo >= hi)
+            continue;
+        const vc_block_q8_act *xq = job->xq && vc_int8dot_supports(job->w[k].type) ? job->xq : NULL;
+        product_rows(&job->w[k], job->x, xq, job->dot_act, job->n, job->y[k], lo - first, hi - first);
+    }
+}
+
+void vc_matmul_multi(int count, const vc_matrix *w, const float *x, int n, float *const *y)
 {
 #ifdef VC_HAVE_BLAS
     static int blas_ready;
@@ -398,6 +421,26 @@ void vc_matmul(const vc_matrix *w, const float *x, int n, float *y)
         blas_ready = 1;
     }
 #endif
-    matmul_job job = { w, x, y, n };
-    vc_parallel_for(w->rows, matmul_rows, &job);
+    matmul_job job = { .w = w, .count = count, .x = x, .y = y, .n = n };
+    int64_t rows = 0;
+    bool int8 = false;
+    for (int k = 0; k < count; k++) {
+        rows += w[k].rows;
+        int8 = int8 || vc_int8dot_supports(w[k].type);
+    }
+    vc_block_q8_act *xq = NULL;
+    /* --int8-dot: one token's activations quantized once, for every row */
+    if (n == 1 && int8 && vc_int8dot_enabled() && w[0].cols % VC_QK8_ACT == 0 &&
+        (xq = malloc((size_t)(w[0].cols / VC_QK8_ACT) * sizeof *xq)) != NULL) {
+        vc_quantize_act(x, xq, w[0].cols);
+        job.xq = xq;
+        job.dot_act = vc_int8dot_kernel();
+    }
+    vc_parallel_for(rows, matmul_rows, &job);
+    free(xq);
+}
+
+void vc_matmul(const vc_matrix *w, const float *x, int n, float *y)
+{
+    vc_matmul_multi(1, w, x, n, &y);
 }

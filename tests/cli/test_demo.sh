@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # test_demo.sh - the bundled demo model: found by default, answers like
 # transformers, and reaches >= 90% on the held-out set, measured by
-# `vlmchat eval`, also when loaded quantized to Q8_0.
+# `vlmchat eval`, also when loaded quantized to Q8_0, or to Q4_0 with 8-bit
+# activations.
 set -u
 V=${VLMCHAT:-build/vlmchat}
 FX=tests/fixtures/demo_eval
@@ -18,6 +19,10 @@ assert d['peak_rss_bytes'] > 0 and len(d['items']) == 150"
 "$V" eval $FX/eval.jsonl --min-accuracy 0.9 --quant q8_0 >"$TMP/q8.txt" 2>"$TMP/err"
 check "eval >= 90% with Q8_0 weights" [ $? -eq 0 ]
 check "eval table summary" grep -q '^accuracy ' "$TMP/q8.txt"
+# Q4_0 weights decoded with 8-bit activations (llama.cpp's arithmetic)
+"$V" eval $FX/eval.jsonl --min-accuracy 0.9 --quant q4_0 --int8-dot -v >"$TMP/q4.txt" 2>"$TMP/err"
+check "eval >= 90% with Q4_0 weights and --int8-dot" [ $? -eq 0 ]
+check "-v names the integer kernels" grep -Eq 'int8 dot (avx-vnni|avx512-vnni|avx2|generic)' "$TMP/err"
 
 # the same greedy tokens as transformers on held-out questions
 python3 -c "

@@ -1,0 +1,66 @@
+/* int8dot.h - integer dot products with 8-bit activations (--int8-dot).
+ *
+ * A matrix-vector product over Q8_0, Q4_0 or MLX 4-bit weights normally
+ * expands each weight to float and multiplies with float activations, which
+ * keeps vlmchat's logits within 1e-4 of transformers running the same
+ * (dequantized) weights.  This module is the other way, llama.cpp's: the
+ * activation vector is quantized once to 8 bits in blocks of 32, and every row
+ * is then an integer multiply-add (AVX2 maddubs, or VNNI's dpbusd where the CPU
+ * has it) with one float scale per block.  It is about twice as fast for 4-bit
+ * weights and moves logits by roughly 1e-2 of their scale, so it is opt-in.
+ *
+ * vc_dot_row_act_ref() is the plain-C definition the SIMD kernels are tested
+ * against (tests/test_quant.c).
+ */
+#ifndef VC_CORE_INT8DOT_H
+#define VC_CORE_INT8DOT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/dtype.h"
+
+#define VC_QK8_ACT 32
+
+/* 32 activations: x[i] ~ d * qs[i] with |qs[i]| <= 127; qsum is the sum of qs
+ * (the kernels need it for 4-bit weights stored with an offset or a bias). */
+typedef struct {
+    float d;
+    int16_t qsum;
+    int8_t qs[VC_QK8_ACT];
+} vc_block_q8_act;
+
+/* Quantizes n floats (a multiple of 32): d = max|x| / 127 per block, and
+ * qs = x / d rounded to nearest, ties to even. */
+void vc_quantize_act(const float *x, vc_block_q8_act *out, int64_t n);
+
+/* True for the weight types with an integer kernel: Q8_0, Q4_0, MLX 4-bit. */
+bool vc_int8dot_supports(vc_dtype t);
+
+/* Turns the integer path on or off for vc_matmul (off at start). */
+void vc_int8dot_enable(bool on);
+bool vc_int8dot_enabled(void);
+
+/* The instruction set the integer kernels use: "avx-vnni", "avx512-vnni",
+ * "avx2" or "generic" (the plain-C reference). */
+const char *vc_int8dot_isa(void);
+
+/* For tests: makes the integer kernels use the named instruction set (one
+ * of the names above), or the best again for NULL. Returns -1, changing
+ * nothing, if this CPU (or the forced-generic float kernels) rule it out. */
+int vc_int8dot_force_isa(const char *name);
+
+/* Dot product of a row of type t (n elements, whole blocks; t must be one
+ * vc_int8dot_supports accepts) with quantized activations. */
+float vc_dot_row_act(vc_dtype t, const void *row, const vc_block_q8_act *x, int64_t n);
+
+/* The kernel vc_dot_row_act would call now (decided once per matrix
+ * product instead of per row). */
+typedef float (*vc_dot_act_fn)(vc_dtype t, const void *row, const vc_block_q8_act *x, int64_t n);
+vc_dot_act_fn vc_int8dot_kernel(void);
+
+/* The definition: sum over i of weight[i] * d * qs[i], the weights expanded
+ * by vc_dequantize_row, accumulated in double. Any type t. */
+float vc_dot_row_act_ref(vc_dtype t, const void *row, const vc_block_q8_act *x, int64_t n);
+
+#endif

@@ -1,0 +1,197 @@
+/* int8dot.c - see include/core/int8dot.h
+ *
+ * The SIMD kernels live in int8dot_simd.inc, compiled three times here: with
+ * AVX2's maddubs/madd pair, with AVX-VNNI's dpbusd and with AVX-512 VNNI's
+ * (256-bit, VL) dpbusd. The CPU picks one at the first call.
+ */
+#include "core/int8dot.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/kernels.h"
+
+#if defined(__x86_64__)
+#include <cpuid.h>
+#include <immintrin.h>
+#define VC_HAVE_X86 1
+#endif
+
+void vc_quantize_act(const float *x, vc_block_q8_act *out, int64_t n)
+{
+    for (int64_t b = 0; b < n / VC_QK8_ACT; b++, x += VC_QK8_ACT) {
+        float amax = 0;
+        for (int j = 0; j < VC_QK8_ACT; j++) {
+            float a = fabsf(x[j]);
+            amax = a > amax ? a : amax;
+        }
+        float d = amax / 127.0f, id = d > 0 ? 1.0f / d : 0.0f;
+        int sum = 0;
+        for (int j = 0; j < VC_QK8_ACT; j++) {
+            /* round to nearest, ties to even, without a libm call: adding
+             * 1.5 * 2^23 leaves no fraction bits; exact for |v| < 2^22 */
+            float v = x[j] * id;
+            float q = (v + 12582912.0f) - 12582912.0f;
+            q = q > 127 ? 127 : q < -127 ? -127 : q == q ? q : 0;   /* NaN (from NaN or inf input): 0 */
+            out[b].qs[j] = (int8_t)q;
+            sum += (int)q;
+        }
+        out[b].d = d;
+        out[b].qsum = (int16_t)sum;
+    }
+}
+
+bool vc_int8dot_supports(vc_dtype t)
+{
+    return t == VC_Q8_0 || t == VC_Q4_0 || t == VC_MLX4_G32 || t == VC_MLX4_G64 || t == VC_MLX4_G128;
+}
+
+static bool enabled;
+void vc_int8dot_enable(bool on) { enabled = on; }
+bool vc_int8dot_enabled(void) { return enabled; }
+
+float vc_dot_row_act_ref(vc_dtype t, const void *row, const vc_block_q8_act *x, int64_t n)
+{
+    float w[VC_QK_K];
+    int be = vc_dtype_block_elems(t);
+    int chunk = be > VC_QK8_ACT ? be : VC_QK8_ACT;   /* whole weight blocks, whole activation blocks */
+    size_t chunk_bytes = (size_t)(chunk / be) * vc_dtype_block_bytes(t);
+    const uint8_t *p = row;
+    double sum = 0;
+    for (int64_t i = 0; i < n; i += chunk, p += chunk_bytes) {
+        vc_dequantize_row(t, p, w, chunk);
+        for (int j = 0; j < chunk; j++) {
+            const vc_block_q8_act *a = &x[(i + j) / VC_QK8_ACT];
+            sum += (double)w[j] * ((double)a->d * a->qs[(i + j) % VC_QK8_ACT]);
+        }
+    }
+    return (float)sum;
+}
+
+/* ---- x86 kernels ---- */
+
+#ifdef VC_HAVE_X86
+/* Each takes 32 unsigned and 32 signed bytes and sums their products in
+ * fours, into eight int32 lanes. maddubs saturates its int16 pairs, which
+ * the operands here never reach: |u| <= 128 and |s| <= 127. */
+#define TARGET_AVX2 __attribute__((target("avx2,fma,f16c")))
+#define TARGET_AVXVNNI __attribute__((target("avx2,fma,f16c,avxvnni")))
+#define TARGET_AVX512VNNI __attribute__((target("avx2,fma,f16c,avx512f,avx512vl,avx512vnni")))
+
+TARGET_AVX2 static inline __m256i mulsum_avx2(__m256i u, __m256i s)
+{
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1));
+}
+TARGET_AVXVNNI static inline __m256i mulsum_avxvnni(__m256i u, __m256i s)
+{
+    return _mm256_dpbusd_avx_epi32(_mm256_setzero_si256(), u, s);
+}
+TARGET_AVX512VNNI static inline __m256i mulsum_avx512vnni(__m256i u, __m256i s)
+{
+    return _mm256_dpbusd_epi32(_mm256_setzero_si256(), u, s);
+}
+
+TARGET_AVX2 static inline float hsum_ps(__m256 v)
+{
+    __m128 lo = _mm256_castps256_ps128(v), hi = _mm256_extractf128_ps(v, 1);
+    lo = _mm_add_ps(lo, hi);
+    lo = _mm_add_ps(lo, _mm_movehl_ps(lo, lo));
+    lo = _mm_add_ss(lo, _mm_movehdup_ps(lo));
+    return _mm_cvtss_f32(lo);
+}
+
+#define ISA avx2
+#define TARGET TARGET_AVX2
+#include "int8dot_simd.inc"
+#define ISA avxvnni
+#define TARGET TARGET_AVXVNNI
+#include "int8dot_simd.inc"
+#define ISA avx512vnni
+#define TARGET TARGET_AVX512VNNI
+#include "int8dot_simd.inc"
+
+typedef enum { ISA_GENERIC, ISA_AVX2, ISA_AVXVNNI, ISA_AVX512VNNI } isa_kind;
+static const char *const isa_names[] = { "generic", "avx2", "avx-vnni", "avx512-vnni" };
+
+/* AVX-VNNI: CPUID.(7,1):EAX[4]. AVX-512 VNNI for 256-bit vectors: VNNI
+ * (7,0):ECX[11], F (EBX[16]) and VL (EBX[31]), with the OS saving the opmask
+ * and ZMM state (XCR0 bits 5-7). AVX2 itself is vc_kernels_isa()'s check. */
+static bool cpu_supports(isa_kind k)
+{
+    unsigned a, b, c, d, lo, hi;
+    switch (k) {
+    case ISA_GENERIC:
+    case ISA_AVX2: return true;
+    case ISA_AVXVNNI: return __get_cpuid_count(7, 1, &a, &b, &c, &d) && (a & (1u << 4));
+    case ISA_AVX512VNNI:
+        if (!__get_cpuid_count(7, 0, &a, &b, &c, &d) || !(c & (1u << 11)) || !(b & (1u << 16)) || !(b & (1u << 31)))
+            return false;
+        __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+        return (lo & 0xe6) == 0xe6;
+    }
+    return false;
+}
+
+static int forced = -1;   /* vc_int8dot_force_isa; -1: the best the CPU has */
+
+/* Decided per call from vc_kernels_isa(), so forcing the generic kernels
+ * (tests, VLMCHAT_GENERIC_KERNELS) reaches this module too; cpuid once. */
+static isa_kind current_isa(void)
+{
+    static int best = -1;
+    if (strcmp(vc_kernels_isa(), "avx2") != 0)
+        return ISA_GENERIC;
+    if (forced >= 0)
+        return (isa_kind)forced;
+    if (best < 0)
+        best = cpu_supports(ISA_AVXVNNI) ? ISA_AVXVNNI : cpu_supports(ISA_AVX512VNNI) ? ISA_AVX512VNNI : ISA_AVX2;
+    return (isa_kind)best;
+}
+#endif
+
+const char *vc_int8dot_isa(void)
+{
+#ifdef VC_HAVE_X86
+    return isa_names[current_isa()];
+#else
+    return "generic";
+#endif
+}
+
+int vc_int8dot_force_isa(const char *name)
+{
+#ifdef VC_HAVE_X86
+    if (!name) {
+        forced = -1;
+        return 0;
+    }
+    for (int k = 0; k < (int)(sizeof isa_names / sizeof *isa_names); k++)
+        if (strcmp(name, isa_names[k]) == 0 && (k == ISA_GENERIC || strcmp(vc_kernels_isa(), "avx2") == 0) &&
+            cpu_supports((isa_kind)k)) {
+            forced = k;
+            return 0;
+        }
+    return -1;
+#else
+    return name && strcmp(name, "generic") != 0 ? -1 : 0;
+#endif
+}
+
+vc_dot_act_fn vc_int8dot_kernel(void)
+{
+#ifdef VC_HAVE_X86
+    switch (current_isa()) {
+    case ISA_AVXVNNI: return dot_act_avxvnni;
+    case ISA_AVX512VNNI: return dot_act_avx512vnni;
+    case ISA_AVX2: return dot_act_avx2;
+    case ISA_GENERIC: break;
+    }
+#endif
+    return vc_dot_row_act_ref;
+}
+
+float vc_dot_row_act(vc_dtype t, const void *row, const vc_block_q8_act *x, int64_t n)
+{
+    return vc_int8dot_kernel()(t, row, x, n);
+}
