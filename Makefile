@@ -84,12 +84,14 @@ fuzz-smoke: fuzz
 	BUILD=build-fuzz bash tests/fuzz/run.sh 15
 
 # Speed and memory on random-weight models of real dimensions (not a test: nothing is asserted).
+# A type ending in +int8 runs with --int8-dot.
 BENCH_MODELS ?= smolvlm-256m
-BENCH_TYPES  ?= bf16 q8_0 q4_0
+BENCH_TYPES  ?= bf16 q8_0 q8_0+int8 q4_0 q4_0+int8
 bench: $(BUILD)/vlmchat
 	@for m in $(BENCH_MODELS); do for t in $(BENCH_TYPES); do \
-	    $(BUILD)/vlmchat bench $$m --quant $$t || exit 1; \
-	    $(BUILD)/vlmchat bench $$m --quant $$t --json >>$(BUILD)/bench.jsonl || exit 1; done; done
+	    q=$${t%+int8}; f=; [ "$$q" = "$$t" ] || f=--int8-dot; \
+	    $(BUILD)/vlmchat bench $$m --quant $$q $$f || exit 1; \
+	    $(BUILD)/vlmchat bench $$m --quant $$q $$f --json >>$(BUILD)/bench.jsonl || exit 1; done; done
 	@echo "JSON lines in $(BUILD)/bench.jsonl"
 
 install: $(BUILD)/vlmchat
