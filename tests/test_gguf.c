@@ -79,17 +79,15 @@ static void test_llamacpp_files(void)
 }
 
 /* Tokenizer from tokenizer.ggml.* (no embedded tokenizer.json) vs HF vectors. */
-static void test_gguf_tokenizer(const char *file, const char *vectors_name)
+static void check_gguf_tokenizer(const char *file, const char *path, const char *vectors_name)
 {
-    char rel[256];
-    snprintf(rel, sizeof rel, "gguf/%s", file);
     vc_gguf g;
-    if (vc_gguf_open(fixture(rel), &g) != 0) {
+    if (vc_gguf_open(path, &g) != 0) {
         CHECK(0, "%s: %s", file, vc_error());
         return;
     }
     vc_tokenizer *tok;
-    int rc = vc_tokenizer_load_gguf(&g, &tok);
+    int rc = vc_tokenizer_load_gguf_ggml(&g, &tok);
     vc_gguf_close(&g);
     CHECK(rc == 0, "%s: tokenizer: %s", file, vc_error());
     if (rc != 0)
@@ -122,6 +120,30 @@ static void test_gguf_tokenizer(const char *file, const char *vectors_name)
     CHECK(total > 0 && matched == total, "%s: %d of %d texts match", file, matched, total);
     json_decref(all);
     vc_tokenizer_free(tok);
+}
+
+static void test_gguf_tokenizer(const char *file, const char *vectors_name)
+{
+    char rel[256];
+    snprintf(rel, sizeof rel, "gguf/%s", file);
+    check_gguf_tokenizer(file, fixture(rel), vectors_name);
+}
+
+/* vlmchat convert writes tokenizer.ggml.* that alone (as llama.cpp reads
+ * them, without the embedded tokenizer.json) tokenize like HF: merges and
+ * pre-tokenizer name for byte-level BPE, scores for SentencePiece. */
+static void test_written_tokenizers(const char *dir)
+{
+    const char *models[][2] = { { "llama", "bytelevel_smollm" }, { "phi3", "sp_phi3" } };
+    for (size_t i = 0; i < 2; i++) {
+        char model_dir[512], out[512], label[128];
+        snprintf(model_dir, sizeof model_dir, "%.300s/%.100s", fixture("models"), models[i][0]);
+        snprintf(out, sizeof out, "%.300s/%.100s-tok.gguf", dir, models[i][0]);
+        snprintf(label, sizeof label, "own %s (tokenizer.ggml.* only)", models[i][0]);
+        CHECK(vc_convert_to_gguf(model_dir, out, VC_F16) == 0, "convert %s: %s", models[i][0], vc_error());
+        check_gguf_tokenizer(label, out, models[i][1]);
+        unlink(out);
+    }
 }
 
 /* HF reference.json case 0, reshaped like gguf/reference.json entries. */
@@ -202,6 +224,7 @@ static void test_own_writer(void)
         }
         unlink(out);
     }
+    test_written_tokenizers(dir);
     rmdir(dir);
 }
 

@@ -23,8 +23,11 @@ struct vc_gguf;
 int vc_tokenizer_load_json(const char *path, vc_tokenizer **out);
 /* Same from JSON text in memory; `origin` names it in errors. */
 int vc_tokenizer_load_json_text(const char *json, size_t len, const char *origin, vc_tokenizer **out);
-/* Builds a tokenizer from GGUF metadata (tokenizer.ggml.*). */
+/* Builds a tokenizer from GGUF metadata: the embedded tokenizer.json that
+ * vlmchat's writer stores when there is one, else tokenizer.ggml.*. */
 int vc_tokenizer_load_gguf(const struct vc_gguf *g, vc_tokenizer **out);
+/* The same from tokenizer.ggml.* alone, as llama.cpp reads a file. */
+int vc_tokenizer_load_gguf_ggml(const struct vc_gguf *g, vc_tokenizer **out);
 void vc_tokenizer_free(vc_tokenizer *t);
 
 /* Encodes UTF-8 text. Special/added tokens written in the text are
@@ -52,5 +55,12 @@ void vc_tokenizer_set_bos(vc_tokenizer *t, int32_t id);
 void vc_tokenizer_set_eos(vc_tokenizer *t, int32_t id);
 /* The original tokenizer.json text if loaded from one (for embedding in GGUF). */
 const char *vc_tokenizer_json_text(const vc_tokenizer *t);
+/* For GGUF writers, a byte-level BPE tokenizer's llama.cpp description:
+ * tokenizer.ggml.pre ("gpt2", "smollm" for a digit split before the GPT-2
+ * regex, "llama-bpe" for Llama 3's regex; NULL for SentencePiece-style), and
+ * its merges as "left right" strings in rank order (*merges malloc'd, each
+ * string too; 0 merges for SentencePiece-style). Returns 0 or -1. */
+const char *vc_tokenizer_ggml_pre(const vc_tokenizer *t);
+int vc_tokenizer_merges(const vc_tokenizer *t, char ***merges, size_t *n);
 
 #endif

@@ -97,6 +97,23 @@ static int write_hparams(vc_gguf_writer *w, const vc_model *m, const char *arch,
 
 /* The tokenizer as llama.cpp keys (so llama.cpp can use the file) plus the
  * exact tokenizer.json for vlmchat. */
+/* Byte-level BPE as llama.cpp reads it: the merges in rank order and the
+ * name of the pre-tokenizer (without them llama.cpp refuses the file). */
+static int write_bpe_merges(vc_gguf_writer *w, const vc_tokenizer *t)
+{
+    char **merges;
+    size_t n;
+    if (vc_tokenizer_merges(t, &merges, &n) != 0)
+        return -1;
+    int rc = vc_gguf_set_arr_str(w, "tokenizer.ggml.merges", (const char **)merges, (uint64_t)n);
+    const char *pre = vc_tokenizer_ggml_pre(t);
+    rc |= vc_gguf_set_str(w, "tokenizer.ggml.pre", pre ? pre : "gpt2");
+    for (size_t i = 0; i < n; i++)
+        free(merges[i]);
+    free(merges);
+    return rc;
+}
+
 static int write_tokenizer(vc_gguf_writer *w, const vc_model *m)
 {
     const vc_tokenizer *t = m->tok;
@@ -128,6 +145,8 @@ static int write_tokenizer(vc_gguf_writer *w, const vc_model *m)
             rc |= vc_gguf_set_arr_f32(w, "tokenizer.ggml.scores", scores, (uint64_t)n);
         free(scores);
     }
+    if (!spm)
+        rc |= write_bpe_merges(w, t);
     if (vc_tokenizer_bos(t) >= 0)
         rc |= vc_gguf_set_u32(w, "tokenizer.ggml.bos_token_id", (uint32_t)vc_tokenizer_bos(t));
     if (vc_tokenizer_eos(t) >= 0)

@@ -232,6 +232,66 @@ void vc_tokenizer_set_bos(vc_tokenizer *t, int32_t id) { t->bos_id = id; }
 void vc_tokenizer_set_eos(vc_tokenizer *t, int32_t id) { t->eos_id = id; }
 const char *vc_tokenizer_json_text(const vc_tokenizer *t) { return t->json_text; }
 
+const char *vc_tokenizer_ggml_pre(const vc_tokenizer *t)
+{
+    if (t->ggml_pre)
+        return t->ggml_pre;
+    for (int i = 0; i < t->n_decs; i++)
+        if (t->decs[i].kind == DEC_BYTELEVEL)
+            return "gpt2";
+    return NULL;
+}
+
+typedef struct {
+    uint64_t rank;
+    int32_t left, right;
+} merge_entry;
+
+static int by_rank(const void *a, const void *b)
+{
+    uint64_t x = ((const merge_entry *)a)->rank, y = ((const merge_entry *)b)->rank;
+    return x < y ? -1 : x > y;
+}
+
+int vc_tokenizer_merges(const vc_tokenizer *t, char ***merges, size_t *n)
+{
+    *merges = NULL;
+    *n = 0;
+    if (t->merges.count == 0)
+        return 0;
+    merge_entry *e = vc_malloc(t->merges.count * sizeof *e);
+    char **out = vc_calloc(t->merges.count, sizeof *out);
+    if (!e || !out) {
+        free(e);
+        free(out);
+        return -1;
+    }
+    size_t k = 0;
+    for (size_t i = 0; i < t->merges.cap; i++)
+        if (t->merges.used[i])
+            e[k++] = (merge_entry){ t->merges.values[i] >> 32, (int32_t)(t->merges.keys[i] >> 32),
+                                    (int32_t)(uint32_t)t->merges.keys[i] };
+    qsort(e, k, sizeof *e, by_rank);
+    for (size_t i = 0; i < k; i++) {
+        size_t ll = t->piece_lens[e[i].left], rl = t->piece_lens[e[i].right];
+        if (!(out[i] = vc_malloc(ll + rl + 2))) {
+            for (size_t j = 0; j < i; j++)
+                free(out[j]);
+            free(out);
+            free(e);
+            return -1;
+        }
+        memcpy(out[i], t->pieces[e[i].left], ll);
+        out[i][ll] = ' ';
+        memcpy(out[i] + ll + 1, t->pieces[e[i].right], rl);
+        out[i][ll + rl + 1] = 0;
+    }
+    free(e);
+    *merges = out;
+    *n = k;
+    return 0;
+}
+
 void vc_tokenizer_free(vc_tokenizer *t)
 {
     if (!t)

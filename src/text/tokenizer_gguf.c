@@ -83,13 +83,17 @@ static int setup_bpe(vc_tokenizer *t, const vc_gguf *g)
     char *pre = vc_gguf_get_string(g, "tokenizer.ggml.pre");
     int rc;
     if (pre && (strcmp(pre, "llama-bpe") == 0 || strcmp(pre, "llama3") == 0)) {
+        t->ggml_pre = "llama-bpe";
         rc = add_pre_regex(t, TOK_LLAMA3_PATTERN, PRE_SPLIT, SPLIT_ISOLATED, false);
         if (rc == 0)
             rc = add_pre_regex(t, NULL, PRE_BYTELEVEL, 0, false);
     } else {
         rc = 0;
-        if (pre && strcmp(pre, "smollm") == 0)
+        t->ggml_pre = "gpt2";
+        if (pre && strcmp(pre, "smollm") == 0) {
+            t->ggml_pre = "smollm";
             rc = add_pre_regex(t, "\\p{N}", PRE_SPLIT, SPLIT_ISOLATED, false);
+        }
         if (rc == 0)
             rc = add_pre_regex(t, TOK_GPT2_PATTERN, PRE_BYTELEVEL, 0, true);
     }
@@ -158,6 +162,11 @@ int vc_tokenizer_load_gguf(const vc_gguf *g, vc_tokenizer **out)
     const vc_gguf_kv *json = vc_gguf_find(g, "vlmchat.tokenizer_json");
     if (json && json->type == VC_GGUF_STRING)
         return vc_tokenizer_load_json_text(json->v.s.ptr, (size_t)json->v.s.len, g->path, out);
+    return vc_tokenizer_load_gguf_ggml(g, out);
+}
+
+int vc_tokenizer_load_gguf_ggml(const vc_gguf *g, vc_tokenizer **out)
+{
     const vc_gguf_kv *tokens = vc_gguf_find(g, "tokenizer.ggml.tokens");
     char *model = vc_gguf_get_string(g, "tokenizer.ggml.model");
     if (!tokens || tokens->type != VC_GGUF_ARRAY || tokens->arr_type != VC_GGUF_STRING || !model ||

@@ -74,6 +74,7 @@ struct vc_tokenizer {
     int n_post_prefix, n_post_suffix;
 
     char *json_text;           /* source tokenizer.json, if any */
+    const char *ggml_pre;      /* tokenizer.ggml.pre that describes the pre-tokenizers (static) */
 };
 
 /* Allocates an empty tokenizer with n_ids slots. */

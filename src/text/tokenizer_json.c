@@ -142,10 +142,16 @@ static int parse_pre(vc_tokenizer *t, json_t *o)
             return unsupported("Split behavior", str_field(o, "behavior"));
         if (!(s.re = compile_pattern(json_object_get(o, "pattern"), NULL)))
             return -1;
+        const char *regex = str_field(json_object_get(o, "pattern"), "Regex");
+        if (regex && strcmp(regex, TOK_LLAMA3_PATTERN) == 0)
+            t->ggml_pre = "llama-bpe";
         return tok_add_pre(t, s);
     }
     if (type && strcmp(type, "Digits") == 0) {
-        const char *pat = bool_field(o, "individual_digits", false) ? "\\p{N}" : "\\p{N}+";
+        bool single = bool_field(o, "individual_digits", false);
+        const char *pat = single ? "\\p{N}" : "\\p{N}+";
+        if (single)
+            t->ggml_pre = "smollm";
         s.kind = PRE_SPLIT;
         s.behavior = SPLIT_ISOLATED;
         if (!(s.re = tok_compile_regex(pat, strlen(pat))))
