@@ -72,10 +72,12 @@ float vc_dot_row_act_ref(vc_dtype t, const void *row, const vc_block_q8_act *x, 
 /* ---- x86 kernels ---- */
 
 #ifdef VC_HAVE_X86
+#include "simd_x86.h"
+
 /* Each takes 32 unsigned and 32 signed bytes and sums their products in
  * fours, into eight int32 lanes. maddubs saturates its int16 pairs, which
  * the operands here never reach: |u| <= 128 and |s| <= 127. */
-#define TARGET_AVX2 __attribute__((target("avx2,fma,f16c")))
+#define TARGET_AVX2 VC_TARGET_AVX2
 #define TARGET_AVXVNNI __attribute__((target("avx2,fma,f16c,avxvnni")))
 #define TARGET_AVX512VNNI __attribute__((target("avx2,fma,f16c,avx512f,avx512vl,avx512vnni")))
 
@@ -90,15 +92,6 @@ TARGET_AVXVNNI static inline __m256i mulsum_avxvnni(__m256i u, __m256i s)
 TARGET_AVX512VNNI static inline __m256i mulsum_avx512vnni(__m256i u, __m256i s)
 {
     return _mm256_dpbusd_epi32(_mm256_setzero_si256(), u, s);
-}
-
-TARGET_AVX2 static inline float hsum_ps(__m256 v)
-{
-    __m128 lo = _mm256_castps256_ps128(v), hi = _mm256_extractf128_ps(v, 1);
-    lo = _mm_add_ps(lo, hi);
-    lo = _mm_add_ps(lo, _mm_movehl_ps(lo, lo));
-    lo = _mm_add_ss(lo, _mm_movehdup_ps(lo));
-    return _mm_cvtss_f32(lo);
 }
 
 #define ISA avx2

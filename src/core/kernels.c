@@ -76,16 +76,8 @@ bool vc_kernels_use_blas(void)
 void vc_kernels_force_generic(bool on) { use_avx2 = on ? 0 : cpu_has_avx2(); }
 
 #ifdef VC_HAVE_X86
-#define AVX2 __attribute__((target("avx2,fma,f16c")))
-
-AVX2 static inline float hsum256(__m256 v)
-{
-    __m128 lo = _mm256_castps256_ps128(v), hi = _mm256_extractf128_ps(v, 1);
-    lo = _mm_add_ps(lo, hi);
-    lo = _mm_add_ps(lo, _mm_movehl_ps(lo, lo));
-    lo = _mm_add_ss(lo, _mm_movehdup_ps(lo));
-    return _mm_cvtss_f32(lo);
-}
+#include "simd_x86.h"
+#define AVX2 VC_TARGET_AVX2
 
 AVX2 static float dot_f32_avx2(const float *a, const float *b, int64_t n)
 {
@@ -95,7 +87,7 @@ AVX2 static float dot_f32_avx2(const float *a, const float *b, int64_t n)
         s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
         s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), s1);
     }
-    float s = hsum256(_mm256_add_ps(s0, s1));
+    float s = vc_hsum256(_mm256_add_ps(s0, s1));
     for (; i < n; i++)
         s += a[i] * b[i];
     return s;
@@ -111,7 +103,7 @@ AVX2 static float dot_f16_avx2(const uint16_t *a, const float *b, int64_t n)
         s0 = _mm256_fmadd_ps(a0, _mm256_loadu_ps(b + i), s0);
         s1 = _mm256_fmadd_ps(a1, _mm256_loadu_ps(b + i + 8), s1);
     }
-    float s = hsum256(_mm256_add_ps(s0, s1));
+    float s = vc_hsum256(_mm256_add_ps(s0, s1));
     for (; i < n; i++)
         s += vc_f16_to_f32(a[i]) * b[i];
     return s;
@@ -131,7 +123,7 @@ AVX2 static float dot_bf16_avx2(const uint16_t *a, const float *b, int64_t n)
         s0 = _mm256_fmadd_ps(bf16x8_to_ps(a + i), _mm256_loadu_ps(b + i), s0);
         s1 = _mm256_fmadd_ps(bf16x8_to_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), s1);
     }
-    float s = hsum256(_mm256_add_ps(s0, s1));
+    float s = vc_hsum256(_mm256_add_ps(s0, s1));
     for (; i < n; i++)
         s += vc_bf16_to_f32(a[i]) * b[i];
     return s;
@@ -153,7 +145,7 @@ AVX2 static float dot_q8_0_avx2(const vc_block_q8_0 *w, const float *x, int64_t 
         s = _mm256_fmadd_ps(i8x8_to_ps(w[b].qs + 24), _mm256_loadu_ps(x + 24), s);
         acc = _mm256_fmadd_ps(_mm256_set1_ps(_cvtsh_ss(w[b].d)), s, acc);
     }
-    return hsum256(acc);
+    return vc_hsum256(acc);
 }
 
 AVX2 static float dot_q4_0_avx2(const vc_block_q4_0 *w, const float *x, int64_t n)
@@ -172,7 +164,7 @@ AVX2 static float dot_q4_0_avx2(const vc_block_q4_0 *w, const float *x, int64_t 
                             _mm256_loadu_ps(x + 24), s);
         acc = _mm256_fmadd_ps(_mm256_set1_ps(_cvtsh_ss(w[b].d)), s, acc);
     }
-    return hsum256(acc);
+    return vc_hsum256(acc);
 }
 
 /* MLX affine 4-bit: per group, scale * sum(q * x) + bias * sum(x). Sixteen
@@ -200,7 +192,7 @@ AVX2 static float dot_mlx4_avx2(const uint8_t *p, const float *x, int64_t n, int
         acc_q = _mm256_fmadd_ps(_mm256_set1_ps(b->scale), sq, acc_q);
         acc_x = _mm256_fmadd_ps(_mm256_set1_ps(b->bias), sx, acc_x);
     }
-    return hsum256(_mm256_add_ps(acc_q, acc_x));
+    return vc_hsum256(_mm256_add_ps(acc_q, acc_x));
 }
 
 /* GEMM, C = A B^T with both operands K-contiguous (tokens x weights, or
@@ -229,7 +221,7 @@ AVX2 static void gemm_4x3_avx2(int K, const float *A, int lda, const float *B, i
     const float *a[4] = { a0, a1, a2, a3 }, *b[3] = { b0, b1, b2 };
     for (int i = 0; i < 4; i++)
         for (int j = 0; j < 3; j++) {
-            float t = hsum256(acc[i][j]);
+            float t = vc_hsum256(acc[i][j]);
             for (int kk = k; kk < K; kk++)
                 t += a[i][kk] * b[j][kk];
             C[(size_t)i * ldc + j] = t;
@@ -429,7 +421,9 @@ void vc_matmul_multi(int count, const vc_matrix *w, const float *x, int n, float
         int8 = int8 || vc_int8dot_supports(w[k].type);
     }
     vc_block_q8_act *xq = NULL;
-    /* --int8-dot: one token's activations quantized once, for every row */
+    /* --int8-dot: one token's activations quantized once, for every row.
+     * Several tokens stay on the float GEMM: an int8 tile that scales each
+     * block's products one by one was slower than it here. */
     if (n == 1 && int8 && vc_int8dot_enabled() && w[0].cols % VC_QK8_ACT == 0 &&
         (xq = malloc((size_t)(w[0].cols / VC_QK8_ACT) * sizeof *xq)) != NULL) {
         vc_quantize_act(x, xq, w[0].cols);
