@@ -184,6 +184,17 @@ static void test_kernels(void)
         CHECK(fabsf(generic - ref) <= 1e-4f * (1 + fabsf(ref)), "%s: generic dot %g vs reference %g",
               vc_dtype_name(types[t]), generic, ref);
     }
+    /* axpy: the fused AVX2 loop and its tail against the plain loop */
+    static float ya[N - 3], yb[N - 3];
+    for (int i = 0; i < N - 3; i++)
+        ya[i] = yb[i] = w[i];
+    vc_axpy_f32(0.37f, x, ya, N - 3);
+    vc_axpy_f32_ref(0.37f, x, yb, N - 3);
+    float worst_axpy = 0;
+    for (int i = 0; i < N - 3; i++)
+        worst_axpy = fmaxf(worst_axpy, fabsf(ya[i] - yb[i]));
+    CHECK(worst_axpy <= 1e-6f, "%s axpy differs from the reference by %g", vc_kernels_isa(), worst_axpy);
+
     /* matmul over several tokens equals one token at a time, on the pool */
     vc_threads_init(3);
     enum { ROWS = 37, COLS = 256, TOK = 5 };

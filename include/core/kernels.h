@@ -32,6 +32,10 @@ void vc_kernels_force_generic(bool on);
 float vc_dot_row(vc_dtype t, const void *row, const float *x, int64_t n);
 /* Plain float dot product. */
 float vc_dot_f32(const float *a, const float *b, int64_t n);
+/* y[i] += a * x[i] for i < n (attention's weighted sum of values); the
+ * AVX2 version fuses the multiply-add, so the two differ by rounding. */
+void vc_axpy_f32(float a, const float *x, float *y, int64_t n);
+void vc_axpy_f32_ref(float a, const float *x, float *y, int64_t n);
 
 /* C[m][n] = sum_k A[m][k] * B[n][k] for m < M, n < N: a matrix product with
  * both operands K-contiguous (tokens x weight rows, queries x keys). Row-major

@@ -93,6 +93,16 @@ AVX2 static float dot_f32_avx2(const float *a, const float *b, int64_t n)
     return s;
 }
 
+AVX2 static void axpy_f32_avx2(float a, const float *x, float *y, int64_t n)
+{
+    __m256 va = _mm256_set1_ps(a);
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(y + i, _mm256_fmadd_ps(va, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
+    for (; i < n; i++)
+        y[i] += a * x[i];
+}
+
 AVX2 static float dot_f16_avx2(const uint16_t *a, const float *b, int64_t n)
 {
     __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
@@ -274,6 +284,23 @@ float vc_dot_f32(const float *a, const float *b, int64_t n)
     for (int64_t i = 0; i < n; i++)
         s += a[i] * b[i];
     return s;
+}
+
+void vc_axpy_f32(float a, const float *x, float *y, int64_t n)
+{
+#ifdef VC_HAVE_X86
+    if (avx2_enabled()) {
+        axpy_f32_avx2(a, x, y, n);
+        return;
+    }
+#endif
+    vc_axpy_f32_ref(a, x, y, n);
+}
+
+void vc_axpy_f32_ref(float a, const float *x, float *y, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++)
+        y[i] += a * x[i];
 }
 
 void vc_gemm_nt(int M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C, int ldc)

@@ -109,9 +109,7 @@ static void attention_items(void *ctx, int64_t begin, int64_t end, int worker)
         memset(o, 0, (size_t)c->head_dim * sizeof *o);
         for (int p = lo; p <= pos; p++) {
             const float *v = m->v_cache + layer_off + (size_t)p * kv_dim + (size_t)kvh * c->head_dim;
-            float w = scores[p] * inv;
-            for (int d = 0; d < c->head_dim; d++)
-                o[d] += w * v[d];
+            vc_axpy_f32(scores[p] * inv, v, o, c->head_dim);
         }
     }
 }
