@@ -317,13 +317,12 @@ static void test_corrupt(void)
     free(good);
 }
 
-/* --int8-dot on llama.cpp-shaped Q8_0 files. One-token products use 8-bit
- * activations: the whole decode step, and in prefill the output head (the
- * last position's logits). The first logits stay within 2% of transformers'
- * and a decode step within 3% of the float one, while differing from it.
- * (Greedy ids may part from transformers' where logits are close, as
- * llama.cpp's do; the demo model's accuracy with --int8-dot is checked in
- * tests/cli/test_demo.sh.) */
+/* --int8-dot on llama.cpp-shaped Q8_0 files, in both layouts: the first
+ * logits stay within 2% of transformers' and a decode step within 3% of the
+ * float one, while differing from it; the interleaved rows give what the
+ * stored rows give. (Greedy ids may part from transformers' where logits are
+ * close, as llama.cpp's do; the demo model's accuracy with --int8-dot is
+ * checked in tests/cli/test_demo.sh.) */
 static float max_logit_diff(const float *a, const float *b, int n, float *scale)
 {
     float worst = 0;
@@ -333,6 +332,17 @@ static float max_logit_diff(const float *a, const float *b, int n, float *scale)
         *scale = fmaxf(*scale, fabsf(b[i]));
     }
     return worst;
+}
+
+/* Opens fixture rel with --int8-dot on from the start, so its Q8_0 matrices
+ * are interleaved (all products integer), or turned on only afterwards (rows
+ * as stored: integer one-token products, float prefill). */
+static int open_int8(const char *rel, bool interleaved, vc_model *m)
+{
+    vc_int8dot_enable(interleaved);
+    int rc = vc_model_open(fixture(rel), &(vc_model_options){ .n_ctx = 256 }, m);
+    vc_int8dot_enable(false);
+    return rc;
 }
 
 static void test_int8_decode(void)
@@ -346,43 +356,67 @@ static void test_int8_decode(void)
             continue;
         char rel[256];
         snprintf(rel, sizeof rel, "gguf/%s", file);
-        vc_model m;
-        if (vc_model_open(fixture(rel), &(vc_model_options){ .n_ctx = 256 }, &m) != 0) {
-            CHECK(0, "%s: %s", file, vc_error());
-            continue;
-        }
         size_t n_prompt, n_gen;
         int32_t *prompt = json_ids(json_object_get(ref, "prompt_ids"), &n_prompt);
         int32_t *gen = json_ids(json_object_get(ref, "generated_ids"), &n_gen);
-        int nv = m.llm.cfg.n_vocab;
-        float *with_float = malloc((size_t)nv * sizeof(float)), *with_int8 = malloc((size_t)nv * sizeof(float));
-        float *want = malloc((size_t)nv * sizeof(float)), scale;
-        json_t *wl = json_object_get(ref, "first_logits");
-        for (int i = 0; i < nv; i++)
-            want[i] = (float)json_number_value(json_array_get(wl, (size_t)i));
+        vc_model m[2];
+        bool opened[2];
+        float *first_token[2] = { NULL, NULL };
+        for (int il = 0; il < 2; il++) {
+            const char *how = il ? "interleaved" : "rows as stored";
+            opened[il] = open_int8(rel, il, &m[il]) == 0;
+            CHECK(opened[il], "%s (%s): %s", file, how, vc_error());
+            if (!opened[il])
+                continue;
+            int want_interleaved = il ? 7 * m[il].llm.cfg.n_layers : 0;   /* q k v o gate up down, 8-row multiples */
+            CHECK(m[il].llm.n_interleaved >= want_interleaved, "%s (%s): %d matrices interleaved, want %d or more",
+                  file, how, m[il].llm.n_interleaved, want_interleaved);
+            int nv = m[il].llm.cfg.n_vocab;
+            float *with_float = malloc((size_t)nv * sizeof(float)), *with_int8 = malloc((size_t)nv * sizeof(float));
+            float *want = malloc((size_t)nv * sizeof(float)), scale;
+            first_token[il] = malloc((size_t)nv * sizeof(float));
+            json_t *wl = json_object_get(ref, "first_logits");
+            for (int i = 0; i < nv; i++)
+                want[i] = (float)json_number_value(json_array_get(wl, (size_t)i));
 
-        vc_int8dot_enable(true);
-        vc_llm_forward(&m.llm, prompt, (int)n_prompt, with_int8);
-        vc_int8dot_enable(false);
-        float d = max_logit_diff(with_int8, want, nv, &scale);
-        CHECK(d <= 2e-2f * scale, "%s: first logits on int8 activations differ from transformers' by %g (scale %g)",
-              file, d, scale);
-
-        vc_llm_forward(&m.llm, gen, 1, with_float);   /* a decode step: float, then int8, from the same cache */
-        vc_llm_truncate(&m.llm, (int)n_prompt);
-        vc_int8dot_enable(true);
-        vc_llm_forward(&m.llm, gen, 1, with_int8);
-        vc_int8dot_enable(false);
-        d = max_logit_diff(with_int8, with_float, nv, &scale);
-        CHECK(d > 0 && d <= 3e-2f * scale, "%s: a decode step on int8 activations moves logits by %g "
-              "(scale %g), want more than 0 and at most 3%%", file, d, scale);
-        printf("%s: int8-dot decode step within %.2g of the float one (scale %.3g)\n", file, d, scale);
-        free(with_float);
-        free(with_int8);
-        free(want);
+            vc_int8dot_enable(true);
+            vc_llm_forward(&m[il].llm, prompt, (int)n_prompt, with_int8);
+            vc_int8dot_enable(false);
+            float d = max_logit_diff(with_int8, want, nv, &scale);
+            CHECK(d <= 2e-2f * scale, "%s (%s): first logits on int8 activations differ from transformers' by %g "
+                  "(scale %g)", file, how, d, scale);
+            if (!il) {   /* a decode step: float, then int8, from the same cache */
+                vc_llm_forward(&m[il].llm, gen, 1, with_float);
+                vc_llm_truncate(&m[il].llm, (int)n_prompt);
+                vc_int8dot_enable(true);
+                vc_llm_forward(&m[il].llm, gen, 1, with_int8);
+                vc_int8dot_enable(false);
+                d = max_logit_diff(with_int8, with_float, nv, &scale);
+                CHECK(d > 0 && d <= 3e-2f * scale, "%s: a decode step on int8 activations moves logits by %g "
+                      "(scale %g), want more than 0 and at most 3%%", file, d, scale);
+                printf("%s: int8-dot decode step within %.2g of the float one (scale %.3g)\n", file, d, scale);
+            }
+            /* one token from an empty cache: integer products in both layouts */
+            vc_llm_truncate(&m[il].llm, 0);
+            vc_int8dot_enable(true);
+            vc_llm_forward(&m[il].llm, prompt, 1, first_token[il]);
+            vc_int8dot_enable(false);
+            free(with_float);
+            free(with_int8);
+            free(want);
+        }
+        if (opened[0] && opened[1]) {
+            float scale, d = max_logit_diff(first_token[1], first_token[0], m[0].llm.cfg.n_vocab, &scale);
+            CHECK(d <= 1e-4f * scale, "%s: interleaved and stored rows give one token's logits %g apart (scale %g)",
+                  file, d, scale);
+        }
+        for (int il = 0; il < 2; il++) {
+            if (opened[il])
+                vc_model_close(&m[il]);
+            free(first_token[il]);
+        }
         free(prompt);
         free(gen);
-        vc_model_close(&m);
     }
     json_decref(refs);
 }

@@ -377,6 +377,63 @@ static void test_matmul_multi(void)
     vc_threads_shutdown();
 }
 
+/* Rows interleaved in groups of 8 (--int8-dot at load): vc_matmul over them,
+ * one token and several (tiles of 4 and the rest), on every instruction set
+ * here, equals the integer reference on the original rows. */
+static void test_interleaved(void)
+{
+    vc_threads_init(2);
+    enum { ROWS = 24, COLS = 256, TOK = 6 };
+    static float w[ROWS * COLS], x[TOK * COLS], y[TOK * ROWS];
+    static uint8_t q[ROWS * COLS * 2];
+    static vc_block_q8_act xq[TOK * COLS / VC_QK8_ACT];
+    unsigned seed = 77;
+    for (int i = 0; i < ROWS * COLS; i++)
+        w[i] = frand(&seed);
+    for (int i = 0; i < TOK * COLS; i++)
+        x[i] = frand(&seed) * 2;
+    for (int i = 0; i < TOK; i++)
+        vc_quantize_act(x + i * COLS, xq + i * (COLS / VC_QK8_ACT), COLS);
+    static const char *isas[] = { "generic", "avx2", "avx-vnni", "avx512-vnni" };
+    const vc_dtype types[] = { VC_Q4_0, VC_Q8_0 };
+    for (size_t t = 0; t < 2; t++) {
+        size_t rb;
+        vc_dtype_row_bytes(types[t], COLS, &rb);
+        for (int r = 0; r < ROWS; r++)
+            vc_quantize_row(types[t], w + r * COLS, q + r * rb, COLS);
+        if (types[t] == VC_Q8_0)
+            ((vc_block_q8_0 *)q)[1].qs[7] = -128;   /* |w| = 128 must survive the sign trick */
+        vc_matrix plain = { types[t], COLS, ROWS, rb, q }, il = plain;
+        void *owned = NULL;
+        CHECK(vc_int8dot_can_interleave(&plain) && vc_int8dot_interleave(&il, &owned) == 0,
+              "%s interleaves", vc_dtype_name(types[t]));
+        CHECK(il.type == (types[t] == VC_Q4_0 ? VC_Q4_0_X8 : VC_Q8_0_X8) && il.row_bytes == rb && il.data != q,
+              "%s: the interleaved matrix is a copy of the same size", vc_dtype_name(types[t]));
+        for (size_t k = 0; k < sizeof isas / sizeof *isas; k++) {
+            if (vc_int8dot_force_isa(isas[k]) != 0)
+                continue;
+            for (int n = 1; n <= TOK; n += TOK - 1) {
+                vc_matmul(&il, x, n, y);
+                float worst = 0;
+                for (int i = 0; i < n; i++)
+                    for (int r = 0; r < ROWS; r++) {
+                        float want = vc_dot_row_act_ref(types[t], q + r * rb, xq + i * (COLS / VC_QK8_ACT), COLS);
+                        float d = fabsf(y[i * ROWS + r] - want) / (1 + fabsf(want));
+                        worst = d > worst || d != d ? d : worst;
+                    }
+                CHECK(worst <= 1e-4f, "%s interleaved, %s, %d tokens: %g from the reference (relative)",
+                      vc_dtype_name(types[t]), isas[k], n, worst);
+            }
+        }
+        vc_int8dot_force_isa(NULL);
+        free(owned);
+    }
+    vc_matrix odd = { VC_Q4_0, COLS, 12, 18 * COLS / 32, q }, f32 = { VC_F32, COLS, 8, 4 * COLS, w };
+    CHECK(!vc_int8dot_can_interleave(&odd) && !vc_int8dot_can_interleave(&f32),
+          "only Q4_0/Q8_0 matrices of whole groups of 8 rows interleave");
+    vc_threads_shutdown();
+}
+
 int main(void)
 {
     test_half();
@@ -387,5 +444,6 @@ int main(void)
     test_quantize_act();
     test_int8dot();
     test_matmul_multi();
+    test_interleaved();
     return harness_finish("test_quant");
 }

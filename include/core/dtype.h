@@ -24,7 +24,12 @@ typedef enum {
      * 32, 64 or 128), repacked into blocks when an MLX checkpoint loads. */
     VC_MLX4_G32 = 232,
     VC_MLX4_G64 = 264,
-    VC_MLX4_G128 = 328
+    VC_MLX4_G128 = 328,
+    /* Not in any file: Q4_0 / Q8_0 matrices whose rows the integer kernels
+     * have interleaved in groups of 8 (core/int8dot.h). vc_dtype_valid and
+     * the functions here do not know them. */
+    VC_Q4_0_X8 = 1002,
+    VC_Q8_0_X8 = 1008
 } vc_dtype;
 
 #define VC_QK8_0 32

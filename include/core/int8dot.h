@@ -19,6 +19,7 @@
 #include <stdint.h>
 
 #include "core/dtype.h"
+#include "core/kernels.h"
 
 #define VC_QK8_ACT 32
 
@@ -58,6 +59,32 @@ float vc_dot_row_act(vc_dtype t, const void *row, const vc_block_q8_act *x, int6
  * product instead of per row). */
 typedef float (*vc_dot_act_fn)(vc_dtype t, const void *row, const vc_block_q8_act *x, int64_t n);
 vc_dot_act_fn vc_int8dot_kernel(void);
+
+/* ---- rows interleaved in groups of 8 ----
+ * With --int8-dot, Q4_0 and Q8_0 matrices are rewritten at load so that one
+ * 32-byte vector holds 4 consecutive weights of each of 8 rows: a broadcast
+ * of 4 activation bytes then feeds 8 rows in one multiply-add, the 8 row sums
+ * stay in the vector's lanes (no horizontal sums), and one vector of 8 row
+ * scales scales them. Per group of 8 rows and block of 32 columns:
+ *   Q4_0_X8: uint16 d[8] (f16), then 4 x 32 bytes; in the p-th 32 bytes,
+ *            byte 4r+i holds row r's weight 8p+i (low nibble) and 8p+4+i
+ *            (high nibble), as unsigned 0..15 (the weight + 8);
+ *   Q8_0_X8: uint16 d[8], then 8 x 32 bytes; in the j-th, byte 4r+i is row
+ *            r's weight 4j+i.
+ * The same bytes as the 8 rows' blocks, so row_bytes is unchanged. */
+
+/* True if w can be interleaved: Q4_0 or Q8_0, a multiple of 8 rows, whole blocks. */
+bool vc_int8dot_can_interleave(const vc_matrix *w);
+/* Writes w's rows interleaved into a new buffer (*owned, malloc'd, for the
+ * caller to free) and makes *w describe it. Returns 0 or -1 (no memory; *w
+ * unchanged). */
+int vc_int8dot_interleave(vc_matrix *w, void **owned);
+/* y[i * ldy + r] for tokens i < n and rows r in [8 * g0, 8 * g1) of an
+ * interleaved matrix, from the tokens' quantized activations (w->cols / 32
+ * blocks each); rows are numbered from 0 in y. The plain-C path is the
+ * reference the SIMD ones are tested against. */
+void vc_int8dot_interleaved(const vc_matrix *w, int64_t g0, int64_t g1, const vc_block_q8_act *x, int n, float *y,
+                            int ldy);
 
 /* The definition: sum over i of weight[i] * d * qs[i], the weights expanded
  * by vc_dequantize_row, accumulated in double. Any type t. */

@@ -69,6 +69,9 @@ int vc_tensors_unpack_mlx(vc_tensor_set *set, int group_size, int bits);
 
 /* Total bytes of tensor data (what the mapped weights cost). */
 size_t vc_tensors_bytes(const vc_tensor_set *set);
+/* Takes over a heap buffer that tensors' data or matrices made from them
+ * point into, to free with the set. Returns 0, or -1 having freed it. */
+int vc_tensors_own(vc_tensor_set *set, void *buf);
 void vc_tensors_free(vc_tensor_set *set);
 
 /* Number of elements; -1 if it overflows. */

@@ -63,6 +63,7 @@ typedef struct vc_llm {
     float *norms;                /* all norm weights as floats */
     const float *final_norm;
     vc_llm_layer *layers;
+    int n_interleaved;           /* matrices interleaved for --int8-dot at load */
 
     int n_ctx;                   /* KV cache capacity in positions */
     int n_past;                  /* positions filled */

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/common.h"
 #include "core/kernels.h"
 
 #if defined(__x86_64__)
@@ -17,6 +18,18 @@
 #include <immintrin.h>
 #define VC_HAVE_X86 1
 #endif
+
+/* One block (32 columns) of a group of 8 interleaved rows; see int8dot.h. */
+typedef struct {
+    uint16_t d[8];
+    uint8_t qs[128];
+} block_q4_0x8;
+typedef struct {
+    uint16_t d[8];
+    int8_t qs[256];
+} block_q8_0x8;
+_Static_assert(sizeof(block_q4_0x8) == 8 * sizeof(vc_block_q4_0), "q4_0x8: the bytes of 8 blocks");
+_Static_assert(sizeof(block_q8_0x8) == 8 * sizeof(vc_block_q8_0), "q8_0x8: the bytes of 8 blocks");
 
 void vc_quantize_act(const float *x, vc_block_q8_act *out, int64_t n)
 {
@@ -80,6 +93,20 @@ float vc_dot_row_act_ref(vc_dtype t, const void *row, const vc_block_q8_act *x, 
 #define TARGET_AVX2 VC_TARGET_AVX2
 #define TARGET_AVXVNNI __attribute__((target("avx2,fma,f16c,avxvnni")))
 #define TARGET_AVX512VNNI __attribute__((target("avx2,fma,f16c,avx512f,avx512vl,avx512vnni")))
+
+/* The same, added to acc's lanes. */
+TARGET_AVX2 static inline __m256i mulacc_avx2(__m256i acc, __m256i u, __m256i s)
+{
+    return _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1)));
+}
+TARGET_AVXVNNI static inline __m256i mulacc_avxvnni(__m256i acc, __m256i u, __m256i s)
+{
+    return _mm256_dpbusd_avx_epi32(acc, u, s);
+}
+TARGET_AVX512VNNI static inline __m256i mulacc_avx512vnni(__m256i acc, __m256i u, __m256i s)
+{
+    return _mm256_dpbusd_epi32(acc, u, s);
+}
 
 TARGET_AVX2 static inline __m256i mulsum_avx2(__m256i u, __m256i s)
 {
@@ -187,4 +214,113 @@ vc_dot_act_fn vc_int8dot_kernel(void)
 float vc_dot_row_act(vc_dtype t, const void *row, const vc_block_q8_act *x, int64_t n)
 {
     return vc_int8dot_kernel()(t, row, x, n);
+}
+
+/* ---- interleaved groups of 8 rows ---- */
+
+bool vc_int8dot_can_interleave(const vc_matrix *w)
+{
+    return (w->type == VC_Q4_0 || w->type == VC_Q8_0) && w->rows % 8 == 0 && w->cols % VC_QK8_ACT == 0 &&
+           w->cols > 0;
+}
+
+/* Row r's weights of block b as unsigned 0..15 (Q4_0, the weight + 8) or signed (Q8_0). */
+static void block_weights(const vc_matrix *w, int64_t r, int64_t b, int *q, uint16_t *d)
+{
+    const uint8_t *row = (const uint8_t *)w->data + (size_t)r * w->row_bytes;
+    if (w->type == VC_Q4_0) {
+        const vc_block_q4_0 *blk = (const vc_block_q4_0 *)row + b;
+        for (int k = 0; k < 16; k++) {
+            q[k] = blk->qs[k] & 0xf;
+            q[k + 16] = blk->qs[k] >> 4;
+        }
+        *d = blk->d;
+    } else {
+        const vc_block_q8_0 *blk = (const vc_block_q8_0 *)row + b;
+        for (int k = 0; k < 32; k++)
+            q[k] = blk->qs[k];
+        *d = blk->d;
+    }
+}
+
+int vc_int8dot_interleave(vc_matrix *w, void **owned)
+{
+    size_t bytes = (size_t)w->rows * w->row_bytes;
+    uint8_t *out = vc_malloc(bytes);
+    if (!out)
+        return -1;
+    int64_t nb = w->cols / VC_QK8_ACT;
+    bool q4 = w->type == VC_Q4_0;
+    int q[8][32];
+    for (int64_t g = 0; g < w->rows / 8; g++)
+        for (int64_t b = 0; b < nb; b++) {
+            uint8_t *dst = out + (size_t)g * 8 * w->row_bytes + (size_t)b * 8 * (q4 ? sizeof(vc_block_q4_0)
+                                                                                   : sizeof(vc_block_q8_0));
+            if (q4) {
+                block_q4_0x8 *blk = (block_q4_0x8 *)dst;
+                for (int r = 0; r < 8; r++)
+                    block_weights(w, 8 * g + r, b, q[r], &blk->d[r]);
+                for (int p = 0; p < 4; p++)
+                    for (int r = 0; r < 8; r++)
+                        for (int i = 0; i < 4; i++)
+                            blk->qs[32 * p + 4 * r + i] = (uint8_t)(q[r][8 * p + i] | q[r][8 * p + 4 + i] << 4);
+            } else {
+                block_q8_0x8 *blk = (block_q8_0x8 *)dst;
+                for (int r = 0; r < 8; r++)
+                    block_weights(w, 8 * g + r, b, q[r], &blk->d[r]);
+                for (int j = 0; j < 8; j++)
+                    for (int r = 0; r < 8; r++)
+                        for (int i = 0; i < 4; i++)
+                            blk->qs[32 * j + 4 * r + i] = (int8_t)q[r][4 * j + i];
+            }
+        }
+    w->type = q4 ? VC_Q4_0_X8 : VC_Q8_0_X8;
+    w->data = out;
+    *owned = out;
+    return 0;
+}
+
+/* Plain C: undoes the interleaving weight by weight. */
+static void interleaved_ref(const vc_matrix *w, int64_t g0, int64_t g1, const vc_block_q8_act *x, int n, float *y,
+                            int ldy)
+{
+    int64_t nb = w->cols / VC_QK8_ACT;
+    bool q4 = w->type == VC_Q4_0_X8;
+    size_t block_bytes = q4 ? sizeof(block_q4_0x8) : sizeof(block_q8_0x8);
+    for (int64_t g = g0; g < g1; g++)
+        for (int i = 0; i < n; i++)
+            for (int r = 0; r < 8; r++) {
+                double sum = 0;
+                for (int64_t b = 0; b < nb; b++) {
+                    const uint8_t *blk = (const uint8_t *)w->data + (size_t)g * 8 * w->row_bytes + (size_t)b * block_bytes;
+                    const vc_block_q8_act *a = &x[(size_t)i * nb + b];
+                    long isum = 0;
+                    for (int k = 0; k < 32; k++) {
+                        int q;
+                        if (q4) {
+                            int p = k / 8, hi = (k % 8) / 4, at = 32 * p + 4 * r + k % 4;
+                            q = ((((const block_q4_0x8 *)blk)->qs[at] >> (4 * hi)) & 0xf) - 8;
+                        } else {
+                            q = ((const block_q8_0x8 *)blk)->qs[32 * (k / 4) + 4 * r + k % 4];
+                        }
+                        isum += (long)q * a->qs[k];
+                    }
+                    sum += (double)vc_f16_to_f32(((const uint16_t *)blk)[r]) * a->d * (double)isum;
+                }
+                y[(size_t)i * ldy + (size_t)(g - g0) * 8 + r] = (float)sum;
+            }
+}
+
+void vc_int8dot_interleaved(const vc_matrix *w, int64_t g0, int64_t g1, const vc_block_q8_act *x, int n, float *y,
+                            int ldy)
+{
+#ifdef VC_HAVE_X86
+    switch (current_isa()) {
+    case ISA_AVXVNNI: interleaved_avxvnni(w, g0, g1, x, n, y, ldy); return;
+    case ISA_AVX512VNNI: interleaved_avx512vnni(w, g0, g1, x, n, y, ldy); return;
+    case ISA_AVX2: interleaved_avx2(w, g0, g1, x, n, y, ldy); return;
+    case ISA_GENERIC: break;
+    }
+#endif
+    interleaved_ref(w, g0, g1, x, n, y, ldy);
 }

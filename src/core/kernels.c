@@ -5,6 +5,7 @@
  */
 #include "core/kernels.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -346,6 +347,8 @@ float vc_dot_row(vc_dtype t, const void *row, const float *x, int64_t n)
         case VC_MLX4_G32:
         case VC_MLX4_G64:
         case VC_MLX4_G128: return dot_mlx4_avx2(row, x, n, vc_dtype_block_elems(t));
+        case VC_Q4_0_X8:
+        case VC_Q8_0_X8: break;   /* no rows to dot: vc_matmul sends them to core/int8dot */
         }
     }
 #endif
@@ -415,19 +418,54 @@ typedef struct {
     int n;
 } matmul_job;
 
-/* A range of the rows of all the matrices: each matrix's share of it. */
+static bool interleaved(vc_dtype t) { return t == VC_Q4_0_X8 || t == VC_Q8_0_X8; }
+
+/* What vc_parallel_for shares out: rows, or groups of 8 for interleaved matrices. */
+static int64_t work_units(const vc_matrix *w) { return interleaved(w->type) ? w->rows / 8 : w->rows; }
+
+/* A range of the work units of all the matrices: each matrix's share of it. */
 static void matmul_rows(void *ctx, int64_t begin, int64_t end, int worker)
 {
     (void)worker;
     const matmul_job *job = ctx;
     int64_t first = 0;
-    for (int k = 0; k < job->count && first < end; first += job->w[k].rows, k++) {
-        int64_t lo = VC_MAX(begin, first), hi = VC_MIN(end, first + job->w[k].rows);
+    for (int k = 0; k < job->count && first < end; first += work_units(&job->w[k]), k++) {
+        const vc_matrix *w = &job->w[k];
+        int64_t lo = VC_MAX(begin, first) - first, hi = VC_MIN(end, first + work_units(w)) - first;
         if (lo >= hi)
             continue;
-        const vc_block_q8_act *xq = job->xq && vc_int8dot_supports(job->w[k].type) ? job->xq : NULL;
-        product_rows(&job->w[k], job->x, xq, job->dot_act, job->n, job->y[k], lo - first, hi - first);
+        if (interleaved(w->type)) {
+            if (job->xq)
+                vc_int8dot_interleaved(w, lo, hi, job->xq, job->n, job->y[k] + 8 * lo, (int)w->rows);
+            else   /* no memory even for one token's activations: NaN, reported as broken logits */
+                for (int i = 0; i < job->n; i++)
+                    for (int64_t r = 8 * lo; r < 8 * hi; r++)
+                        job->y[k][(size_t)i * w->rows + r] = NAN;
+            continue;
+        }
+        /* one token's integer dots when --int8-dot is on; several tokens stay on the float GEMM */
+        bool int8 = job->xq && job->n == 1 && vc_int8dot_enabled() && vc_int8dot_supports(w->type);
+        product_rows(w, job->x, int8 ? job->xq : NULL, job->dot_act, job->n, job->y[k], lo, hi);
     }
+}
+
+/* The tokens' activations quantized (n x cols/32 blocks): malloc'd, or in
+ * `spare` (one token) when that fails. NULL when no matrix needs them. */
+static vc_block_q8_act *quantize_tokens(const vc_matrix *w, int count, const float *x, int n, vc_block_q8_act *spare,
+                                        int64_t spare_blocks)
+{
+    bool needed = false;
+    for (int k = 0; k < count; k++)
+        needed = needed || interleaved(w[k].type) || (n == 1 && vc_int8dot_enabled() && vc_int8dot_supports(w[k].type));
+    int64_t cols = w[0].cols, nb = cols / VC_QK8_ACT;
+    if (!needed || cols % VC_QK8_ACT != 0)
+        return NULL;
+    vc_block_q8_act *xq = malloc((size_t)n * (size_t)nb * sizeof *xq);
+    if (!xq && n == 1 && nb <= spare_blocks)
+        xq = spare;
+    for (int i = 0; xq && i < n; i++)
+        vc_quantize_act(x + (size_t)i * cols, xq + (size_t)i * nb, cols);
+    return xq;
 }
 
 void vc_matmul_multi(int count, const vc_matrix *w, const float *x, int n, float *const *y)
@@ -440,25 +478,36 @@ void vc_matmul_multi(int count, const vc_matrix *w, const float *x, int n, float
         blas_ready = 1;
     }
 #endif
-    matmul_job job = { .w = w, .count = count, .x = x, .y = y, .n = n };
-    int64_t rows = 0;
-    bool int8 = false;
+    enum { SPARE = 512 };   /* one token of up to 16384 columns, on the stack */
+    vc_block_q8_act spare[SPARE];
+    int64_t units = 0;
+    bool needs_x8 = false;
     for (int k = 0; k < count; k++) {
-        rows += w[k].rows;
-        int8 = int8 || vc_int8dot_supports(w[k].type);
+        units += work_units(&w[k]);
+        needs_x8 = needs_x8 || interleaved(w[k].type);
     }
-    vc_block_q8_act *xq = NULL;
-    /* --int8-dot: one token's activations quantized once, for every row.
-     * Several tokens stay on the float GEMM: an int8 tile that scales each
-     * block's products one by one was slower than it here. */
-    if (n == 1 && int8 && vc_int8dot_enabled() && w[0].cols % VC_QK8_ACT == 0 &&
-        (xq = malloc((size_t)(w[0].cols / VC_QK8_ACT) * sizeof *xq)) != NULL) {
-        vc_quantize_act(x, xq, w[0].cols);
-        job.xq = xq;
-        job.dot_act = vc_int8dot_kernel();
+    if (needs_x8 && n > 1) {
+        vc_block_q8_act *xq = quantize_tokens(w, count, x, n, spare, SPARE);
+        if (!xq) {   /* no memory for all the tokens' activations: one token at a time */
+            enum { MAX_MATRICES = 8 };
+            float *yi[MAX_MATRICES];
+            for (int i = 0; i < n && count <= MAX_MATRICES; i++) {
+                for (int k = 0; k < count; k++)
+                    yi[k] = y[k] + (size_t)i * w[k].rows;
+                vc_matmul_multi(count, w, x + (size_t)i * w[0].cols, 1, yi);
+            }
+            return;
+        }
+        matmul_job job = { .w = w, .count = count, .x = x, .xq = xq, .y = y, .n = n };
+        vc_parallel_for(units, matmul_rows, &job);
+        free(xq);
+        return;
     }
-    vc_parallel_for(rows, matmul_rows, &job);
-    free(xq);
+    vc_block_q8_act *xq = quantize_tokens(w, count, x, n, spare, SPARE);
+    matmul_job job = { .w = w, .count = count, .x = x, .xq = xq, .dot_act = vc_int8dot_kernel(), .y = y, .n = n };
+    vc_parallel_for(units, matmul_rows, &job);
+    if (xq != spare)
+        free(xq);
 }
 
 void vc_matmul(const vc_matrix *w, const float *x, int n, float *y)

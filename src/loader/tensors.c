@@ -172,16 +172,26 @@ void vc_tensors_free(vc_tensor_set *set)
     memset(set, 0, sizeof *set);
 }
 
-/* Gives tensor t new contents of `type` in `buf` (taken over by the set). */
-static int replace_data(vc_tensor_set *set, vc_tensor *t, vc_dtype type, void *buf, size_t nbytes)
+int vc_tensors_own(vc_tensor_set *set, void *buf)
 {
-    char *type_name = vc_strdup(vc_dtype_name(type));
-    if (!type_name || vc_reserve((void **)&set->owned, &set->owned_cap, set->n_owned + 1, sizeof(void *))) {
-        free(type_name);
+    if (vc_reserve((void **)&set->owned, &set->owned_cap, set->n_owned + 1, sizeof(void *))) {
         free(buf);
         return -1;
     }
     set->owned[set->n_owned++] = buf;
+    return 0;
+}
+
+/* Gives tensor t new contents of `type` in `buf` (taken over by the set). */
+static int replace_data(vc_tensor_set *set, vc_tensor *t, vc_dtype type, void *buf, size_t nbytes)
+{
+    char *type_name = vc_strdup(vc_dtype_name(type));
+    if (!type_name || vc_tensors_own(set, buf) != 0) {
+        free(type_name);
+        if (!type_name)
+            free(buf);
+        return -1;
+    }
     free(t->type_name);
     t->type_name = type_name;
     t->type = (int)type;

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "core/common.h"
+#include "core/int8dot.h"
 #include "model/llm.h"
 
 const vc_llm_names VC_LLM_NAMES_HF = { false, "model.", "lm_head.weight" };
@@ -92,6 +93,34 @@ static int bind_layer(vc_llm *m, const namer *nm, int l, float *norms)
 }
 
 /* An HF tensor name under the body prefix. */
+/* --int8-dot: the Q4_0 and Q8_0 matrices that decode and prefill multiply
+ * with, interleaved in groups of 8 rows for the integer kernels (a copy; the
+ * embedding table keeps its rows for lookups). */
+static int interleave_matrices(vc_llm *m)
+{
+    vc_matrix *all[8];
+    for (int l = -1; l < m->cfg.n_layers; l++) {
+        vc_llm_layer *L = l >= 0 ? &m->layers[l] : NULL;
+        int n = 0;
+        if (L) {
+            vc_matrix *layer[] = { &L->wq, &L->wk, &L->wv, &L->wo, &L->gate, &L->up, &L->down };
+            for (size_t i = 0; i < sizeof layer / sizeof *layer; i++)
+                all[n++] = layer[i];
+        } else {
+            all[n++] = &m->lm_head;
+        }
+        for (int i = 0; i < n; i++) {
+            void *owned;
+            if (!vc_int8dot_can_interleave(all[i]))
+                continue;
+            if (vc_int8dot_interleave(all[i], &owned) != 0 || vc_tensors_own(&m->weights, owned) != 0)
+                return vc_fail_code(VC_EXIT_NOMEM, "no memory to interleave the weights for --int8-dot");
+            m->n_interleaved++;
+        }
+    }
+    return 0;
+}
+
 static const char *body_name(const vc_llm_names *n, const char *leaf, char *buf, size_t size)
 {
     snprintf(buf, size, "%s%s", n->body, leaf);
@@ -129,5 +158,8 @@ int vc_llm_bind(vc_llm *m, vc_tensor_set *weights, const vc_llm_names *names)
             return vc_fail_ctx("layer %d", l);
     float *final = m->norms + (size_t)2 * c->n_layers * c->dim;
     m->final_norm = final;
-    return norm(&nm, gguf_names ? "output_norm.weight" : body_name(names, "norm.weight", buf, sizeof buf), c->dim, final);
+    if (norm(&nm, gguf_names ? "output_norm.weight" : body_name(names, "norm.weight", buf, sizeof buf), c->dim,
+             final) != 0)
+        return -1;
+    return vc_int8dot_enabled() ? interleave_matrices(m) : 0;
 }
