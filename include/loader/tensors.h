@@ -69,6 +69,10 @@ int vc_tensors_unpack_mlx(vc_tensor_set *set, int group_size, int bits);
 
 /* Total bytes of tensor data (what the mapped weights cost). */
 size_t vc_tensors_bytes(const vc_tensor_set *set);
+/* Lets the kernel drop the resident pages of [data, data + bytes) when that
+ * lies in one of the set's mapped files (the data was copied elsewhere); a
+ * later read maps them in again from the file. Heap data is left alone. */
+void vc_tensors_drop_pages(const vc_tensor_set *set, const void *data, size_t bytes);
 /* Takes over a heap buffer that tensors' data or matrices made from them
  * point into, to free with the set. Returns 0, or -1 having freed it. */
 int vc_tensors_own(vc_tensor_set *set, void *buf);

@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -170,6 +171,21 @@ void vc_tensors_free(vc_tensor_set *set)
     free(set->items);
     free(set->files);
     memset(set, 0, sizeof *set);
+}
+
+void vc_tensors_drop_pages(const vc_tensor_set *set, const void *data, size_t bytes)
+{
+    uintptr_t lo = (uintptr_t)data, hi = lo + bytes;
+    for (size_t i = 0; i < set->n_files; i++) {
+        uintptr_t start = (uintptr_t)set->files[i].addr, end = start + set->files[i].size;
+        if (lo < start || hi > end)
+            continue;
+        uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+        uintptr_t first = (lo + page - 1) / page * page, last = hi / page * page;   /* whole pages inside */
+        if (first < last)
+            madvise((void *)first, last - first, MADV_DONTNEED);   /* advice only: failure changes nothing */
+        return;
+    }
 }
 
 int vc_tensors_own(vc_tensor_set *set, void *buf)

@@ -113,8 +113,11 @@ static int interleave_matrices(vc_llm *m)
             void *owned;
             if (!vc_int8dot_can_interleave(all[i]))
                 continue;
+            const void *stored = all[i]->data;
             if (vc_int8dot_interleave(all[i], &owned) != 0 || vc_tensors_own(&m->weights, owned) != 0)
                 return vc_fail_code(VC_EXIT_NOMEM, "no memory to interleave the weights for --int8-dot");
+            /* the copy replaces the file's pages in memory (a tied embedding table reads its rows back) */
+            vc_tensors_drop_pages(&m->weights, stored, (size_t)all[i]->rows * all[i]->row_bytes);
             m->n_interleaved++;
         }
     }
