@@ -254,6 +254,24 @@ static void test_quantize_act(void)
     for (int j = 0; j < 32; j++)
         zero = zero && b[1].qs[j] == 0;
     CHECK(zero, "an all-zero block quantizes to zeros with scale 0");
+
+    /* the AVX2 version writes the reference's bytes, odd values included */
+    enum { NB = 64 };
+    static float r[NB * 32];
+    static vc_block_q8_act fast[NB], ref[NB];
+    unsigned seed = 3;
+    for (int i = 0; i < NB * 32; i++)
+        r[i] = frand(&seed) * (float)(1 << (i / 32 % 16)) * 1e-3f;
+    for (int j = 0; j < 32; j++)   /* exact halves, to check ties go to even */
+        r[32 + j] = (j - 16) * 127.0f / 16.0f * 0.5f;
+    r[100] = NAN, r[200] = INFINITY, r[300] = -INFINITY, r[400] = 3e38f, r[401] = -3e38f;
+    vc_quantize_act(r, fast, NB * 32);
+    vc_quantize_act_ref(r, ref, NB * 32);
+    bool same = true;
+    for (int k = 0; k < NB; k++)
+        same = same && memcmp(fast[k].qs, ref[k].qs, 32) == 0 && fast[k].qsum == ref[k].qsum &&
+               (fast[k].d == ref[k].d || (fast[k].d != fast[k].d && ref[k].d != ref[k].d));
+    CHECK(same, "%s activation quantization writes the reference's blocks", vc_int8dot_isa());
 }
 
 /* The integer kernels of every instruction set this CPU has against the

@@ -34,6 +34,8 @@ typedef struct {
 /* Quantizes n floats (a multiple of 32): d = max|x| / 127 per block, and
  * qs = x / d rounded to nearest, ties to even. */
 void vc_quantize_act(const float *x, vc_block_q8_act *out, int64_t n);
+/* Its plain-C definition; vc_quantize_act (AVX2 where there is) writes the same bytes. */
+void vc_quantize_act_ref(const float *x, vc_block_q8_act *out, int64_t n);
 
 /* True for the weight types with an integer kernel: Q8_0, Q4_0, MLX 4-bit. */
 bool vc_int8dot_supports(vc_dtype t);

@@ -31,7 +31,7 @@ typedef struct {
 _Static_assert(sizeof(block_q4_0x8) == 8 * sizeof(vc_block_q4_0), "q4_0x8: the bytes of 8 blocks");
 _Static_assert(sizeof(block_q8_0x8) == 8 * sizeof(vc_block_q8_0), "q8_0x8: the bytes of 8 blocks");
 
-void vc_quantize_act(const float *x, vc_block_q8_act *out, int64_t n)
+void vc_quantize_act_ref(const float *x, vc_block_q8_act *out, int64_t n)
 {
     for (int64_t b = 0; b < n / VC_QK8_ACT; b++, x += VC_QK8_ACT) {
         float amax = 0;
@@ -214,6 +214,54 @@ vc_dot_act_fn vc_int8dot_kernel(void)
 float vc_dot_row_act(vc_dtype t, const void *row, const vc_block_q8_act *x, int64_t n)
 {
     return vc_int8dot_kernel()(t, row, x, n);
+}
+
+#ifdef VC_HAVE_X86
+/* vc_quantize_act_ref eight floats at a time, to the same bytes: the scale
+ * is computed as there, the rounding is the same (nearest, ties to even), NaN
+ * becomes 0, and packing to bytes is put back in order afterwards. */
+TARGET_AVX2 static void quantize_act_avx2(const float *x, vc_block_q8_act *out, int64_t n)
+{
+    const __m256 sign = _mm256_set1_ps(-0.0f), lim = _mm256_set1_ps(127.0f), nlim = _mm256_set1_ps(-127.0f);
+    const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+    for (int64_t b = 0; b < n / VC_QK8_ACT; b++, x += VC_QK8_ACT) {
+        __m256 v[4], m = _mm256_setzero_ps();
+        for (int k = 0; k < 4; k++) {
+            v[k] = _mm256_loadu_ps(x + 8 * k);
+            m = _mm256_max_ps(_mm256_andnot_ps(sign, v[k]), m);   /* NaN lanes keep m */
+        }
+        __m128 h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+        h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+        h = _mm_max_ss(h, _mm_movehdup_ps(h));
+        float amax = _mm_cvtss_f32(h), d = amax / 127.0f, id = d > 0 ? 1.0f / d : 0.0f;
+        __m256 vid = _mm256_set1_ps(id);
+        __m256i q[4], sum = _mm256_setzero_si256();
+        for (int k = 0; k < 4; k++) {
+            __m256 r = _mm256_round_ps(_mm256_mul_ps(v[k], vid), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+            r = _mm256_and_ps(r, _mm256_cmp_ps(r, r, _CMP_ORD_Q));     /* NaN -> 0 */
+            q[k] = _mm256_cvtps_epi32(_mm256_max_ps(_mm256_min_ps(r, lim), nlim));
+            sum = _mm256_add_epi32(sum, q[k]);
+        }
+        __m256i p = _mm256_packs_epi16(_mm256_packs_epi32(q[0], q[1]), _mm256_packs_epi32(q[2], q[3]));
+        _mm256_storeu_si256((__m256i *)out[b].qs, _mm256_permutevar8x32_epi32(p, order));
+        __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(sum), _mm256_extracti128_si256(sum, 1));
+        s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0x4e));
+        s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0xb1));
+        out[b].d = d;
+        out[b].qsum = (int16_t)_mm_cvtsi128_si32(s4);
+    }
+}
+#endif
+
+void vc_quantize_act(const float *x, vc_block_q8_act *out, int64_t n)
+{
+#ifdef VC_HAVE_X86
+    if (current_isa() != ISA_GENERIC) {
+        quantize_act_avx2(x, out, n);
+        return;
+    }
+#endif
+    vc_quantize_act_ref(x, out, n);
 }
 
 /* ---- interleaved groups of 8 rows ---- */
