@@ -92,7 +92,7 @@ float vc_dot_row_act_ref(vc_dtype t, const void *row, const vc_block_q8_act *x, 
  * the operands here never reach: |u| <= 128 and |s| <= 127. */
 #define TARGET_AVX2 VC_TARGET_AVX2
 #define TARGET_AVXVNNI __attribute__((target("avx2,fma,f16c,avxvnni")))
-#define TARGET_AVX512VNNI __attribute__((target("avx2,fma,f16c,avx512f,avx512vl,avx512vnni")))
+#define TARGET_AVX512VNNI __attribute__((target("avx2,fma,f16c,avx512f,avx512vl,avx512bw,avx512vnni")))
 
 /* The same, added to acc's lanes. */
 TARGET_AVX2 static inline __m256i mulacc_avx2(__m256i acc, __m256i u, __m256i s)
@@ -131,11 +131,101 @@ TARGET_AVX512VNNI static inline __m256i mulsum_avx512vnni(__m256i u, __m256i s)
 #define TARGET TARGET_AVX512VNNI
 #include "int8dot_simd.inc"
 
+/* AVX-512: two neighbouring groups (16 rows) in one 512-bit vector and 8
+ * tokens at a time, which the 32 vector registers hold: 8 integer and 8
+ * float accumulators. The bytes are the 8-row layout; each 512-bit load
+ * joins the same 32 bytes of the two groups. */
+TARGET_AVX512VNNI static inline __m512i join_groups(const uint8_t *a, const uint8_t *b)
+{
+    return _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)a)),
+                              _mm256_loadu_si256((const __m256i *)b), 1);
+}
+
+TARGET_AVX512VNNI static inline __m512 join_scales(const uint16_t *a, const uint16_t *b)
+{
+    return _mm512_cvtph_ps(_mm256_set_m128i(_mm_loadu_si128((const __m128i *)b), _mm_loadu_si128((const __m128i *)a)));
+}
+
+static inline int32_t quad_at(const int8_t *p)
+{
+    int32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+
+/* x[t * xs + b] is token t's block b. */
+TARGET_AVX512VNNI static void pair_tile8(bool q4, const uint8_t *ga, const uint8_t *gb, const vc_block_q8_act *x,
+                                         int64_t xs, int64_t nb, float *y, int ldy)
+{
+    const __m512i low = _mm512_set1_epi8(0xf);
+    size_t block_bytes = q4 ? sizeof(block_q4_0x8) : sizeof(block_q8_0x8);
+    __m512 acc[8];
+#pragma GCC unroll 8
+    for (int t = 0; t < 8; t++)
+        acc[t] = _mm512_setzero_ps();
+    for (int64_t b = 0; b < nb; b++, ga += block_bytes, gb += block_bytes) {
+        __m512i s[8];
+#pragma GCC unroll 8
+        for (int t = 0; t < 8; t++)
+            s[t] = _mm512_setzero_si512();
+        for (int j = 0; j < 8; j++) {   /* quads of columns 4j .. 4j+3 */
+            __m512i u, w = _mm512_setzero_si512();
+            if (q4) {
+                __m512i v = join_groups(ga + 16 + 32 * (j / 2), gb + 16 + 32 * (j / 2));
+                u = _mm512_and_si512(j & 1 ? _mm512_srli_epi16(v, 4) : v, low);
+            } else {
+                w = join_groups(ga + 16 + 32 * j, gb + 16 + 32 * j);
+                u = _mm512_abs_epi8(w);
+            }
+            int at = q4 ? 8 * (j / 2) + 4 * (j & 1) : 4 * j;
+            __mmask64 neg = _mm512_movepi8_mask(w);   /* Q8_0: x takes the weights' signs */
+#pragma GCC unroll 8
+            for (int t = 0; t < 8; t++) {
+                __m512i xb = _mm512_set1_epi32(quad_at(x[t * xs + b].qs + at));
+                if (!q4)
+                    xb = _mm512_mask_sub_epi8(xb, neg, _mm512_setzero_si512(), xb);
+                s[t] = _mm512_dpbusd_epi32(s[t], u, xb);
+            }
+        }
+        __m512 d = join_scales((const uint16_t *)ga, (const uint16_t *)gb);
+#pragma GCC unroll 8
+        for (int t = 0; t < 8; t++) {
+            const vc_block_q8_act *xt = &x[t * xs + b];
+            __m512i st = q4 ? _mm512_sub_epi32(s[t], _mm512_set1_epi32(8 * xt->qsum)) : s[t];
+            acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(st), _mm512_mul_ps(d, _mm512_set1_ps(xt->d)), acc[t]);
+        }
+    }
+#pragma GCC unroll 8
+    for (int t = 0; t < 8; t++)
+        _mm512_storeu_ps(y + (size_t)t * ldy, acc[t]);
+}
+
+/* interleaved_avx512vnni, with pairs of groups and 8 tokens at a time where they fit. */
+TARGET_AVX512VNNI static void interleaved_avx512(const vc_matrix *w, int64_t g0, int64_t g1, const vc_block_q8_act *x,
+                                                 int n, float *y, int ldy)
+{
+    int64_t nb = w->cols / VC_QK8_ACT;
+    size_t group_bytes = 8 * w->row_bytes;
+    int tiled = n / 8 * 8;
+    int64_t g = g0;
+    for (; tiled && g + 2 <= g1; g += 2) {
+        const uint8_t *ga = (const uint8_t *)w->data + (size_t)g * group_bytes;
+        for (int i = 0; i < tiled; i += 8)
+            pair_tile8(w->type == VC_Q4_0_X8, ga, ga + group_bytes, x + (size_t)i * nb, nb, nb,
+                       y + (size_t)i * ldy + (size_t)(g - g0) * 8, ldy);
+        if (tiled < n)   /* the last tokens of these two groups */
+            interleaved_avx512vnni(w, g, g + 2, x + (size_t)tiled * nb, n - tiled,
+                                   y + (size_t)tiled * ldy + (size_t)(g - g0) * 8, ldy);
+    }
+    if (g < g1)
+        interleaved_avx512vnni(w, g, g1, x, n, y + (size_t)(g - g0) * 8, ldy);
+}
+
 typedef enum { ISA_GENERIC, ISA_AVX2, ISA_AVXVNNI, ISA_AVX512VNNI } isa_kind;
 static const char *const isa_names[] = { "generic", "avx2", "avx-vnni", "avx512-vnni" };
 
-/* AVX-VNNI: CPUID.(7,1):EAX[4]. AVX-512 VNNI for 256-bit vectors: VNNI
- * (7,0):ECX[11], F (EBX[16]) and VL (EBX[31]), with the OS saving the opmask
+/* AVX-VNNI: CPUID.(7,1):EAX[4]. AVX-512 VNNI: VNNI (7,0):ECX[11], F
+ * (EBX[16]), BW (EBX[30]) and VL (EBX[31]), with the OS saving the opmask
  * and ZMM state (XCR0 bits 5-7). AVX2 itself is vc_kernels_isa()'s check. */
 static bool cpu_supports(isa_kind k)
 {
@@ -145,7 +235,8 @@ static bool cpu_supports(isa_kind k)
     case ISA_AVX2: return true;
     case ISA_AVXVNNI: return __get_cpuid_count(7, 1, &a, &b, &c, &d) && (a & (1u << 4));
     case ISA_AVX512VNNI:
-        if (!__get_cpuid_count(7, 0, &a, &b, &c, &d) || !(c & (1u << 11)) || !(b & (1u << 16)) || !(b & (1u << 31)))
+        if (!__get_cpuid_count(7, 0, &a, &b, &c, &d) || !(c & (1u << 11)) || !(b & (1u << 16)) || !(b & (1u << 30)) ||
+            !(b & (1u << 31)))
             return false;
         __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
         return (lo & 0xe6) == 0xe6;
@@ -164,8 +255,13 @@ static isa_kind current_isa(void)
         return ISA_GENERIC;
     if (forced >= 0)
         return (isa_kind)forced;
-    if (best < 0)
-        best = cpu_supports(ISA_AVXVNNI) ? ISA_AVXVNNI : cpu_supports(ISA_AVX512VNNI) ? ISA_AVX512VNNI : ISA_AVX2;
+    if (best < 0) {
+        best = cpu_supports(ISA_AVX512VNNI) ? ISA_AVX512VNNI : cpu_supports(ISA_AVXVNNI) ? ISA_AVXVNNI : ISA_AVX2;
+        const char *want = getenv("VLMCHAT_INT8_ISA");   /* for comparing: a name vc_int8dot_isa prints */
+        for (int k = 0; want && k < (int)(sizeof isa_names / sizeof *isa_names); k++)
+            if (strcmp(want, isa_names[k]) == 0 && cpu_supports((isa_kind)k))
+                best = k;
+    }
     return (isa_kind)best;
 }
 #endif
@@ -365,7 +461,7 @@ void vc_int8dot_interleaved(const vc_matrix *w, int64_t g0, int64_t g1, const vc
 #ifdef VC_HAVE_X86
     switch (current_isa()) {
     case ISA_AVXVNNI: interleaved_avxvnni(w, g0, g1, x, n, y, ldy); return;
-    case ISA_AVX512VNNI: interleaved_avx512vnni(w, g0, g1, x, n, y, ldy); return;
+    case ISA_AVX512VNNI: interleaved_avx512(w, g0, g1, x, n, y, ldy); return;
     case ISA_AVX2: interleaved_avx2(w, g0, g1, x, n, y, ldy); return;
     case ISA_GENERIC: break;
     }

@@ -158,7 +158,7 @@ static void attention_blocks(void *ctx, int64_t begin, int64_t end, int worker)
             for (int p = lo; p <= last; p++) {
                 float v = p < from || p > pos ? -INFINITY : row[p - lo] * scale;
                 row[p - lo] = v;
-                maxv = fmaxf(maxv, v);
+                maxv = v > maxv ? v : maxv;   /* not fmaxf: a libm call per score */
             }
             double sum = 0;
             for (int p = 0; p < nk; p++)
