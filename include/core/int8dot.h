@@ -1,13 +1,15 @@
 /* int8dot.h - integer dot products with 8-bit activations (--int8-dot).
  *
- * A matrix-vector product over Q8_0, Q4_0 or MLX 4-bit weights normally
- * expands each weight to float and multiplies with float activations, which
- * keeps vlmchat's logits within 1e-4 of transformers running the same
- * (dequantized) weights.  This module is the other way, llama.cpp's: the
- * activation vector is quantized once to 8 bits in blocks of 32, and every row
- * is then an integer multiply-add (AVX2 maddubs, or VNNI's dpbusd where the CPU
- * has it) with one float scale per block.  It is about twice as fast for 4-bit
- * weights and moves logits by roughly 1e-2 of their scale, so it is opt-in.
+ * A product over Q8_0, Q4_0 or MLX 4-bit weights normally expands each
+ * weight to float and multiplies with float activations, which keeps
+ * vlmchat's logits within 1e-4 of transformers running the same (dequantized)
+ * weights.  This module is the other way, llama.cpp's: activations are
+ * quantized to 8 bits in blocks of 32, and the products are integer
+ * multiply-adds (AVX2 maddubs, or VNNI's dpbusd where the CPU has it) with one
+ * float scale per block: row by row, or, for matrices interleaved at load in
+ * groups of 8 rows, 8 or 16 rows and up to 8 tokens at a time.  About twice
+ * as fast, and it moves logits by up to about 2% of their scale, so it is
+ * opt-in (--int8-dot).
  *
  * vc_dot_row_act_ref() is the plain-C definition the SIMD kernels are tested
  * against (tests/test_quant.c).

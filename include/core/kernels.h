@@ -55,7 +55,8 @@ void vc_gemm_nt_ref(int M, int N, int K, const float *A, int lda, const float *B
  * on and Q8_0/Q4_0/MLX 4-bit weights, x quantized once to 8 bits and an
  * integer dot product per row (core/int8dot.h). Several: rows expanded to
  * f32 in blocks, then vc_gemm_nt. The float paths agree to float rounding (the
- * order of the sums differs). */
+ * order of the sums differs). Matrices interleaved for the integer kernels
+ * (VC_Q4_0_X8, VC_Q8_0_X8) always take the integer path, for any n. */
 void vc_matmul(const vc_matrix *w, const float *x, int n, float *y);
 /* vc_matmul for count matrices with the same cols and the same X (q/k/v,
  * gate/up) in one dispatch to the pool: Y[k] = X W[k]^T. */

@@ -95,7 +95,8 @@ static int bind_layer(vc_llm *m, const namer *nm, int l, float *norms)
 /* An HF tensor name under the body prefix. */
 /* --int8-dot: the Q4_0 and Q8_0 matrices that decode and prefill multiply
  * with, interleaved in groups of 8 rows for the integer kernels (a copy; the
- * embedding table keeps its rows for lookups). */
+ * embedding table keeps its rows for lookups). Out of memory it stops there:
+ * the matrices not done work as stored, only slower. */
 static int interleave_matrices(vc_llm *m)
 {
     vc_matrix *all[8];
@@ -113,11 +114,15 @@ static int interleave_matrices(vc_llm *m)
             void *owned;
             if (!vc_int8dot_can_interleave(all[i]))
                 continue;
-            const void *stored = all[i]->data;
-            if (vc_int8dot_interleave(all[i], &owned) != 0 || vc_tensors_own(&m->weights, owned) != 0)
-                return vc_fail_code(VC_EXIT_NOMEM, "no memory to interleave the weights for --int8-dot");
+            vc_matrix stored = *all[i];
+            if (vc_int8dot_interleave(all[i], &owned) != 0)
+                return 0;   /* no memory for more copies: the rest keep their stored rows (row-wise integer dots) */
+            if (vc_tensors_own(&m->weights, owned) != 0) {
+                *all[i] = stored;
+                return 0;
+            }
             /* the copy replaces the file's pages in memory (a tied embedding table reads its rows back) */
-            vc_tensors_drop_pages(&m->weights, stored, (size_t)all[i]->rows * all[i]->row_bytes);
+            vc_tensors_drop_pages(&m->weights, stored.data, (size_t)stored.rows * stored.row_bytes);
             m->n_interleaved++;
         }
     }
