@@ -27,6 +27,10 @@ case "$V" in *build-asan*) ;; *)   # ASan reserves terabytes of address space: u
     (ulimit -v 120000; "$V" --ctx 100000 --image examples/scene1.png -p "How many shapes are there?") >"$TMP/out" 2>"$TMP/err"
     check "ulimit -v: still answers" [ $? -eq 0 ]
     check "ulimit -v: context reduced" grep -q "context reduced from 100000" "$TMP/err"
+    # --int8-dot copies the 4-bit weights at load: still room for it, and the same answer
+    (ulimit -v 60000; "$V" --quant q4_0 --int8-dot --image examples/scene1.png -p "How many shapes are there?") \
+        >"$TMP/out" 2>"$TMP/err"
+    check "ulimit -v: --int8-dot answers" [ $? -eq 0 -a "$(cat "$TMP/out")" = four ]
     (ulimit -v 20000; "$V" -p hi) >"$TMP/out" 2>"$TMP/err"
     check "ulimit -v far too small: exit 5" [ $? -eq 5 ]
     check "ulimit -v far too small: one line" one_line

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # test_valgrind.sh - the scripted path (load, tokenize, prefill, decode, JSON,
-# GGUF load and convert) runs valgrind-clean: no invalid accesses, no
+# GGUF load and convert, --int8-dot) runs valgrind-clean: no invalid accesses, no
 # uninitialized reads, no definite leaks. Runs the normal (non-ASan) build.
 set -u
 V=${VLMCHAT:-build/vlmchat}
@@ -26,5 +26,8 @@ vg "hf llama sampled" -m $FX/llama -p "hello" --temp 0.8 --top-k 20 --top-p 0.9 
 vg "convert q8_0" convert --model $FX/mistral --out "$TMP/m.gguf" --type q8_0
 vg "gguf run" -m "$TMP/m.gguf" -p "hi" --temp 0 -n 6 --ignore-eos
 vg "llama.cpp gguf" -m tests/fixtures/gguf/phi3-q8_0.gguf -p "hi" --temp 0 -n 6 --ignore-eos
+# --int8-dot: interleaving at load, integer prefill and decode (valgrind's CPU has no AVX-512: AVX2 kernels)
+vg "int8 dot q8_0 gguf" -m tests/fixtures/gguf/llama-q8_0.gguf --int8-dot -p "hello there, how are you" --temp 0 -n 6 --ignore-eos --threads 2
+vg "int8 dot q4_0 at load" -m $FX/llama --quant q4_0 --int8-dot -p "hello there" --temp 0 -n 6 --ignore-eos
 echo "test_valgrind: $passed passed, $failed failed"
 [ $failed -eq 0 ]
