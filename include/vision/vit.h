@@ -38,10 +38,14 @@ typedef struct {
     vc_vit_layer *layers;
     float *floats;               /* owned copies of all small vectors */
     float *patch_owned;          /* the patch weights, reordered from MLX's layout */
+    void **int8_owned;           /* --int8-dot: the layers' weights as interleaved Q8_0 */
+    int n_int8_owned;
 } vc_vit;
 
 /* Activation by HF name ("quick_gelu", "gelu", "gelu_pytorch_tanh", ...); -1 if unknown. */
 int vc_act_from_name(const char *name);
+/* Applies it to n values in place, on the thread pool (so not from inside
+ * vc_parallel_for). */
 void vc_act_apply(vc_act act, float *x, size_t n);
 
 /* Binds tensors under `prefix` (e.g. "vision_tower.vision_model."):

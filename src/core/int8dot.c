@@ -424,6 +424,40 @@ int vc_int8dot_interleave(vc_matrix *w, void **owned)
     return 0;
 }
 
+bool vc_int8dot_can_requantize(const vc_matrix *w)
+{
+    bool float_type = w->type == VC_F32 || w->type == VC_F16 || w->type == VC_BF16;
+    return vc_int8dot_can_interleave(w) ||
+           (float_type && w->rows % 8 == 0 && w->cols % VC_QK8_ACT == 0 && w->cols > 0);
+}
+
+int vc_int8dot_requantize(vc_matrix *w, void **owned)
+{
+    if (vc_int8dot_can_interleave(w))
+        return vc_int8dot_interleave(w, owned);
+    size_t rb;
+    if (vc_dtype_row_bytes(VC_Q8_0, w->cols, &rb) != 0)
+        return -1;
+    uint8_t *q8 = vc_malloc((size_t)w->rows * rb);
+    float *row = vc_malloc((size_t)w->cols * sizeof *row);
+    if (!q8 || !row) {
+        free(q8);
+        free(row);
+        return -1;
+    }
+    for (int64_t r = 0; r < w->rows; r++) {
+        vc_dequantize_row(w->type, (const uint8_t *)w->data + (size_t)r * w->row_bytes, row, w->cols);
+        vc_quantize_row(VC_Q8_0, row, q8 + (size_t)r * rb, w->cols);
+    }
+    free(row);
+    vc_matrix q = { VC_Q8_0, w->cols, w->rows, rb, q8 };
+    int rc = vc_int8dot_interleave(&q, owned);
+    free(q8);
+    if (rc == 0)
+        *w = q;
+    return rc;
+}
+
 /* Plain C: undoes the interleaving weight by weight. */
 static void interleaved_ref(const vc_matrix *w, int64_t g0, int64_t g1, const vc_block_q8_act *x, int n, float *y,
                             int ldy)

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "core/common.h"
+#include "core/int8dot.h"
 #include "core/kernels.h"
 #include "core/threads.h"
 
@@ -26,7 +27,7 @@ int vc_act_from_name(const char *name)
     return -1;
 }
 
-void vc_act_apply(vc_act act, float *x, size_t n)
+static void act_serial(vc_act act, float *x, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         float v = x[i];
@@ -39,6 +40,29 @@ void vc_act_apply(vc_act act, float *x, size_t n)
         case VC_ACT_SILU: x[i] = v / (1.0f + expf(-v)); break;
         }
     }
+}
+
+typedef struct {
+    vc_act act;
+    float *x;
+    size_t n;
+} act_job;
+
+enum { ACT_CHUNK = 4096 };
+
+static void act_chunks(void *ctx, int64_t begin, int64_t end, int worker)
+{
+    const act_job *j = ctx;
+    size_t from = (size_t)begin * ACT_CHUNK, to = VC_MIN((size_t)end * ACT_CHUNK, j->n);
+    act_serial(j->act, j->x + from, to - from);
+}
+
+/* A vision tower's MLP holds tens of millions of values: on the pool (each
+ * value on its own, so the result is the same). */
+void vc_act_apply(vc_act act, float *x, size_t n)
+{
+    act_job j = { act, x, n };
+    vc_parallel_for((int64_t)((n + ACT_CHUNK - 1) / ACT_CHUNK), act_chunks, &j);
 }
 
 void vc_layernorm(float *out, const float *x, const float *w, const float *b, int n, float eps)
@@ -149,6 +173,25 @@ static int bind_mlx_patch(vc_vit *v, const vc_tensor *pt)
     return 0;
 }
 
+/* --int8-dot: each layer's matrices as interleaved Q8_0 for the integer
+ * kernels (an image's 1000-odd patches are one long prefill). Out of memory
+ * it stops: the rest stay float. */
+static void requantize_layers(vc_vit *v)
+{
+    v->int8_owned = vc_calloc((size_t)v->cfg.layers * 6, sizeof *v->int8_owned);
+    for (int l = 0; v->int8_owned && l < v->cfg.layers; l++) {
+        vc_vit_layer *L = &v->layers[l];
+        vc_matrix *all[] = { &L->q, &L->k, &L->v, &L->o, &L->fc1, &L->fc2 };
+        for (int i = 0; i < 6; i++) {
+            if (!vc_int8dot_can_requantize(all[i]))
+                continue;
+            if (vc_int8dot_requantize(all[i], &v->int8_owned[v->n_int8_owned]) != 0)
+                return;
+            v->n_int8_owned++;
+        }
+    }
+}
+
 int vc_vit_bind(vc_vit *v, const vc_tensor_set *w, const char *prefix, const vc_vit_config *c)
 {
     memset(v, 0, sizeof *v);
@@ -193,11 +236,16 @@ int vc_vit_bind(vc_vit *v, const vc_tensor_set *w, const char *prefix, const vc_
             return -1;
     if (!(v->post_w = vec(&b, "post_layernorm.weight", h)) || !(v->post_b = vec(&b, "post_layernorm.bias", h)))
         return -1;
+    if (vc_int8dot_enabled())
+        requantize_layers(v);
     return 0;
 }
 
 void vc_vit_free(vc_vit *v)
 {
+    for (int i = 0; i < v->n_int8_owned; i++)
+        free(v->int8_owned[i]);
+    free(v->int8_owned);
     free(v->floats);
     free(v->patch_owned);
     free(v->layers);
@@ -237,8 +285,10 @@ static void softmax_rows(float *s, int n, int T, float scale)
 {
     for (int i = 0; i < n; i++) {
         float *row = s + (size_t)i * T, maxv = -INFINITY;
-        for (int p = 0; p < T; p++)
-            maxv = fmaxf(maxv, row[p] *= scale);
+        for (int p = 0; p < T; p++) {
+            float v = row[p] *= scale;
+            maxv = v > maxv ? v : maxv;   /* not fmaxf: a libm call per score */
+        }
         double sum = 0;
         for (int p = 0; p < T; p++)
             sum += (row[p] = expf(row[p] - maxv));
