@@ -236,7 +236,8 @@ int main(void)
     test_family("smolvlm_mlx4", VC_CHAT_IDEFICS3, false);
     /* --int8-dot: integer products in the vision tower and the decoder, close to transformers */
     test_family("smolvlm", VC_CHAT_IDEFICS3, true);
-    test_family("llava_next", VC_CHAT_LLAVA_MISTRAL, true);   /* MLX 4-bit layout: reference is the dequantized model */
+    test_family("llava_next", VC_CHAT_LLAVA_MISTRAL, true);
+    test_family("smolvlm_mlx4", VC_CHAT_IDEFICS3, true);   /* MLX 4-bit vision layers requantized to Q8_0 */   /* MLX 4-bit layout: reference is the dequantized model */
     test_token_counts();
     return harness_finish("test_vision");
 }

@@ -83,8 +83,9 @@ bool vc_int8dot_can_interleave(const vc_matrix *w);
  * caller to free) and makes *w describe it. Returns 0 or -1 (no memory; *w
  * unchanged). */
 int vc_int8dot_interleave(vc_matrix *w, void **owned);
-/* The same for float matrices (F32, F16, BF16) too, quantized to Q8_0 on the
- * way: for weights kept in float, like a vision tower's. */
+/* The same for a matrix of any stored type (float, K-quants, MLX 4-bit),
+ * requantized to Q8_0 on the way (Q4_0/Q8_0 are interleaved as they are):
+ * for a vision tower, whose weights are often kept in float. */
 bool vc_int8dot_can_requantize(const vc_matrix *w);
 int vc_int8dot_requantize(vc_matrix *w, void **owned);
 /* y[i * ldy + r] for tokens i < n and rows r in [8 * g0, 8 * g1) of an

@@ -426,9 +426,8 @@ int vc_int8dot_interleave(vc_matrix *w, void **owned)
 
 bool vc_int8dot_can_requantize(const vc_matrix *w)
 {
-    bool float_type = w->type == VC_F32 || w->type == VC_F16 || w->type == VC_BF16;
-    return vc_int8dot_can_interleave(w) ||
-           (float_type && w->rows % 8 == 0 && w->cols % VC_QK8_ACT == 0 && w->cols > 0);
+    bool known = vc_dtype_valid((uint32_t)w->type);   /* every stored type; not an interleaved one */
+    return known && w->rows % 8 == 0 && w->cols % VC_QK8_ACT == 0 && w->cols > 0;
 }
 
 int vc_int8dot_requantize(vc_matrix *w, void **owned)
