@@ -195,6 +195,13 @@ static void test_kernels(void)
         worst_axpy = fmaxf(worst_axpy, fabsf(ya[i] - yb[i]));
     CHECK(worst_axpy <= 1e-6f, "%s axpy differs from the reference by %g", vc_kernels_isa(), worst_axpy);
 
+    /* softmax: masked entries become 0, the rest sum to 1 in the right proportions */
+    float sm[4] = { 1.0f, 2.0f, -INFINITY, 3.0f };
+    vc_softmax(sm, 4);
+    double z = exp(1.0) + exp(2.0) + exp(3.0);
+    CHECK(sm[2] == 0 && fabs(sm[0] - exp(1.0) / z) < 1e-6 && fabs(sm[1] - exp(2.0) / z) < 1e-6 &&
+          fabs(sm[3] - exp(3.0) / z) < 1e-6, "softmax %g %g %g %g", sm[0], sm[1], sm[2], sm[3]);
+
     /* matmul over several tokens equals one token at a time, on the pool */
     vc_threads_init(3);
     enum { ROWS = 37, COLS = 256, TOK = 5 };

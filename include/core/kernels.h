@@ -37,6 +37,10 @@ float vc_dot_f32(const float *a, const float *b, int64_t n);
 void vc_axpy_f32(float a, const float *x, float *y, int64_t n);
 void vc_axpy_f32_ref(float a, const float *x, float *y, int64_t n);
 
+/* Softmax of n values in place (the largest subtracted first, the sum in
+ * double); -INFINITY entries (masked) become 0. At least one must be finite. */
+void vc_softmax(float *x, int n);
+
 /* C[m][n] = sum_k A[m][k] * B[n][k] for m < M, n < N: a matrix product with
  * both operands K-contiguous (tokens x weight rows, queries x keys). Row-major
  * with leading dimensions lda, ldb, ldc. Single-threaded: callers split the

@@ -304,6 +304,19 @@ void vc_axpy_f32_ref(float a, const float *x, float *y, int64_t n)
         y[i] += a * x[i];
 }
 
+void vc_softmax(float *x, int n)
+{
+    float maxv = -INFINITY;
+    for (int i = 0; i < n; i++)
+        maxv = x[i] > maxv ? x[i] : maxv;   /* not fmaxf: a libm call per value */
+    double sum = 0;
+    for (int i = 0; i < n; i++)
+        sum += (x[i] = expf(x[i] - maxv));
+    float inv = (float)(1.0 / sum);
+    for (int i = 0; i < n; i++)
+        x[i] *= inv;
+}
+
 void vc_gemm_nt(int M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C, int ldc)
 {
 #ifdef VC_HAVE_BLAS

@@ -153,19 +153,11 @@ static void attention_blocks(void *ctx, int64_t begin, int64_t end, int worker)
         const float *q = job->q + (size_t)t0 * qd + (size_t)h * hd;
         vc_gemm_nt(nq, nk, hd, q, qd, k + (size_t)lo * kv_dim + (size_t)kvh * hd, kv_dim, s, nk);
         for (int i = 0; i < nq; i++) {
-            float *row = s + (size_t)i * nk, maxv = -INFINITY;
+            float *row = s + (size_t)i * nk;
             int pos = first + i, from = c->sliding_window > 0 ? VC_MAX(0, pos - c->sliding_window + 1) : 0;
-            for (int p = lo; p <= last; p++) {
-                float v = p < from || p > pos ? -INFINITY : row[p - lo] * scale;
-                row[p - lo] = v;
-                maxv = v > maxv ? v : maxv;   /* not fmaxf: a libm call per score */
-            }
-            double sum = 0;
-            for (int p = 0; p < nk; p++)
-                sum += (row[p] = expf(row[p] - maxv));
-            float inv = (float)(1.0 / sum);
-            for (int p = 0; p < nk; p++)
-                row[p] *= inv;
+            for (int p = lo; p <= last; p++)
+                row[p - lo] = p < from || p > pos ? -INFINITY : row[p - lo] * scale;
+            vc_softmax(row, nk);
         }
         float *o = job->out + (size_t)t0 * qd + (size_t)h * hd;
         vc_gemm_nt(nq, hd, nk, s, nk, job->vt + (size_t)kvh * hd * P + lo, P, o, qd);

@@ -284,17 +284,10 @@ static void transpose_v(void *ctx, int64_t begin, int64_t end, int worker)
 static void softmax_rows(float *s, int n, int T, float scale)
 {
     for (int i = 0; i < n; i++) {
-        float *row = s + (size_t)i * T, maxv = -INFINITY;
-        for (int p = 0; p < T; p++) {
-            float v = row[p] *= scale;
-            maxv = v > maxv ? v : maxv;   /* not fmaxf: a libm call per score */
-        }
-        double sum = 0;
+        float *row = s + (size_t)i * T;
         for (int p = 0; p < T; p++)
-            sum += (row[p] = expf(row[p] - maxv));
-        float inv = (float)(1.0 / sum);
-        for (int p = 0; p < T; p++)
-            row[p] *= inv;
+            row[p] *= scale;
+        vc_softmax(row, T);
     }
 }
 
