@@ -37,9 +37,12 @@ float vc_dot_f32(const float *a, const float *b, int64_t n);
 void vc_axpy_f32(float a, const float *x, float *y, int64_t n);
 void vc_axpy_f32_ref(float a, const float *x, float *y, int64_t n);
 
-/* Softmax of n values in place (the largest subtracted first, the sum in
- * double); -INFINITY entries (masked) become 0. At least one must be finite. */
+/* Softmax of n values in place (the largest subtracted first); -INFINITY
+ * entries (masked) become 0. At least one must be finite. The AVX2 version
+ * (its own exponential, float sums) agrees with the plain-C reference (expf,
+ * the sum in double) to about 1e-6 relative. */
 void vc_softmax(float *x, int n);
+void vc_softmax_ref(float *x, int n);
 
 /* C[m][n] = sum_k A[m][k] * B[n][k] for m < M, n < N: a matrix product with
  * both operands K-contiguous (tokens x weight rows, queries x keys). Row-major
