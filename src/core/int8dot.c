@@ -434,10 +434,10 @@ int vc_int8dot_requantize(vc_matrix *w, void **owned)
 {
     if (vc_int8dot_can_interleave(w))
         return vc_int8dot_interleave(w, owned);
-    size_t rb;
-    if (vc_dtype_row_bytes(VC_Q8_0, w->cols, &rb) != 0)
+    size_t rb, total;
+    if (vc_dtype_row_bytes(VC_Q8_0, w->cols, &rb) != 0 || !vc_mul_size(rb, (size_t)w->rows, &total))
         return -1;
-    uint8_t *q8 = vc_malloc((size_t)w->rows * rb);
+    uint8_t *q8 = vc_malloc(total);
     float *row = vc_malloc((size_t)w->cols * sizeof *row);
     if (!q8 || !row) {
         free(q8);
