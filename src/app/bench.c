@@ -206,6 +206,13 @@ static int copy_file(const char *from, const char *to)
     return rc;
 }
 
+/* Sets every field of `fields` in obj (a config section), taking fields over. */
+static void set_fields(json_t *obj, json_t *fields)
+{
+    json_object_update(obj, fields);
+    json_decref(fields);
+}
+
 /* config.json and processor_config.json: the demo model's, resized. */
 static int write_configs(const bench_arch *a, const char *demo, const char *dir)
 {
@@ -215,22 +222,15 @@ static int write_configs(const bench_arch *a, const char *demo, const char *dir)
     if (!c)
         return vc_fail("%s: cannot read", path);
     json_t *t = json_object_get(c, "text_config");
-    json_object_set_new(t, "hidden_size", json_integer(a->dim));
-    json_object_set_new(t, "intermediate_size", json_integer(a->inter));
-    json_object_set_new(t, "num_hidden_layers", json_integer(a->layers));
-    json_object_set_new(t, "num_attention_heads", json_integer(a->heads));
-    json_object_set_new(t, "num_key_value_heads", json_integer(a->kv_heads));
-    json_object_set_new(t, "head_dim", json_integer(a->dim / a->heads));
-    json_object_set_new(t, "vocab_size", json_integer(a->vocab));
-    json_object_set_new(t, "max_position_embeddings", json_integer(4096));
+    set_fields(t, json_pack("{s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i}", "hidden_size", a->dim, "intermediate_size", a->inter,
+                            "num_hidden_layers", a->layers, "num_attention_heads", a->heads, "num_key_value_heads",
+                            a->kv_heads, "head_dim", a->dim / a->heads, "vocab_size", a->vocab,
+                            "max_position_embeddings", 4096));
     if (a->vision) {
-        json_t *v = json_object_get(c, "vision_config");
-        json_object_set_new(v, "hidden_size", json_integer(a->v_dim));
-        json_object_set_new(v, "intermediate_size", json_integer(a->v_inter));
-        json_object_set_new(v, "num_hidden_layers", json_integer(a->v_layers));
-        json_object_set_new(v, "num_attention_heads", json_integer(a->v_heads));
-        json_object_set_new(v, "patch_size", json_integer(a->v_patch));
-        json_object_set_new(v, "image_size", json_integer(a->v_image));
+        set_fields(json_object_get(c, "vision_config"),
+                   json_pack("{s:i,s:i,s:i,s:i,s:i,s:i}", "hidden_size", a->v_dim, "intermediate_size", a->v_inter,
+                             "num_hidden_layers", a->v_layers, "num_attention_heads", a->v_heads, "patch_size",
+                             a->v_patch, "image_size", a->v_image));
         json_object_set_new(c, "scale_factor", json_integer(a->scale));
     } else {   /* a plain Llama-layout text model */
         json_incref(t);

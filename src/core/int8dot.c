@@ -1,8 +1,9 @@
 /* int8dot.c - see include/core/int8dot.h
  *
- * The SIMD kernels live in int8dot_simd.inc, compiled three times here: with
- * AVX2's maddubs/madd pair, with AVX-VNNI's dpbusd and with AVX-512 VNNI's
- * (256-bit, VL) dpbusd. The CPU picks one at the first call.
+ * The 256-bit SIMD kernels live in int8dot_simd.inc, compiled three times
+ * here: with AVX2's maddubs/madd pair, with AVX-VNNI's dpbusd and with AVX-512
+ * VNNI's (256-bit, VL) dpbusd; the AVX-512 variant adds 512-bit tiles for
+ * interleaved matrices. The CPU picks one at the first call.
  */
 #include "core/int8dot.h"
 
@@ -87,14 +88,22 @@ float vc_dot_row_act_ref(vc_dtype t, const void *row, const vc_block_q8_act *x, 
 #ifdef VC_HAVE_X86
 #include "simd_x86.h"
 
-/* Each takes 32 unsigned and 32 signed bytes and sums their products in
- * fours, into eight int32 lanes. maddubs saturates its int16 pairs, which
- * the operands here never reach: |u| <= 128 and |s| <= 127. */
 #define TARGET_AVX2 VC_TARGET_AVX2
 #define TARGET_AVXVNNI __attribute__((target("avx2,fma,f16c,avxvnni")))
 #define TARGET_AVX512VNNI __attribute__((target("avx2,fma,f16c,avx512f,avx512vl,avx512bw,avx512vnni")))
 
-/* The same, added to acc's lanes. */
+/* 4 activation bytes, as one int32 to broadcast */
+static inline int32_t quad_at(const int8_t *p)
+{
+    int32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+
+/* Each takes 32 unsigned and 32 signed bytes, sums their products in fours
+ * and adds the sums to acc's eight int32 lanes (the kernels' MULSUM is this
+ * on zero). maddubs saturates its int16 pairs, which the operands here never
+ * reach: |u| <= 128 and |s| <= 127. */
 TARGET_AVX2 static inline __m256i mulacc_avx2(__m256i acc, __m256i u, __m256i s)
 {
     return _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1)));
@@ -106,19 +115,6 @@ TARGET_AVXVNNI static inline __m256i mulacc_avxvnni(__m256i acc, __m256i u, __m2
 TARGET_AVX512VNNI static inline __m256i mulacc_avx512vnni(__m256i acc, __m256i u, __m256i s)
 {
     return _mm256_dpbusd_epi32(acc, u, s);
-}
-
-TARGET_AVX2 static inline __m256i mulsum_avx2(__m256i u, __m256i s)
-{
-    return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1));
-}
-TARGET_AVXVNNI static inline __m256i mulsum_avxvnni(__m256i u, __m256i s)
-{
-    return _mm256_dpbusd_avx_epi32(_mm256_setzero_si256(), u, s);
-}
-TARGET_AVX512VNNI static inline __m256i mulsum_avx512vnni(__m256i u, __m256i s)
-{
-    return _mm256_dpbusd_epi32(_mm256_setzero_si256(), u, s);
 }
 
 #define ISA avx2
@@ -144,13 +140,6 @@ TARGET_AVX512VNNI static inline __m512i join_groups(const uint8_t *a, const uint
 TARGET_AVX512VNNI static inline __m512 join_scales(const uint16_t *a, const uint16_t *b)
 {
     return _mm512_cvtph_ps(_mm256_set_m128i(_mm_loadu_si128((const __m128i *)b), _mm_loadu_si128((const __m128i *)a)));
-}
-
-static inline int32_t quad_at(const int8_t *p)
-{
-    int32_t v;
-    memcpy(&v, p, 4);
-    return v;
 }
 
 /* x[t * xs + b] is token t's block b. */

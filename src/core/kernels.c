@@ -510,6 +510,13 @@ static bool interleaved(vc_dtype t) { return t == VC_Q4_0_X8 || t == VC_Q8_0_X8;
 /* What vc_parallel_for shares out: rows, or groups of 8 for interleaved matrices. */
 static int64_t work_units(const vc_matrix *w) { return interleaved(w->type) ? w->rows / 8 : w->rows; }
 
+/* Whether a stored (not interleaved) matrix takes integer dots row by row:
+ * one token with --int8-dot on; several tokens stay on the float GEMM. */
+static bool int8_rows(const vc_matrix *w, int n)
+{
+    return n == 1 && vc_int8dot_enabled() && vc_int8dot_supports(w->type);
+}
+
 /* A range of the work units of all the matrices: each matrix's share of it. */
 static void matmul_rows(void *ctx, int64_t begin, int64_t end, int worker)
 {
@@ -530,9 +537,8 @@ static void matmul_rows(void *ctx, int64_t begin, int64_t end, int worker)
                         job->y[k][(size_t)i * w->rows + r] = NAN;
             continue;
         }
-        /* one token's integer dots when --int8-dot is on; several tokens stay on the float GEMM */
-        bool int8 = job->xq && job->n == 1 && vc_int8dot_enabled() && vc_int8dot_supports(w->type);
-        product_rows(w, job->x, int8 ? job->xq : NULL, job->dot_act, job->n, job->y[k], lo, hi);
+        product_rows(w, job->x, job->xq && int8_rows(w, job->n) ? job->xq : NULL, job->dot_act, job->n, job->y[k],
+                     lo, hi);
     }
 }
 
@@ -543,7 +549,7 @@ static vc_block_q8_act *quantize_tokens(const vc_matrix *w, int count, const flo
 {
     bool needed = false;
     for (int k = 0; k < count; k++)
-        needed = needed || interleaved(w[k].type) || (n == 1 && vc_int8dot_enabled() && vc_int8dot_supports(w[k].type));
+        needed = needed || interleaved(w[k].type) || int8_rows(&w[k], n);
     int64_t cols = w[0].cols, nb = cols / VC_QK8_ACT;
     if (!needed || cols % VC_QK8_ACT != 0)
         return NULL;
@@ -565,7 +571,7 @@ void vc_matmul_multi(int count, const vc_matrix *w, const float *x, int n, float
         blas_ready = 1;
     }
 #endif
-    enum { SPARE = 512 };   /* one token of up to 16384 columns, on the stack */
+    enum { SPARE = 512, MAX_MATRICES = 8 };   /* SPARE: one token of up to 16384 columns, on the stack */
     vc_block_q8_act spare[SPARE];
     int64_t units = 0;
     bool needs_x8 = false;
@@ -573,25 +579,19 @@ void vc_matmul_multi(int count, const vc_matrix *w, const float *x, int n, float
         units += work_units(&w[k]);
         needs_x8 = needs_x8 || interleaved(w[k].type);
     }
-    if (needs_x8 && n > 1) {
-        vc_block_q8_act *xq = quantize_tokens(w, count, x, n, spare, SPARE);
-        if (!xq) {   /* no memory for all the tokens' activations: one token at a time */
-            enum { MAX_MATRICES = 8 };
-            float *yi[MAX_MATRICES];
-            for (int i = 0; i < n && count <= MAX_MATRICES; i++) {
-                for (int k = 0; k < count; k++)
-                    yi[k] = y[k] + (size_t)i * w[k].rows;
-                vc_matmul_multi(count, w, x + (size_t)i * w[0].cols, 1, yi);
-            }
-            return;
+    vc_block_q8_act *xq = quantize_tokens(w, count, x, n, spare, SPARE);
+    if (!xq && needs_x8 && n > 1 && count <= MAX_MATRICES) {
+        /* no memory for all the tokens' activations: one token at a time, from the stack */
+        float *yi[MAX_MATRICES];
+        for (int i = 0; i < n; i++) {
+            for (int k = 0; k < count; k++)
+                yi[k] = y[k] + (size_t)i * w[k].rows;
+            vc_matmul_multi(count, w, x + (size_t)i * w[0].cols, 1, yi);
         }
-        matmul_job job = { .w = w, .count = count, .x = x, .xq = xq, .y = y, .n = n };
-        vc_parallel_for(units, matmul_rows, &job);
-        free(xq);
         return;
     }
-    vc_block_q8_act *xq = quantize_tokens(w, count, x, n, spare, SPARE);
-    matmul_job job = { .w = w, .count = count, .x = x, .xq = xq, .dot_act = vc_int8dot_kernel(), .y = y, .n = n };
+    matmul_job job = { .w = w, .count = count, .x = x, .xq = xq, .dot_act = xq ? vc_int8dot_kernel() : NULL,
+                       .y = y, .n = n };
     vc_parallel_for(units, matmul_rows, &job);
     if (xq != spare)
         free(xq);

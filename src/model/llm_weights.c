@@ -93,40 +93,40 @@ static int bind_layer(vc_llm *m, const namer *nm, int l, float *norms)
 }
 
 /* An HF tensor name under the body prefix. */
-/* --int8-dot: the Q4_0 and Q8_0 matrices that decode and prefill multiply
- * with, interleaved in groups of 8 rows for the integer kernels (a copy; the
- * embedding table keeps its rows for lookups). Out of memory it stops there:
- * the matrices not done work as stored, only slower. */
-static int interleave_matrices(vc_llm *m)
+/* --int8-dot: a Q4_0 or Q8_0 matrix that decode and prefill multiply with,
+ * interleaved in groups of 8 rows for the integer kernels (a copy: the file's
+ * pages of the stored rows are released, and a tied embedding table reads its
+ * rows back). False when there was no memory for the copy; w is then as it was. */
+static bool interleave(vc_llm *m, vc_matrix *w)
 {
-    vc_matrix *all[8];
-    for (int l = -1; l < m->cfg.n_layers; l++) {
-        vc_llm_layer *L = l >= 0 ? &m->layers[l] : NULL;
-        int n = 0;
-        if (L) {
-            vc_matrix *layer[] = { &L->wq, &L->wk, &L->wv, &L->wo, &L->gate, &L->up, &L->down };
-            for (size_t i = 0; i < sizeof layer / sizeof *layer; i++)
-                all[n++] = layer[i];
-        } else {
-            all[n++] = &m->lm_head;
-        }
-        for (int i = 0; i < n; i++) {
-            void *owned;
-            if (!vc_int8dot_can_interleave(all[i]))
-                continue;
-            vc_matrix stored = *all[i];
-            if (vc_int8dot_interleave(all[i], &owned) != 0)
-                return 0;   /* no memory for more copies: the rest keep their stored rows (row-wise integer dots) */
-            if (vc_tensors_own(&m->weights, owned) != 0) {
-                *all[i] = stored;
-                return 0;
-            }
-            /* the copy replaces the file's pages in memory (a tied embedding table reads its rows back) */
-            vc_tensors_drop_pages(&m->weights, stored.data, (size_t)stored.rows * stored.row_bytes);
-            m->n_interleaved++;
-        }
+    vc_matrix stored = *w;
+    void *owned;
+    if (!vc_int8dot_can_interleave(w))
+        return true;
+    if (vc_int8dot_interleave(w, &owned) != 0)
+        return false;
+    if (vc_tensors_own(&m->weights, owned) != 0) {
+        *w = stored;
+        return false;
     }
-    return 0;
+    vc_tensors_drop_pages(&m->weights, stored.data, (size_t)stored.rows * stored.row_bytes);
+    m->n_interleaved++;
+    return true;
+}
+
+/* The output head and every layer's matrices. Out of memory it stops there:
+ * the matrices not done work as stored (row-wise integer dots), only slower. */
+static void interleave_matrices(vc_llm *m)
+{
+    if (!interleave(m, &m->lm_head))
+        return;
+    for (int l = 0; l < m->cfg.n_layers; l++) {
+        vc_llm_layer *L = &m->layers[l];
+        vc_matrix *layer[] = { &L->wq, &L->wk, &L->wv, &L->wo, &L->gate, &L->up, &L->down };
+        for (size_t i = 0; i < sizeof layer / sizeof *layer; i++)
+            if (!interleave(m, layer[i]))
+                return;
+    }
 }
 
 static const char *body_name(const vc_llm_names *n, const char *leaf, char *buf, size_t size)
@@ -169,5 +169,7 @@ int vc_llm_bind(vc_llm *m, vc_tensor_set *weights, const vc_llm_names *names)
     if (norm(&nm, gguf_names ? "output_norm.weight" : body_name(names, "norm.weight", buf, sizeof buf), c->dim,
              final) != 0)
         return -1;
-    return vc_int8dot_enabled() ? interleave_matrices(m) : 0;
+    if (vc_int8dot_enabled())
+        interleave_matrices(m);
+    return 0;
 }
