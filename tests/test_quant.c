@@ -131,32 +131,43 @@ static void test_roundtrip(void)
     CHECK(vc_dtype_row_bytes(VC_Q8_0, 64, &rb) == 0 && rb == 68, "q8_0 row bytes %zu", rb);
 }
 
-/* The blocked GEMM against the plain loops, on sizes that leave every kind of
- * remainder (rows of A past a multiple of 4, of B past 3, K past 8), and with
- * leading dimensions wider than the rows. */
+/* Both GEMM shapes, with every variant the CPU has, against the plain
+ * loops, on sizes that leave every kind of remainder (NT: rows of A past a
+ * multiple of 4, of B past 3, K past 8 and 16; NN: rows past 6, columns
+ * past 8, 16 and 64), and with leading dimensions wider than the rows. */
 static void test_gemm(void)
 {
-    const int sizes[][3] = { { 1, 1, 1 }, { 4, 3, 8 }, { 5, 7, 13 }, { 9, 50, 37 }, { 17, 101, 64 }, { 64, 97, 300 } };
+    const int sizes[][3] = { { 1, 1, 1 },    { 4, 3, 8 },    { 5, 7, 13 },  { 9, 50, 37 },  { 17, 101, 64 },
+                             { 64, 97, 300 }, { 6, 64, 64 }, { 13, 83, 5 }, { 32, 64, 130 }, { 7, 129, 64 } };
+    const char *isas[] = { "avx512", "avx2", "generic" };
     unsigned seed = 5;
-    for (size_t c = 0; c < sizeof sizes / sizeof *sizes; c++) {
-        int M = sizes[c][0], N = sizes[c][1], K = sizes[c][2], lda = K + 3, ldb = K + 1, ldc = N + 2;
-        float *A = malloc(sizeof(float) * (size_t)M * lda), *B = malloc(sizeof(float) * (size_t)N * ldb);
-        float *C = malloc(sizeof(float) * (size_t)M * ldc), *R = malloc(sizeof(float) * (size_t)M * ldc);
-        for (int i = 0; i < M * lda; i++)
-            A[i] = frand(&seed);
-        for (int i = 0; i < N * ldb; i++)
-            B[i] = frand(&seed);
-        for (int i = 0; i < M * ldc; i++)
-            C[i] = R[i] = -7.0f;            /* the gaps between rows must stay untouched */
-        vc_gemm_nt(M, N, K, A, lda, B, ldb, C, ldc);
-        vc_gemm_nt_ref(M, N, K, A, lda, B, ldb, R, ldc);
-        float worst = 0;
-        for (int i = 0; i < M * ldc; i++)
-            worst = fmaxf(worst, fabsf(C[i] - R[i]));
-        CHECK(worst <= 1e-5f * K, "gemm %dx%dx%d (%s): differs from the reference by %g", M, N, K, vc_kernels_isa(),
-              worst);
-        free(A), free(B), free(C), free(R);
+    for (size_t v = 0; v < sizeof isas / sizeof *isas; v++) {
+        if (vc_gemm_force_isa(isas[v]) != 0)
+            continue;   /* not on this CPU */
+        for (size_t c = 0; c < sizeof sizes / sizeof *sizes; c++)
+            for (int nn = 0; nn < 2; nn++) {
+                int M = sizes[c][0], N = sizes[c][1], K = sizes[c][2], lda = K + 3, ldc = N + 2;
+                int ldb = nn ? N + 5 : K + 1, b_rows = nn ? K : N;
+                float *A = malloc(sizeof(float) * (size_t)M * lda), *B = malloc(sizeof(float) * (size_t)b_rows * ldb);
+                float *C = malloc(sizeof(float) * (size_t)M * ldc), *R = malloc(sizeof(float) * (size_t)M * ldc);
+                for (int i = 0; i < M * lda; i++)
+                    A[i] = frand(&seed);
+                for (int i = 0; i < b_rows * ldb; i++)
+                    B[i] = frand(&seed);
+                for (int i = 0; i < M * ldc; i++)
+                    C[i] = R[i] = -7.0f;            /* the gaps between rows must stay untouched */
+                (nn ? vc_gemm_nn : vc_gemm_nt)(M, N, K, A, lda, B, ldb, C, ldc);
+                (nn ? vc_gemm_nn_ref : vc_gemm_nt_ref)(M, N, K, A, lda, B, ldb, R, ldc);
+                float worst = 0;
+                for (int i = 0; i < M * ldc; i++)
+                    worst = fmaxf(worst, fabsf(C[i] - R[i]));
+                CHECK(worst <= 1e-5f * K, "gemm_%s %dx%dx%d (%s): differs from the reference by %g", nn ? "nn" : "nt",
+                      M, N, K, vc_gemm_isa(), worst);
+                free(A), free(B), free(C), free(R);
+            }
     }
+    vc_gemm_force_isa(NULL);
+    CHECK(vc_gemm_force_isa("no-such-isa") == -1, "an unknown gemm variant is refused");
 }
 
 static void test_kernels(void)

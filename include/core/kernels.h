@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "core/dtype.h"
+#include "core/gemm.h"
 
 /* A 2-D weight: `rows` rows of `cols` elements, rows contiguous. */
 typedef struct {
@@ -44,17 +45,6 @@ void vc_axpy_f32_ref(float a, const float *x, float *y, int64_t n);
 void vc_softmax(float *x, int n);
 void vc_softmax_ref(float *x, int n);
 
-/* C[m][n] = sum_k A[m][k] * B[n][k] for m < M, n < N: a matrix product with
- * both operands K-contiguous (tokens x weight rows, queries x keys). Row-major
- * with leading dimensions lda, ldb, ldc. Single-threaded: callers split the
- * work. From VC_BLAS_MIN_TOKENS rows of A on it calls OpenBLAS's sgemm where
- * vlmchat is built with BLAS=1. vc_gemm_nt_ref is the plain-C reference it is tested against; the
- * two agree to float rounding. */
-void vc_gemm_nt(int M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C, int ldc);
-void vc_gemm_nt_ref(int M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C, int ldc);
-
-/* From this many rows of A on, vc_gemm_nt uses OpenBLAS's sgemm (when built with it). */
-#define VC_BLAS_MIN_TOKENS 4
 
 /* Y[i][r] = sum_c X[i][c] * W[r][c] for i < n tokens, r < W->rows.
  * X is n x W->cols, Y is n x W->rows (row-major). Runs on the thread pool.

@@ -12,10 +12,10 @@
 #include <string.h>
 
 #include "core/common.h"
+#include "core/cpu.h"
 #include "core/kernels.h"
 
 #if defined(__x86_64__)
-#include <cpuid.h>
 #include <immintrin.h>
 #define VC_HAVE_X86 1
 #endif
@@ -213,22 +213,14 @@ TARGET_AVX512VNNI static void interleaved_avx512(const vc_matrix *w, int64_t g0,
 typedef enum { ISA_GENERIC, ISA_AVX2, ISA_AVXVNNI, ISA_AVX512VNNI } isa_kind;
 static const char *const isa_names[] = { "generic", "avx2", "avx-vnni", "avx512-vnni" };
 
-/* AVX-VNNI: CPUID.(7,1):EAX[4]. AVX-512 VNNI: VNNI (7,0):ECX[11], F
- * (EBX[16]), BW (EBX[30]) and VL (EBX[31]), with the OS saving the opmask
- * and ZMM state (XCR0 bits 5-7). AVX2 itself is vc_kernels_isa()'s check. */
+/* vc_kernels_isa()'s own check covers AVX2. */
 static bool cpu_supports(isa_kind k)
 {
-    unsigned a, b, c, d, lo, hi;
     switch (k) {
     case ISA_GENERIC:
     case ISA_AVX2: return true;
-    case ISA_AVXVNNI: return __get_cpuid_count(7, 1, &a, &b, &c, &d) && (a & (1u << 4));
-    case ISA_AVX512VNNI:
-        if (!__get_cpuid_count(7, 0, &a, &b, &c, &d) || !(c & (1u << 11)) || !(b & (1u << 16)) || !(b & (1u << 30)) ||
-            !(b & (1u << 31)))
-            return false;
-        __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
-        return (lo & 0xe6) == 0xe6;
+    case ISA_AVXVNNI: return vc_cpu_avxvnni();
+    case ISA_AVX512VNNI: return vc_cpu_avx512vnni();
     }
     return false;
 }

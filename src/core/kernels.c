@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "core/common.h"
+#include "core/cpu.h"
 #include "core/int8dot.h"
 #include "core/meminfo.h"
 #include "core/threads.h"
@@ -19,40 +20,16 @@
 #endif
 
 #if defined(__x86_64__)
-#include <cpuid.h>
 #include <immintrin.h>
 #define VC_HAVE_X86 1
 #endif
 
 static int use_avx2 = -1;   /* -1: not decided yet */
 
-/* AVX2, FMA and F16C from CPUID, and the OS saving AVX state (OSXSAVE +
- * XGETBV), so the same check works with gcc and clang. */
-static bool cpu_has_avx2(void)
-{
-#ifdef VC_HAVE_X86
-    unsigned a, b, c, d;
-    if (!__get_cpuid(1, &a, &b, &c, &d))
-        return false;
-    bool fma = c & (1u << 12), osxsave = c & (1u << 27), avx = c & (1u << 28), f16c = c & (1u << 29);
-    if (!(fma && osxsave && avx && f16c))
-        return false;
-    unsigned lo, hi;
-    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
-    if ((lo & 6) != 6)                      /* XMM and YMM state enabled */
-        return false;
-    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d))
-        return false;
-    return b & (1u << 5);                   /* AVX2 */
-#else
-    return false;
-#endif
-}
-
 static bool avx2_enabled(void)
 {
     if (use_avx2 < 0)
-        use_avx2 = cpu_has_avx2() && !getenv("VLMCHAT_GENERIC_KERNELS");
+        use_avx2 = vc_cpu_avx2() && !getenv("VLMCHAT_GENERIC_KERNELS");
     return use_avx2 == 1;
 }
 
@@ -74,7 +51,7 @@ bool vc_kernels_use_blas(void)
 #endif
 }
 
-void vc_kernels_force_generic(bool on) { use_avx2 = on ? 0 : cpu_has_avx2(); }
+void vc_kernels_force_generic(bool on) { use_avx2 = on ? 0 : vc_cpu_avx2(); }
 
 #ifdef VC_HAVE_X86
 #include "simd_x86.h"
@@ -204,60 +181,6 @@ AVX2 static float dot_mlx4_avx2(const uint8_t *p, const float *x, int64_t n, int
         acc_x = _mm256_fmadd_ps(_mm256_set1_ps(b->bias), sx, acc_x);
     }
     return vc_hsum256(_mm256_add_ps(acc_q, acc_x));
-}
-
-/* GEMM, C = A B^T with both operands K-contiguous (tokens x weights, or
- * queries x keys). The micro-kernel keeps a 4x3 block of C in 12 of the 16
- * ymm registers, so each loaded vector feeds three or four FMAs instead of
- * one; the row-at-a-time dot product is bound by its loads. */
-AVX2 static void gemm_4x3_avx2(int K, const float *A, int lda, const float *B, int ldb, float *C, int ldc)
-{
-    __m256 c00 = _mm256_setzero_ps(), c01 = c00, c02 = c00, c10 = c00, c11 = c00, c12 = c00;
-    __m256 c20 = c00, c21 = c00, c22 = c00, c30 = c00, c31 = c00, c32 = c00;
-    const float *a0 = A, *a1 = A + lda, *a2 = A + 2 * (size_t)lda, *a3 = A + 3 * (size_t)lda;
-    const float *b0 = B, *b1 = B + ldb, *b2 = B + 2 * (size_t)ldb;
-    int k = 0;
-    for (; k + 8 <= K; k += 8) {
-        __m256 w0 = _mm256_loadu_ps(b0 + k), w1 = _mm256_loadu_ps(b1 + k), w2 = _mm256_loadu_ps(b2 + k);
-        __m256 x = _mm256_loadu_ps(a0 + k);
-        c00 = _mm256_fmadd_ps(x, w0, c00), c01 = _mm256_fmadd_ps(x, w1, c01), c02 = _mm256_fmadd_ps(x, w2, c02);
-        x = _mm256_loadu_ps(a1 + k);
-        c10 = _mm256_fmadd_ps(x, w0, c10), c11 = _mm256_fmadd_ps(x, w1, c11), c12 = _mm256_fmadd_ps(x, w2, c12);
-        x = _mm256_loadu_ps(a2 + k);
-        c20 = _mm256_fmadd_ps(x, w0, c20), c21 = _mm256_fmadd_ps(x, w1, c21), c22 = _mm256_fmadd_ps(x, w2, c22);
-        x = _mm256_loadu_ps(a3 + k);
-        c30 = _mm256_fmadd_ps(x, w0, c30), c31 = _mm256_fmadd_ps(x, w1, c31), c32 = _mm256_fmadd_ps(x, w2, c32);
-    }
-    __m256 acc[4][3] = { { c00, c01, c02 }, { c10, c11, c12 }, { c20, c21, c22 }, { c30, c31, c32 } };
-    const float *a[4] = { a0, a1, a2, a3 }, *b[3] = { b0, b1, b2 };
-    for (int i = 0; i < 4; i++)
-        for (int j = 0; j < 3; j++) {
-            float t = vc_hsum256(acc[i][j]);
-            for (int kk = k; kk < K; kk++)
-                t += a[i][kk] * b[j][kk];
-            C[(size_t)i * ldc + j] = t;
-        }
-}
-
-AVX2 static void gemm_nt_avx2(int M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C,
-                              int ldc)
-{
-    enum { NB = 48 };   /* B rows per pass: 48 rows of K floats stay in L2 while every A block goes by */
-    for (int n0 = 0; n0 < N; n0 += NB) {
-        int n1 = n0 + NB < N ? n0 + NB : N;
-        int m = 0;
-        for (; m + 4 <= M; m += 4) {
-            int n = n0;
-            for (; n + 3 <= n1; n += 3)
-                gemm_4x3_avx2(K, A + (size_t)m * lda, lda, B + (size_t)n * ldb, ldb, C + (size_t)m * ldc + n, ldc);
-            for (; n < n1; n++)
-                for (int i = m; i < m + 4; i++)
-                    C[(size_t)i * ldc + n] = dot_f32_avx2(A + (size_t)i * lda, B + (size_t)n * ldb, K);
-        }
-        for (; m < M; m++)
-            for (int n = n0; n < n1; n++)
-                C[(size_t)m * ldc + n] = dot_f32_avx2(A + (size_t)m * lda, B + (size_t)n * ldb, K);
-    }
 }
 
 /* e^x for 8 floats: x = k ln2 + r with |r| <= ln2/2, a degree-6 polynomial
@@ -391,34 +314,6 @@ void vc_softmax(float *x, int n)
     vc_softmax_ref(x, n);
 }
 
-void vc_gemm_nt(int M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C, int ldc)
-{
-#ifdef VC_HAVE_BLAS
-    if (M >= VC_BLAS_MIN_TOKENS && vc_kernels_use_blas()) {
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1.0f, A, lda, B, ldb, 0.0f, C, ldc);
-        return;
-    }
-#endif
-#ifdef VC_HAVE_X86
-    if (avx2_enabled()) {
-        gemm_nt_avx2(M, N, K, A, lda, B, ldb, C, ldc);
-        return;
-    }
-#endif
-    vc_gemm_nt_ref(M, N, K, A, lda, B, ldb, C, ldc);
-}
-
-void vc_gemm_nt_ref(int M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C, int ldc)
-{
-    for (int m = 0; m < M; m++)
-        for (int n = 0; n < N; n++) {
-            float t = 0;
-            for (int k = 0; k < K; k++)
-                t += A[(size_t)m * lda + k] * B[(size_t)n * ldb + k];
-            C[(size_t)m * ldc + n] = t;
-        }
-}
-
 float vc_dot_row(vc_dtype t, const void *row, const float *x, int64_t n)
 {
 #ifdef VC_HAVE_X86
@@ -450,11 +345,28 @@ vc_matrix vc_matrix_rows(const vc_matrix *m, int64_t first, int64_t count)
     return r;
 }
 
+/* Rows [r0, r0 + nr) of w as floats, transposed: out[c * ld + r] (row is
+ * scratch for one row of cols floats). */
+static void expand_transposed(const vc_matrix *w, int64_t r0, int nr, float *row, float *out, int ld)
+{
+    for (int r = 0; r < nr; r++) {
+        const uint8_t *src = (const uint8_t *)w->data + (size_t)(r0 + r) * w->row_bytes;
+        const float *v = (const float *)src;
+        if (w->type != VC_F32) {
+            vc_dequantize_row(w->type, src, row, w->cols);
+            v = row;
+        }
+        for (int64_t c = 0; c < w->cols; c++)
+            out[(size_t)c * ld + r] = v[c];
+    }
+}
+
 /* Rows [begin, end) of one matrix product. One token: a dot product per row,
- * integer (xq set) or float. Several: blocks of rows expanded to f32 once
- * (F32 rows are used in place), then multiplied with all the tokens by
- * vc_gemm_nt: during prefill and in the vision tower the weights, not the
- * activations, are the traffic, and the FMAs the limit. */
+ * integer (xq set) or float. Several: blocks of rows expanded to f32 once,
+ * then multiplied with all the tokens: during prefill and in the vision
+ * tower the weights, not the activations, are the traffic, and the FMAs the
+ * limit. The block is laid out for the faster GEMM here: transposed for
+ * vc_gemm_nn (AVX-512), as rows for vc_gemm_nt (F32 rows used in place). */
 static void product_rows(const vc_matrix *w, const float *x, const vc_block_q8_act *xq, vc_dot_act_fn dot_act,
                          int n, float *y, int64_t begin, int64_t end)
 {
@@ -469,18 +381,27 @@ static void product_rows(const vc_matrix *w, const float *x, const vc_block_q8_a
             y[r] = vc_dot_row(w->type, (const uint8_t *)w->data + (size_t)r * w->row_bytes, x, cols);
         return;
     }
-    enum { BLOCK = 48 };
-    float *expanded = NULL;
-    if (w->type != VC_F32 && !(expanded = malloc((size_t)BLOCK * cols * sizeof(float)))) {
+    bool nn = vc_gemm_nn_preferred() && !(n >= VC_BLAS_MIN_TOKENS && vc_kernels_use_blas());
+    int block = nn ? 64 : 48;   /* NN: four 16-float vectors; NT: 48 rows of K floats stay in L2 */
+    float *expanded = NULL, *row = NULL;
+    bool expand = nn || w->type != VC_F32;
+    if (expand && (!(expanded = malloc((size_t)block * cols * sizeof(float))) ||
+                   (nn && !(row = malloc((size_t)cols * sizeof(float)))))) {
         /* no scratch (out of memory): slower, same result class */
+        free(expanded);
         for (int64_t r = begin; r < end; r++)
             for (int i = 0; i < n; i++)
                 y[(size_t)i * w->rows + r] = vc_dot_row(w->type, (const uint8_t *)w->data + (size_t)r * w->row_bytes,
                                                         x + (size_t)i * cols, cols);
         return;
     }
-    for (int64_t r0 = begin; r0 < end; r0 += BLOCK) {
-        int nr = (int)VC_MIN((int64_t)BLOCK, end - r0);
+    for (int64_t r0 = begin; r0 < end; r0 += block) {
+        int nr = (int)VC_MIN((int64_t)block, end - r0);
+        if (nn) {
+            expand_transposed(w, r0, nr, row, expanded, block);
+            vc_gemm_nn(n, nr, (int)cols, x, (int)cols, expanded, block, y + r0, (int)w->rows);
+            continue;
+        }
         const float *wr = (const float *)((const uint8_t *)w->data + (size_t)r0 * w->row_bytes);
         int ldb = (int)(w->row_bytes / sizeof(float));
         if (expanded) {
@@ -493,6 +414,7 @@ static void product_rows(const vc_matrix *w, const float *x, const vc_block_q8_a
         vc_gemm_nt(n, nr, (int)cols, x, (int)cols, wr, ldb, y + r0, (int)w->rows);
     }
     free(expanded);
+    free(row);
 }
 
 typedef struct {

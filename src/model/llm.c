@@ -74,7 +74,7 @@ typedef struct {
     const float *q;   /* [n][n_heads*head_dim] */
     float *out;       /* same shape */
     float *scores;    /* per worker: n_ctx floats (one query), or ATTN_QBLOCK x (pos0 + n) (blocks) */
-    float *vt;        /* blocks: the layer's V, transposed: [n_kv_heads*head_dim][pos0 + n] */
+    float *kt;        /* blocks: the layer's K, transposed: [n_kv_heads*head_dim][pos0 + n] */
 } attn_job;
 
 /* Queries per block when several tokens are processed together. */
@@ -110,24 +110,25 @@ static void attention_items(void *ctx, int64_t begin, int64_t end, int worker)
     }
 }
 
-/* The layer's cached V columns as rows ([column][position]), so that
- * softmax(scores) V is a product of two K-contiguous operands. */
-static void transpose_v(void *ctx, int64_t begin, int64_t end, int worker)
+/* The layer's cached K columns as rows ([column][position]), so that the
+ * scores Q K^T are a product with an N-contiguous B (vc_gemm_nn: nothing
+ * summed across a vector, which a head's 64 dimensions would make costly). */
+static void transpose_k(void *ctx, int64_t begin, int64_t end, int worker)
 {
     const attn_job *job = ctx;
     const vc_llm *m = job->m;
     int kv_dim = m->cfg.n_kv_heads * m->cfg.head_dim, P = job->pos0 + job->n;
-    const float *v = m->v_cache + (size_t)job->layer * m->n_ctx * kv_dim;
+    const float *k = m->k_cache + (size_t)job->layer * m->n_ctx * kv_dim;
     for (int64_t col = begin; col < end; col++)
         for (int p = 0; p < P; p++)
-            job->vt[(size_t)col * P + p] = v[(size_t)p * kv_dim + col];
+            job->kt[(size_t)col * P + p] = k[(size_t)p * kv_dim + col];
 }
 
 /* Several tokens: a block of ATTN_QBLOCK queries of one head per work item
  * (items: heads x blocks). scores = Q K^T over the keys any query of the
  * block sees, each row masked to its own causal (and sliding) window, softmax,
- * out = scores V: both products through vc_gemm_nt, each key and value read
- * once per block instead of once per query. */
+ * out = scores V: both products through vc_gemm_nn (V as cached), each key
+ * and value read once per block instead of once per query. */
 static void attention_blocks(void *ctx, int64_t begin, int64_t end, int worker)
 {
     const attn_job *job = ctx;
@@ -135,7 +136,7 @@ static void attention_blocks(void *ctx, int64_t begin, int64_t end, int worker)
     const vc_llm_config *c = &m->cfg;
     int hd = c->head_dim, kv_dim = c->n_kv_heads * hd, qd = c->n_heads * hd, group = c->n_heads / c->n_kv_heads;
     int P = job->pos0 + job->n, n_blocks = (job->n + ATTN_QBLOCK - 1) / ATTN_QBLOCK;
-    const float *k = m->k_cache + (size_t)job->layer * m->n_ctx * kv_dim;
+    const float *v = m->v_cache + (size_t)job->layer * m->n_ctx * kv_dim;
     float *s = job->scores + (size_t)worker * ATTN_QBLOCK * P;
     float scale = 1.0f / sqrtf((float)hd);
     for (int64_t item = begin; item < end; item++) {
@@ -143,7 +144,7 @@ static void attention_blocks(void *ctx, int64_t begin, int64_t end, int worker)
         int nq = VC_MIN(ATTN_QBLOCK, job->n - t0), first = job->pos0 + t0, last = first + nq - 1;
         int lo = c->sliding_window > 0 ? VC_MAX(0, first - c->sliding_window + 1) : 0, nk = last - lo + 1;
         const float *q = job->q + (size_t)t0 * qd + (size_t)h * hd;
-        vc_gemm_nt(nq, nk, hd, q, qd, k + (size_t)lo * kv_dim + (size_t)kvh * hd, kv_dim, s, nk);
+        vc_gemm_nn(nq, nk, hd, q, qd, job->kt + (size_t)kvh * hd * P + lo, P, s, nk);
         for (int i = 0; i < nq; i++) {
             float *row = s + (size_t)i * nk;
             int pos = first + i, from = c->sliding_window > 0 ? VC_MAX(0, pos - c->sliding_window + 1) : 0;
@@ -152,14 +153,14 @@ static void attention_blocks(void *ctx, int64_t begin, int64_t end, int worker)
             vc_softmax(row, nk);
         }
         float *o = job->out + (size_t)t0 * qd + (size_t)h * hd;
-        vc_gemm_nt(nq, hd, nk, s, nk, job->vt + (size_t)kvh * hd * P + lo, P, o, qd);
+        vc_gemm_nn(nq, hd, nk, s, nk, v + (size_t)lo * kv_dim + (size_t)kvh * hd, kv_dim, o, qd);
     }
 }
 
 /* ---- the pass ---------------------------------------------------------------- */
 
 typedef struct {
-    float *xb, *q, *k, *v, *att, *gate, *up, *scores, *vt;
+    float *xb, *q, *k, *v, *att, *gate, *up, *scores, *kt;
 } scratch;
 
 static void scratch_free(scratch *s)
@@ -172,7 +173,7 @@ static void scratch_free(scratch *s)
     free(s->gate);
     free(s->up);
     free(s->scores);
-    free(s->vt);
+    free(s->kt);
 }
 
 /* For chunks of n tokens, the last of them at position positions - 1. */
@@ -187,11 +188,11 @@ static int scratch_alloc(scratch *s, const vc_llm_config *c, int n, int n_ctx, i
     s->att = vc_calloc((size_t)n * VC_MAX(qd, (size_t)c->dim), sizeof(float));
     s->gate = vc_calloc((size_t)n * c->ffn_dim, sizeof(float));
     s->up = vc_calloc((size_t)n * c->ffn_dim, sizeof(float));
-    /* one query: n_ctx scores per worker; blocks: ATTN_QBLOCK rows over the positions in use, and V transposed */
+    /* one query: n_ctx scores per worker; blocks: ATTN_QBLOCK rows over the positions in use, and K transposed */
     s->scores = n == 1 ? vc_calloc((size_t)vc_threads_count() * n_ctx, sizeof(float))
                        : vc_malloc((size_t)vc_threads_count() * ATTN_QBLOCK * (size_t)positions * sizeof(float));
-    s->vt = n == 1 ? NULL : vc_malloc(kd * (size_t)positions * sizeof(float));
-    if (!s->scores || !s->xb || !s->q || !s->k || !s->v || !s->att || !s->gate || !s->up || (n > 1 && !s->vt)) {
+    s->kt = n == 1 ? NULL : vc_malloc(kd * (size_t)positions * sizeof(float));
+    if (!s->scores || !s->xb || !s->q || !s->k || !s->v || !s->att || !s->gate || !s->up || (n > 1 && !s->kt)) {
         scratch_free(s);
         return -1;
     }
@@ -216,11 +217,11 @@ static void layer_forward(vc_llm *m, int l, float *x, int n, int pos0, const flo
         memcpy(m->k_cache + layer_off + (size_t)(pos0 + t) * kd, s->k + (size_t)t * kd, (size_t)kd * sizeof(float));
         memcpy(m->v_cache + layer_off + (size_t)(pos0 + t) * kd, s->v + (size_t)t * kd, (size_t)kd * sizeof(float));
     }
-    attn_job job = { m, l, n, pos0, s->q, s->att, s->scores, s->vt };
-    if (!s->vt) {   /* one token at a time */
+    attn_job job = { m, l, n, pos0, s->q, s->att, s->scores, s->kt };
+    if (!s->kt) {   /* one token at a time */
         vc_parallel_for(c->n_heads, attention_items, &job);
     } else {
-        vc_parallel_for(kd, transpose_v, &job);
+        vc_parallel_for(kd, transpose_k, &job);
         vc_parallel_for((int64_t)c->n_heads * ((n + ATTN_QBLOCK - 1) / ATTN_QBLOCK), attention_blocks, &job);
     }
     vc_matmul(&L->wo, s->att, n, s->xb);

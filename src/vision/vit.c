@@ -266,7 +266,7 @@ int vc_vit_tokens(const vc_vit *v)
 
 typedef struct {
     const float *q, *k, *v;
-    float *vt;                  /* V transposed per head: [heads][head_dim][tokens] */
+    float *kt;                  /* K transposed per head: [heads][head_dim][tokens] */
     float *out, *scores;
     int tokens, heads, head_dim, hidden;
 } attn_job;
@@ -274,14 +274,15 @@ typedef struct {
 /* Queries per block of the attention. */
 #define ATTN_QBLOCK 32
 
-/* Each head's V columns as rows ([d][token]), so softmax(scores) V is again a
- * product of two K-contiguous operands. */
-static void transpose_v(void *ctx, int64_t begin, int64_t end, int worker)
+/* Each head's K columns as rows ([d][token]), so the scores Q K^T are a
+ * product with B N-contiguous (vc_gemm_nn: outer products, nothing summed
+ * across a vector, which a head's 64 dimensions would make costly). */
+static void transpose_k(void *ctx, int64_t begin, int64_t end, int worker)
 {
     const attn_job *j = ctx;
-    for (int64_t c = begin; c < end; c++)      /* c: a column of V, head * head_dim + d */
+    for (int64_t c = begin; c < end; c++)      /* c: a column of K, head * head_dim + d */
         for (int p = 0; p < j->tokens; p++)
-            j->vt[(size_t)c * j->tokens + p] = j->v[(size_t)p * j->hidden + c];
+            j->kt[(size_t)c * j->tokens + p] = j->k[(size_t)p * j->hidden + c];
 }
 
 /* Softmax of each of n rows of T scores, scaled first. */
@@ -297,7 +298,7 @@ static void softmax_rows(float *s, int n, int T, float scale)
 
 /* Full (bidirectional) attention, a block of ATTN_QBLOCK queries of one head
  * at a time (items: heads x query blocks): scores = Q K^T, softmax, out =
- * scores V, both products on the head's strided columns, through vc_gemm_nt. */
+ * scores V, both through vc_gemm_nn, V on the head's strided columns. */
 static void attention_blocks(void *ctx, int64_t begin, int64_t end, int worker)
 {
     const attn_job *j = ctx;
@@ -310,9 +311,9 @@ static void attention_blocks(void *ctx, int64_t begin, int64_t end, int worker)
         size_t col = (size_t)h * hd;
         const float *q = j->q + (size_t)t0 * j->hidden + col;
         float *o = j->out + (size_t)t0 * j->hidden + col;
-        vc_gemm_nt(nq, T, hd, q, j->hidden, j->k + col, j->hidden, s, T);
+        vc_gemm_nn(nq, T, hd, q, j->hidden, j->kt + col * T, T, s, T);
         softmax_rows(s, nq, T, scale);
-        vc_gemm_nt(nq, hd, T, s, T, j->vt + col * T, T, o, j->hidden);
+        vc_gemm_nn(nq, hd, T, s, T, j->v + col, j->hidden, o, j->hidden);
     }
 }
 
@@ -351,8 +352,8 @@ int vc_vit_encode(const vc_vit *v, const float *pixels, int layer, bool post_nor
     float *k = vc_malloc(th * sizeof(float)), *vv = vc_malloc(th * sizeof(float)), *att = vc_malloc(th * sizeof(float));
     float *f = vc_malloc(tf * sizeof(float)), *patches = vc_malloc((size_t)g * g * pp * sizeof(float));
     float *scores = vc_malloc((size_t)vc_threads_count() * ATTN_QBLOCK * T * sizeof(float));
-    float *vt = vc_malloc(th * sizeof(float));
-    int rc = xb && q && k && vv && att && f && patches && scores && vt ? 0 : -1;
+    float *kt = vc_malloc(th * sizeof(float));
+    int rc = xb && q && k && vv && att && f && patches && scores && kt ? 0 : -1;
     if (rc == 0) {
         for (int py = 0; py < g; py++)
             for (int px = 0; px < g; px++)
@@ -380,8 +381,8 @@ int vc_vit_encode(const vc_vit *v, const float *pixels, int layer, bool post_nor
             vc_linear(&L->q, L->q_b, xb, T, q);
             vc_linear(&L->k, L->k_b, xb, T, k);
             vc_linear(&L->v, L->v_b, xb, T, vv);
-            attn_job job = { q, k, vv, vt, att, scores, T, c->heads, h / c->heads, h };
-            vc_parallel_for(h, transpose_v, &job);
+            attn_job job = { q, k, vv, kt, att, scores, T, c->heads, h / c->heads, h };
+            vc_parallel_for(h, transpose_k, &job);
             vc_parallel_for((int64_t)c->heads * ((T + ATTN_QBLOCK - 1) / ATTN_QBLOCK), attention_blocks, &job);
             vc_linear(&L->o, L->o_b, att, T, xb);
             for (size_t i = 0; i < th; i++)
@@ -406,6 +407,6 @@ int vc_vit_encode(const vc_vit *v, const float *pixels, int layer, bool post_nor
     free(f);
     free(patches);
     free(scores);
-    free(vt);
+    free(kt);
     return rc;
 }
