@@ -130,7 +130,12 @@ TARGET_AVX512VNNI static inline __m256i mulacc_avx512vnni(__m256i acc, __m256i u
 /* AVX-512: two neighbouring groups (16 rows) in one 512-bit vector and 8
  * tokens at a time, which the 32 vector registers hold: 8 integer and 8
  * float accumulators. The bytes are the 8-row layout; each 512-bit load
- * joins the same 32 bytes of the two groups. */
+ * joins the same 32 bytes of the two groups. dpbusd wants one operand
+ * unsigned: the weights, Q4_0's nibbles as stored (0..15, the weight + 8)
+ * and Q8_0's bytes with the sign bit flipped (the weight + 128); offset *
+ * sum(x) comes off each block once, so the broadcast activations need no
+ * work per token (the 256-bit Q8_0 kernels move the weights' signs onto x
+ * instead: AVX2's maddubs would saturate on 255 * 127 pairs). */
 TARGET_AVX512VNNI static inline __m512i join_groups(const uint8_t *a, const uint8_t *b)
 {
     return _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)a)),
@@ -142,11 +147,13 @@ TARGET_AVX512VNNI static inline __m512 join_scales(const uint16_t *a, const uint
     return _mm512_cvtph_ps(_mm256_set_m128i(_mm_loadu_si128((const __m128i *)b), _mm_loadu_si128((const __m128i *)a)));
 }
 
-/* x[t * xs + b] is token t's block b. */
-TARGET_AVX512VNNI static void pair_tile8(bool q4, const uint8_t *ga, const uint8_t *gb, const vc_block_q8_act *x,
+/* x[t * xs + b] is token t's block b. Inlined once per weight type, so
+ * that the loop over a block's column quads unrolls without branches. */
+__attribute__((always_inline)) TARGET_AVX512VNNI static inline void pair_tile8(bool q4, const uint8_t *ga, const uint8_t *gb, const vc_block_q8_act *x,
                                          int64_t xs, int64_t nb, float *y, int ldy)
 {
-    const __m512i low = _mm512_set1_epi8(0xf);
+    const __m512i low = _mm512_set1_epi8(0xf), flip = _mm512_set1_epi8((char)0x80);
+    const int offset = q4 ? 8 : 128;   /* what the unsigned weights carry: sum(x) times it comes off */
     size_t block_bytes = q4 ? sizeof(block_q4_0x8) : sizeof(block_q8_0x8);
     __m512 acc[8];
 #pragma GCC unroll 8
@@ -157,36 +164,43 @@ TARGET_AVX512VNNI static void pair_tile8(bool q4, const uint8_t *ga, const uint8
 #pragma GCC unroll 8
         for (int t = 0; t < 8; t++)
             s[t] = _mm512_setzero_si512();
+#pragma GCC unroll 8
         for (int j = 0; j < 8; j++) {   /* quads of columns 4j .. 4j+3 */
-            __m512i u, w = _mm512_setzero_si512();
+            __m512i u;
             if (q4) {
                 __m512i v = join_groups(ga + 16 + 32 * (j / 2), gb + 16 + 32 * (j / 2));
                 u = _mm512_and_si512(j & 1 ? _mm512_srli_epi16(v, 4) : v, low);
             } else {
-                w = join_groups(ga + 16 + 32 * j, gb + 16 + 32 * j);
-                u = _mm512_abs_epi8(w);
+                u = _mm512_xor_si512(join_groups(ga + 16 + 32 * j, gb + 16 + 32 * j), flip);
             }
             int at = q4 ? 8 * (j / 2) + 4 * (j & 1) : 4 * j;
-            __mmask64 neg = _mm512_movepi8_mask(w);   /* Q8_0: x takes the weights' signs */
 #pragma GCC unroll 8
-            for (int t = 0; t < 8; t++) {
-                __m512i xb = _mm512_set1_epi32(quad_at(x[t * xs + b].qs + at));
-                if (!q4)
-                    xb = _mm512_mask_sub_epi8(xb, neg, _mm512_setzero_si512(), xb);
-                s[t] = _mm512_dpbusd_epi32(s[t], u, xb);
-            }
+            for (int t = 0; t < 8; t++)
+                s[t] = _mm512_dpbusd_epi32(s[t], u, _mm512_set1_epi32(quad_at(x[t * xs + b].qs + at)));
         }
         __m512 d = join_scales((const uint16_t *)ga, (const uint16_t *)gb);
 #pragma GCC unroll 8
         for (int t = 0; t < 8; t++) {
             const vc_block_q8_act *xt = &x[t * xs + b];
-            __m512i st = q4 ? _mm512_sub_epi32(s[t], _mm512_set1_epi32(8 * xt->qsum)) : s[t];
+            __m512i st = _mm512_sub_epi32(s[t], _mm512_set1_epi32(offset * xt->qsum));
             acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(st), _mm512_mul_ps(d, _mm512_set1_ps(xt->d)), acc[t]);
         }
     }
 #pragma GCC unroll 8
     for (int t = 0; t < 8; t++)
         _mm512_storeu_ps(y + (size_t)t * ldy, acc[t]);
+}
+
+TARGET_AVX512VNNI static void pair_tile8_q4(const uint8_t *ga, const uint8_t *gb, const vc_block_q8_act *x, int64_t xs,
+                                            int64_t nb, float *y, int ldy)
+{
+    pair_tile8(true, ga, gb, x, xs, nb, y, ldy);
+}
+
+TARGET_AVX512VNNI static void pair_tile8_q8(const uint8_t *ga, const uint8_t *gb, const vc_block_q8_act *x, int64_t xs,
+                                            int64_t nb, float *y, int ldy)
+{
+    pair_tile8(false, ga, gb, x, xs, nb, y, ldy);
 }
 
 /* interleaved_avx512vnni, with pairs of groups and 8 tokens at a time where they fit. */
@@ -200,8 +214,8 @@ TARGET_AVX512VNNI static void interleaved_avx512(const vc_matrix *w, int64_t g0,
     for (; tiled && g + 2 <= g1; g += 2) {
         const uint8_t *ga = (const uint8_t *)w->data + (size_t)g * group_bytes;
         for (int i = 0; i < tiled; i += 8)
-            pair_tile8(w->type == VC_Q4_0_X8, ga, ga + group_bytes, x + (size_t)i * nb, nb, nb,
-                       y + (size_t)i * ldy + (size_t)(g - g0) * 8, ldy);
+            (w->type == VC_Q4_0_X8 ? pair_tile8_q4 : pair_tile8_q8)(ga, ga + group_bytes, x + (size_t)i * nb, nb, nb,
+                                                                   y + (size_t)i * ldy + (size_t)(g - g0) * 8, ldy);
         if (tiled < n)   /* the last tokens of these two groups */
             interleaved_avx512vnni(w, g, g + 2, x + (size_t)tiled * nb, n - tiled,
                                    y + (size_t)tiled * ldy + (size_t)(g - g0) * 8, ldy);
