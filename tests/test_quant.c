@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/act.h"
 #include "core/dtype.h"
 #include "core/int8dot.h"
 #include "core/kernels.h"
@@ -168,6 +169,38 @@ static void test_gemm(void)
     }
     vc_gemm_force_isa(NULL);
     CHECK(vc_gemm_force_isa("no-such-isa") == -1, "an unknown gemm variant is refused");
+}
+
+/* The activations (SIMD, on the pool past one chunk) against their plain-C
+ * definitions, over values from far negative to far positive (where e^x
+ * overflows or underflows) and a length that leaves a tail past 8. */
+static void test_activations(void)
+{
+    enum { N = 3 * 4096 + 13 };
+    static float x[N], r[N], up[N];
+    unsigned seed = 17;
+    const vc_act acts[] = { VC_ACT_QUICK_GELU, VC_ACT_GELU, VC_ACT_GELU_TANH, VC_ACT_SILU };
+    for (size_t a = 0; a <= sizeof acts / sizeof *acts; a++) {   /* the last round: SwiGLU */
+        for (int i = 0; i < N; i++) {
+            x[i] = r[i] = i % 101 == 0 ? (float)(i % 2 ? 120 : -120) : frand(&seed) * 12.0f;
+            up[i] = frand(&seed);
+        }
+        bool swiglu = a == sizeof acts / sizeof *acts;
+        if (swiglu) {
+            vc_swiglu(x, up, N);
+            vc_swiglu_ref(r, up, N);
+        } else {
+            vc_act_apply(acts[a], x, N);
+            vc_act_apply_ref(acts[a], r, N);
+        }
+        float worst = 0;
+        for (int i = 0; i < N; i++)
+            worst = fmaxf(worst, fabsf(x[i] - r[i]) / (fabsf(r[i]) + 1.0f));   /* absolute near 0: GELU-tanh cancels there */
+        CHECK(worst <= 2e-6f, "%s %zu (%s): difference %g from the reference", swiglu ? "swiglu" : "activation", a,
+              vc_kernels_isa(), worst);
+    }
+    CHECK(vc_act_from_name("gelu_pytorch_tanh") == VC_ACT_GELU_TANH && vc_act_from_name("relu6") == -1,
+          "activation names");
 }
 
 static void test_kernels(void)
@@ -491,6 +524,7 @@ int main(void)
     test_roundtrip();
     test_kernels();
     test_gemm();
+    test_activations();
     test_quantize_act();
     test_int8dot();
     test_matmul_multi();

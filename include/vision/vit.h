@@ -13,10 +13,9 @@
 
 #include <stdbool.h>
 
+#include "core/act.h"
 #include "core/kernels.h"
 #include "loader/tensors.h"
-
-typedef enum { VC_ACT_QUICK_GELU, VC_ACT_GELU, VC_ACT_GELU_TANH, VC_ACT_SILU } vc_act;
 
 typedef struct {
     int hidden, ffn, layers, heads, image_size, patch_size;
@@ -41,12 +40,6 @@ typedef struct {
     void **int8_owned;           /* --int8-dot: the layers' weights as interleaved Q8_0 */
     int n_int8_owned;
 } vc_vit;
-
-/* Activation by HF name ("quick_gelu", "gelu", "gelu_pytorch_tanh", ...); -1 if unknown. */
-int vc_act_from_name(const char *name);
-/* Applies it to n values in place, on the thread pool (so not from inside
- * vc_parallel_for). */
-void vc_act_apply(vc_act act, float *x, size_t n);
 
 /* Binds tensors under `prefix` (e.g. "vision_tower.vision_model."):
  * embeddings.*, pre_layrnorm.*, encoder.layers.N.*, post_layernorm.*. */

@@ -183,36 +183,6 @@ AVX2 static float dot_mlx4_avx2(const uint8_t *p, const float *x, int64_t n, int
     return vc_hsum256(_mm256_add_ps(acc_q, acc_x));
 }
 
-/* e^x for 8 floats: x = k ln2 + r with |r| <= ln2/2, a degree-6 polynomial
- * for e^r (Taylor; its error there is under 2e-7, near float rounding), then
- * 2^k put into the exponent. Below -87.3 (where expf is subnormal or 0) it
- * gives 0, above 88.7 +inf, and -inf gives 0. */
-AVX2 static inline __m256 exp256(__m256 x)
-{
-    const __m256 hi = _mm256_set1_ps(88.7f), lo = _mm256_set1_ps(-87.3f);
-    __m256 under = _mm256_cmp_ps(x, lo, _CMP_LT_OQ);
-    x = _mm256_max_ps(_mm256_min_ps(x, hi), lo);
-    __m256 k = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
-                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    /* r = x - k ln2, with ln2 in two parts so that k ln2 is exact enough */
-    __m256 r = _mm256_fnmadd_ps(k, _mm256_set1_ps(0.693359375f), x);
-    r = _mm256_fnmadd_ps(k, _mm256_set1_ps(-2.12194440e-4f), r);
-    __m256 p = _mm256_set1_ps(1.0f / 720);
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 120));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 24));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 6));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.5f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
-    /* 2^k: k + 127 in the exponent bits; k <= 128 only at the clamp, where +inf is wanted */
-    __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(k), _mm256_set1_epi32(127)), 23);
-    __m256 two_k = _mm256_castsi256_ps(e);
-    __m256 big = _mm256_cmp_ps(k, _mm256_set1_ps(127.5f), _CMP_GT_OQ);   /* k = 128: 2^k overflows the field */
-    __m256 y = _mm256_mul_ps(p, _mm256_blendv_ps(two_k, _mm256_set1_ps(1.70141183e38f), big));
-    y = _mm256_blendv_ps(y, _mm256_mul_ps(y, _mm256_set1_ps(2.0f)), big);
-    return _mm256_andnot_ps(under, y);
-}
-
 /* vc_softmax_ref eight at a time: the sum in float partial lanes, and the
  * exponential above; the two agree to about 1e-6 relative. */
 AVX2 static void softmax_avx2(float *x, int n)
@@ -229,8 +199,8 @@ AVX2 static void softmax_avx2(float *x, int n)
         maxv = x[i] > maxv ? x[i] : maxv;
     __m256 m = _mm256_set1_ps(maxv), s0 = _mm256_setzero_ps(), s1 = s0;
     for (i = 0; i + 16 <= n; i += 16) {
-        __m256 e0 = exp256(_mm256_sub_ps(_mm256_loadu_ps(x + i), m));
-        __m256 e1 = exp256(_mm256_sub_ps(_mm256_loadu_ps(x + i + 8), m));
+        __m256 e0 = vc_exp256(_mm256_sub_ps(_mm256_loadu_ps(x + i), m));
+        __m256 e1 = vc_exp256(_mm256_sub_ps(_mm256_loadu_ps(x + i + 8), m));
         _mm256_storeu_ps(x + i, e0);
         _mm256_storeu_ps(x + i + 8, e1);
         s0 = _mm256_add_ps(s0, e0);

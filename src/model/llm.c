@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/act.h"
 #include "core/common.h"
 #include "core/threads.h"
 
@@ -27,7 +28,6 @@ static void rmsnorm(float *out, const float *x, const float *w, int dim, float e
         out[i] = w[i] * (x[i] * scale);
 }
 
-static float silu(float x) { return x / (1.0f + expf(-x)); }
 
 /* inv_freq as transformers computes it in float32: 1 / (ext * base^(2i/d)). */
 static void rope_inv_freq(const vc_llm_config *c, bool use_long, float *inv)
@@ -231,8 +231,7 @@ static void layer_forward(vc_llm *m, int l, float *x, int n, int pos0, const flo
     for (int t = 0; t < n; t++)
         rmsnorm(s->xb + (size_t)t * c->dim, x + (size_t)t * c->dim, L->ffn_norm, c->dim, c->norm_eps);
     vc_matmul_multi(2, (vc_matrix[]){ L->gate, L->up }, s->xb, n, (float *[]){ s->gate, s->up });
-    for (size_t i = 0; i < (size_t)n * c->ffn_dim; i++)
-        s->gate[i] = silu(s->gate[i]) * s->up[i];
+    vc_swiglu(s->gate, s->up, (size_t)n * c->ffn_dim);
     vc_matmul(&L->down, s->gate, n, s->xb);
     for (size_t i = 0; i < (size_t)n * c->dim; i++)
         x[i] += s->xb[i];

@@ -12,63 +12,6 @@
 #include "core/threads.h"
 
 
-int vc_act_from_name(const char *name)
-{
-    if (!name)
-        return -1;
-    if (strcmp(name, "quick_gelu") == 0)
-        return VC_ACT_QUICK_GELU;
-    if (strcmp(name, "gelu") == 0)
-        return VC_ACT_GELU;
-    if (strcmp(name, "gelu_pytorch_tanh") == 0 || strcmp(name, "gelu_new") == 0 || strcmp(name, "gelu_fast") == 0)
-        return VC_ACT_GELU_TANH;
-    if (strcmp(name, "silu") == 0)
-        return VC_ACT_SILU;
-    return -1;
-}
-
-static void act_serial(vc_act act, float *x, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        float v = x[i];
-        switch (act) {
-        case VC_ACT_QUICK_GELU: x[i] = v / (1.0f + expf(-1.702f * v)); break;
-        case VC_ACT_GELU: x[i] = 0.5f * v * (1.0f + erff(v * 0.70710678118654752f)); break;
-        case VC_ACT_GELU_TANH: {
-            /* 1 + tanh(u) = 2 - 2 / (1 + e^2u): one expf instead of tanhf's expm1f and more; the
-             * difference is a few 1e-8, far inside the fidelity bound */
-            float u = 0.79788456080286536f * (v + 0.044715f * v * v * v);
-            x[i] = 0.5f * v * (2.0f - 2.0f / (1.0f + expf(2.0f * u)));
-            break;
-        }
-        case VC_ACT_SILU: x[i] = v / (1.0f + expf(-v)); break;
-        }
-    }
-}
-
-typedef struct {
-    vc_act act;
-    float *x;
-    size_t n;
-} act_job;
-
-enum { ACT_CHUNK = 4096 };
-
-static void act_chunks(void *ctx, int64_t begin, int64_t end, int worker)
-{
-    const act_job *j = ctx;
-    size_t from = (size_t)begin * ACT_CHUNK, to = VC_MIN((size_t)end * ACT_CHUNK, j->n);
-    act_serial(j->act, j->x + from, to - from);
-}
-
-/* A vision tower's MLP holds tens of millions of values: on the pool (each
- * value on its own, so the result is the same). */
-void vc_act_apply(vc_act act, float *x, size_t n)
-{
-    act_job j = { act, x, n };
-    vc_parallel_for((int64_t)((n + ACT_CHUNK - 1) / ACT_CHUNK), act_chunks, &j);
-}
-
 void vc_layernorm(float *out, const float *x, const float *w, const float *b, int n, float eps)
 {
     double mean = 0, var = 0;
