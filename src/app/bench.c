@@ -467,7 +467,7 @@ static int measure_turns(vc_model *m, const char *image, volatile sig_atomic_t *
 static void print_table(const bench_arch *a, const char *type, const bench_result *r)
 {
     printf("vlmchat bench: %s (%s), %s weights, %d threads, %s kernels%s%s\n", a->name, a->like, type,
-           vc_threads_count(), vc_kernels_isa(), vc_int8dot_enabled() ? ", int8 dot " : "",
+           vc_threads_count(), vc_kernels_dot_isa(), vc_int8dot_enabled() ? ", int8 dot " : "",
            vc_int8dot_enabled() ? vc_int8dot_isa() : "");
     printf("  %-28s %10.1f ms\n", "load", r->load_ms);
     if (a->vision) {
@@ -487,7 +487,7 @@ static void print_json(const bench_arch *a, const char *type, const bench_result
 {
     json_t *j = json_pack("{s:s,s:s,s:s,s:i,s:s,s:f,s:f,s:f,s:i,s:f,s:f,s:f,s:i,s:f,s:i,s:f,s:f,s:I,s:I}",
                           "model", a->name, "like", a->like, "weights", type, "threads", vc_threads_count(),
-                          "kernels", vc_kernels_isa(), "load_ms", r->load_ms, "image_encode_ms", r->encode_ms,
+                          "kernels", vc_kernels_dot_isa(), "load_ms", r->load_ms, "image_encode_ms", r->encode_ms,
                           "ttft_turn1_ms", r->ttft1_ms, "image_tokens", r->image_tokens, "ttft_turn2_ms", r->ttft2_ms,
                           "prefill_tok_s", r->prefill_tok_s, "decode_tok_s", r->decode_tok_s, "decode_tokens",
                           r->decode_tokens, "bandwidth_gb_s", r->bandwidth / 1e9, "prefill_tokens", r->prefill_tokens,

@@ -56,7 +56,7 @@ static void describe(const vc_model *m)
             "vlmchat: %s (%s, %s): %d layers, dim %d, %d/%d heads, vocab %d, chat %s, ctx %d, %d threads, %s kernels%s%s, "
             "loaded in %.1f ms\n",
             m->path, m->format, arch[c->arch], c->n_layers, c->dim, c->n_heads, c->n_kv_heads, c->n_vocab,
-            vc_chat_format_name(m->chat.format), m->llm.n_ctx, vc_threads_count(), vc_kernels_isa(),
+            vc_chat_format_name(m->chat.format), m->llm.n_ctx, vc_threads_count(), vc_kernels_dot_isa(),
             vc_int8dot_enabled() ? ", int8 dot " : "", vc_int8dot_enabled() ? vc_int8dot_isa() : "", m->load_ms);
     if (m->llm.n_interleaved)
         fprintf(stderr, "vlmchat: %d weight matrices interleaved in groups of 8 rows for the integer kernels\n",

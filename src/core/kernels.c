@@ -14,6 +14,7 @@
 #include "core/int8dot.h"
 #include "core/meminfo.h"
 #include "core/threads.h"
+#include "dot_avx512.h"
 
 #ifdef VC_HAVE_BLAS
 #include <cblas.h>
@@ -34,6 +35,19 @@ static bool avx2_enabled(void)
 }
 
 const char *vc_kernels_isa(void) { return avx2_enabled() ? "avx2" : "generic"; }
+
+static int use_avx512 = -1;   /* the row dots' AVX-512 variants; -1: not decided yet */
+
+static bool avx512_enabled(void)
+{
+    if (use_avx512 < 0)
+        use_avx512 = vc_cpu_avx512();
+    return use_avx512 == 1 && avx2_enabled();
+}
+
+void vc_kernels_allow_avx512(bool on) { use_avx512 = on && vc_cpu_avx512(); }
+
+const char *vc_kernels_dot_isa(void) { return avx512_enabled() ? "avx512" : vc_kernels_isa(); }
 
 bool vc_kernels_use_blas(void)
 {
@@ -287,6 +301,8 @@ void vc_softmax(float *x, int n)
 float vc_dot_row(vc_dtype t, const void *row, const float *x, int64_t n)
 {
 #ifdef VC_HAVE_X86
+    if (avx512_enabled() && vc_dot_avx512_has(t))
+        return vc_dot_row_avx512(t, row, x, n);
     if (avx2_enabled()) {
         switch (t) {
         case VC_F32: return dot_f32_avx2(row, x, n);
