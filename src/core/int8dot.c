@@ -363,22 +363,35 @@ bool vc_int8dot_can_interleave(const vc_matrix *w)
            w->cols > 0;
 }
 
-/* Row r's weights of block b as unsigned 0..15 (Q4_0, the weight + 8) or signed (Q8_0). */
-static void block_weights(const vc_matrix *w, int64_t r, int64_t b, int *q, uint16_t *d)
+/* Block b of the 8 rows of group g into the interleaved layout (see
+ * int8dot.h): the scales in row order, then the quads. Q4_0 keeps its
+ * nibbles: the byte for rows' quads p (columns 8p..8p+3 low, 8p+4..8p+7
+ * high) comes from byte 8(p%2)+i of the stored block, low nibbles for
+ * p < 2, high ones after (the stored block holds columns 0-15 low, 16-31
+ * high). */
+static void interleave_block(const vc_matrix *w, int64_t g, int64_t b, uint8_t *dst)
 {
-    const uint8_t *row = (const uint8_t *)w->data + (size_t)r * w->row_bytes;
+    const uint8_t *rows = (const uint8_t *)w->data + (size_t)g * 8 * w->row_bytes;
     if (w->type == VC_Q4_0) {
-        const vc_block_q4_0 *blk = (const vc_block_q4_0 *)row + b;
-        for (int k = 0; k < 16; k++) {
-            q[k] = blk->qs[k] & 0xf;
-            q[k + 16] = blk->qs[k] >> 4;
+        block_q4_0x8 *out = (block_q4_0x8 *)dst;
+        for (int r = 0; r < 8; r++) {
+            const vc_block_q4_0 *blk = (const vc_block_q4_0 *)(rows + (size_t)r * w->row_bytes) + b;
+            out->d[r] = blk->d;
+            for (int p = 0; p < 4; p++)
+                for (int i = 0; i < 4; i++) {
+                    int shift = p < 2 ? 0 : 4, at = 8 * (p % 2) + i;
+                    int lo = (blk->qs[at] >> shift) & 0xf, hi = (blk->qs[at + 4] >> shift) & 0xf;
+                    out->qs[32 * p + 4 * r + i] = (uint8_t)(lo | hi << 4);
+                }
         }
-        *d = blk->d;
     } else {
-        const vc_block_q8_0 *blk = (const vc_block_q8_0 *)row + b;
-        for (int k = 0; k < 32; k++)
-            q[k] = blk->qs[k];
-        *d = blk->d;
+        block_q8_0x8 *out = (block_q8_0x8 *)dst;
+        for (int r = 0; r < 8; r++) {
+            const vc_block_q8_0 *blk = (const vc_block_q8_0 *)(rows + (size_t)r * w->row_bytes) + b;
+            out->d[r] = blk->d;
+            for (int j = 0; j < 8; j++)
+                memcpy(out->qs + 32 * j + 4 * r, blk->qs + 4 * j, 4);
+        }
     }
 }
 
@@ -390,29 +403,10 @@ int vc_int8dot_interleave(vc_matrix *w, void **owned)
         return -1;
     int64_t nb = w->cols / VC_QK8_ACT;
     bool q4 = w->type == VC_Q4_0;
-    int q[8][32];
+    size_t block_bytes = q4 ? sizeof(block_q4_0x8) : sizeof(block_q8_0x8);
     for (int64_t g = 0; g < w->rows / 8; g++)
-        for (int64_t b = 0; b < nb; b++) {
-            uint8_t *dst = out + (size_t)g * 8 * w->row_bytes + (size_t)b * 8 * (q4 ? sizeof(vc_block_q4_0)
-                                                                                   : sizeof(vc_block_q8_0));
-            if (q4) {
-                block_q4_0x8 *blk = (block_q4_0x8 *)dst;
-                for (int r = 0; r < 8; r++)
-                    block_weights(w, 8 * g + r, b, q[r], &blk->d[r]);
-                for (int p = 0; p < 4; p++)
-                    for (int r = 0; r < 8; r++)
-                        for (int i = 0; i < 4; i++)
-                            blk->qs[32 * p + 4 * r + i] = (uint8_t)(q[r][8 * p + i] | q[r][8 * p + 4 + i] << 4);
-            } else {
-                block_q8_0x8 *blk = (block_q8_0x8 *)dst;
-                for (int r = 0; r < 8; r++)
-                    block_weights(w, 8 * g + r, b, q[r], &blk->d[r]);
-                for (int j = 0; j < 8; j++)
-                    for (int r = 0; r < 8; r++)
-                        for (int i = 0; i < 4; i++)
-                            blk->qs[32 * j + 4 * r + i] = (int8_t)q[r][4 * j + i];
-            }
-        }
+        for (int64_t b = 0; b < nb; b++)
+            interleave_block(w, g, b, out + (size_t)g * 8 * w->row_bytes + (size_t)b * block_bytes);
     w->type = q4 ? VC_Q4_0_X8 : VC_Q8_0_X8;
     w->data = out;
     *owned = out;
