@@ -1,7 +1,8 @@
 /* cpu.h - what the x86 CPU (and the OS, which must save the wider
  * registers) lets the kernels use. Asked once through CPUID and XGETBV;
  * every answer is false off x86-64. The kernel modules decide from these
- * which of their variants to run (kernels.c, gemm.c, int8dot.c). */
+ * which of their variants to run (kernels.c, gemm.c, int8dot.c). With
+ * VLMCHAT_NO_AVX512 set in the environment, AVX-512 counts as absent. */
 #ifndef VC_CORE_CPU_H
 #define VC_CORE_CPU_H
 

@@ -3,6 +3,7 @@
 
 #if defined(__x86_64__)
 #include <cpuid.h>
+#include <stdlib.h>
 
 enum { HAVE_AVX2 = 1, HAVE_AVXVNNI = 2, HAVE_AVX512 = 4, HAVE_AVX512VNNI = 8 };
 
@@ -26,7 +27,8 @@ static unsigned detect(void)
         return 0;
     found |= HAVE_AVX2;
     unsigned want512 = 1u << 16 | 1u << 17 | 1u << 30 | 1u << 31;
-    if ((b & want512) == want512 && (xcr0() & 0xe6) == 0xe6) {
+    bool refused = getenv("VLMCHAT_NO_AVX512") != NULL;   /* for comparing, or where 512-bit work lowers the clock */
+    if (!refused && (b & want512) == want512 && (xcr0() & 0xe6) == 0xe6) {
         found |= HAVE_AVX512;
         if (c & (1u << 11))
             found |= HAVE_AVX512VNNI;
