@@ -90,6 +90,50 @@ AVX512 static inline __m512 q4_0_block(const vc_block_q4_0 *w, const float *x, _
 BLOCK_DOT(dot_q8_0, vc_block_q8_0, q8_0_block)
 BLOCK_DOT(dot_q4_0, vc_block_q4_0, q4_0_block)
 
+/* vc_dequantize_row for the same types (the same values: widening and one
+ * multiply by the block scale are exact in float as in plain C). */
+AVX512 static void dequantize_q8_0(const vc_block_q8_0 *w, float *out, int64_t nb)
+{
+    for (int64_t b = 0; b < nb; b++, out += 32) {
+        __m512 d = _mm512_set1_ps(_cvtsh_ss(w[b].d));
+        _mm512_storeu_ps(out, _mm512_mul_ps(d, i8x16(_mm_loadu_si128((const __m128i *)w[b].qs))));
+        _mm512_storeu_ps(out + 16, _mm512_mul_ps(d, i8x16(_mm_loadu_si128((const __m128i *)(w[b].qs + 16)))));
+    }
+}
+
+AVX512 static void dequantize_q4_0(const vc_block_q4_0 *w, float *out, int64_t nb)
+{
+    const __m128i low = _mm_set1_epi8(0xf), eight = _mm_set1_epi8(8);
+    for (int64_t b = 0; b < nb; b++, out += 32) {
+        __m512 d = _mm512_set1_ps(_cvtsh_ss(w[b].d));
+        __m128i q = _mm_loadu_si128((const __m128i *)w[b].qs);
+        __m128i lo = _mm_sub_epi8(_mm_and_si128(q, low), eight);
+        __m128i hi = _mm_sub_epi8(_mm_and_si128(_mm_srli_epi16(q, 4), low), eight);
+        _mm512_storeu_ps(out, _mm512_mul_ps(d, i8x16(lo)));
+        _mm512_storeu_ps(out + 16, _mm512_mul_ps(d, i8x16(hi)));
+    }
+}
+
+AVX512 static void dequantize_16bit(bool bf16, const uint16_t *w, float *out, int64_t n)
+{
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16)
+        _mm512_storeu_ps(out + i, bf16 ? bf16x16(w + i) : f16x16(w + i));
+    for (; i < n; i++)
+        out[i] = bf16 ? vc_bf16_to_f32(w[i]) : vc_f16_to_f32(w[i]);
+}
+
+void vc_dequantize_row_avx512(vc_dtype t, const void *row, float *out, int64_t n)
+{
+    switch (t) {
+    case VC_F16: dequantize_16bit(false, row, out, n); return;
+    case VC_BF16: dequantize_16bit(true, row, out, n); return;
+    case VC_Q8_0: dequantize_q8_0(row, out, n / VC_QK8_0); return;
+    case VC_Q4_0: dequantize_q4_0(row, out, n / VC_QK4_0); return;
+    default: vc_dequantize_row(t, row, out, n); return;
+    }
+}
+
 float vc_dot_row_avx512(vc_dtype t, const void *row, const float *x, int64_t n)
 {
     switch (t) {
@@ -110,4 +154,6 @@ bool vc_dot_avx512_has(vc_dtype t)
 }
 
 float vc_dot_row_avx512(vc_dtype t, const void *row, const float *x, int64_t n) { return vc_dot_row_ref(t, row, x, n); }
+
+void vc_dequantize_row_avx512(vc_dtype t, const void *row, float *out, int64_t n) { vc_dequantize_row(t, row, out, n); }
 #endif

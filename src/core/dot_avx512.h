@@ -12,5 +12,8 @@
 bool vc_dot_avx512_has(vc_dtype t);
 /* vc_dot_row_ref's sum for F32, F16, BF16, Q8_0 and Q4_0 rows, 16 lanes at a time. */
 float vc_dot_row_avx512(vc_dtype t, const void *row, const float *x, int64_t n);
+/* vc_dequantize_row, the same floats, 16 at a time for F16, BF16, Q8_0 and
+ * Q4_0 (other types: vc_dequantize_row itself). */
+void vc_dequantize_row_avx512(vc_dtype t, const void *row, float *out, int64_t n);
 
 #endif

@@ -331,20 +331,53 @@ vc_matrix vc_matrix_rows(const vc_matrix *m, int64_t first, int64_t count)
     return r;
 }
 
-/* Rows [r0, r0 + nr) of w as floats, transposed: out[c * ld + r] (row is
- * scratch for one row of cols floats). */
-static void expand_transposed(const vc_matrix *w, int64_t r0, int nr, float *row, float *out, int ld)
+#ifdef VC_HAVE_X86
+/* dst[j * ldd + i] = src[i * lds + j] for an 8x8 tile: pairs interleaved,
+ * then quads, then the 128-bit halves exchanged. */
+AVX2 static void transpose8_avx2(const float *src, size_t lds, float *dst, size_t ldd)
 {
+    __m256 r[8], t[8], q[8];
+    for (int i = 0; i < 8; i++)
+        r[i] = _mm256_loadu_ps(src + i * lds);
+    for (int i = 0; i < 8; i += 2) {
+        t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+        t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+    }
+    for (int i = 0; i < 8; i += 4) {
+        q[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
+        q[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xee);
+        q[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+        q[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xee);
+    }
+    for (int i = 0; i < 4; i++) {
+        _mm256_storeu_ps(dst + i * ldd, _mm256_permute2f128_ps(q[i], q[i + 4], 0x20));
+        _mm256_storeu_ps(dst + (i + 4) * ldd, _mm256_permute2f128_ps(q[i], q[i + 4], 0x31));
+    }
+}
+#endif
+
+/* Rows [r0, r0 + nr) of w as floats, transposed: out[c * ld + r]. They
+ * are expanded as rows first (into rows, nr x cols), then written out a
+ * column at a time, so the stores run along the output instead of
+ * striding across it. Used where vc_gemm_nn is preferred (AVX-512). */
+static void expand_transposed(const vc_matrix *w, int64_t r0, int nr, float *rows, float *out, int ld)
+{
+    int64_t cols = w->cols;
     for (int r = 0; r < nr; r++) {
         const uint8_t *src = (const uint8_t *)w->data + (size_t)(r0 + r) * w->row_bytes;
-        const float *v = (const float *)src;
-        if (w->type != VC_F32) {
-            vc_dequantize_row(w->type, src, row, w->cols);
-            v = row;
-        }
-        for (int64_t c = 0; c < w->cols; c++)
-            out[(size_t)c * ld + r] = v[c];
+        if (w->type == VC_F32)
+            memcpy(rows + (size_t)r * cols, src, (size_t)cols * sizeof(float));
+        else
+            vc_dequantize_row_avx512(w->type, src, rows + (size_t)r * cols, cols);
     }
+    int r8 = nr / 8 * 8;
+    int64_t c8 = cols / 8 * 8;
+    for (int r = 0; r < r8; r += 8)
+        for (int64_t c = 0; c < c8; c += 8)
+            transpose8_avx2(rows + (size_t)r * cols + c, (size_t)cols, out + (size_t)c * ld + r, (size_t)ld);
+    for (int64_t c = 0; c < cols; c++)   /* what the 8x8 tiles leave: the last rows and columns */
+        for (int r = c < c8 ? r8 : 0; r < nr; r++)
+            out[(size_t)c * ld + r] = rows[(size_t)r * cols + c];
 }
 
 /* Rows [begin, end) of one matrix product. One token: a dot product per row,
@@ -372,7 +405,7 @@ static void product_rows(const vc_matrix *w, const float *x, const vc_block_q8_a
     float *expanded = NULL, *row = NULL;
     bool expand = nn || w->type != VC_F32;
     if (expand && (!(expanded = malloc((size_t)block * cols * sizeof(float))) ||
-                   (nn && !(row = malloc((size_t)cols * sizeof(float)))))) {
+                   (nn && !(row = malloc((size_t)block * cols * sizeof(float)))))) {
         /* no scratch (out of memory): slower, same result class */
         free(expanded);
         for (int64_t r = begin; r < end; r++)
