@@ -167,6 +167,27 @@ static void test_gemm(void)
                 free(A), free(B), free(C), free(R);
             }
     }
+    /* vc_transpose: 8x8 tiles and the rows and columns they leave, with gaps between rows */
+    for (size_t v = 0; v < sizeof isas / sizeof *isas; v++) {
+        if (vc_gemm_force_isa(isas[v]) != 0)
+            continue;
+        const int shapes[][2] = { { 1, 1 }, { 8, 8 }, { 13, 21 }, { 64, 37 } };
+        for (size_t c = 0; c < sizeof shapes / sizeof *shapes; c++) {
+            int rows = shapes[c][0], cols = shapes[c][1], lds = cols + 3, ldd = rows + 2;
+            float *src = malloc(sizeof(float) * (size_t)rows * lds), *dst = malloc(sizeof(float) * (size_t)cols * ldd);
+            for (int i = 0; i < rows * lds; i++)
+                src[i] = (float)i;
+            for (int i = 0; i < cols * ldd; i++)
+                dst[i] = -7.0f;
+            vc_transpose(rows, cols, src, lds, dst, ldd);
+            int wrong = 0;
+            for (int i = 0; i < cols; i++)
+                for (int j = 0; j < ldd; j++)
+                    wrong += dst[i * ldd + j] != (j < rows ? src[j * lds + i] : -7.0f);
+            CHECK(wrong == 0, "transpose %dx%d (%s): %d values wrong", rows, cols, vc_gemm_isa(), wrong);
+            free(src), free(dst);
+        }
+    }
     vc_gemm_force_isa(NULL);
     CHECK(vc_gemm_force_isa("no-such-isa") == -1, "an unknown gemm variant is refused");
 }

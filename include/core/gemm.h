@@ -29,6 +29,10 @@ void vc_gemm_nt_ref(int M, int N, int K, const float *A, int lda, const float *B
 void vc_gemm_nn(int M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C, int ldc);
 void vc_gemm_nn_ref(int M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C, int ldc);
 
+/* dst[c * ldd + r] = src[r * lds + c] for r < rows, c < cols: an operand
+ * turned for the other shape (keys for scores, weights for vc_gemm_nn). */
+void vc_transpose(int rows, int cols, const float *src, int lds, float *dst, int ldd);
+
 /* Whether vc_gemm_nn is the faster of the two for a product that could be
  * laid out either way with long K (weights expanded for prefill): with
  * AVX-512, about twice; with AVX2 the NT dot products are ahead. */

@@ -2,8 +2,8 @@
  *
  * vc_dot_row() picks an AVX-512 or AVX2/FMA/F16C implementation at run time
  * when the CPU has it and falls back to the plain-C reference in dtype.c
- * otherwise.  Both
- * accumulate in float; results agree to rounding (tests/test_quant.c).
+ * otherwise.  All accumulate in float; results agree to rounding
+ * (tests/test_quant.c).
  */
 #ifndef VC_CORE_KERNELS_H
 #define VC_CORE_KERNELS_H
@@ -51,7 +51,6 @@ void vc_axpy_f32_ref(float a, const float *x, float *y, int64_t n);
 void vc_softmax(float *x, int n);
 void vc_softmax_ref(float *x, int n);
 
-
 /* Y[i][r] = sum_c X[i][c] * W[r][c] for i < n tokens, r < W->rows.
  * X is n x W->cols, Y is n x W->rows (row-major). Runs on the thread pool.
  * One token: a dot product per row (vc_dot_row), or, with vc_int8dot_enable
@@ -67,5 +66,12 @@ void vc_matmul_multi(int count, const vc_matrix *w, const float *x, int n, float
 
 /* Returns the matrix holding rows [first, first+count) of m. */
 vc_matrix vc_matrix_rows(const vc_matrix *m, int64_t first, int64_t count);
+
+/* m's rows as type t, each expanded to floats and quantized again; row r
+ * lands at row dst_row(r, arg) (at r where dst_row is NULL). Returns a new
+ * buffer of m->rows rows of *row_bytes bytes each, or NULL where t cannot
+ * hold rows of m->cols elements, the size overflows, or memory runs out. */
+uint8_t *vc_matrix_requantize(const vc_matrix *m, vc_dtype t, int64_t (*dst_row)(int64_t r, int arg), int arg,
+                              size_t *row_bytes);
 
 #endif

@@ -32,24 +32,12 @@ static int64_t permuted_row(int64_t r, int head_dim)
 static int add_matrix(vc_gguf_writer *w, const char *name, const vc_matrix *m, vc_dtype type, int permute_head_dim)
 {
     vc_dtype t = fit_type(type, m->cols);
-    size_t row_bytes, total;
-    if (vc_dtype_row_bytes(t, m->cols, &row_bytes) != 0 || !vc_mul_size(row_bytes, (size_t)m->rows, &total))
+    size_t row_bytes;
+    uint8_t *out = vc_matrix_requantize(m, t, permute_head_dim ? permuted_row : NULL, permute_head_dim, &row_bytes);
+    if (!out)
         return -1;
-    uint8_t *out = vc_malloc(total);
-    float *row = vc_malloc((size_t)m->cols * sizeof *row);
-    if (!out || !row) {
-        free(out);
-        free(row);
-        return -1;
-    }
-    for (int64_t r = 0; r < m->rows; r++) {
-        vc_dequantize_row(m->type, (const uint8_t *)m->data + (size_t)r * m->row_bytes, row, m->cols);
-        int64_t dst = permute_head_dim ? permuted_row(r, permute_head_dim) : r;
-        vc_quantize_row(t, row, out + (size_t)dst * row_bytes, m->cols);
-    }
-    free(row);
     int64_t ne[2] = { m->cols, m->rows };
-    return vc_gguf_add_tensor(w, name, t, 2, ne, out, total);
+    return vc_gguf_add_tensor(w, name, t, 2, ne, out, (size_t)m->rows * row_bytes);
 }
 
 static int add_f32(vc_gguf_writer *w, const char *name, const float *v, int64_t n)

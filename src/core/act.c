@@ -94,38 +94,6 @@ VC_TARGET_AVX2 static void swiglu_avx2(float *gate, const float *up, size_t n)
 }
 #endif
 
-static bool simd(vc_act act)
-{
-#ifdef VC_HAVE_X86
-    return act != VC_ACT_GELU && strcmp(vc_kernels_isa(), "avx2") == 0;
-#else
-    (void)act;
-    return false;
-#endif
-}
-
-static void act_serial(vc_act act, float *x, size_t n)
-{
-#ifdef VC_HAVE_X86
-    if (simd(act)) {
-        act_avx2(act, x, n);
-        return;
-    }
-#endif
-    vc_act_apply_ref(act, x, n);
-}
-
-static void swiglu_serial(float *gate, const float *up, size_t n)
-{
-#ifdef VC_HAVE_X86
-    if (simd(VC_ACT_SILU)) {
-        swiglu_avx2(gate, up, n);
-        return;
-    }
-#endif
-    vc_swiglu_ref(gate, up, n);
-}
-
 typedef struct {
     vc_act act;
     float *x;
@@ -136,27 +104,30 @@ typedef struct {
 /* Work items of this many values (a multiple of 8: whole vectors until the end). */
 enum { ACT_CHUNK = 4096 };
 
+/* A prefill or a vision tower's MLP holds millions of values, one token's
+ * a few thousand: each chunk on its own (vc_parallel_for runs a single one
+ * on the caller), so the split does not change the result. */
 static void act_chunks(void *ctx, int64_t begin, int64_t end, int worker)
 {
     const act_job *j = ctx;
-    size_t from = (size_t)begin * ACT_CHUNK, to = VC_MIN((size_t)end * ACT_CHUNK, j->n);
+    size_t from = (size_t)begin * ACT_CHUNK, n = VC_MIN((size_t)end * ACT_CHUNK, j->n) - from;
+    float *x = j->x + from;
+#ifdef VC_HAVE_X86
+    if (j->act != VC_ACT_GELU && strcmp(vc_kernels_isa(), "avx2") == 0) {
+        if (j->up)
+            swiglu_avx2(x, j->up + from, n);
+        else
+            act_avx2(j->act, x, n);
+        return;
+    }
+#endif
     if (j->up)
-        swiglu_serial(j->x + from, j->up + from, to - from);
+        vc_swiglu_ref(x, j->up + from, n);
     else
-        act_serial(j->act, j->x + from, to - from);
+        vc_act_apply_ref(j->act, x, n);
 }
 
-/* A prefill or a vision tower's MLP holds millions of values: on the pool
- * (each value on its own, so the split does not change the result). One
- * token's few thousand stay on the caller. */
-static void run(act_job *j)
-{
-    int64_t chunks = (int64_t)((j->n + ACT_CHUNK - 1) / ACT_CHUNK);
-    if (chunks <= 1)
-        act_chunks(j, 0, chunks, 0);
-    else
-        vc_parallel_for(chunks, act_chunks, j);
-}
+static void run(act_job *j) { vc_parallel_for((int64_t)((j->n + ACT_CHUNK - 1) / ACT_CHUNK), act_chunks, j); }
 
 void vc_act_apply(vc_act act, float *x, size_t n)
 {

@@ -12,7 +12,8 @@
 #if defined(__x86_64__)
 #include <immintrin.h>
 
-#define AVX512 __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512dq,avx512vl")))
+#include "simd_x86.h"
+#define AVX512 VC_TARGET_AVX512
 
 bool vc_dot_avx512_has(vc_dtype t)
 {

@@ -97,11 +97,12 @@ void vc_gemm_nn_ref(int M, int N, int K, const float *A, int lda, const float *B
 #ifdef VC_HAVE_X86
 #include "simd_x86.h"
 
+/* The tiles are inlined into each driver with constant sizes; the drivers
+ * are named per instruction set for NN_DRIVER. */
 #define INLINE_avx2 VC_TARGET_AVX2 __attribute__((always_inline)) static inline
-#define INLINE_avx512                                                                                                 \
-    __attribute__((target("avx2,fma,f16c,avx512f,avx512dq,avx512bw,avx512vl"), always_inline)) static inline
+#define INLINE_avx512 VC_TARGET_AVX512 __attribute__((always_inline)) static inline
 #define FN_avx2 VC_TARGET_AVX2 static
-#define FN_avx512 __attribute__((target("avx2,fma,f16c,avx512f,avx512dq,avx512bw,avx512vl"))) static
+#define FN_avx512 VC_TARGET_AVX512 static
 
 /* ---- NT ---- */
 
@@ -140,36 +141,33 @@ INLINE_avx2 void nt_tile_avx2(int mr, int nr, int K, const float *A, int lda, co
 
 /* Passes of 48 rows of B (48 rows of K floats stay in L2 while every block
  * of A goes by); 4x3 blocks, then 4x1 and 1x3, 1x1 at the edges. */
-#define NT_DRIVER(ISA)                                                                                               \
-    FN_##ISA void gemm_nt_##ISA(int M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C,    \
-                                int ldc)                                                                             \
-    {                                                                                                                \
-        enum { NB = 48 };                                                                                            \
-        for (int n0 = 0; n0 < N; n0 += NB) {                                                                         \
-            int n1 = n0 + NB < N ? n0 + NB : N, m = 0;                                                               \
-            for (; m < M; m += 4) {                                                                                  \
-                const float *a = A + (size_t)m * lda;                                                                \
-                float *c = C + (size_t)m * ldc;                                                                      \
-                bool full = m + 4 <= M;                                                                              \
-                int n = n0;                                                                                          \
-                for (; n + 3 <= n1; n += 3)                                                                          \
-                    if (full)                                                                                        \
-                        nt_tile_##ISA(4, 3, K, a, lda, B + (size_t)n * ldb, ldb, c + n, ldc);                        \
-                    else                                                                                             \
-                        for (int i = m; i < M; i++)                                                                  \
-                            nt_tile_##ISA(1, 3, K, A + (size_t)i * lda, lda, B + (size_t)n * ldb, ldb,               \
-                                          C + (size_t)i * ldc + n, ldc);                                             \
-                for (; n < n1; n++)                                                                                  \
-                    if (full)                                                                                        \
-                        nt_tile_##ISA(4, 1, K, a, lda, B + (size_t)n * ldb, ldb, c + n, ldc);                        \
-                    else                                                                                             \
-                        for (int i = m; i < M; i++)                                                                  \
-                            nt_tile_##ISA(1, 1, K, A + (size_t)i * lda, lda, B + (size_t)n * ldb, ldb,               \
-                                          C + (size_t)i * ldc + n, ldc);                                             \
-            }                                                                                                        \
-        }                                                                                                            \
+FN_avx2 void gemm_nt_avx2(int M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C, int ldc)
+{
+    enum { NB = 48 };
+    for (int n0 = 0; n0 < N; n0 += NB) {
+        int n1 = n0 + NB < N ? n0 + NB : N;
+        for (int m = 0; m < M; m += 4) {
+            const float *a = A + (size_t)m * lda;
+            float *c = C + (size_t)m * ldc;
+            bool full = m + 4 <= M;
+            int n = n0;
+            for (; n + 3 <= n1; n += 3)
+                if (full)
+                    nt_tile_avx2(4, 3, K, a, lda, B + (size_t)n * ldb, ldb, c + n, ldc);
+                else
+                    for (int i = m; i < M; i++)
+                        nt_tile_avx2(1, 3, K, A + (size_t)i * lda, lda, B + (size_t)n * ldb, ldb, C + (size_t)i * ldc + n,
+                                     ldc);
+            for (; n < n1; n++)
+                if (full)
+                    nt_tile_avx2(4, 1, K, a, lda, B + (size_t)n * ldb, ldb, c + n, ldc);
+                else
+                    for (int i = m; i < M; i++)
+                        nt_tile_avx2(1, 1, K, A + (size_t)i * lda, lda, B + (size_t)n * ldb, ldb, C + (size_t)i * ldc + n,
+                                     ldc);
+        }
     }
-NT_DRIVER(avx2)
+}
 
 /* ---- NN ---- */
 
@@ -283,7 +281,48 @@ INLINE_avx512 void nn_tile_avx512(int mr, int nv, int last, int K, const float *
     }
 NN_DRIVER(avx2, 8, 2)
 NN_DRIVER(avx512, 16, 4)
+
+/* dst[j * ldd + i] = src[i * lds + j] for an 8x8 tile: pairs interleaved,
+ * then quads, then the 128-bit halves exchanged. */
+FN_avx2 void transpose8_avx2(const float *src, size_t lds, float *dst, size_t ldd)
+{
+    __m256 r[8], t[8], q[8];
+    for (int i = 0; i < 8; i++)
+        r[i] = _mm256_loadu_ps(src + i * lds);
+    for (int i = 0; i < 8; i += 2) {
+        t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+        t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+    }
+    for (int i = 0; i < 8; i += 4) {
+        q[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
+        q[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xee);
+        q[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+        q[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xee);
+    }
+    for (int i = 0; i < 4; i++) {
+        _mm256_storeu_ps(dst + i * ldd, _mm256_permute2f128_ps(q[i], q[i + 4], 0x20));
+        _mm256_storeu_ps(dst + (i + 4) * ldd, _mm256_permute2f128_ps(q[i], q[i + 4], 0x31));
+    }
+}
+
 #endif
+
+void vc_transpose(int rows, int cols, const float *src, int lds, float *dst, int ldd)
+{
+    int r8 = 0, c8 = 0;
+#ifdef VC_HAVE_X86
+    if (current() != GEMM_GENERIC) {   /* 8x8 tiles: the stores run along dst instead of striding across it */
+        r8 = rows / 8 * 8;
+        c8 = cols / 8 * 8;
+        for (int r = 0; r < r8; r += 8)
+            for (int c = 0; c < c8; c += 8)
+                transpose8_avx2(src + (size_t)r * lds + c, (size_t)lds, dst + (size_t)c * ldd + r, (size_t)ldd);
+    }
+#endif
+    for (int c = 0; c < cols; c++)   /* what the tiles leave: the last rows and columns */
+        for (int r = c < c8 ? r8 : 0; r < rows; r++)
+            dst[(size_t)c * ldd + r] = src[(size_t)r * lds + c];
+}
 
 void vc_gemm_nt(int M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C, int ldc)
 {

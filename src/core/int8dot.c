@@ -423,21 +423,10 @@ int vc_int8dot_requantize(vc_matrix *w, void **owned)
 {
     if (vc_int8dot_can_interleave(w))
         return vc_int8dot_interleave(w, owned);
-    size_t rb, total;
-    if (vc_dtype_row_bytes(VC_Q8_0, w->cols, &rb) != 0 || !vc_mul_size(rb, (size_t)w->rows, &total))
+    size_t rb;
+    uint8_t *q8 = vc_matrix_requantize(w, VC_Q8_0, NULL, 0, &rb);
+    if (!q8)
         return -1;
-    uint8_t *q8 = vc_malloc(total);
-    float *row = vc_malloc((size_t)w->cols * sizeof *row);
-    if (!q8 || !row) {
-        free(q8);
-        free(row);
-        return -1;
-    }
-    for (int64_t r = 0; r < w->rows; r++) {
-        vc_dequantize_row(w->type, (const uint8_t *)w->data + (size_t)r * w->row_bytes, row, w->cols);
-        vc_quantize_row(VC_Q8_0, row, q8 + (size_t)r * rb, w->cols);
-    }
-    free(row);
     vc_matrix q = { VC_Q8_0, w->cols, w->rows, rb, q8 };
     int rc = vc_int8dot_interleave(&q, owned);
     free(q8);

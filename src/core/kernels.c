@@ -331,53 +331,44 @@ vc_matrix vc_matrix_rows(const vc_matrix *m, int64_t first, int64_t count)
     return r;
 }
 
-#ifdef VC_HAVE_X86
-/* dst[j * ldd + i] = src[i * lds + j] for an 8x8 tile: pairs interleaved,
- * then quads, then the 128-bit halves exchanged. */
-AVX2 static void transpose8_avx2(const float *src, size_t lds, float *dst, size_t ldd)
+uint8_t *vc_matrix_requantize(const vc_matrix *m, vc_dtype t, int64_t (*dst_row)(int64_t r, int arg), int arg,
+                              size_t *row_bytes)
 {
-    __m256 r[8], t[8], q[8];
-    for (int i = 0; i < 8; i++)
-        r[i] = _mm256_loadu_ps(src + i * lds);
-    for (int i = 0; i < 8; i += 2) {
-        t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
-        t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+    size_t rb, total;
+    if (vc_dtype_row_bytes(t, m->cols, &rb) != 0 || !vc_mul_size(rb, (size_t)m->rows, &total))
+        return NULL;
+    uint8_t *out = vc_malloc(total);
+    float *row = vc_malloc((size_t)m->cols * sizeof *row);
+    if (!out || !row) {
+        free(out);
+        free(row);
+        return NULL;
     }
-    for (int i = 0; i < 8; i += 4) {
-        q[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
-        q[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xee);
-        q[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
-        q[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xee);
+    for (int64_t r = 0; r < m->rows; r++) {
+        vc_dequantize_row(m->type, (const uint8_t *)m->data + (size_t)r * m->row_bytes, row, m->cols);
+        vc_quantize_row(t, row, out + (size_t)(dst_row ? dst_row(r, arg) : r) * rb, m->cols);
     }
-    for (int i = 0; i < 4; i++) {
-        _mm256_storeu_ps(dst + i * ldd, _mm256_permute2f128_ps(q[i], q[i + 4], 0x20));
-        _mm256_storeu_ps(dst + (i + 4) * ldd, _mm256_permute2f128_ps(q[i], q[i + 4], 0x31));
-    }
+    free(row);
+    *row_bytes = rb;
+    return out;
 }
-#endif
 
-/* Rows [r0, r0 + nr) of w as floats, transposed: out[c * ld + r]. They
- * are expanded as rows first (into rows, nr x cols), then written out a
- * column at a time, so the stores run along the output instead of
- * striding across it. Used where vc_gemm_nn is preferred (AVX-512). */
+/* Rows [r0, r0 + nr) of w as floats, transposed: out[c * ld + r]. Rows
+ * of other types than F32 are expanded first (into rows, nr x cols), then
+ * turned by vc_transpose. Used where vc_gemm_nn is preferred (AVX-512). */
 static void expand_transposed(const vc_matrix *w, int64_t r0, int nr, float *rows, float *out, int ld)
 {
     int64_t cols = w->cols;
-    for (int r = 0; r < nr; r++) {
-        const uint8_t *src = (const uint8_t *)w->data + (size_t)(r0 + r) * w->row_bytes;
-        if (w->type == VC_F32)
-            memcpy(rows + (size_t)r * cols, src, (size_t)cols * sizeof(float));
-        else
-            vc_dequantize_row_avx512(w->type, src, rows + (size_t)r * cols, cols);
+    const float *src = (const float *)((const uint8_t *)w->data + (size_t)r0 * w->row_bytes);
+    size_t lds = w->row_bytes / sizeof(float);
+    if (w->type != VC_F32) {
+        for (int r = 0; r < nr; r++)
+            vc_dequantize_row_avx512(w->type, (const uint8_t *)w->data + (size_t)(r0 + r) * w->row_bytes,
+                                     rows + (size_t)r * cols, cols);
+        src = rows;
+        lds = (size_t)cols;
     }
-    int r8 = nr / 8 * 8;
-    int64_t c8 = cols / 8 * 8;
-    for (int r = 0; r < r8; r += 8)
-        for (int64_t c = 0; c < c8; c += 8)
-            transpose8_avx2(rows + (size_t)r * cols + c, (size_t)cols, out + (size_t)c * ld + r, (size_t)ld);
-    for (int64_t c = 0; c < cols; c++)   /* what the 8x8 tiles leave: the last rows and columns */
-        for (int r = c < c8 ? r8 : 0; r < nr; r++)
-            out[(size_t)c * ld + r] = rows[(size_t)r * cols + c];
+    vc_transpose(nr, (int)cols, src, (int)lds, out, ld);
 }
 
 /* Rows [begin, end) of one matrix product. One token: a dot product per row,
@@ -402,10 +393,10 @@ static void product_rows(const vc_matrix *w, const float *x, const vc_block_q8_a
     }
     bool nn = vc_gemm_nn_preferred() && !(n >= VC_BLAS_MIN_TOKENS && vc_kernels_use_blas());
     int block = nn ? 64 : 48;   /* NN: four 16-float vectors; NT: 48 rows of K floats stay in L2 */
-    float *expanded = NULL, *row = NULL;
+    float *expanded = NULL, *rows = NULL;   /* NN: rows holds the block's rows expanded, before transposing */
     bool expand = nn || w->type != VC_F32;
     if (expand && (!(expanded = malloc((size_t)block * cols * sizeof(float))) ||
-                   (nn && !(row = malloc((size_t)block * cols * sizeof(float)))))) {
+                   (nn && w->type != VC_F32 && !(rows = malloc((size_t)block * cols * sizeof(float)))))) {
         /* no scratch (out of memory): slower, same result class */
         free(expanded);
         for (int64_t r = begin; r < end; r++)
@@ -417,7 +408,7 @@ static void product_rows(const vc_matrix *w, const float *x, const vc_block_q8_a
     for (int64_t r0 = begin; r0 < end; r0 += block) {
         int nr = (int)VC_MIN((int64_t)block, end - r0);
         if (nn) {
-            expand_transposed(w, r0, nr, row, expanded, block);
+            expand_transposed(w, r0, nr, rows, expanded, block);
             vc_gemm_nn(n, nr, (int)cols, x, (int)cols, expanded, block, y + r0, (int)w->rows);
             continue;
         }
@@ -433,7 +424,7 @@ static void product_rows(const vc_matrix *w, const float *x, const vc_block_q8_a
         vc_gemm_nt(n, nr, (int)cols, x, (int)cols, wr, ldb, y + r0, (int)w->rows);
     }
     free(expanded);
-    free(row);
+    free(rows);
 }
 
 typedef struct {

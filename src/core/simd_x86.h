@@ -7,6 +7,8 @@
 
 /* What the AVX2 kernels need; callers check the CPU before calling them. */
 #define VC_TARGET_AVX2 __attribute__((target("avx2,fma,f16c")))
+/* What the AVX-512 ones need (vc_cpu_avx512()), on top of AVX2's. */
+#define VC_TARGET_AVX512 __attribute__((target("avx2,fma,f16c,avx512f,avx512dq,avx512bw,avx512vl")))
 
 /* The sum of a vector's eight floats. */
 VC_TARGET_AVX2 static inline float vc_hsum256(__m256 v)

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "core/common.h"
+#include "core/kernels.h"
 
 int vc_map_file(const char *path, vc_mapped_file *out)
 {
@@ -226,21 +227,13 @@ int vc_tensors_quantize(vc_tensor_set *set, vc_dtype type)
         bool is_float = t->type == VC_F32 || t->type == VC_F16 || t->type == VC_BF16;
         if (!is_float || t->n_dims != 2 || t->type == (int)type || t->ne[0] % be != 0)
             continue;
-        size_t row, src_row;
-        if (vc_dtype_row_bytes(type, t->ne[0], &row) != 0 || vc_dtype_row_bytes((vc_dtype)t->type, t->ne[0], &src_row))
+        size_t src_row, row;
+        if (vc_dtype_row_bytes((vc_dtype)t->type, t->ne[0], &src_row) != 0)
             return -1;
-        uint8_t *buf = vc_malloc(row * (size_t)t->ne[1]);
-        float *tmp = vc_malloc((size_t)t->ne[0] * sizeof *tmp);
-        if (!buf || !tmp) {
-            free(buf);
-            free(tmp);
+        vc_matrix m = { (vc_dtype)t->type, t->ne[0], t->ne[1], src_row, t->data };
+        uint8_t *buf = vc_matrix_requantize(&m, type, NULL, 0, &row);
+        if (!buf)
             return -1;
-        }
-        for (int64_t r = 0; r < t->ne[1]; r++) {
-            vc_dequantize_row((vc_dtype)t->type, (const uint8_t *)t->data + (size_t)r * src_row, tmp, t->ne[0]);
-            vc_quantize_row(type, tmp, buf + (size_t)r * row, t->ne[0]);
-        }
-        free(tmp);
         if (replace_data(set, t, type, buf, row * (size_t)t->ne[1]) != 0)
             return -1;
     }

@@ -119,9 +119,7 @@ static void transpose_k(void *ctx, int64_t begin, int64_t end, int worker)
     const vc_llm *m = job->m;
     int kv_dim = m->cfg.n_kv_heads * m->cfg.head_dim, P = job->pos0 + job->n;
     const float *k = m->k_cache + (size_t)job->layer * m->n_ctx * kv_dim;
-    for (int64_t col = begin; col < end; col++)
-        for (int p = 0; p < P; p++)
-            job->kt[(size_t)col * P + p] = k[(size_t)p * kv_dim + col];
+    vc_transpose(P, (int)(end - begin), k + begin, kv_dim, job->kt + (size_t)begin * P, P);
 }
 
 /* Several tokens: a block of ATTN_QBLOCK queries of one head per work item

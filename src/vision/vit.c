@@ -223,9 +223,8 @@ typedef struct {
 static void transpose_k(void *ctx, int64_t begin, int64_t end, int worker)
 {
     const attn_job *j = ctx;
-    for (int64_t c = begin; c < end; c++)      /* c: a column of K, head * head_dim + d */
-        for (int p = 0; p < j->tokens; p++)
-            j->kt[(size_t)c * j->tokens + p] = j->k[(size_t)p * j->hidden + c];
+    /* columns [begin, end) of K, each head * head_dim + d */
+    vc_transpose(j->tokens, (int)(end - begin), j->k + begin, j->hidden, j->kt + (size_t)begin * j->tokens, j->tokens);
 }
 
 /* Softmax of each of n rows of T scores, scaled first. */
