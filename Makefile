@@ -46,7 +46,7 @@ $(BUILD)/%.o: %.c
 	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
 
 $(BUILD)/libvlmchat.a: $(LIB_OBJ)
-	ar rcs $@ $^
+	rm -f $@ && ar rcs $@ $^
 
 $(BUILD)/vlmchat: $(BUILD)/src/app/main.o $(BUILD)/libvlmchat.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)

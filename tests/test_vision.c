@@ -18,6 +18,8 @@
 #include "harness.h"
 #include "model/generate.h"
 #include "model/prompt.h"
+#include "vision/idefics3.h"
+#include "vision/llava_next.h"
 
 static unsigned char *blob;
 static size_t blob_len;
@@ -32,14 +34,6 @@ static float *ref_floats(json_t *loc, size_t n)
     return out;
 }
 
-static int preprocess(const vc_model *m, const vc_image *img, float **px, int *n_tiles)
-{
-    int rows, cols;
-    if (m->vision->kind == VC_VISION_IDEFICS3)
-        return vc_idefics3_preprocess(&m->vision->u.idefics3, img, px, n_tiles, &rows, &cols);
-    return vc_llava_next_preprocess(&m->vision->u.llava_next, img, px, n_tiles);
-}
-
 /* LLaVA's pixel values are (images, max tiles, ...) padded per image;
  * Idefics3's put every image's tiles in one row: (1, all tiles, ...). */
 static void check_pixels(const vc_model *m, const char *label, json_t *c)
@@ -49,7 +43,7 @@ static void check_pixels(const vc_model *m, const char *label, json_t *c)
     size_t per_row = (size_t)json_integer_value(json_array_get(shape, 1));
     size_t S = (size_t)json_integer_value(json_array_get(shape, 3)), tile = 3 * S * S;
     size_t n_img = json_array_size(files), next = 0;
-    bool packed = m->vision->kind == VC_VISION_IDEFICS3;
+    bool packed = m->vision->family->pixels_packed;
     float *want = ref_floats(json_object_get(c, "pixel_values"), rows * per_row * tile);
     CHECK(want != NULL, "%s: reference pixel values", label);
     for (size_t i = 0; want && i < n_img; i++) {
@@ -58,7 +52,7 @@ static void check_pixels(const vc_model *m, const char *label, json_t *c)
         vc_image img;
         float *px;
         int n_tiles;
-        if (vc_image_load(fixture(rel), NULL, &img) != 0 || preprocess(m, &img, &px, &n_tiles) != 0) {
+        if (vc_image_load(fixture(rel), NULL, &img) != 0 || vc_vision_preprocess(m->vision, &img, &px, &n_tiles) != 0) {
             CHECK(0, "%s: %s", label, vc_error());
             continue;
         }
@@ -159,13 +153,11 @@ static void test_family(const char *name, vc_chat_format format, bool int8)
             vc_image img;
             if (vc_image_alloc(&img, w, h) != 0)
                 continue;
-            float *e;
-            int n;
-            int rows, cols;
-            if (vc_vision_encode(m.vision, &img, &e, &n, &rows, &cols) == 0) {
-                CHECK(n == vc_vision_count(m.vision, w, h), "%dx%d: %d tokens, count says %d", w, h, n,
-                      vc_vision_count(m.vision, w, h));
-                free(e);
+            vc_image_embd e;
+            if (vc_vision_encode(m.vision, &img, &e) == 0) {
+                CHECK(e.n_tokens == vc_vision_count(m.vision, w, h), "%dx%d: %d tokens, count says %d", w, h,
+                      e.n_tokens, vc_vision_count(m.vision, w, h));
+                vc_image_embd_free(&e);
             }
             vc_image_free(&img);
         }

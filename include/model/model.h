@@ -10,10 +10,10 @@
 #include <stdbool.h>
 
 #include "model/llm.h"
-#include "model/vision.h"
 #include "text/chat.h"
 #include "text/sampler.h"
 #include "text/tokenizer.h"
+#include "vision/family.h"
 
 typedef struct {
     int n_ctx;                 /* 0: min(max_position_embeddings, 4096) */

@@ -10,18 +10,10 @@
 
 #include "model/model.h"
 
-/* One encoded image: its feature rows in the language model's space. */
-typedef struct {
-    float *embd;        /* n_tokens x dim */
-    int n_tokens;
-    int rows, cols;     /* tile grid, for families whose prompt spells it out */
-} vc_image_embd;
-
 /* Loads and encodes an image file for the model (fails if the model takes no images). */
 int vc_model_encode_image(const vc_model *m, const char *path, vc_image_embd *out);
 /* Encodes an image already decoded. */
 int vc_model_encode_pixels(const vc_model *m, const vc_image *img, vc_image_embd *out);
-void vc_image_embd_free(vc_image_embd *e);
 
 /* Token ids of a conversation. images[] are the encoded images of all
  * messages, in order; their count must match the messages' n_images. */

@@ -4,7 +4,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/buf.h"
 #include "core/common.h"
 
 int vc_model_encode_image(const vc_model *m, const char *path, vc_image_embd *out)
@@ -25,51 +24,7 @@ int vc_model_encode_pixels(const vc_model *m, const vc_image *img, vc_image_embd
     memset(out, 0, sizeof *out);
     if (!m->vision)
         return vc_fail_code(VC_EXIT_USAGE, "%s: this model takes no images", m->path);
-    return vc_vision_encode(m->vision, img, &out->embd, &out->n_tokens, &out->rows, &out->cols);
-}
-
-void vc_image_embd_free(vc_image_embd *e)
-{
-    free(e->embd);
-    memset(e, 0, sizeof *e);
-}
-
-/* Replaces the k-th occurrence of the image token with the k-th image's
- * expansion (its image tokens, and its layout tokens where the family has them). */
-static char *expand_images(const vc_vision *v, const char *text, const vc_image_embd *images, int n_images)
-{
-    const char *token = v->image_token;
-    vc_buf b = { 0 };
-    size_t tl = strlen(token);
-    int k = 0;
-    for (const char *p = text; *p;) {
-        const char *hit = tl ? strstr(p, token) : NULL;
-        if (!hit) {
-            vc_buf_puts(&b, p);
-            break;
-        }
-        vc_buf_append(&b, p, (size_t)(hit - p));
-        if (k >= n_images) {
-            vc_buf_free(&b);
-            vc_fail_code(VC_EXIT_INPUT, "the prompt has more image placeholders than images");
-            return NULL;
-        }
-        char *expansion = vc_vision_prompt(v, images[k].n_tokens, images[k].rows, images[k].cols);
-        if (!expansion) {
-            vc_buf_free(&b);
-            return NULL;
-        }
-        vc_buf_puts(&b, expansion);
-        free(expansion);
-        k++;
-        p = hit + tl;
-    }
-    if (k != n_images) {
-        vc_buf_free(&b);
-        vc_fail_code(VC_EXIT_INPUT, "%d images but %d image placeholders in the prompt", n_images, k);
-        return NULL;
-    }
-    return vc_buf_take(&b, NULL);
+    return vc_vision_encode(m->vision, img, out);
 }
 
 int vc_model_prompt_ids(const vc_model *m, const vc_chat_msg *msgs, size_t n, const vc_image_embd *images,
@@ -81,14 +36,8 @@ int vc_model_prompt_ids(const vc_model *m, const vc_chat_msg *msgs, size_t n, co
     if (!text)
         return -1;
     bool special = m->chat.add_special || m->chat.format == VC_CHAT_RAW;
-    if (m->vision) {
-        char *expanded = expand_images(m->vision, text, images, n_images);
-        free(text);
-        if (!expanded)
-            return -1;
-        text = expanded;
-    }
-    int rc = vc_tokenizer_encode(m->tok, text, strlen(text), special, ids, n_ids);
+    int rc = m->vision ? vc_vision_tokenize(m->vision, text, special, images, n_images, ids, n_ids)
+                       : vc_tokenizer_encode(m->tok, text, strlen(text), special, ids, n_ids);
     free(text);
     return rc;
 }

@@ -6,7 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/buf.h"
 #include "core/common.h"
+#include "vision/family.h"
 #include "vision/processor.h"
 
 #define MAX_IMAGE_SIZE 4096   /* the processor's absolute limit after resizing */
@@ -240,3 +242,74 @@ int vc_idefics3_encode(const vc_idefics3 *m, const vc_image *img, float **embd, 
     *n_tokens = n_tiles * per;
     return 0;
 }
+
+/* ---- the family's ops table (include/vision/family.h) ---- */
+
+static int ops_load(void *state, const vc_vision_source *src, vc_vision *v)
+{
+    return vc_idefics3_load(state, src->config, src->processor, src->processor_root, src->weights, src->text_dim);
+}
+
+static void ops_free(void *state) { vc_idefics3_free(state); }
+
+static int ops_preprocess(const void *state, const vc_image *img, float **pixels, int *n_tiles)
+{
+    int rows, cols;
+    return vc_idefics3_preprocess(state, img, pixels, n_tiles, &rows, &cols);
+}
+
+static int ops_encode(const void *state, const vc_image *img, vc_image_embd *out)
+{
+    return vc_idefics3_encode(state, img, &out->embd, &out->n_tokens, &out->rows, &out->cols);
+}
+
+static int ops_count(const void *state, int width, int height)
+{
+    const vc_idefics3 *m = state;
+    int rows, cols;
+    vc_idefics3_grid(m, width, height, &rows, &cols);
+    return (rows * cols + 1) * m->image_seq_len;
+}
+
+/* Tiles as <fake><row_r_col_c><image>*N, a newline after each row, then a
+ * blank line and <fake><global-img><image>*N<fake>. */
+static char *ops_expand(const vc_vision *v, const vc_image_embd *e)
+{
+    const vc_idefics3 *m = v->state;
+    const char *fake = "<fake_token_around_image>";
+    char *tokens = vc_vision_repeat(v->image_token, m->image_seq_len);
+    if (!tokens)
+        return NULL;
+    vc_buf b = { 0 };
+    for (int r = 0; r < e->rows; r++) {
+        for (int c = 0; c < e->cols; c++)
+            vc_buf_printf(&b, "%s<row_%d_col_%d>%s", fake, r + 1, c + 1, tokens);
+        vc_buf_putc(&b, '\n');
+    }
+    if (e->rows > 0)
+        vc_buf_putc(&b, '\n');
+    vc_buf_printf(&b, "%s<global-img>%s%s", fake, tokens, fake);
+    free(tokens);
+    return vc_buf_take(&b, NULL);
+}
+
+/* Low memory: no splitting, only the global image. */
+static void ops_fewer_tiles(void *state) { ((vc_idefics3 *)state)->do_split = false; }
+
+static const char *const model_types[] = { "idefics3", "smolvlm", NULL };
+
+const vc_vision_family vc_family_idefics3 = {
+    .name = "idefics3",
+    .model_types = model_types,
+    .state_size = sizeof(vc_idefics3),
+    .message_image_fmt = "%s",    /* the template writes "<image>" per image */
+    .pixels_packed = true,
+    .load = ops_load,
+    .free = ops_free,
+    .preprocess = ops_preprocess,
+    .encode = ops_encode,
+    .count = ops_count,
+    .expand = ops_expand,
+    .tokenize = NULL,
+    .fewer_tiles = ops_fewer_tiles,
+};

@@ -6,7 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/buf.h"
 #include "core/common.h"
+#include "vision/family.h"
 #include "vision/processor.h"
 
 /* ---- configuration ---- */
@@ -369,3 +371,61 @@ int vc_llava_next_encode(const vc_llava_next *m, const vc_image *img, float **em
     *n_tokens = total;
     return 0;
 }
+
+/* ---- the family's ops table (include/vision/family.h) ---- */
+
+static int ops_load(void *state, const vc_vision_source *src, vc_vision *v)
+{
+    return vc_llava_next_load(state, src->config, src->processor, src->weights, src->text_dim);
+}
+
+static void ops_free(void *state) { vc_llava_next_free(state); }
+
+static int ops_preprocess(const void *state, const vc_image *img, float **pixels, int *n_tiles)
+{
+    return vc_llava_next_preprocess(state, img, pixels, n_tiles);
+}
+
+static int ops_encode(const void *state, const vc_image *img, vc_image_embd *out)
+{
+    return vc_llava_next_encode(state, img, &out->embd, &out->n_tokens);
+}
+
+static int ops_count(const void *state, int width, int height) { return vc_llava_next_count(state, width, height); }
+
+/* The processor writes one placeholder token per feature row. */
+static char *ops_expand(const vc_vision *v, const vc_image_embd *e)
+{
+    return vc_vision_repeat(v->image_token, e->n_tokens);
+}
+
+/* Low memory: only the smallest grid pinpoint remains. */
+static void ops_fewer_tiles(void *state)
+{
+    vc_llava_next *ln = state;
+    int best = 0;
+    for (int i = 1; i < ln->n_pinpoints; i++)
+        if ((long)ln->pinpoints[i][0] * ln->pinpoints[i][1] < (long)ln->pinpoints[best][0] * ln->pinpoints[best][1])
+            best = i;
+    ln->pinpoints[0][0] = ln->pinpoints[best][0];
+    ln->pinpoints[0][1] = ln->pinpoints[best][1];
+    ln->n_pinpoints = 1;
+}
+
+static const char *const model_types[] = { "llava_next", NULL };
+
+const vc_vision_family vc_family_llava_next = {
+    .name = "llava_next",
+    .model_types = model_types,
+    .state_size = sizeof(vc_llava_next),
+    .message_image_fmt = "%s\n",   /* LLaVA's template writes "<image>\n" per image */
+    .pixels_packed = false,
+    .load = ops_load,
+    .free = ops_free,
+    .preprocess = ops_preprocess,
+    .encode = ops_encode,
+    .count = ops_count,
+    .expand = ops_expand,
+    .tokenize = NULL,
+    .fewer_tiles = ops_fewer_tiles,
+};

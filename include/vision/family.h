@@ -1,0 +1,109 @@
+/* family.h - the image side of a multimodal model: one ops table per family.
+ *
+ * A vision-language family (LLaVA-NeXT, Idefics3/SmolVLM, ...) is one file in
+ * src/vision/ that fills a vc_vision_family and one row in the table of
+ * src/vision/family.c.  Everything outside src/vision/ goes through the
+ * functions below and never names a family:
+ *
+ *   image --preprocess--> tiles of pixels --encode--> rows of embeddings in the
+ *   language model's space, and the prompt text (or token ids) that stands
+ *   for them, as the family's reference processor writes it.
+ *
+ * A family's state is its own struct; vc_vision keeps it behind a pointer.
+ */
+#ifndef VC_VISION_FAMILY_H
+#define VC_VISION_FAMILY_H
+
+#include <jansson.h>
+#include <stdbool.h>
+
+#include "image/image.h"
+#include "loader/tensors.h"
+#include "text/tokenizer.h"
+
+/* One encoded image: its feature rows in the language model's space. */
+typedef struct {
+    float *embd;        /* n_tokens x dim */
+    int n_tokens;
+    int rows, cols;     /* tile grid, for families whose prompt spells it out (else 0) */
+} vc_image_embd;
+
+void vc_image_embd_free(vc_image_embd *e);
+
+/* What a family loads from: the HF directory's files, already parsed. */
+typedef struct {
+    const char *dir;              /* for messages and extra files */
+    json_t *config;               /* config.json */
+    json_t *processor;            /* the image processor settings */
+    json_t *processor_root;       /* processor_config.json, or NULL */
+    const vc_tensor_set *weights;
+    const vc_tokenizer *tok;
+    int text_dim;                 /* the language model's width */
+} vc_vision_source;
+
+typedef struct vc_vision vc_vision;
+
+typedef struct vc_vision_family {
+    const char *name;                  /* e.g. "llava_next" */
+    const char *const *model_types;    /* config.json model_type values it takes, NULL-terminated */
+    size_t state_size;                 /* bytes of the family's state (zeroed before load) */
+    /* How a chat message writes one image when the template itself does not
+     * (printf format of the placeholder token text), e.g. "%s\n". */
+    const char *message_image_fmt;
+    /* True if reference pixel values put every image's tiles in one row
+     * (Idefics3's (1, tiles, ...)) rather than one padded row per image. */
+    bool pixels_packed;
+
+    /* Fills state from src; may set v->image_token_id / v->image_token where
+     * the family's placeholder is not config.json's image_token_index. */
+    int (*load)(void *state, const vc_vision_source *src, vc_vision *v);
+    void (*free)(void *state);
+    /* The processor's pixel values: n_tiles x 3 x S x S floats (malloc'd). */
+    int (*preprocess)(const void *state, const vc_image *img, float **pixels, int *n_tiles);
+    /* Features of one image, n_tokens x text_dim (malloc'd into out->embd). */
+    int (*encode)(const void *state, const vc_image *img, vc_image_embd *out);
+    /* Image tokens a width x height image takes. */
+    int (*count)(const void *state, int width, int height);
+    /* The prompt text that stands for one encoded image (malloc'd): what the
+     * placeholder in the rendered prompt is replaced with. */
+    char *(*expand)(const vc_vision *v, const vc_image_embd *e);
+    /* Optional: token ids of a rendered prompt with its images, where the
+     * family does not tokenize the expanded text as one piece. NULL: the
+     * placeholders are replaced by expand() and the text is tokenized whole. */
+    int (*tokenize)(const vc_vision *v, const char *text, bool special, const vc_image_embd *images, int n_images,
+                    int32_t **ids, size_t *n_ids);
+    /* Low memory: fewer tiles per image (answers then differ from the reference). */
+    void (*fewer_tiles)(void *state);
+} vc_vision_family;
+
+struct vc_vision {
+    const vc_vision_family *family;
+    const vc_tokenizer *tok;
+    int32_t image_token_id;    /* the id whose positions take image rows */
+    char image_token[64];      /* the placeholder token text, e.g. "<image>" */
+    char prompt_text[80];      /* what a user message gets per image, e.g. "<image>\n" */
+    void *state;
+};
+
+/* True if config.json's model_type belongs to a family vlmchat knows. */
+bool vc_vision_is_multimodal(json_t *config);
+/* Loads the vision side of an HF model directory (processor settings from
+ * processor_config.json or preprocessor_config.json). */
+int vc_vision_load(const char *dir, json_t *config, const vc_tensor_set *w, const vc_tokenizer *tok, int text_dim,
+                   vc_vision **out);
+void vc_vision_free(vc_vision *v);
+
+/* The family's operations, for any loaded vc_vision (see vc_vision_family). */
+int vc_vision_preprocess(const vc_vision *v, const vc_image *img, float **pixels, int *n_tiles);
+int vc_vision_encode(const vc_vision *v, const vc_image *img, vc_image_embd *out);
+int vc_vision_count(const vc_vision *v, int width, int height);
+void vc_vision_fewer_tiles(vc_vision *v);
+/* Token ids of a rendered prompt holding one placeholder per image, in
+ * order; fails (VC_EXIT_INPUT) when placeholders and images disagree. */
+int vc_vision_tokenize(const vc_vision *v, const char *text, bool special, const vc_image_embd *images, int n_images,
+                       int32_t **ids, size_t *n_ids);
+
+/* For family files: repeats s n times into a new string (malloc'd). */
+char *vc_vision_repeat(const char *s, int n);
+
+#endif
