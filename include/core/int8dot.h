@@ -46,14 +46,10 @@ bool vc_int8dot_supports(vc_dtype t);
 void vc_int8dot_enable(bool on);
 bool vc_int8dot_enabled(void);
 
-/* The instruction set the integer kernels use: "avx-vnni", "avx512-vnni",
- * "avx2" or "generic" (the plain-C reference). */
+/* The instruction set the integer kernels use, the best the level in effect
+ * (core/cpu.h) allows: "avx512-vnni", "avx-vnni", "avx2" or "generic" (the
+ * plain-C reference). */
 const char *vc_int8dot_isa(void);
-
-/* For tests: makes the integer kernels use the named instruction set (one
- * of the names above), or the best again for NULL. Returns -1, changing
- * nothing, if this CPU (or the forced-generic float kernels) rule it out. */
-int vc_int8dot_force_isa(const char *name);
 
 /* Dot product of a row of type t (n elements, whole blocks; t must be one
  * vc_int8dot_supports accepts) with quantized activations. */

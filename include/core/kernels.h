@@ -1,8 +1,8 @@
 /* kernels.h - the hot loops: row dot products and matrix products.
  *
  * vc_dot_row() picks an AVX-512 or AVX2/FMA/F16C implementation at run time
- * when the CPU has it and falls back to the plain-C reference in dtype.c
- * otherwise.  All accumulate in float; results agree to rounding
+ * where the level in effect (core/cpu.h) allows it and falls back to the
+ * plain-C reference in dtype.c otherwise.  All accumulate in float; results agree to rounding
  * (tests/test_quant.c).
  */
 #ifndef VC_CORE_KERNELS_H
@@ -22,17 +22,15 @@ typedef struct {
     const void *data;
 } vc_matrix;
 
-/* Name of the instruction set in use: "avx2" or "generic". */
+/* The instruction sets below follow the one level core/cpu.h decides. */
+/* The float vector kernels' instruction set (axpy, softmax, activations):
+ * "avx2" or "generic". */
 const char *vc_kernels_isa(void);
 /* True when multi-token products go to OpenBLAS (built with BLAS=1 and the
- * generic kernels not forced). */
+ * level not generic). */
 bool vc_kernels_use_blas(void);
-/* Forces the plain-C path (for tests and for comparing). */
-void vc_kernels_force_generic(bool on);
-/* Lets vc_dot_row use its AVX-512 variants (F32, F16, BF16, Q8_0, Q4_0),
- * where the CPU has them (the default), or keeps it to AVX2 (tests). */
-void vc_kernels_allow_avx512(bool on);
-/* The row dots' instruction set: "avx512", "avx2" or "generic". */
+/* The row dots' instruction set: "avx512" (F32, F16, BF16, Q8_0 and Q4_0
+ * rows; AVX2 for the others), "avx2" or "generic". */
 const char *vc_kernels_dot_isa(void);
 
 /* Dot product of a row of type t (n elements, whole blocks) with n floats. */

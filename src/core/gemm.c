@@ -17,8 +17,6 @@
 
 #include <stdbool.h>
 #include <stddef.h>
-#include <string.h>
-
 #include "core/cpu.h"
 #include "core/kernels.h"
 
@@ -33,40 +31,16 @@
 
 typedef enum { GEMM_GENERIC, GEMM_AVX2, GEMM_AVX512 } gemm_isa;
 static const char *const gemm_isa_names[] = { "generic", "avx2", "avx512" };
-static int forced = -1;   /* vc_gemm_force_isa; -1: the best there is */
 
-static bool cpu_runs(gemm_isa k)
-{
-    return k == GEMM_GENERIC || (k == GEMM_AVX2 && vc_cpu_avx2()) || (k == GEMM_AVX512 && vc_cpu_avx512());
-}
-
-/* Per call, so that forcing the generic kernels (kernels.h) reaches here too. */
+/* Per call, so that a level set for tests (core/cpu.h) reaches here too. */
 static gemm_isa current(void)
 {
-    if (strcmp(vc_kernels_isa(), "avx2") != 0)
-        return GEMM_GENERIC;
-    if (forced >= 0)
-        return (gemm_isa)forced;
-    return vc_cpu_avx512() ? GEMM_AVX512 : GEMM_AVX2;
+    return vc_isa_has(VC_ISA_AVX512) ? GEMM_AVX512 : vc_isa_has(VC_ISA_AVX2) ? GEMM_AVX2 : GEMM_GENERIC;
 }
 
 const char *vc_gemm_isa(void) { return gemm_isa_names[current()]; }
 
 bool vc_gemm_nn_preferred(void) { return current() == GEMM_AVX512; }
-
-int vc_gemm_force_isa(const char *name)
-{
-    if (!name) {
-        forced = -1;
-        return 0;
-    }
-    for (int k = 0; k < (int)(sizeof gemm_isa_names / sizeof *gemm_isa_names); k++)
-        if (strcmp(name, gemm_isa_names[k]) == 0 && cpu_runs((gemm_isa)k)) {
-            forced = k;
-            return 0;
-        }
-    return -1;
-}
 
 void vc_gemm_nt_ref(int M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C, int ldc)
 {

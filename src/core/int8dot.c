@@ -3,7 +3,7 @@
  * The 256-bit SIMD kernels live in int8dot_simd.inc, compiled three times
  * here: with AVX2's maddubs/madd pair, with AVX-VNNI's dpbusd and with AVX-512
  * VNNI's (256-bit, VL) dpbusd; the AVX-512 variant adds 512-bit tiles for
- * interleaved matrices. The CPU picks one at the first call.
+ * interleaved matrices. The level in effect (core/cpu.h) picks one.
  */
 #include "core/int8dot.h"
 
@@ -227,37 +227,13 @@ TARGET_AVX512VNNI static void interleaved_avx512(const vc_matrix *w, int64_t g0,
 typedef enum { ISA_GENERIC, ISA_AVX2, ISA_AVXVNNI, ISA_AVX512VNNI } isa_kind;
 static const char *const isa_names[] = { "generic", "avx2", "avx-vnni", "avx512-vnni" };
 
-/* vc_kernels_isa()'s own check covers AVX2. */
-static bool cpu_supports(isa_kind k)
-{
-    switch (k) {
-    case ISA_GENERIC:
-    case ISA_AVX2: return true;
-    case ISA_AVXVNNI: return vc_cpu_avxvnni();
-    case ISA_AVX512VNNI: return vc_cpu_avx512vnni();
-    }
-    return false;
-}
-
-static int forced = -1;   /* vc_int8dot_force_isa; -1: the best the CPU has */
-
-/* Decided per call from vc_kernels_isa(), so forcing the generic kernels
- * (tests, VLMCHAT_GENERIC_KERNELS) reaches this module too; cpuid once. */
+/* Per call, so that a level set for tests (core/cpu.h) reaches here too. */
 static isa_kind current_isa(void)
 {
-    static int best = -1;
-    if (strcmp(vc_kernels_isa(), "avx2") != 0)
-        return ISA_GENERIC;
-    if (forced >= 0)
-        return (isa_kind)forced;
-    if (best < 0) {
-        best = cpu_supports(ISA_AVX512VNNI) ? ISA_AVX512VNNI : cpu_supports(ISA_AVXVNNI) ? ISA_AVXVNNI : ISA_AVX2;
-        const char *want = getenv("VLMCHAT_INT8_ISA");   /* for comparing: a name vc_int8dot_isa prints */
-        for (int k = 0; want && k < (int)(sizeof isa_names / sizeof *isa_names); k++)
-            if (strcmp(want, isa_names[k]) == 0 && cpu_supports((isa_kind)k))
-                best = k;
-    }
-    return (isa_kind)best;
+    return vc_isa_has(VC_ISA_AVX512_VNNI) ? ISA_AVX512VNNI
+           : vc_isa_has(VC_ISA_AVX_VNNI)  ? ISA_AVXVNNI
+           : vc_isa_has(VC_ISA_AVX2)      ? ISA_AVX2
+                                          : ISA_GENERIC;
 }
 #endif
 
@@ -267,25 +243,6 @@ const char *vc_int8dot_isa(void)
     return isa_names[current_isa()];
 #else
     return "generic";
-#endif
-}
-
-int vc_int8dot_force_isa(const char *name)
-{
-#ifdef VC_HAVE_X86
-    if (!name) {
-        forced = -1;
-        return 0;
-    }
-    for (int k = 0; k < (int)(sizeof isa_names / sizeof *isa_names); k++)
-        if (strcmp(name, isa_names[k]) == 0 && (k == ISA_GENERIC || strcmp(vc_kernels_isa(), "avx2") == 0) &&
-            cpu_supports((isa_kind)k)) {
-            forced = k;
-            return 0;
-        }
-    return -1;
-#else
-    return name && strcmp(name, "generic") != 0 ? -1 : 0;
 #endif
 }
 

@@ -25,27 +25,10 @@
 #define VC_HAVE_X86 1
 #endif
 
-static int use_avx2 = -1;   /* -1: not decided yet */
-
-static bool avx2_enabled(void)
-{
-    if (use_avx2 < 0)
-        use_avx2 = vc_cpu_avx2() && !getenv("VLMCHAT_GENERIC_KERNELS");
-    return use_avx2 == 1;
-}
+static bool avx2_enabled(void) { return vc_isa_has(VC_ISA_AVX2); }
+static bool avx512_enabled(void) { return vc_isa_has(VC_ISA_AVX512); }
 
 const char *vc_kernels_isa(void) { return avx2_enabled() ? "avx2" : "generic"; }
-
-static int use_avx512 = -1;   /* the row dots' AVX-512 variants; -1: not decided yet */
-
-static bool avx512_enabled(void)
-{
-    if (use_avx512 < 0)
-        use_avx512 = vc_cpu_avx512();
-    return use_avx512 == 1 && avx2_enabled();
-}
-
-void vc_kernels_allow_avx512(bool on) { use_avx512 = on && vc_cpu_avx512(); }
 
 const char *vc_kernels_dot_isa(void) { return avx512_enabled() ? "avx512" : vc_kernels_isa(); }
 
@@ -59,13 +42,11 @@ bool vc_kernels_use_blas(void)
         size_t left = vc_mem_address_space_left();
         room = left == 0 || left > ((size_t)2 << 30);
     }
-    return room && avx2_enabled();   /* forcing the generic kernels also turns BLAS off */
+    return room && avx2_enabled();   /* the generic level also turns BLAS off */
 #else
     return false;
 #endif
 }
-
-void vc_kernels_force_generic(bool on) { use_avx2 = on ? 0 : vc_cpu_avx2(); }
 
 #ifdef VC_HAVE_X86
 #include "simd_x86.h"
