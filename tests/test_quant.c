@@ -153,7 +153,7 @@ static void test_isa(void)
     }
     vc_isa_set(VC_ISA_GENERIC);
     CHECK(strcmp(vc_kernels_dot_isa(), "generic") == 0 && strcmp(vc_gemm_isa(), "generic") == 0 &&
-          strcmp(vc_int8dot_isa(), "generic") == 0 && !vc_kernels_use_blas(), "the generic level reaches every kernel");
+          strcmp(vc_int8dot_isa(), "generic") == 0 && !vc_gemm_use_blas(), "the generic level reaches every kernel");
     CHECK(vc_isa_set(VC_ISA_DEFAULT) == start, "the start's level comes back");
 }
 
@@ -348,7 +348,7 @@ static void test_kernels(void)
                     worst = fmaxf(worst, fabsf(y2[r] - y1[k * ROWS + r]));
             }
             CHECK(worst < 1e-4f, "%s %s: batched matmul differs from single-token by %g", vc_dtype_name(mtypes[t]),
-                  generic ? "generic" : vc_kernels_use_blas() ? "blas" : vc_kernels_isa(), worst);
+                  generic ? "generic" : vc_gemm_use_blas() ? "blas" : vc_kernels_isa(), worst);
         }
         vc_isa_set(VC_ISA_DEFAULT);
     }
@@ -551,8 +551,7 @@ static void test_interleaved(void)
             ((vc_block_q8_0 *)q)[1].qs[7] = -128;   /* |w| = 128 must survive the sign trick */
         vc_matrix plain = { types[t], COLS, ROWS, rb, q }, il = plain;
         void *owned = NULL;
-        CHECK(vc_int8dot_can_interleave(&plain) && vc_int8dot_interleave(&il, &owned) == 0,
-              "%s interleaves", vc_dtype_name(types[t]));
+        CHECK(vc_matrix_prepare_int8(&il, VC_INT8_AS_STORED, &owned) == 1, "%s interleaves", vc_dtype_name(types[t]));
         CHECK(il.type == (types[t] == VC_Q4_0 ? VC_Q4_0_X8 : VC_Q8_0_X8) && il.row_bytes == rb && il.data != q,
               "%s: the interleaved matrix is a copy of the same size", vc_dtype_name(types[t]));
         for (size_t k = 0; k < sizeof isas / sizeof *isas; k++) {
@@ -575,8 +574,39 @@ static void test_interleaved(void)
         free(owned);
     }
     vc_matrix odd = { VC_Q4_0, COLS, 12, 18 * COLS / 32, q }, f32 = { VC_F32, COLS, 8, 4 * COLS, w };
-    CHECK(!vc_int8dot_can_interleave(&odd) && !vc_int8dot_can_interleave(&f32),
+    vc_matrix odd_was = odd, f32_was = f32;
+    void *none = NULL;
+    CHECK(vc_matrix_prepare_int8(&odd, VC_INT8_AS_STORED, &none) == 0 &&
+              vc_matrix_prepare_int8(&f32, VC_INT8_AS_STORED, &none) == 0 && none == NULL &&
+              memcmp(&odd, &odd_was, sizeof odd) == 0 && memcmp(&f32, &f32_was, sizeof f32) == 0,
           "only Q4_0/Q8_0 matrices of whole groups of 8 rows interleave");
+    /* a vision tower's float matrix: requantized to Q8_0, then interleaved; the
+     * products equal the integer reference on the Q8_0 rows */
+    static uint8_t q8[ROWS * COLS * 2];
+    size_t rb8;
+    vc_dtype_row_bytes(VC_Q8_0, COLS, &rb8);
+    for (int r = 0; r < ROWS; r++)
+        vc_quantize_row(VC_Q8_0, w + r * COLS, q8 + r * rb8, COLS);
+    vc_matrix fl = { VC_F32, COLS, ROWS, 4 * COLS, w }, il8 = fl;
+    void *owned8 = NULL;
+    CHECK(vc_matrix_prepare_int8(&il8, VC_INT8_REQUANTIZE, &owned8) == 1 && il8.type == VC_Q8_0_X8 &&
+              il8.row_bytes == rb8 && il8.data == owned8,
+          "a float matrix is requantized to interleaved Q8_0");
+    vc_matrix again = il8;
+    CHECK(vc_matrix_prepare_int8(&again, VC_INT8_REQUANTIZE, &none) == 0 && again.data == il8.data,
+          "a prepared matrix is left as it is");
+    if (owned8) {
+        vc_matmul(&il8, x, TOK, y);
+        float worst = 0;
+        for (int i = 0; i < TOK; i++)
+            for (int r = 0; r < ROWS; r++) {
+                float want = vc_dot_row_act_ref(VC_Q8_0, q8 + r * rb8, xq + i * (COLS / VC_QK8_ACT), COLS);
+                float d = fabsf(y[i * ROWS + r] - want) / (1 + fabsf(want));
+                worst = d > worst || d != d ? d : worst;
+            }
+        CHECK(worst <= 1e-4f, "requantized float matrix, %d tokens: %g from the reference (relative)", TOK, worst);
+    }
+    free(owned8);
     vc_threads_shutdown();
 }
 

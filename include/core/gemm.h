@@ -37,6 +37,11 @@ void vc_transpose(int rows, int cols, const float *src, int lds, float *dst, int
  * AVX-512, about twice; with AVX2 the NT dot products are ahead. */
 bool vc_gemm_nn_preferred(void);
 
+/* True when vc_gemm_nt sends products of VC_BLAS_MIN_TOKENS rows of A or
+ * more to OpenBLAS: built with BLAS=1, the level (core/cpu.h) not generic,
+ * and address space enough for OpenBLAS's buffers. */
+bool vc_gemm_use_blas(void);
+
 /* The variant in use: "avx512", "avx2" or "generic". */
 const char *vc_gemm_isa(void);
 

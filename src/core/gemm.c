@@ -17,8 +17,9 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+
 #include "core/cpu.h"
-#include "core/kernels.h"
+#include "core/meminfo.h"
 
 #ifdef VC_HAVE_BLAS
 #include <cblas.h>
@@ -36,6 +37,22 @@ static const char *const gemm_isa_names[] = { "generic", "avx2", "avx512" };
 static gemm_isa current(void)
 {
     return vc_isa_has(VC_ISA_AVX512) ? GEMM_AVX512 : vc_isa_has(VC_ISA_AVX2) ? GEMM_AVX2 : GEMM_GENERIC;
+}
+
+bool vc_gemm_use_blas(void)
+{
+#ifdef VC_HAVE_BLAS
+    /* OpenBLAS maps a 128 MiB buffer per thread and retries forever when the
+     * mapping fails, which a tight `ulimit -v` makes happen: there, stay off. */
+    static int room = -1;
+    if (room < 0) {
+        size_t left = vc_mem_address_space_left();
+        room = left == 0 || left > ((size_t)2 << 30);
+    }
+    return room && vc_isa_has(VC_ISA_AVX2);   /* the generic level also turns BLAS off */
+#else
+    return false;
+#endif
 }
 
 const char *vc_gemm_isa(void) { return gemm_isa_names[current()]; }
@@ -301,7 +318,7 @@ void vc_transpose(int rows, int cols, const float *src, int lds, float *dst, int
 void vc_gemm_nt(int M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C, int ldc)
 {
 #ifdef VC_HAVE_BLAS
-    if (M >= VC_BLAS_MIN_TOKENS && vc_kernels_use_blas()) {
+    if (M >= VC_BLAS_MIN_TOKENS && vc_gemm_use_blas()) {
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1.0f, A, lda, B, ldb, 0.0f, C, ldc);
         return;
     }

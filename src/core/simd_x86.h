@@ -1,5 +1,5 @@
-/* simd_x86.h - x86 helpers shared by the kernel files (kernels.c,
- * int8dot.c, gemm.c, act.c); private to src/core. Include only where VC_HAVE_X86 is set. */
+/* simd_x86.h - x86 helpers shared by the kernel files (dot.c,
+ * dot_avx512.c, int8dot.c, gemm.c, act.c); private to src/core. Include only where VC_HAVE_X86 is set. */
 #ifndef VC_CORE_SIMD_X86_H
 #define VC_CORE_SIMD_X86_H
 
