@@ -5,9 +5,9 @@
  * JSON null; the readers then give the default. A present field of the
  * wrong kind or out of range is an error, not a default: the checked
  * readers fail with VC_EXIT_MODEL and a message naming the key, the value
- * and the range, e.g. "hidden_size must be an integer in 1..65536, not
- * 1e+12" (callers add the file with vc_fail_ctx, or re-classify an error
- * for other input with vc_fail_code(code, "%s", vc_error())).
+ * and the range, e.g. "ctx must be an integer in 0..2147483647, not -4"
+ * (callers add the file with vc_fail_ctx, or re-classify an error for
+ * other input with vc_fail_code(code, "%s", vc_error())).
  */
 #ifndef VC_CORE_JSON_H
 #define VC_CORE_JSON_H

@@ -7,7 +7,7 @@
 
 /* What the AVX2 kernels need; callers check the CPU before calling them. */
 #define VC_TARGET_AVX2 __attribute__((target("avx2,fma,f16c")))
-/* What the AVX-512 ones need (vc_cpu_avx512()), on top of AVX2's. */
+/* What the AVX-512 ones need (vc_isa_has(VC_ISA_AVX512)), on top of AVX2's. */
 #define VC_TARGET_AVX512 __attribute__((target("avx2,fma,f16c,avx512f,avx512dq,avx512bw,avx512vl")))
 
 /* The sum of a vector's eight floats. */
