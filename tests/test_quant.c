@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "core/act.h"
+#include "core/cpu.h"
 #include "core/dtype.h"
 #include "core/int8dot.h"
 #include "core/kernels.h"
@@ -132,6 +133,30 @@ static void test_roundtrip(void)
     CHECK(vc_dtype_row_bytes(VC_Q8_0, 64, &rb) == 0 && rb == 68, "q8_0 row bytes %zu", rb);
 }
 
+/* The one instruction-set level: names both ways, a cap never above what
+ * the CPU has, the kernels following it, and the start's level back. */
+static void test_isa(void)
+{
+    vc_isa start = vc_isa_level(), l;
+    CHECK(vc_isa_has(VC_ISA_GENERIC) && vc_isa_has(start) && !vc_isa_has(VC_ISA_DEFAULT),
+          "level %s: generic and the level itself are there", vc_isa_name(start));
+    for (int k = 0; k < VC_ISA_COUNT; k++)
+        CHECK(vc_isa_parse(vc_isa_name((vc_isa)k), &l) == 0 && l == (vc_isa)k, "name %s parses back",
+              vc_isa_name((vc_isa)k));
+    CHECK(vc_isa_parse(NULL, &l) == -1 && vc_isa_parse("AVX2", &l) == -1 && strcmp(vc_isa_name(VC_ISA_COUNT), "?") == 0,
+          "names are exact");
+    for (int k = 0; k < VC_ISA_COUNT; k++) {
+        vc_isa got = vc_isa_set((vc_isa)k);
+        CHECK(got <= (vc_isa)k && got == vc_isa_level(), "cap %s gives %s", vc_isa_name((vc_isa)k), vc_isa_name(got));
+        for (int f = k + 1; f < VC_ISA_COUNT; f++)
+            CHECK(!vc_isa_has((vc_isa)f), "cap %s leaves out %s", vc_isa_name((vc_isa)k), vc_isa_name((vc_isa)f));
+    }
+    vc_isa_set(VC_ISA_GENERIC);
+    CHECK(strcmp(vc_kernels_dot_isa(), "generic") == 0 && strcmp(vc_gemm_isa(), "generic") == 0 &&
+          strcmp(vc_int8dot_isa(), "generic") == 0 && !vc_gemm_use_blas(), "the generic level reaches every kernel");
+    CHECK(vc_isa_set(VC_ISA_DEFAULT) == start, "the start's level comes back");
+}
+
 /* Both GEMM shapes, with every variant the CPU has, against the plain
  * loops, on sizes that leave every kind of remainder (NT: rows of A past a
  * multiple of 4, of B past 3, K past 8 and 16; NN: rows past 6, columns
@@ -140,10 +165,10 @@ static void test_gemm(void)
 {
     const int sizes[][3] = { { 1, 1, 1 },    { 4, 3, 8 },    { 5, 7, 13 },  { 9, 50, 37 },  { 17, 101, 64 },
                              { 64, 97, 300 }, { 6, 64, 64 }, { 13, 83, 5 }, { 32, 64, 130 }, { 7, 129, 64 } };
-    const char *isas[] = { "avx512", "avx2", "generic" };
+    const vc_isa isas[] = { VC_ISA_AVX512, VC_ISA_AVX2, VC_ISA_GENERIC };
     unsigned seed = 5;
     for (size_t v = 0; v < sizeof isas / sizeof *isas; v++) {
-        if (vc_gemm_force_isa(isas[v]) != 0)
+        if (vc_isa_set(isas[v]) != isas[v])
             continue;   /* not on this CPU */
         for (size_t c = 0; c < sizeof sizes / sizeof *sizes; c++)
             for (int nn = 0; nn < 2; nn++) {
@@ -169,7 +194,7 @@ static void test_gemm(void)
     }
     /* vc_transpose: 8x8 tiles and the rows and columns they leave, with gaps between rows */
     for (size_t v = 0; v < sizeof isas / sizeof *isas; v++) {
-        if (vc_gemm_force_isa(isas[v]) != 0)
+        if (vc_isa_set(isas[v]) != isas[v])
             continue;
         const int shapes[][2] = { { 1, 1 }, { 8, 8 }, { 13, 21 }, { 64, 37 } };
         for (size_t c = 0; c < sizeof shapes / sizeof *shapes; c++) {
@@ -188,8 +213,9 @@ static void test_gemm(void)
             free(src), free(dst);
         }
     }
-    vc_gemm_force_isa(NULL);
-    CHECK(vc_gemm_force_isa("no-such-isa") == -1, "an unknown gemm variant is refused");
+    vc_isa_set(VC_ISA_DEFAULT);
+    vc_isa unknown;
+    CHECK(vc_isa_parse("no-such-isa", &unknown) == -1, "an unknown instruction set is refused");
 }
 
 /* The activations (SIMD, on the pool past one chunk) against their plain-C
@@ -239,16 +265,15 @@ static void test_kernels(void)
     for (size_t t = 0; t < sizeof types / sizeof *types; t++) {
         vc_quantize_row(types[t], w, q, N);
         float ref = vc_dot_row_ref(types[t], q, x, N);
-        vc_kernels_force_generic(false);
+        vc_isa_set(VC_ISA_DEFAULT);
         float fast = vc_dot_row(types[t], q, x, N);
         const char *fast_isa = vc_kernels_dot_isa();
-        vc_kernels_allow_avx512(false);
+        vc_isa_set(VC_ISA_AVX2);
         float avx2 = vc_dot_row(types[t], q, x, N);
         const char *avx2_isa = vc_kernels_dot_isa();
-        vc_kernels_allow_avx512(true);
-        vc_kernels_force_generic(true);
+        vc_isa_set(VC_ISA_GENERIC);
         float generic = vc_dot_row(types[t], q, x, N);
-        vc_kernels_force_generic(false);
+        vc_isa_set(VC_ISA_DEFAULT);
         CHECK(fabsf(fast - ref) <= 1e-4f * (1 + fabsf(ref)), "%s: %s dot %g vs reference %g", vc_dtype_name(types[t]),
               fast_isa, fast, ref);
         CHECK(fabsf(avx2 - ref) <= 1e-4f * (1 + fabsf(ref)), "%s: %s dot %g vs reference %g", vc_dtype_name(types[t]),
@@ -314,7 +339,7 @@ static void test_kernels(void)
             vc_quantize_row(mtypes[t], wm + r * COLS, wq + r * rb, COLS);
         vc_matrix m = { mtypes[t], COLS, ROWS, rb, wq };
         for (int generic = 0; generic < 2; generic++) {
-            vc_kernels_force_generic(generic);
+            vc_isa_set(generic ? VC_ISA_GENERIC : VC_ISA_DEFAULT);
             vc_matmul(&m, xs, TOK, y1);
             float worst = 0;
             for (int k = 0; k < TOK; k++) {
@@ -323,9 +348,9 @@ static void test_kernels(void)
                     worst = fmaxf(worst, fabsf(y2[r] - y1[k * ROWS + r]));
             }
             CHECK(worst < 1e-4f, "%s %s: batched matmul differs from single-token by %g", vc_dtype_name(mtypes[t]),
-                  generic ? "generic" : vc_kernels_use_blas() ? "blas" : vc_kernels_isa(), worst);
+                  generic ? "generic" : vc_gemm_use_blas() ? "blas" : vc_kernels_isa(), worst);
         }
-        vc_kernels_force_generic(false);
+        vc_isa_set(VC_ISA_DEFAULT);
     }
     vc_threads_shutdown();
 }
@@ -392,7 +417,7 @@ static void test_int8dot(void)
     vc_quantize_act(x, xq, N);
     for (int i = 0; i < N; i++)
         xd[i] = xq[i / 32].d * xq[i / 32].qs[i % 32];
-    static const char *isas[] = { "generic", "avx2", "avx-vnni", "avx512-vnni" };
+    static const vc_isa isas[] = { VC_ISA_GENERIC, VC_ISA_AVX2, VC_ISA_AVX_VNNI, VC_ISA_AVX512_VNNI };
     vc_dtype types[] = { VC_Q8_0, VC_Q4_0, VC_MLX4_G32, VC_MLX4_G64, VC_MLX4_G128 };
     for (size_t t = 0; t < sizeof types / sizeof *types; t++) {
         CHECK(vc_int8dot_supports(types[t]), "%s has an integer kernel", vc_dtype_name(types[t]));
@@ -414,14 +439,16 @@ static void test_int8dot(void)
               vc_dtype_name(types[t]), ref, fabsf(ref - exact), bound);
         int tried = 0;
         for (size_t k = 0; k < sizeof isas / sizeof *isas; k++) {
-            if (vc_int8dot_force_isa(isas[k]) != 0)
+            if (vc_isa_set(isas[k]) != isas[k])
                 continue;
             tried++;
+            CHECK(strcmp(vc_int8dot_isa(), vc_isa_name(isas[k])) == 0, "level %s runs the %s integer kernels",
+                  vc_isa_name(isas[k]), vc_int8dot_isa());
             float fast = vc_dot_row_act(types[t], q, xq, N);
             CHECK(fabsf(fast - ref) <= 1e-4f * (1 + fabsf(ref)), "%s: %s int8 dot %g vs reference %g",
-                  vc_dtype_name(types[t]), isas[k], fast, ref);
+                  vc_dtype_name(types[t]), vc_isa_name(isas[k]), fast, ref);
         }
-        vc_int8dot_force_isa(NULL);
+        vc_isa_set(VC_ISA_DEFAULT);
         CHECK(tried >= 1, "at least the generic integer kernel runs");
     }
     printf("int8 dot kernels: %s (best here)\n", vc_int8dot_isa());
@@ -513,7 +540,7 @@ static void test_interleaved(void)
         x[i] = frand(&seed) * 2;
     for (int i = 0; i < TOK; i++)
         vc_quantize_act(x + i * COLS, xq + i * (COLS / VC_QK8_ACT), COLS);
-    static const char *isas[] = { "generic", "avx2", "avx-vnni", "avx512-vnni" };
+    static const vc_isa isas[] = { VC_ISA_GENERIC, VC_ISA_AVX2, VC_ISA_AVX_VNNI, VC_ISA_AVX512_VNNI };
     const vc_dtype types[] = { VC_Q4_0, VC_Q8_0 };
     for (size_t t = 0; t < 2; t++) {
         size_t rb;
@@ -524,12 +551,11 @@ static void test_interleaved(void)
             ((vc_block_q8_0 *)q)[1].qs[7] = -128;   /* |w| = 128 must survive the sign trick */
         vc_matrix plain = { types[t], COLS, ROWS, rb, q }, il = plain;
         void *owned = NULL;
-        CHECK(vc_int8dot_can_interleave(&plain) && vc_int8dot_interleave(&il, &owned) == 0,
-              "%s interleaves", vc_dtype_name(types[t]));
+        CHECK(vc_matrix_prepare_int8(&il, VC_INT8_AS_STORED, &owned) == 1, "%s interleaves", vc_dtype_name(types[t]));
         CHECK(il.type == (types[t] == VC_Q4_0 ? VC_Q4_0_X8 : VC_Q8_0_X8) && il.row_bytes == rb && il.data != q,
               "%s: the interleaved matrix is a copy of the same size", vc_dtype_name(types[t]));
         for (size_t k = 0; k < sizeof isas / sizeof *isas; k++) {
-            if (vc_int8dot_force_isa(isas[k]) != 0)
+            if (vc_isa_set(isas[k]) != isas[k])
                 continue;
             for (int n = 1; n <= TOK; n += TOK - 1) {
                 vc_matmul(&il, x, n, y);
@@ -541,15 +567,46 @@ static void test_interleaved(void)
                         worst = d > worst || d != d ? d : worst;
                     }
                 CHECK(worst <= 1e-4f, "%s interleaved, %s, %d tokens: %g from the reference (relative)",
-                      vc_dtype_name(types[t]), isas[k], n, worst);
+                      vc_dtype_name(types[t]), vc_isa_name(isas[k]), n, worst);
             }
         }
-        vc_int8dot_force_isa(NULL);
+        vc_isa_set(VC_ISA_DEFAULT);
         free(owned);
     }
     vc_matrix odd = { VC_Q4_0, COLS, 12, 18 * COLS / 32, q }, f32 = { VC_F32, COLS, 8, 4 * COLS, w };
-    CHECK(!vc_int8dot_can_interleave(&odd) && !vc_int8dot_can_interleave(&f32),
+    vc_matrix odd_was = odd, f32_was = f32;
+    void *none = NULL;
+    CHECK(vc_matrix_prepare_int8(&odd, VC_INT8_AS_STORED, &none) == 0 &&
+              vc_matrix_prepare_int8(&f32, VC_INT8_AS_STORED, &none) == 0 && none == NULL &&
+              memcmp(&odd, &odd_was, sizeof odd) == 0 && memcmp(&f32, &f32_was, sizeof f32) == 0,
           "only Q4_0/Q8_0 matrices of whole groups of 8 rows interleave");
+    /* a vision tower's float matrix: requantized to Q8_0, then interleaved; the
+     * products equal the integer reference on the Q8_0 rows */
+    static uint8_t q8[ROWS * COLS * 2];
+    size_t rb8;
+    vc_dtype_row_bytes(VC_Q8_0, COLS, &rb8);
+    for (int r = 0; r < ROWS; r++)
+        vc_quantize_row(VC_Q8_0, w + r * COLS, q8 + r * rb8, COLS);
+    vc_matrix fl = { VC_F32, COLS, ROWS, 4 * COLS, w }, il8 = fl;
+    void *owned8 = NULL;
+    CHECK(vc_matrix_prepare_int8(&il8, VC_INT8_REQUANTIZE, &owned8) == 1 && il8.type == VC_Q8_0_X8 &&
+              il8.row_bytes == rb8 && il8.data == owned8,
+          "a float matrix is requantized to interleaved Q8_0");
+    vc_matrix again = il8;
+    CHECK(vc_matrix_prepare_int8(&again, VC_INT8_REQUANTIZE, &none) == 0 && again.data == il8.data,
+          "a prepared matrix is left as it is");
+    if (owned8) {
+        vc_matmul(&il8, x, TOK, y);
+        float worst = 0;
+        for (int i = 0; i < TOK; i++)
+            for (int r = 0; r < ROWS; r++) {
+                float want = vc_dot_row_act_ref(VC_Q8_0, q8 + r * rb8, xq + i * (COLS / VC_QK8_ACT), COLS);
+                float d = fabsf(y[i * ROWS + r] - want) / (1 + fabsf(want));
+                worst = d > worst || d != d ? d : worst;
+            }
+        CHECK(worst <= 1e-4f, "requantized float matrix, %d tokens: %g from the reference (relative)", TOK, worst);
+    }
+    free(owned8);
     vc_threads_shutdown();
 }
 
@@ -558,6 +615,7 @@ int main(void)
     test_half();
     test_layouts();
     test_roundtrip();
+    test_isa();
     test_kernels();
     test_gemm();
     test_activations();

@@ -4,9 +4,8 @@
  * Single-threaded: callers split the work over the pool. Each has a plain-C
  * reference (the _ref functions) that tests/test_quant.c checks every SIMD
  * variant the CPU has against; they agree to float rounding (the order of
- * the sums differs). The variant is chosen per call: AVX-512 where the CPU
- * has it, else AVX2, else plain C (also when vc_kernels_force_generic or
- * VLMCHAT_GENERIC_KERNELS asks for the generic kernels).
+ * the sums differs). The variant is chosen per call from the level in
+ * effect (core/cpu.h): AVX-512, else AVX2, else plain C.
  */
 #ifndef VC_CORE_GEMM_H
 #define VC_CORE_GEMM_H
@@ -38,10 +37,12 @@ void vc_transpose(int rows, int cols, const float *src, int lds, float *dst, int
  * AVX-512, about twice; with AVX2 the NT dot products are ahead. */
 bool vc_gemm_nn_preferred(void);
 
+/* True when vc_gemm_nt sends products of VC_BLAS_MIN_TOKENS rows of A or
+ * more to OpenBLAS: built with BLAS=1, the level (core/cpu.h) not generic,
+ * and address space enough for OpenBLAS's buffers. */
+bool vc_gemm_use_blas(void);
+
 /* The variant in use: "avx512", "avx2" or "generic". */
 const char *vc_gemm_isa(void);
-/* For tests: run `name` ("avx512", "avx2", "generic") from now on, or the
- * best again for NULL. -1 if this CPU cannot run it. */
-int vc_gemm_force_isa(const char *name);
 
 #endif

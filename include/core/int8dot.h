@@ -21,7 +21,7 @@
 #include <stdint.h>
 
 #include "core/dtype.h"
-#include "core/kernels.h"
+#include "core/matrix.h"
 
 #define VC_QK8_ACT 32
 
@@ -46,14 +46,10 @@ bool vc_int8dot_supports(vc_dtype t);
 void vc_int8dot_enable(bool on);
 bool vc_int8dot_enabled(void);
 
-/* The instruction set the integer kernels use: "avx-vnni", "avx512-vnni",
- * "avx2" or "generic" (the plain-C reference). */
+/* The instruction set the integer kernels use, the best the level in effect
+ * (core/cpu.h) allows: "avx512-vnni", "avx-vnni", "avx2" or "generic" (the
+ * plain-C reference). */
 const char *vc_int8dot_isa(void);
-
-/* For tests: makes the integer kernels use the named instruction set (one
- * of the names above), or the best again for NULL. Returns -1, changing
- * nothing, if this CPU (or the forced-generic float kernels) rule it out. */
-int vc_int8dot_force_isa(const char *name);
 
 /* Dot product of a row of type t (n elements, whole blocks; t must be one
  * vc_int8dot_supports accepts) with quantized activations. */
@@ -65,29 +61,10 @@ typedef float (*vc_dot_act_fn)(vc_dtype t, const void *row, const vc_block_q8_ac
 vc_dot_act_fn vc_int8dot_kernel(void);
 
 /* ---- rows interleaved in groups of 8 ----
- * With --int8-dot, Q4_0 and Q8_0 matrices are rewritten at load so that one
- * 32-byte vector holds 4 consecutive weights of each of 8 rows: a broadcast
- * of 4 activation bytes then feeds 8 rows in one multiply-add, the 8 row sums
- * stay in the vector's lanes (no horizontal sums), and one vector of 8 row
- * scales scales them. Per group of 8 rows and block of 32 columns:
- *   Q4_0_X8: uint16 d[8] (f16), then 4 x 32 bytes; in the p-th 32 bytes,
- *            byte 4r+i holds row r's weight 8p+i (low nibble) and 8p+4+i
- *            (high nibble), as unsigned 0..15 (the weight + 8);
- *   Q8_0_X8: uint16 d[8], then 8 x 32 bytes; in the j-th, byte 4r+i is row
- *            r's weight 4j+i.
- * The same bytes as the 8 rows' blocks, so row_bytes is unchanged. */
+ * Matrices prepared by vc_matrix_prepare_int8 (core/matrix.h; the layout in
+ * dtype.h, VC_Q4_0_X8 and VC_Q8_0_X8) go 8 or 16 rows and up to 8 tokens at
+ * a time. */
 
-/* True if w can be interleaved: Q4_0 or Q8_0, a multiple of 8 rows, whole blocks. */
-bool vc_int8dot_can_interleave(const vc_matrix *w);
-/* Writes w's rows interleaved into a new buffer (*owned, malloc'd, for the
- * caller to free) and makes *w describe it. Returns 0 or -1 (no memory; *w
- * unchanged). */
-int vc_int8dot_interleave(vc_matrix *w, void **owned);
-/* The same for a matrix of any stored type (float, K-quants, MLX 4-bit),
- * requantized to Q8_0 on the way (Q4_0/Q8_0 are interleaved as they are):
- * for a vision tower, whose weights are often kept in float. */
-bool vc_int8dot_can_requantize(const vc_matrix *w);
-int vc_int8dot_requantize(vc_matrix *w, void **owned);
 /* y[i * ldy + r] for tokens i < n and rows r in [8 * g0, 8 * g1) of an
  * interleaved matrix, from the tokens' quantized activations (w->cols / 32
  * blocks each); rows are numbered from 0 in y. The plain-C path is the

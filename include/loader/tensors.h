@@ -12,7 +12,7 @@
 #include <stdint.h>
 
 #include "core/dtype.h"
-#include "core/kernels.h"
+#include "core/matrix.h"
 
 #define VC_MAX_DIMS 4
 #define VC_DTYPE_UNSUPPORTED (-1)

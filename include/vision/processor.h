@@ -6,10 +6,6 @@
 #include <jansson.h>
 #include <stdbool.h>
 
-/* An integer field (whole reals accepted), or dflt. */
-int vc_json_int(json_t *o, const char *key, int dflt);
-/* A boolean field, or dflt. */
-bool vc_json_flag(json_t *o, const char *key, bool dflt);
 /* rescale_factor, image_mean and image_std, with the family's defaults;
  * fails if a std is not positive. */
 int vc_read_normalization(json_t *proc, const float dflt_mean[3], const float dflt_std[3], double *rescale,

@@ -2,6 +2,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "app/locate.h"
 
+#include <float.h>
 #include <jansson.h>
 #include <limits.h>
 #include <stdio.h>
@@ -12,6 +13,7 @@
 
 #include "core/buf.h"
 #include "core/common.h"
+#include "core/json.h"
 
 #ifndef VLMCHAT_DATADIR
 #define VLMCHAT_DATADIR "/usr/local/share/vlmchat"
@@ -90,11 +92,15 @@ static int use_preset(const char *name, const char *file, vc_model_ref *ref)
     const char *tpl = json_string_value(json_object_get(p, "template"));
     if (tpl)
         snprintf(ref->template_name, sizeof ref->template_name, "%s", tpl);
-    json_t *ctx = json_object_get(json_object_get(p, "memory"), "ctx");
-    ref->n_ctx = json_is_integer(ctx) && json_integer_value(ctx) > 0 ? (int)json_integer_value(ctx) : 0;
-    json_t *temp = json_object_get(json_object_get(p, "generation"), "temperature");
-    ref->has_temperature = json_is_number(temp);
-    ref->temperature = ref->has_temperature ? (float)json_number_value(temp) : 0;
+    json_t *gen = json_object_get(p, "generation");
+    double temp;
+    if (vc_json_get_int(json_object_get(p, "memory"), "ctx", 0, INT_MAX, 0, &ref->n_ctx) != 0 ||
+        vc_json_get_num(gen, "temperature", 0, DBL_MAX, 0, &temp) != 0) {
+        json_decref(p);
+        return vc_fail_ctx("%s", file);
+    }
+    ref->has_temperature = vc_json_has(gen, "temperature");
+    ref->temperature = (float)temp;
     int rc = 0;
     if (!exists(ref->path)) {
         vc_buf files = { 0 };

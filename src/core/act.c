@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "core/common.h"
-#include "core/kernels.h"
+#include "core/cpu.h"
 #include "core/threads.h"
 
 #if defined(__x86_64__)
@@ -113,7 +113,7 @@ static void act_chunks(void *ctx, int64_t begin, int64_t end, int worker)
     size_t from = (size_t)begin * ACT_CHUNK, n = VC_MIN((size_t)end * ACT_CHUNK, j->n) - from;
     float *x = j->x + from;
 #ifdef VC_HAVE_X86
-    if (j->act != VC_ACT_GELU && strcmp(vc_kernels_isa(), "avx2") == 0) {
+    if (j->act != VC_ACT_GELU && vc_isa_has(VC_ISA_AVX2)) {
         if (j->up)
             swiglu_avx2(x, j->up + from, n);
         else

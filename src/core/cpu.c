@@ -1,11 +1,13 @@
 /* cpu.c - see include/core/cpu.h */
 #include "core/cpu.h"
 
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/common.h"
+
 #if defined(__x86_64__)
 #include <cpuid.h>
-#include <stdlib.h>
-
-enum { HAVE_AVX2 = 1, HAVE_AVXVNNI = 2, HAVE_AVX512 = 4, HAVE_AVX512VNNI = 8 };
 
 static unsigned xcr0(void)
 {
@@ -14,46 +16,97 @@ static unsigned xcr0(void)
     return lo;
 }
 
-/* Leaf 1 ECX: FMA bit 12, OSXSAVE 27, AVX 28, F16C 29. Leaf 7.0 EBX: AVX2
- * bit 5, AVX-512 F 16, DQ 17, BW 30, VL 31; ECX: AVX-512 VNNI bit 11. Leaf
- * 7.1 EAX: AVX-VNNI bit 4. XCR0: XMM and YMM bits 1-2, opmask and ZMM 5-7. */
+/* Bit (1 << level) for each level the CPU has. Leaf 1 ECX: FMA bit 12,
+ * OSXSAVE 27, AVX 28, F16C 29. Leaf 7.0 EBX: AVX2 bit 5, AVX-512 F 16, DQ
+ * 17, BW 30, VL 31; ECX: AVX-512 VNNI bit 11. Leaf 7.1 EAX: AVX-VNNI bit 4.
+ * XCR0: XMM and YMM bits 1-2, opmask and ZMM 5-7. */
 static unsigned detect(void)
 {
-    unsigned a, b, c, d, found = 0;
+    unsigned a, b, c, d, found = 1u << VC_ISA_GENERIC;
     if (!__get_cpuid(1, &a, &b, &c, &d))
-        return 0;
+        return found;
     unsigned want1 = 1u << 12 | 1u << 27 | 1u << 28 | 1u << 29;
     if ((c & want1) != want1 || (xcr0() & 6) != 6 || !__get_cpuid_count(7, 0, &a, &b, &c, &d) || !(b & (1u << 5)))
-        return 0;
-    found |= HAVE_AVX2;
+        return found;
+    found |= 1u << VC_ISA_AVX2;
     unsigned want512 = 1u << 16 | 1u << 17 | 1u << 30 | 1u << 31;
-    bool refused = getenv("VLMCHAT_NO_AVX512") != NULL;   /* for comparing, or where 512-bit work lowers the clock */
-    if (!refused && (b & want512) == want512 && (xcr0() & 0xe6) == 0xe6) {
-        found |= HAVE_AVX512;
+    if ((b & want512) == want512 && (xcr0() & 0xe6) == 0xe6) {
+        found |= 1u << VC_ISA_AVX512;
         if (c & (1u << 11))
-            found |= HAVE_AVX512VNNI;
+            found |= 1u << VC_ISA_AVX512_VNNI;
     }
     if (__get_cpuid_count(7, 1, &a, &b, &c, &d) && (a & (1u << 4)))
-        found |= HAVE_AVXVNNI;
+        found |= 1u << VC_ISA_AVX_VNNI;
     return found;
 }
+#else
+static unsigned detect(void) { return 1u << VC_ISA_GENERIC; }
+#endif
 
-static unsigned features(void)
+static const char *const names[VC_ISA_COUNT] = { "generic", "avx2", "avx-vnni", "avx512", "avx512-vnni" };
+
+/* Decided at the first call; racing first calls store the same values. */
+static int features = -1;   /* detect()'s bits */
+static int level = -1;      /* the level in effect */
+
+/* The highest level the CPU has at most cap. */
+static vc_isa highest(vc_isa cap)
 {
-    static int known = -1;   /* the same answer for every thread: racing first calls store the same value */
-    if (known < 0)
-        known = (int)detect();
-    return (unsigned)known;
+    int l = cap;
+    while (l > VC_ISA_GENERIC && !(features & (1 << l)))
+        l--;
+    return (vc_isa)l;
 }
 
-bool vc_cpu_avx2(void) { return features() & HAVE_AVX2; }
-bool vc_cpu_avxvnni(void) { return features() & HAVE_AVXVNNI; }
-bool vc_cpu_avx512(void) { return features() & HAVE_AVX512; }
-bool vc_cpu_avx512vnni(void) { return features() & HAVE_AVX512VNNI; }
+/* The cap VLMCHAT_ISA names (for comparing kernels, or where 512-bit work
+ * lowers the clock); no cap when unset, empty or unknown. */
+static vc_isa env_cap(void)
+{
+    const char *s = getenv("VLMCHAT_ISA");
+    for (int l = 0; s && l < VC_ISA_COUNT; l++)
+        if (strcmp(s, names[l]) == 0)
+            return (vc_isa)l;
+    return VC_ISA_AVX512_VNNI;
+}
 
-#else
-bool vc_cpu_avx2(void) { return false; }
-bool vc_cpu_avxvnni(void) { return false; }
-bool vc_cpu_avx512(void) { return false; }
-bool vc_cpu_avx512vnni(void) { return false; }
-#endif
+static void decide(void)
+{
+    if (features < 0)
+        features = (int)detect();
+    level = highest(env_cap());
+}
+
+vc_isa vc_isa_level(void)
+{
+    if (level < 0)
+        decide();
+    return (vc_isa)level;
+}
+
+bool vc_isa_has(vc_isa feature)
+{
+    if (level < 0)
+        decide();
+    return feature >= VC_ISA_GENERIC && feature <= level && (features & (1 << feature));
+}
+
+const char *vc_isa_name(vc_isa l) { return l >= 0 && l < VC_ISA_COUNT ? names[l] : "?"; }
+
+int vc_isa_parse(const char *name, vc_isa *out)
+{
+    for (int l = 0; name && l < VC_ISA_COUNT; l++)
+        if (strcmp(name, names[l]) == 0) {
+            *out = (vc_isa)l;
+            return 0;
+        }
+    return vc_fail("unknown instruction set '%s' (generic, avx2, avx-vnni, avx512 or avx512-vnni)",
+                   name ? name : "(none)");
+}
+
+vc_isa vc_isa_set(vc_isa cap)
+{
+    decide();
+    if (cap != VC_ISA_DEFAULT)
+        level = highest(cap < VC_ISA_GENERIC ? VC_ISA_GENERIC : cap >= VC_ISA_COUNT ? VC_ISA_AVX512_VNNI : cap);
+    return (vc_isa)level;
+}

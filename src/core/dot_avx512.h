@@ -1,5 +1,5 @@
 /* dot_avx512.h - AVX-512 row dot products for vc_dot_row (private to
- * src/core). Call only where vc_cpu_avx512() holds. */
+ * src/core). Call only where vc_isa_has(VC_ISA_AVX512) holds. */
 #ifndef VC_CORE_DOT_AVX512_H
 #define VC_CORE_DOT_AVX512_H
 

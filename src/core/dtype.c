@@ -437,7 +437,7 @@ void vc_quantize_row(vc_dtype t, const float *src, void *dst, int64_t n)
     case VC_MLX4_G64:
     case VC_MLX4_G128: quant_mlx4(src, dst, n, vc_dtype_block_elems(t)); break;
     case VC_Q4_0_X8:
-    case VC_Q8_0_X8: break;   /* made by vc_int8dot_interleave only */
+    case VC_Q8_0_X8: break;   /* made by vc_matrix_prepare_int8 only */
     }
 }
 

@@ -17,10 +17,9 @@
 
 #include <stdbool.h>
 #include <stddef.h>
-#include <string.h>
 
 #include "core/cpu.h"
-#include "core/kernels.h"
+#include "core/meminfo.h"
 
 #ifdef VC_HAVE_BLAS
 #include <cblas.h>
@@ -33,40 +32,32 @@
 
 typedef enum { GEMM_GENERIC, GEMM_AVX2, GEMM_AVX512 } gemm_isa;
 static const char *const gemm_isa_names[] = { "generic", "avx2", "avx512" };
-static int forced = -1;   /* vc_gemm_force_isa; -1: the best there is */
 
-static bool cpu_runs(gemm_isa k)
-{
-    return k == GEMM_GENERIC || (k == GEMM_AVX2 && vc_cpu_avx2()) || (k == GEMM_AVX512 && vc_cpu_avx512());
-}
-
-/* Per call, so that forcing the generic kernels (kernels.h) reaches here too. */
+/* Per call, so that a level set for tests (core/cpu.h) reaches here too. */
 static gemm_isa current(void)
 {
-    if (strcmp(vc_kernels_isa(), "avx2") != 0)
-        return GEMM_GENERIC;
-    if (forced >= 0)
-        return (gemm_isa)forced;
-    return vc_cpu_avx512() ? GEMM_AVX512 : GEMM_AVX2;
+    return vc_isa_has(VC_ISA_AVX512) ? GEMM_AVX512 : vc_isa_has(VC_ISA_AVX2) ? GEMM_AVX2 : GEMM_GENERIC;
+}
+
+bool vc_gemm_use_blas(void)
+{
+#ifdef VC_HAVE_BLAS
+    /* OpenBLAS maps a 128 MiB buffer per thread and retries forever when the
+     * mapping fails, which a tight `ulimit -v` makes happen: there, stay off. */
+    static int room = -1;
+    if (room < 0) {
+        size_t left = vc_mem_address_space_left();
+        room = left == 0 || left > ((size_t)2 << 30);
+    }
+    return room && vc_isa_has(VC_ISA_AVX2);   /* the generic level also turns BLAS off */
+#else
+    return false;
+#endif
 }
 
 const char *vc_gemm_isa(void) { return gemm_isa_names[current()]; }
 
 bool vc_gemm_nn_preferred(void) { return current() == GEMM_AVX512; }
-
-int vc_gemm_force_isa(const char *name)
-{
-    if (!name) {
-        forced = -1;
-        return 0;
-    }
-    for (int k = 0; k < (int)(sizeof gemm_isa_names / sizeof *gemm_isa_names); k++)
-        if (strcmp(name, gemm_isa_names[k]) == 0 && cpu_runs((gemm_isa)k)) {
-            forced = k;
-            return 0;
-        }
-    return -1;
-}
 
 void vc_gemm_nt_ref(int M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C, int ldc)
 {
@@ -327,7 +318,7 @@ void vc_transpose(int rows, int cols, const float *src, int lds, float *dst, int
 void vc_gemm_nt(int M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C, int ldc)
 {
 #ifdef VC_HAVE_BLAS
-    if (M >= VC_BLAS_MIN_TOKENS && vc_kernels_use_blas()) {
+    if (M >= VC_BLAS_MIN_TOKENS && vc_gemm_use_blas()) {
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1.0f, A, lda, B, ldb, 0.0f, C, ldc);
         return;
     }

@@ -3,7 +3,7 @@
  * The 256-bit SIMD kernels live in int8dot_simd.inc, compiled three times
  * here: with AVX2's maddubs/madd pair, with AVX-VNNI's dpbusd and with AVX-512
  * VNNI's (256-bit, VL) dpbusd; the AVX-512 variant adds 512-bit tiles for
- * interleaved matrices. The CPU picks one at the first call.
+ * interleaved matrices. The level in effect (core/cpu.h) picks one.
  */
 #include "core/int8dot.h"
 
@@ -13,24 +13,11 @@
 
 #include "core/common.h"
 #include "core/cpu.h"
-#include "core/kernels.h"
 
 #if defined(__x86_64__)
 #include <immintrin.h>
 #define VC_HAVE_X86 1
 #endif
-
-/* One block (32 columns) of a group of 8 interleaved rows; see int8dot.h. */
-typedef struct {
-    uint16_t d[8];
-    uint8_t qs[128];
-} block_q4_0x8;
-typedef struct {
-    uint16_t d[8];
-    int8_t qs[256];
-} block_q8_0x8;
-_Static_assert(sizeof(block_q4_0x8) == 8 * sizeof(vc_block_q4_0), "q4_0x8: the bytes of 8 blocks");
-_Static_assert(sizeof(block_q8_0x8) == 8 * sizeof(vc_block_q8_0), "q8_0x8: the bytes of 8 blocks");
 
 void vc_quantize_act_ref(const float *x, vc_block_q8_act *out, int64_t n)
 {
@@ -154,7 +141,7 @@ __attribute__((always_inline)) TARGET_AVX512VNNI static inline void pair_tile8(b
 {
     const __m512i low = _mm512_set1_epi8(0xf), flip = _mm512_set1_epi8((char)0x80);
     const int offset = q4 ? 8 : 128;   /* what the unsigned weights carry: sum(x) times it comes off */
-    size_t block_bytes = q4 ? sizeof(block_q4_0x8) : sizeof(block_q8_0x8);
+    size_t block_bytes = q4 ? sizeof(vc_block_q4_0x8) : sizeof(vc_block_q8_0x8);
     __m512 acc[8];
 #pragma GCC unroll 8
     for (int t = 0; t < 8; t++)
@@ -227,37 +214,13 @@ TARGET_AVX512VNNI static void interleaved_avx512(const vc_matrix *w, int64_t g0,
 typedef enum { ISA_GENERIC, ISA_AVX2, ISA_AVXVNNI, ISA_AVX512VNNI } isa_kind;
 static const char *const isa_names[] = { "generic", "avx2", "avx-vnni", "avx512-vnni" };
 
-/* vc_kernels_isa()'s own check covers AVX2. */
-static bool cpu_supports(isa_kind k)
-{
-    switch (k) {
-    case ISA_GENERIC:
-    case ISA_AVX2: return true;
-    case ISA_AVXVNNI: return vc_cpu_avxvnni();
-    case ISA_AVX512VNNI: return vc_cpu_avx512vnni();
-    }
-    return false;
-}
-
-static int forced = -1;   /* vc_int8dot_force_isa; -1: the best the CPU has */
-
-/* Decided per call from vc_kernels_isa(), so forcing the generic kernels
- * (tests, VLMCHAT_GENERIC_KERNELS) reaches this module too; cpuid once. */
+/* Per call, so that a level set for tests (core/cpu.h) reaches here too. */
 static isa_kind current_isa(void)
 {
-    static int best = -1;
-    if (strcmp(vc_kernels_isa(), "avx2") != 0)
-        return ISA_GENERIC;
-    if (forced >= 0)
-        return (isa_kind)forced;
-    if (best < 0) {
-        best = cpu_supports(ISA_AVX512VNNI) ? ISA_AVX512VNNI : cpu_supports(ISA_AVXVNNI) ? ISA_AVXVNNI : ISA_AVX2;
-        const char *want = getenv("VLMCHAT_INT8_ISA");   /* for comparing: a name vc_int8dot_isa prints */
-        for (int k = 0; want && k < (int)(sizeof isa_names / sizeof *isa_names); k++)
-            if (strcmp(want, isa_names[k]) == 0 && cpu_supports((isa_kind)k))
-                best = k;
-    }
-    return (isa_kind)best;
+    return vc_isa_has(VC_ISA_AVX512_VNNI) ? ISA_AVX512VNNI
+           : vc_isa_has(VC_ISA_AVX_VNNI)  ? ISA_AVXVNNI
+           : vc_isa_has(VC_ISA_AVX2)      ? ISA_AVX2
+                                          : ISA_GENERIC;
 }
 #endif
 
@@ -267,25 +230,6 @@ const char *vc_int8dot_isa(void)
     return isa_names[current_isa()];
 #else
     return "generic";
-#endif
-}
-
-int vc_int8dot_force_isa(const char *name)
-{
-#ifdef VC_HAVE_X86
-    if (!name) {
-        forced = -1;
-        return 0;
-    }
-    for (int k = 0; k < (int)(sizeof isa_names / sizeof *isa_names); k++)
-        if (strcmp(name, isa_names[k]) == 0 && (k == ISA_GENERIC || strcmp(vc_kernels_isa(), "avx2") == 0) &&
-            cpu_supports((isa_kind)k)) {
-            forced = k;
-            return 0;
-        }
-    return -1;
-#else
-    return name && strcmp(name, "generic") != 0 ? -1 : 0;
 #endif
 }
 
@@ -355,85 +299,7 @@ void vc_quantize_act(const float *x, vc_block_q8_act *out, int64_t n)
     vc_quantize_act_ref(x, out, n);
 }
 
-/* ---- interleaved groups of 8 rows ---- */
-
-bool vc_int8dot_can_interleave(const vc_matrix *w)
-{
-    return (w->type == VC_Q4_0 || w->type == VC_Q8_0) && w->rows % 8 == 0 && w->cols % VC_QK8_ACT == 0 &&
-           w->cols > 0;
-}
-
-/* Block b of the 8 rows of group g into the interleaved layout (see
- * int8dot.h): the scales in row order, then the quads. Q4_0 keeps its
- * nibbles: the byte for rows' quads p (columns 8p..8p+3 low, 8p+4..8p+7
- * high) comes from byte 8(p%2)+i of the stored block, low nibbles for
- * p < 2, high ones after (the stored block holds columns 0-15 low, 16-31
- * high). */
-static void interleave_block(const vc_matrix *w, int64_t g, int64_t b, uint8_t *dst)
-{
-    const uint8_t *rows = (const uint8_t *)w->data + (size_t)g * 8 * w->row_bytes;
-    if (w->type == VC_Q4_0) {
-        block_q4_0x8 *out = (block_q4_0x8 *)dst;
-        for (int r = 0; r < 8; r++) {
-            const vc_block_q4_0 *blk = (const vc_block_q4_0 *)(rows + (size_t)r * w->row_bytes) + b;
-            out->d[r] = blk->d;
-            for (int p = 0; p < 4; p++)
-                for (int i = 0; i < 4; i++) {
-                    int shift = p < 2 ? 0 : 4, at = 8 * (p % 2) + i;
-                    int lo = (blk->qs[at] >> shift) & 0xf, hi = (blk->qs[at + 4] >> shift) & 0xf;
-                    out->qs[32 * p + 4 * r + i] = (uint8_t)(lo | hi << 4);
-                }
-        }
-    } else {
-        block_q8_0x8 *out = (block_q8_0x8 *)dst;
-        for (int r = 0; r < 8; r++) {
-            const vc_block_q8_0 *blk = (const vc_block_q8_0 *)(rows + (size_t)r * w->row_bytes) + b;
-            out->d[r] = blk->d;
-            for (int j = 0; j < 8; j++)
-                memcpy(out->qs + 32 * j + 4 * r, blk->qs + 4 * j, 4);
-        }
-    }
-}
-
-int vc_int8dot_interleave(vc_matrix *w, void **owned)
-{
-    size_t bytes = (size_t)w->rows * w->row_bytes;
-    uint8_t *out = vc_malloc(bytes);
-    if (!out)
-        return -1;
-    int64_t nb = w->cols / VC_QK8_ACT;
-    bool q4 = w->type == VC_Q4_0;
-    size_t block_bytes = q4 ? sizeof(block_q4_0x8) : sizeof(block_q8_0x8);
-    for (int64_t g = 0; g < w->rows / 8; g++)
-        for (int64_t b = 0; b < nb; b++)
-            interleave_block(w, g, b, out + (size_t)g * 8 * w->row_bytes + (size_t)b * block_bytes);
-    w->type = q4 ? VC_Q4_0_X8 : VC_Q8_0_X8;
-    w->data = out;
-    *owned = out;
-    return 0;
-}
-
-bool vc_int8dot_can_requantize(const vc_matrix *w)
-{
-    bool known = vc_dtype_valid((uint32_t)w->type);   /* every stored type; not an interleaved one */
-    return known && w->rows % 8 == 0 && w->cols % VC_QK8_ACT == 0 && w->cols > 0;
-}
-
-int vc_int8dot_requantize(vc_matrix *w, void **owned)
-{
-    if (vc_int8dot_can_interleave(w))
-        return vc_int8dot_interleave(w, owned);
-    size_t rb;
-    uint8_t *q8 = vc_matrix_requantize(w, VC_Q8_0, NULL, 0, &rb);
-    if (!q8)
-        return -1;
-    vc_matrix q = { VC_Q8_0, w->cols, w->rows, rb, q8 };
-    int rc = vc_int8dot_interleave(&q, owned);
-    free(q8);
-    if (rc == 0)
-        *w = q;
-    return rc;
-}
+/* ---- interleaved groups of 8 rows (the layout in dtype.h) ---- */
 
 /* Plain C: undoes the interleaving weight by weight. */
 static void interleaved_ref(const vc_matrix *w, int64_t g0, int64_t g1, const vc_block_q8_act *x, int n, float *y,
@@ -441,7 +307,7 @@ static void interleaved_ref(const vc_matrix *w, int64_t g0, int64_t g1, const vc
 {
     int64_t nb = w->cols / VC_QK8_ACT;
     bool q4 = w->type == VC_Q4_0_X8;
-    size_t block_bytes = q4 ? sizeof(block_q4_0x8) : sizeof(block_q8_0x8);
+    size_t block_bytes = q4 ? sizeof(vc_block_q4_0x8) : sizeof(vc_block_q8_0x8);
     for (int64_t g = g0; g < g1; g++)
         for (int i = 0; i < n; i++)
             for (int r = 0; r < 8; r++) {
@@ -454,9 +320,9 @@ static void interleaved_ref(const vc_matrix *w, int64_t g0, int64_t g1, const vc
                         int q;
                         if (q4) {
                             int p = k / 8, hi = (k % 8) / 4, at = 32 * p + 4 * r + k % 4;
-                            q = ((((const block_q4_0x8 *)blk)->qs[at] >> (4 * hi)) & 0xf) - 8;
+                            q = ((((const vc_block_q4_0x8 *)blk)->qs[at] >> (4 * hi)) & 0xf) - 8;
                         } else {
-                            q = ((const block_q8_0x8 *)blk)->qs[32 * (k / 4) + 4 * r + k % 4];
+                            q = ((const vc_block_q8_0x8 *)blk)->qs[32 * (k / 4) + 4 * r + k % 4];
                         }
                         isum += (long)q * a->qs[k];
                     }

@@ -1,5 +1,5 @@
-/* simd_x86.h - x86 helpers shared by the kernel files (kernels.c,
- * int8dot.c, gemm.c, act.c); private to src/core. Include only where VC_HAVE_X86 is set. */
+/* simd_x86.h - x86 helpers shared by the kernel files (dot.c,
+ * dot_avx512.c, int8dot.c, gemm.c, act.c); private to src/core. Include only where VC_HAVE_X86 is set. */
 #ifndef VC_CORE_SIMD_X86_H
 #define VC_CORE_SIMD_X86_H
 
@@ -7,7 +7,7 @@
 
 /* What the AVX2 kernels need; callers check the CPU before calling them. */
 #define VC_TARGET_AVX2 __attribute__((target("avx2,fma,f16c")))
-/* What the AVX-512 ones need (vc_cpu_avx512()), on top of AVX2's. */
+/* What the AVX-512 ones need (vc_isa_has(VC_ISA_AVX512)), on top of AVX2's. */
 #define VC_TARGET_AVX512 __attribute__((target("avx2,fma,f16c,avx512f,avx512dq,avx512bw,avx512vl")))
 
 /* The sum of a vector's eight floats. */

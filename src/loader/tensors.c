@@ -12,7 +12,7 @@
 #include <unistd.h>
 
 #include "core/common.h"
-#include "core/kernels.h"
+#include "core/matrix.h"
 
 int vc_map_file(const char *path, vc_mapped_file *out)
 {

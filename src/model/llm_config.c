@@ -1,12 +1,15 @@
 /* llm_config.c - see include/model/llm_config.h */
 #include "model/llm_config.h"
 
+#include <float.h>
 #include <jansson.h>
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/common.h"
+#include "core/json.h"
 
 void vc_llm_config_add_eos(vc_llm_config *c, int32_t id)
 {
@@ -43,22 +46,10 @@ int vc_llm_config_check(const vc_llm_config *c)
 
 /* ---- HF ---- */
 
-static int get_int(json_t *o, const char *key, int dflt)
-{
-    json_t *v = json_object_get(o, key);
-    if (json_is_integer(v) && json_integer_value(v) >= INT32_MIN && json_integer_value(v) <= INT32_MAX)
-        return (int)json_integer_value(v);
-    /* read with JSON_DECODE_INT_AS_REAL: accept whole reals */
-    if (json_is_real(v) && json_real_value(v) == floor(json_real_value(v)) && fabs(json_real_value(v)) < 2147483647.0)
-        return (int)json_real_value(v);
-    return dflt;
-}
-
-static double get_num(json_t *o, const char *key, double dflt)
-{
-    json_t *v = json_object_get(o, key);
-    return json_is_number(v) ? json_number_value(v) : dflt;
-}
+/* Ranges for core/json.h's readers where vc_llm_config_check judges the
+ * values afterwards (with its own messages). */
+#define ANY_INT INT_MIN, INT_MAX
+#define ANY_NUM -DBL_MAX, DBL_MAX
 
 static int factor_list(json_t *arr, int n, float **out, const char *origin, const char *name)
 {
@@ -91,8 +82,13 @@ static int parse_rope_hf(json_t *cfg, const char *origin, vc_llm_config *c)
         rp = json_object_get(cfg, "rope_scaling");
     if (!json_is_object(rp))
         rp = NULL;
-    c->rope_theta = get_num(rp, "rope_theta", get_num(cfg, "rope_theta", 10000.0));
-    double partial = get_num(rp, "partial_rotary_factor", get_num(cfg, "partial_rotary_factor", 1.0));
+    double theta, partial;
+    if (vc_json_get_num(cfg, "rope_theta", ANY_NUM, 10000.0, &theta) != 0 ||
+        vc_json_get_num(rp, "rope_theta", ANY_NUM, theta, &theta) != 0 ||
+        vc_json_get_num(cfg, "partial_rotary_factor", ANY_NUM, 1.0, &partial) != 0 ||
+        vc_json_get_num(rp, "partial_rotary_factor", ANY_NUM, partial, &partial) != 0)
+        return vc_fail_ctx("%s", origin);
+    c->rope_theta = theta;
     c->rope_dim = (int)(c->head_dim * partial);
     const char *type = rp ? json_string_value(json_object_get(rp, "rope_type")) : NULL;
     if (!type && rp)
@@ -101,15 +97,20 @@ static int parse_rope_hf(json_t *cfg, const char *origin, vc_llm_config *c)
         c->rope = VC_ROPE_DEFAULT;
     } else if (strcmp(type, "linear") == 0) {
         c->rope = VC_ROPE_LINEAR;
-        c->rope_linear_factor = (float)get_num(rp, "factor", 1.0);
+        double factor;
+        if (vc_json_get_num(rp, "factor", ANY_NUM, 1.0, &factor) != 0)
+            return vc_fail_ctx("%s", origin);
+        c->rope_linear_factor = (float)factor;
         if (!(c->rope_linear_factor > 0))
             return vc_fail_code(VC_EXIT_MODEL, "%s: linear rope factor must be positive", origin);
     } else if (strcmp(type, "longrope") == 0 || strcmp(type, "su") == 0) {
         c->rope = VC_ROPE_LONGROPE;
         /* Phi-3 keeps original_max_position_embeddings at the top level, and
          * transformers gives that one priority over the rope dict's. */
-        c->rope_orig_max_pos = get_int(cfg, "original_max_position_embeddings",
-                                       get_int(rp, "original_max_position_embeddings", c->max_pos));
+        if (vc_json_get_int(rp, "original_max_position_embeddings", ANY_INT, c->max_pos, &c->rope_orig_max_pos) != 0 ||
+            vc_json_get_int(cfg, "original_max_position_embeddings", ANY_INT, c->rope_orig_max_pos,
+                            &c->rope_orig_max_pos) != 0)
+            return vc_fail_ctx("%s", origin);
         if (c->rope_orig_max_pos <= 0)
             return vc_fail_code(VC_EXIT_MODEL, "%s: bad original_max_position_embeddings", origin);
         if (factor_list(json_object_get(rp, "short_factor"), c->rope_dim / 2, &c->rope_short, origin,
@@ -117,8 +118,12 @@ static int parse_rope_hf(json_t *cfg, const char *origin, vc_llm_config *c)
             factor_list(json_object_get(rp, "long_factor"), c->rope_dim / 2, &c->rope_long, origin,
                         "long_factor") != 0)
             return -1;
-        double factor = get_num(rp, "factor", (double)c->max_pos / c->rope_orig_max_pos);
-        c->rope_attn_factor = (float)get_num(rp, "attention_factor", longrope_attn_factor(factor, c->rope_orig_max_pos));
+        double factor, attn;
+        if (vc_json_get_num(rp, "factor", ANY_NUM, (double)c->max_pos / c->rope_orig_max_pos, &factor) != 0 ||
+            vc_json_get_num(rp, "attention_factor", ANY_NUM, longrope_attn_factor(factor, c->rope_orig_max_pos),
+                            &attn) != 0)
+            return vc_fail_ctx("%s", origin);
+        c->rope_attn_factor = (float)attn;
     } else {
         return vc_fail_code(VC_EXIT_MODEL, "%s: rope type '%s' is not supported (default, linear, longrope are)",
                             origin, type);
@@ -156,23 +161,28 @@ int vc_llm_config_from_hf(json_t *cfg, const char *origin, vc_llm_config *c)
     const char *act = json_string_value(json_object_get(cfg, "hidden_act"));
     if (act && strcmp(act, "silu") != 0)
         return vc_fail_code(VC_EXIT_MODEL, "%s: hidden_act '%s' is not supported (silu is)", origin, act);
-    c->dim = get_int(cfg, "hidden_size", 0);
-    c->n_layers = get_int(cfg, "num_hidden_layers", 0);
-    c->n_heads = get_int(cfg, "num_attention_heads", 0);
-    c->n_kv_heads = get_int(cfg, "num_key_value_heads", c->n_heads);
-    c->head_dim = get_int(cfg, "head_dim", c->n_heads > 0 ? c->dim / c->n_heads : 0);
-    c->ffn_dim = get_int(cfg, "intermediate_size", 0);
-    c->n_vocab = get_int(cfg, "vocab_size", 0);
-    c->max_pos = get_int(cfg, "max_position_embeddings", 4096);
-    c->norm_eps = (float)get_num(cfg, "rms_norm_eps", 1e-6);
+    double eps;
+    int bos;
+    if (vc_json_get_int(cfg, "hidden_size", ANY_INT, 0, &c->dim) != 0 ||
+        vc_json_get_int(cfg, "num_hidden_layers", ANY_INT, 0, &c->n_layers) != 0 ||
+        vc_json_get_int(cfg, "num_attention_heads", ANY_INT, 0, &c->n_heads) != 0 ||
+        vc_json_get_int(cfg, "num_key_value_heads", ANY_INT, c->n_heads, &c->n_kv_heads) != 0 ||
+        vc_json_get_int(cfg, "head_dim", ANY_INT, c->n_heads > 0 ? c->dim / c->n_heads : 0, &c->head_dim) != 0 ||
+        vc_json_get_int(cfg, "intermediate_size", ANY_INT, 0, &c->ffn_dim) != 0 ||
+        vc_json_get_int(cfg, "vocab_size", ANY_INT, 0, &c->n_vocab) != 0 ||
+        vc_json_get_int(cfg, "max_position_embeddings", ANY_INT, 4096, &c->max_pos) != 0 ||
+        vc_json_get_num(cfg, "rms_norm_eps", ANY_NUM, 1e-6, &eps) != 0 ||
+        vc_json_get_int(cfg, "sliding_window", ANY_INT, 0, &c->sliding_window) != 0 ||
+        vc_json_get_int(cfg, "bos_token_id", ANY_INT, -1, &bos) != 0)
+        return vc_fail_ctx("%s", origin);
+    c->norm_eps = (float)eps;
+    c->bos_id = bos;
     json_t *tie = json_object_get(cfg, "tie_word_embeddings");
     c->tie_embeddings = json_is_boolean(tie) && json_is_true(tie);
-    c->sliding_window = get_int(cfg, "sliding_window", 0);
     if (json_is_true(json_object_get(cfg, "use_sliding_window")) == 0 && json_object_get(cfg, "use_sliding_window"))
         c->sliding_window = 0;
     c->rope_layout = VC_ROPE_NEOX;
     c->rope_attn_factor = 1.0f;
-    c->bos_id = get_int(cfg, "bos_token_id", -1);
     eos_from_json(json_object_get(cfg, "eos_token_id"), c);
     if (parse_rope_hf(cfg, origin, c) != 0)
         return -1;

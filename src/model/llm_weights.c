@@ -94,17 +94,16 @@ static int bind_layer(vc_llm *m, const namer *nm, int l, float *norms)
 
 /* An HF tensor name under the body prefix. */
 /* --int8-dot: a Q4_0 or Q8_0 matrix that decode and prefill multiply with,
- * interleaved in groups of 8 rows for the integer kernels (a copy: the file's
- * pages of the stored rows are released, and a tied embedding table reads its
- * rows back). False when there was no memory for the copy; w is then as it was. */
+ * laid out for the integer kernels (a copy: the file's pages of the stored
+ * rows are released, and a tied embedding table reads its rows back). False
+ * when there was no memory for the copy; w is then as it was. */
 static bool interleave(vc_llm *m, vc_matrix *w)
 {
     vc_matrix stored = *w;
     void *owned;
-    if (!vc_int8dot_can_interleave(w))
-        return true;
-    if (vc_int8dot_interleave(w, &owned) != 0)
-        return false;
+    int rc = vc_matrix_prepare_int8(w, VC_INT8_AS_STORED, &owned);
+    if (rc <= 0)
+        return rc == 0;
     if (vc_tensors_own(&m->weights, owned) != 0) {
         *w = stored;
         return false;

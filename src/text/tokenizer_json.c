@@ -8,19 +8,8 @@
 #include <string.h>
 
 #include "core/common.h"
+#include "core/json.h"
 #include "text/tokenizer_impl.h"
-
-static const char *str_field(json_t *o, const char *key)
-{
-    json_t *v = json_object_get(o, key);
-    return json_is_string(v) ? json_string_value(v) : NULL;
-}
-
-static bool bool_field(json_t *o, const char *key, bool dflt)
-{
-    json_t *v = json_object_get(o, key);
-    return json_is_boolean(v) ? json_is_true(v) : dflt;
-}
 
 static int unsupported(const char *what, const char *type)
 {
@@ -31,9 +20,9 @@ static int unsupported(const char *what, const char *type)
 static pcre2_code *compile_pattern(json_t *pattern, char **literal)
 {
     const char *s;
-    if ((s = str_field(pattern, "Regex")))
+    if ((s = vc_json_str(pattern, "Regex")))
         return tok_compile_regex(s, strlen(s));
-    if ((s = str_field(pattern, "String"))) {
+    if ((s = vc_json_str(pattern, "String"))) {
         if (literal)
             *literal = vc_strdup(s);
         int err;
@@ -49,10 +38,10 @@ static pcre2_code *compile_pattern(json_t *pattern, char **literal)
 
 static int prepend_scheme(json_t *o)
 {
-    const char *s = str_field(o, "prepend_scheme");
+    const char *s = vc_json_str(o, "prepend_scheme");
     if (s)
         return strcmp(s, "first") == 0 ? PREPEND_FIRST : strcmp(s, "never") == 0 ? PREPEND_NEVER : PREPEND_ALWAYS;
-    return bool_field(o, "add_prefix_space", true) ? PREPEND_ALWAYS : PREPEND_NEVER;
+    return vc_json_flag(o, "add_prefix_space", true) ? PREPEND_ALWAYS : PREPEND_NEVER;
 }
 
 /* ---- normalizers ---- */
@@ -61,7 +50,7 @@ static int parse_normalizer(vc_tokenizer *t, json_t *o)
 {
     if (json_is_null(o) || !o)
         return 0;
-    const char *type = str_field(o, "type");
+    const char *type = vc_json_str(o, "type");
     if (type && strcmp(type, "Sequence") == 0) {
         json_t *list = json_object_get(o, "normalizers"), *item;
         size_t i;
@@ -71,20 +60,20 @@ static int parse_normalizer(vc_tokenizer *t, json_t *o)
         return 0;
     }
     if (type && strcmp(type, "Prepend") == 0) {
-        const char *p = str_field(o, "prepend");
+        const char *p = vc_json_str(o, "prepend");
         if (!p)
             return unsupported("normalizer", "Prepend without text");
         norm_step s = { NORM_PREPEND, vc_strdup(p), NULL, NULL };
         return s.a ? tok_add_norm(t, s) : -1;
     }
     if (type && strcmp(type, "Replace") == 0) {
-        const char *content = str_field(o, "content");
+        const char *content = vc_json_str(o, "content");
         norm_step s = { NORM_REPLACE, NULL, NULL, NULL };
         json_t *pat = json_object_get(o, "pattern");
         if (!content || !pat)
             return unsupported("normalizer", "Replace without pattern");
-        if (str_field(pat, "String")) {
-            s.a = vc_strdup(str_field(pat, "String"));
+        if (vc_json_str(pat, "String")) {
+            s.a = vc_strdup(vc_json_str(pat, "String"));
         } else if (!(s.re = compile_pattern(pat, NULL))) {
             return -1;
         }
@@ -109,7 +98,7 @@ static int parse_pre(vc_tokenizer *t, json_t *o)
 {
     if (!o || json_is_null(o))
         return 0;
-    const char *type = str_field(o, "type");
+    const char *type = vc_json_str(o, "type");
     pre_step s = { 0 };
     if (type && strcmp(type, "Sequence") == 0) {
         json_t *list = json_object_get(o, "pretokenizers"), *item;
@@ -121,34 +110,34 @@ static int parse_pre(vc_tokenizer *t, json_t *o)
     }
     if (type && strcmp(type, "Metaspace") == 0) {
         s.kind = PRE_METASPACE;
-        s.replacement = vc_strdup(str_field(o, "replacement") ? str_field(o, "replacement") : "\xE2\x96\x81");
+        s.replacement = vc_strdup(vc_json_str(o, "replacement") ? vc_json_str(o, "replacement") : "\xE2\x96\x81");
         s.prepend_scheme = prepend_scheme(o);
-        s.split = bool_field(o, "split", true);
+        s.split = vc_json_flag(o, "split", true);
         return s.replacement ? tok_add_pre(t, s) : -1;
     }
     if (type && strcmp(type, "ByteLevel") == 0) {
         s.kind = PRE_BYTELEVEL;
-        s.add_prefix_space = bool_field(o, "add_prefix_space", true);
-        s.use_regex = bool_field(o, "use_regex", true);
+        s.add_prefix_space = vc_json_flag(o, "add_prefix_space", true);
+        s.use_regex = vc_json_flag(o, "use_regex", true);
         if (s.use_regex && !(s.re = tok_compile_regex(TOK_GPT2_PATTERN, strlen(TOK_GPT2_PATTERN))))
             return -1;
         return tok_add_pre(t, s);
     }
     if (type && strcmp(type, "Split") == 0) {
         s.kind = PRE_SPLIT;
-        s.behavior = split_behavior(str_field(o, "behavior"));
-        s.invert = bool_field(o, "invert", false);
+        s.behavior = split_behavior(vc_json_str(o, "behavior"));
+        s.invert = vc_json_flag(o, "invert", false);
         if (s.behavior < 0)
-            return unsupported("Split behavior", str_field(o, "behavior"));
+            return unsupported("Split behavior", vc_json_str(o, "behavior"));
         if (!(s.re = compile_pattern(json_object_get(o, "pattern"), NULL)))
             return -1;
-        const char *regex = str_field(json_object_get(o, "pattern"), "Regex");
+        const char *regex = vc_json_str(json_object_get(o, "pattern"), "Regex");
         if (regex && strcmp(regex, TOK_LLAMA3_PATTERN) == 0)
             t->ggml_pre = "llama-bpe";
         return tok_add_pre(t, s);
     }
     if (type && strcmp(type, "Digits") == 0) {
-        bool single = bool_field(o, "individual_digits", false);
+        bool single = vc_json_flag(o, "individual_digits", false);
         const char *pat = single ? "\\p{N}" : "\\p{N}+";
         if (single)
             t->ggml_pre = "smollm";
@@ -174,7 +163,7 @@ static int parse_pre(vc_tokenizer *t, json_t *o)
 
 static int parse_decoder(vc_tokenizer *t, json_t *o)
 {
-    const char *type = str_field(o, "type");
+    const char *type = vc_json_str(o, "type");
     dec_step s = { 0 };
     if (type && strcmp(type, "Sequence") == 0) {
         json_t *list = json_object_get(o, "decoders"), *item;
@@ -185,7 +174,7 @@ static int parse_decoder(vc_tokenizer *t, json_t *o)
         return 0;
     }
     if (type && strcmp(type, "Replace") == 0) {
-        const char *from = str_field(json_object_get(o, "pattern"), "String"), *to = str_field(o, "content");
+        const char *from = vc_json_str(json_object_get(o, "pattern"), "String"), *to = vc_json_str(o, "content");
         if (!from || !to)
             return unsupported("decoder", "Replace with a regex pattern");
         s.kind = DEC_REPLACE;
@@ -201,14 +190,14 @@ static int parse_decoder(vc_tokenizer *t, json_t *o)
         return tok_add_dec(t, (dec_step){ .kind = DEC_BYTELEVEL });
     if (type && strcmp(type, "Strip") == 0) {
         s.kind = DEC_STRIP;
-        s.a = vc_strdup(str_field(o, "content") ? str_field(o, "content") : " ");
+        s.a = vc_strdup(vc_json_str(o, "content") ? vc_json_str(o, "content") : " ");
         s.start = (int)json_integer_value(json_object_get(o, "start"));
         s.stop = (int)json_integer_value(json_object_get(o, "stop"));
         return tok_add_dec(t, s);
     }
     if (type && strcmp(type, "Metaspace") == 0) {
         s.kind = DEC_METASPACE;
-        s.replacement = vc_strdup(str_field(o, "replacement") ? str_field(o, "replacement") : "\xE2\x96\x81");
+        s.replacement = vc_strdup(vc_json_str(o, "replacement") ? vc_json_str(o, "replacement") : "\xE2\x96\x81");
         s.prepend_scheme = prepend_scheme(o);
         return tok_add_dec(t, s);
     }
@@ -238,7 +227,7 @@ static int parse_post(vc_tokenizer *t, json_t *o)
 {
     if (!o || json_is_null(o))
         return 0;
-    const char *type = str_field(o, "type");
+    const char *type = vc_json_str(o, "type");
     if (type && strcmp(type, "Sequence") == 0) {
         json_t *list = json_object_get(o, "processors"), *item;
         size_t i;
@@ -259,7 +248,7 @@ static int parse_post(vc_tokenizer *t, json_t *o)
             if (json_object_get(item, "Sequence")) {
                 after = true;
             } else if (sp) {
-                const char *id = str_field(sp, "id");
+                const char *id = vc_json_str(sp, "id");
                 if (!id || special_ids(specials, id, after ? &t->post_suffix : &t->post_prefix,
                                        after ? &t->n_post_suffix : &t->n_post_prefix) != 0)
                     return -1;
@@ -371,17 +360,17 @@ static int load_model(vc_tokenizer *t, json_t *model)
         if (tok_set_piece(t, (int32_t)id, piece, len) != 0 || vc_strmap_put(&t->vocab, piece, len, (int32_t)id))
             return -1;
     }
-    const char *prefix = str_field(model, "continuing_subword_prefix");
-    const char *suffix = str_field(model, "end_of_word_suffix");
+    const char *prefix = vc_json_str(model, "continuing_subword_prefix");
+    const char *suffix = vc_json_str(model, "end_of_word_suffix");
     if ((prefix && *prefix) || (suffix && *suffix))
         return unsupported("BPE option", prefix && *prefix ? "continuing_subword_prefix" : "end_of_word_suffix");
     json_t *dropout = json_object_get(model, "dropout");
     if (json_is_number(dropout) && json_number_value(dropout) > 0)
         return unsupported("BPE option", "dropout");
-    t->byte_fallback = bool_field(model, "byte_fallback", false);
-    t->fuse_unk = bool_field(model, "fuse_unk", false);
-    t->ignore_merges = bool_field(model, "ignore_merges", false);
-    const char *unk = str_field(model, "unk_token");
+    t->byte_fallback = vc_json_flag(model, "byte_fallback", false);
+    t->fuse_unk = vc_json_flag(model, "fuse_unk", false);
+    t->ignore_merges = vc_json_flag(model, "ignore_merges", false);
+    const char *unk = vc_json_str(model, "unk_token");
     int32_t id;
     if (unk && vc_strmap_get(&t->vocab, unk, strlen(unk), &id))
         t->unk_id = id;
@@ -394,12 +383,12 @@ static int load_added(vc_tokenizer *t, json_t *added)
     size_t i;
     json_array_foreach(added, i, a)
     {
-        const char *content = str_field(a, "content");
+        const char *content = vc_json_str(a, "content");
         json_t *id = json_object_get(a, "id");
         if (!content || !json_is_integer(id))
             return vc_fail_code(VC_EXIT_MODEL, "tokenizer added_tokens entry %zu is malformed", i);
-        if (tok_add_token(t, (int32_t)json_integer_value(id), content, strlen(content), bool_field(a, "special", false),
-                          bool_field(a, "lstrip", false), bool_field(a, "rstrip", false)) != 0)
+        if (tok_add_token(t, (int32_t)json_integer_value(id), content, strlen(content), vc_json_flag(a, "special", false),
+                          vc_json_flag(a, "lstrip", false), vc_json_flag(a, "rstrip", false)) != 0)
             return -1;
     }
     return 0;
@@ -408,7 +397,7 @@ static int load_added(vc_tokenizer *t, json_t *added)
 static int build(vc_tokenizer **out, json_t *root)
 {
     json_t *model = json_object_get(root, "model"), *added = json_object_get(root, "added_tokens");
-    const char *type = str_field(model, "type");
+    const char *type = vc_json_str(model, "type");
     if (!json_is_object(model) || !json_is_object(json_object_get(model, "vocab")))
         return vc_fail_code(VC_EXIT_MODEL, "no model.vocab object");
     if ((type && strcmp(type, "BPE") != 0) || (!type && !json_object_get(model, "merges")))

@@ -11,6 +11,10 @@
 #include "vision/family.h"
 #include "vision/processor.h"
 
+#include <limits.h>
+
+#include "core/json.h"
+
 #define MAX_IMAGE_SIZE 4096   /* the processor's absolute limit after resizing */
 
 int vc_idefics3_load(vc_idefics3 *m, json_t *cfg, json_t *proc, json_t *proc_root, const vc_tensor_set *w, int text_dim)
@@ -19,12 +23,13 @@ int vc_idefics3_load(vc_idefics3 *m, json_t *cfg, json_t *proc, json_t *proc_roo
     m->text_dim = text_dim;
     json_t *vc = json_object_get(cfg, "vision_config");
     vc_vit_config c = { 0 };
-    c.hidden = vc_json_int(vc, "hidden_size", 1152);
-    c.ffn = vc_json_int(vc, "intermediate_size", 4304);
-    c.layers = vc_json_int(vc, "num_hidden_layers", 27);
-    c.heads = vc_json_int(vc, "num_attention_heads", 16);
-    c.image_size = vc_json_int(vc, "image_size", 384);
-    c.patch_size = vc_json_int(vc, "patch_size", 14);
+    if (vc_json_get_int(vc, "hidden_size", INT_MIN, INT_MAX, 1152, &c.hidden) != 0 ||
+        vc_json_get_int(vc, "intermediate_size", INT_MIN, INT_MAX, 4304, &c.ffn) != 0 ||
+        vc_json_get_int(vc, "num_hidden_layers", INT_MIN, INT_MAX, 27, &c.layers) != 0 ||
+        vc_json_get_int(vc, "num_attention_heads", INT_MIN, INT_MAX, 16, &c.heads) != 0 ||
+        vc_json_get_int(vc, "image_size", INT_MIN, INT_MAX, 384, &c.image_size) != 0 ||
+        vc_json_get_int(vc, "patch_size", INT_MIN, INT_MAX, 14, &c.patch_size) != 0)
+        return vc_fail_ctx("vision_config");
     json_t *eps = json_object_get(vc, "layer_norm_eps");
     c.norm_eps = json_is_number(eps) ? (float)json_number_value(eps) : 1e-6f;
     const char *act = json_string_value(json_object_get(vc, "hidden_act"));
@@ -35,7 +40,8 @@ int vc_idefics3_load(vc_idefics3 *m, json_t *cfg, json_t *proc, json_t *proc_roo
     c.bucketed_positions = true;
     if (vc_vit_bind(&m->vit, w, "model.vision_model.", &c) != 0)
         return -1;
-    m->scale = vc_json_int(cfg, "scale_factor", 2);
+    if (vc_json_get_int(cfg, "scale_factor", INT_MIN, INT_MAX, 2, &m->scale) != 0)
+        return -1;
     int g = c.image_size / c.patch_size;
     if (m->scale <= 0 || g % m->scale != 0)
         return vc_fail_code(VC_EXIT_MODEL, "scale_factor %d does not divide the %d-patch grid", m->scale, g);
@@ -45,15 +51,22 @@ int vc_idefics3_load(vc_idefics3 *m, json_t *cfg, json_t *proc, json_t *proc_roo
     if (vc_tensor_matrix(t, (int64_t)c.hidden * m->scale * m->scale, text_dim, &m->proj) != 0)
         return -1;
     /* processor */
-    m->longest_edge = vc_json_int(json_object_get(proc, "size"), "longest_edge", 4 * c.image_size);
-    m->tile = vc_json_int(json_object_get(proc, "max_image_size"), "longest_edge", c.image_size);
+    int resample;
+    if (vc_json_get_int(json_object_get(proc, "size"), "longest_edge", INT_MIN, INT_MAX, 4 * c.image_size,
+                        &m->longest_edge) != 0 ||
+        vc_json_get_int(json_object_get(proc, "max_image_size"), "longest_edge", INT_MIN, INT_MAX, c.image_size,
+                        &m->tile) != 0 ||
+        vc_json_get_int(proc, "resample", INT_MIN, INT_MAX, VC_RESAMPLE_LANCZOS, &resample) != 0)
+        return vc_fail_ctx("image processor");
     m->do_resize = vc_json_flag(proc, "do_resize", true);
     m->do_split = vc_json_flag(proc, "do_image_splitting", true);
-    m->resample = (vc_resample)vc_json_int(proc, "resample", VC_RESAMPLE_LANCZOS);
+    m->resample = (vc_resample)resample;
     static const float half[3] = { 0.5f, 0.5f, 0.5f };
     if (vc_read_normalization(proc, half, half, &m->rescale, m->mean, m->std) != 0)
         return -1;
-    m->image_seq_len = vc_json_int(proc_root, "image_seq_len", g * g / (m->scale * m->scale));
+    if (vc_json_get_int(proc_root, "image_seq_len", INT_MIN, INT_MAX, g * g / (m->scale * m->scale),
+                        &m->image_seq_len) != 0)
+        return vc_fail_ctx("image processor");
     if (m->tile != c.image_size)
         return vc_fail_code(VC_EXIT_MODEL, "max_image_size %d differs from the vision tower's %d", m->tile, c.image_size);
     if (m->image_seq_len != g * g / (m->scale * m->scale))

@@ -11,17 +11,22 @@
 #include "vision/family.h"
 #include "vision/processor.h"
 
+#include <limits.h>
+
+#include "core/json.h"
+
 /* ---- configuration ---- */
 
 static int read_vit_config(json_t *vc, vc_vit_config *c)
 {
     memset(c, 0, sizeof *c);
-    c->hidden = vc_json_int(vc, "hidden_size", 1024);
-    c->ffn = vc_json_int(vc, "intermediate_size", 4096);
-    c->layers = vc_json_int(vc, "num_hidden_layers", 24);
-    c->heads = vc_json_int(vc, "num_attention_heads", 16);
-    c->image_size = vc_json_int(vc, "image_size", 336);
-    c->patch_size = vc_json_int(vc, "patch_size", 14);
+    if (vc_json_get_int(vc, "hidden_size", INT_MIN, INT_MAX, 1024, &c->hidden) != 0 ||
+        vc_json_get_int(vc, "intermediate_size", INT_MIN, INT_MAX, 4096, &c->ffn) != 0 ||
+        vc_json_get_int(vc, "num_hidden_layers", INT_MIN, INT_MAX, 24, &c->layers) != 0 ||
+        vc_json_get_int(vc, "num_attention_heads", INT_MIN, INT_MAX, 16, &c->heads) != 0 ||
+        vc_json_get_int(vc, "image_size", INT_MIN, INT_MAX, 336, &c->image_size) != 0 ||
+        vc_json_get_int(vc, "patch_size", INT_MIN, INT_MAX, 14, &c->patch_size) != 0)
+        return vc_fail_ctx("vision_config");
     json_t *eps = json_object_get(vc, "layer_norm_eps");
     c->norm_eps = json_is_number(eps) ? (float)json_number_value(eps) : 1e-5f;
     const char *act = json_string_value(json_object_get(vc, "hidden_act"));
@@ -36,10 +41,14 @@ static int read_vit_config(json_t *vc, vc_vit_config *c)
 static int read_processor(vc_llava_next *m, json_t *p)
 {
     json_t *size = json_object_get(p, "size"), *crop = json_object_get(p, "crop_size");
-    m->shortest_edge = vc_json_int(size, "shortest_edge", vc_json_int(size, "height", m->vit.cfg.image_size));
-    m->crop_h = vc_json_int(crop, "height", m->shortest_edge);
-    m->crop_w = vc_json_int(crop, "width", m->crop_h);
-    m->resample = (vc_resample)vc_json_int(p, "resample", VC_RESAMPLE_BICUBIC);
+    int height, resample;
+    if (vc_json_get_int(size, "height", INT_MIN, INT_MAX, m->vit.cfg.image_size, &height) != 0 ||
+        vc_json_get_int(size, "shortest_edge", INT_MIN, INT_MAX, height, &m->shortest_edge) != 0 ||
+        vc_json_get_int(crop, "height", INT_MIN, INT_MAX, m->shortest_edge, &m->crop_h) != 0 ||
+        vc_json_get_int(crop, "width", INT_MIN, INT_MAX, m->crop_h, &m->crop_w) != 0 ||
+        vc_json_get_int(p, "resample", INT_MIN, INT_MAX, VC_RESAMPLE_BICUBIC, &resample) != 0)
+        return vc_fail_ctx("image processor");
+    m->resample = (vc_resample)resample;
     static const float clip_mean[3] = { 0.48145466f, 0.4578275f, 0.40821073f };
     static const float clip_std[3] = { 0.26862954f, 0.26130258f, 0.27577711f };
     if (vc_read_normalization(p, clip_mean, clip_std, &m->rescale, m->mean, m->std) != 0)

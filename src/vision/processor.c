@@ -1,25 +1,16 @@
 /* processor.c - see include/vision/processor.h */
 #include "vision/processor.h"
 
+#include <float.h>
+
 #include "core/common.h"
-
-int vc_json_int(json_t *o, const char *key, int dflt)
-{
-    json_t *v = json_object_get(o, key);
-    return json_is_integer(v) ? (int)json_integer_value(v) : json_is_real(v) ? (int)json_real_value(v) : dflt;
-}
-
-bool vc_json_flag(json_t *o, const char *key, bool dflt)
-{
-    json_t *v = json_object_get(o, key);
-    return json_is_boolean(v) ? json_is_true(v) : dflt;
-}
+#include "core/json.h"
 
 int vc_read_normalization(json_t *proc, const float dflt_mean[3], const float dflt_std[3], double *rescale,
                           float mean[3], float std[3])
 {
-    json_t *rs = json_object_get(proc, "rescale_factor");
-    *rescale = json_is_number(rs) ? json_number_value(rs) : 1.0 / 255;
+    if (vc_json_get_num(proc, "rescale_factor", -DBL_MAX, DBL_MAX, 1.0 / 255, rescale) != 0)
+        return -1;
     for (int c = 0; c < 3; c++) {
         json_t *mv = json_array_get(json_object_get(proc, "image_mean"), (size_t)c);
         json_t *sv = json_array_get(json_object_get(proc, "image_std"), (size_t)c);

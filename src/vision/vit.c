@@ -130,11 +130,10 @@ static void requantize_layers(vc_vit *v)
         vc_vit_layer *L = &v->layers[l];
         vc_matrix *all[] = { &L->q, &L->k, &L->v, &L->o, &L->fc1, &L->fc2 };
         for (int i = 0; i < 6; i++) {
-            if (!vc_int8dot_can_requantize(all[i]))
-                continue;
-            if (vc_int8dot_requantize(all[i], &v->int8_owned[v->n_int8_owned]) != 0)
+            int rc = vc_matrix_prepare_int8(all[i], VC_INT8_REQUANTIZE, &v->int8_owned[v->n_int8_owned]);
+            if (rc < 0)
                 return;
-            v->n_int8_owned++;
+            v->n_int8_owned += rc;
         }
     }
 }

@@ -1,0 +1,40 @@
+/* dot.h - the row kernels: a row of any stored type dotted with floats,
+ * and the float vector loops of attention (dot, axpy, softmax).
+ *
+ * vc_dot_row() picks an AVX-512 or AVX2/FMA/F16C implementation at run time
+ * where the level in effect (core/cpu.h) allows it and falls back to the
+ * plain-C reference in dtype.c otherwise.  All accumulate in float; results
+ * agree to rounding (tests/test_quant.c).
+ */
+#ifndef VC_CORE_DOT_H
+#define VC_CORE_DOT_H
+
+#include <stdint.h>
+
+#include "core/dtype.h"
+
+/* The instruction sets below follow the one level core/cpu.h decides. */
+/* The float vector kernels' instruction set (axpy, softmax, activations):
+ * "avx2" or "generic". */
+const char *vc_kernels_isa(void);
+/* The row dots' instruction set: "avx512" (F32, F16, BF16, Q8_0 and Q4_0
+ * rows; AVX2 for the others), "avx2" or "generic". */
+const char *vc_kernels_dot_isa(void);
+
+/* Dot product of a row of type t (n elements, whole blocks) with n floats. */
+float vc_dot_row(vc_dtype t, const void *row, const float *x, int64_t n);
+/* Plain float dot product. */
+float vc_dot_f32(const float *a, const float *b, int64_t n);
+/* y[i] += a * x[i] for i < n (attention's weighted sum of values); the
+ * AVX2 version fuses the multiply-add, so the two differ by rounding. */
+void vc_axpy_f32(float a, const float *x, float *y, int64_t n);
+void vc_axpy_f32_ref(float a, const float *x, float *y, int64_t n);
+
+/* Softmax of n values in place (the largest subtracted first); -INFINITY
+ * entries (masked) become 0. At least one must be finite. The AVX2 version
+ * (its own exponential, float sums) agrees with the plain-C reference (expf,
+ * the sum in double) to about 1e-6 relative. */
+void vc_softmax(float *x, int n);
+void vc_softmax_ref(float *x, int n);
+
+#endif

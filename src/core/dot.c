@@ -1,0 +1,280 @@
+/* dot.c - see include/core/dot.h
+ *
+ * Each SIMD function has its plain-C twin in dtype.c (vc_dot_row_ref) or
+ * here; the level in effect (core/cpu.h) chooses per call.
+ */
+#include "core/dot.h"
+
+#include <math.h>
+
+#include "core/cpu.h"
+#include "dot_avx512.h"
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#define VC_HAVE_X86 1
+#endif
+
+static bool avx2_enabled(void) { return vc_isa_has(VC_ISA_AVX2); }
+static bool avx512_enabled(void) { return vc_isa_has(VC_ISA_AVX512); }
+
+const char *vc_kernels_isa(void) { return avx2_enabled() ? "avx2" : "generic"; }
+
+const char *vc_kernels_dot_isa(void) { return avx512_enabled() ? "avx512" : vc_kernels_isa(); }
+
+#ifdef VC_HAVE_X86
+#include "simd_x86.h"
+#define AVX2 VC_TARGET_AVX2
+
+AVX2 static float dot_f32_avx2(const float *a, const float *b, int64_t n)
+{
+    __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
+        s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), s1);
+    }
+    float s = vc_hsum256(_mm256_add_ps(s0, s1));
+    for (; i < n; i++)
+        s += a[i] * b[i];
+    return s;
+}
+
+AVX2 static void axpy_f32_avx2(float a, const float *x, float *y, int64_t n)
+{
+    __m256 va = _mm256_set1_ps(a);
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(y + i, _mm256_fmadd_ps(va, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
+    for (; i < n; i++)
+        y[i] += a * x[i];
+}
+
+AVX2 static float dot_f16_avx2(const uint16_t *a, const float *b, int64_t n)
+{
+    __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m256 a0 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(a + i)));
+        __m256 a1 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(a + i + 8)));
+        s0 = _mm256_fmadd_ps(a0, _mm256_loadu_ps(b + i), s0);
+        s1 = _mm256_fmadd_ps(a1, _mm256_loadu_ps(b + i + 8), s1);
+    }
+    float s = vc_hsum256(_mm256_add_ps(s0, s1));
+    for (; i < n; i++)
+        s += vc_f16_to_f32(a[i]) * b[i];
+    return s;
+}
+
+AVX2 static inline __m256 bf16x8_to_ps(const uint16_t *p)
+{
+    __m256i w = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)p));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(w, 16));
+}
+
+AVX2 static float dot_bf16_avx2(const uint16_t *a, const float *b, int64_t n)
+{
+    __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        s0 = _mm256_fmadd_ps(bf16x8_to_ps(a + i), _mm256_loadu_ps(b + i), s0);
+        s1 = _mm256_fmadd_ps(bf16x8_to_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), s1);
+    }
+    float s = vc_hsum256(_mm256_add_ps(s0, s1));
+    for (; i < n; i++)
+        s += vc_bf16_to_f32(a[i]) * b[i];
+    return s;
+}
+
+AVX2 static inline __m256 i8x8_to_ps(const int8_t *p)
+{
+    __m128i v = _mm_loadl_epi64((const __m128i *)p);
+    return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(v));
+}
+
+AVX2 static float dot_q8_0_avx2(const vc_block_q8_0 *w, const float *x, int64_t n)
+{
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t b = 0; b < n / VC_QK8_0; b++, x += VC_QK8_0) {
+        __m256 s = _mm256_mul_ps(i8x8_to_ps(w[b].qs), _mm256_loadu_ps(x));
+        s = _mm256_fmadd_ps(i8x8_to_ps(w[b].qs + 8), _mm256_loadu_ps(x + 8), s);
+        s = _mm256_fmadd_ps(i8x8_to_ps(w[b].qs + 16), _mm256_loadu_ps(x + 16), s);
+        s = _mm256_fmadd_ps(i8x8_to_ps(w[b].qs + 24), _mm256_loadu_ps(x + 24), s);
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(_cvtsh_ss(w[b].d)), s, acc);
+    }
+    return vc_hsum256(acc);
+}
+
+AVX2 static float dot_q4_0_avx2(const vc_block_q4_0 *w, const float *x, int64_t n)
+{
+    __m256 acc = _mm256_setzero_ps();
+    const __m128i low = _mm_set1_epi8(0xf), eight = _mm_set1_epi8(8);
+    for (int64_t b = 0; b < n / VC_QK4_0; b++, x += VC_QK4_0) {
+        __m128i q = _mm_loadu_si128((const __m128i *)w[b].qs);
+        __m128i lo = _mm_sub_epi8(_mm_and_si128(q, low), eight);
+        __m128i hi = _mm_sub_epi8(_mm_and_si128(_mm_srli_epi16(q, 4), low), eight);
+        __m256 s = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(lo)), _mm256_loadu_ps(x));
+        s = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(lo, 8))),
+                            _mm256_loadu_ps(x + 8), s);
+        s = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(hi)), _mm256_loadu_ps(x + 16), s);
+        s = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(hi, 8))),
+                            _mm256_loadu_ps(x + 24), s);
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(_cvtsh_ss(w[b].d)), s, acc);
+    }
+    return vc_hsum256(acc);
+}
+
+/* MLX affine 4-bit: per group, scale * sum(q * x) + bias * sum(x). Sixteen
+ * bytes unpack to 32 values in order: the low nibble of byte k is element 2k. */
+AVX2 static float dot_mlx4_avx2(const uint8_t *p, const float *x, int64_t n, int group)
+{
+    __m256 acc_q = _mm256_setzero_ps(), acc_x = _mm256_setzero_ps();
+    const __m128i low = _mm_set1_epi8(0xf);
+    size_t bb = VC_MLX4_BLOCK_BYTES(group);
+    for (int64_t i = 0; i < n; i += group, p += bb) {
+        const vc_block_mlx4 *b = (const vc_block_mlx4 *)p;
+        __m256 sq = _mm256_setzero_ps(), sx = _mm256_setzero_ps();
+        for (int j = 0; j < group; j += 32, x += 32) {
+            __m128i q = _mm_loadu_si128((const __m128i *)(b->qs + j / 2));
+            __m128i lo = _mm_and_si128(q, low), hi = _mm_and_si128(_mm_srli_epi16(q, 4), low);
+            __m128i e0 = _mm_unpacklo_epi8(lo, hi), e1 = _mm_unpackhi_epi8(lo, hi);
+            __m256 x0 = _mm256_loadu_ps(x), x1 = _mm256_loadu_ps(x + 8);
+            __m256 x2 = _mm256_loadu_ps(x + 16), x3 = _mm256_loadu_ps(x + 24);
+            sq = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(e0)), x0, sq);
+            sq = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(e0, 8))), x1, sq);
+            sq = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(e1)), x2, sq);
+            sq = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(e1, 8))), x3, sq);
+            sx = _mm256_add_ps(_mm256_add_ps(x0, x1), _mm256_add_ps(_mm256_add_ps(x2, x3), sx));
+        }
+        acc_q = _mm256_fmadd_ps(_mm256_set1_ps(b->scale), sq, acc_q);
+        acc_x = _mm256_fmadd_ps(_mm256_set1_ps(b->bias), sx, acc_x);
+    }
+    return vc_hsum256(_mm256_add_ps(acc_q, acc_x));
+}
+
+/* vc_softmax_ref eight at a time: the sum in float partial lanes, and the
+ * exponential above; the two agree to about 1e-6 relative. */
+AVX2 static void softmax_avx2(float *x, int n)
+{
+    __m256 vmax = _mm256_set1_ps(-INFINITY);
+    int i = 0;
+    for (; i + 8 <= n; i += 8)
+        vmax = _mm256_max_ps(vmax, _mm256_loadu_ps(x + i));
+    __m128 h = _mm_max_ps(_mm256_castps256_ps128(vmax), _mm256_extractf128_ps(vmax, 1));
+    h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+    h = _mm_max_ss(h, _mm_movehdup_ps(h));
+    float maxv = _mm_cvtss_f32(h);
+    for (; i < n; i++)
+        maxv = x[i] > maxv ? x[i] : maxv;
+    __m256 m = _mm256_set1_ps(maxv), s0 = _mm256_setzero_ps(), s1 = s0;
+    for (i = 0; i + 16 <= n; i += 16) {
+        __m256 e0 = vc_exp256(_mm256_sub_ps(_mm256_loadu_ps(x + i), m));
+        __m256 e1 = vc_exp256(_mm256_sub_ps(_mm256_loadu_ps(x + i + 8), m));
+        _mm256_storeu_ps(x + i, e0);
+        _mm256_storeu_ps(x + i + 8, e1);
+        s0 = _mm256_add_ps(s0, e0);
+        s1 = _mm256_add_ps(s1, e1);
+    }
+    float sum = vc_hsum256(_mm256_add_ps(s0, s1));
+    for (; i < n; i++)
+        sum += (x[i] = expf(x[i] - maxv));
+    __m256 inv = _mm256_set1_ps(1.0f / sum);
+    for (i = 0; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(x + i, _mm256_mul_ps(_mm256_loadu_ps(x + i), inv));
+    for (; i < n; i++)
+        x[i] *= 1.0f / sum;
+}
+
+/* K-quants: expand one 256-element block, then a float dot product. */
+AVX2 static float dot_kquant_avx2(vc_dtype t, const void *row, const float *x, int64_t n)
+{
+    float buf[VC_QK_K];
+    size_t bb = vc_dtype_block_bytes(t);
+    const uint8_t *p = row;
+    float s = 0;
+    for (int64_t i = 0; i < n; i += VC_QK_K, p += bb) {
+        vc_dequantize_row(t, p, buf, VC_QK_K);
+        s += dot_f32_avx2(buf, x + i, VC_QK_K);
+    }
+    return s;
+}
+#endif
+
+float vc_dot_f32(const float *a, const float *b, int64_t n)
+{
+#ifdef VC_HAVE_X86
+    if (avx2_enabled())
+        return dot_f32_avx2(a, b, n);
+#endif
+    float s = 0;
+    for (int64_t i = 0; i < n; i++)
+        s += a[i] * b[i];
+    return s;
+}
+
+void vc_axpy_f32(float a, const float *x, float *y, int64_t n)
+{
+#ifdef VC_HAVE_X86
+    if (avx2_enabled()) {
+        axpy_f32_avx2(a, x, y, n);
+        return;
+    }
+#endif
+    vc_axpy_f32_ref(a, x, y, n);
+}
+
+void vc_axpy_f32_ref(float a, const float *x, float *y, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++)
+        y[i] += a * x[i];
+}
+
+void vc_softmax_ref(float *x, int n)
+{
+    float maxv = -INFINITY;
+    for (int i = 0; i < n; i++)
+        maxv = x[i] > maxv ? x[i] : maxv;   /* not fmaxf: a libm call per value */
+    double sum = 0;
+    for (int i = 0; i < n; i++)
+        sum += (x[i] = expf(x[i] - maxv));
+    float inv = (float)(1.0 / sum);
+    for (int i = 0; i < n; i++)
+        x[i] *= inv;
+}
+
+void vc_softmax(float *x, int n)
+{
+#ifdef VC_HAVE_X86
+    if (avx2_enabled()) {
+        softmax_avx2(x, n);
+        return;
+    }
+#endif
+    vc_softmax_ref(x, n);
+}
+
+float vc_dot_row(vc_dtype t, const void *row, const float *x, int64_t n)
+{
+#ifdef VC_HAVE_X86
+    if (avx512_enabled() && vc_dot_avx512_has(t))
+        return vc_dot_row_avx512(t, row, x, n);
+    if (avx2_enabled()) {
+        switch (t) {
+        case VC_F32: return dot_f32_avx2(row, x, n);
+        case VC_F16: return dot_f16_avx2(row, x, n);
+        case VC_BF16: return dot_bf16_avx2(row, x, n);
+        case VC_Q8_0: return dot_q8_0_avx2(row, x, n);
+        case VC_Q4_0: return dot_q4_0_avx2(row, x, n);
+        case VC_Q4_K:
+        case VC_Q6_K: return dot_kquant_avx2(t, row, x, n);
+        case VC_MLX4_G32:
+        case VC_MLX4_G64:
+        case VC_MLX4_G128: return dot_mlx4_avx2(row, x, n, vc_dtype_block_elems(t));
+        case VC_Q4_0_X8:
+        case VC_Q8_0_X8: break;   /* no rows to dot: vc_matmul sends them to core/int8dot */
+        }
+    }
+#endif
+    return vc_dot_row_ref(t, row, x, n);
+}
+
