@@ -461,6 +461,6 @@ int vc_run_repl(vc_model *m, const vc_cli *cli, volatile sig_atomic_t *interrupt
     vc_buf_free(&r.pending);
     vc_conv_free(&r.conv);
     if (*interrupt == SIGTERM)
-        return vc_fail_code(VC_EXIT_INTERRUPTED, "terminated"), VC_EXIT_INTERRUPTED;
-    return VC_EXIT_OK;
+        return vc_fail_code(VC_EXIT_INTERRUPTED, "terminated");
+    return 0;
 }
