@@ -55,6 +55,12 @@ static void mib(char *out, size_t n, size_t bytes)
         snprintf(out, n, "%.1fM", bytes / 1048576.0);
 }
 
+/* The latest memory/context event; the model's load note until there is one. */
+static const char *latest_event(const repl *r)
+{
+    return r->conv.session.event[0] ? r->conv.session.event : r->note;
+}
+
 static void status(repl *r)
 {
     char rss[16], w[16], kv[16], img[16], avail[16], line[512];
@@ -64,7 +70,7 @@ static void status(repl *r)
     mib(kv, sizeof kv, vc_llm_kv_bytes(l));
     mib(img, sizeof img, vc_session_image_bytes(&r->conv.session));
     mib(avail, sizeof avail, vc_mem_available());
-    const char *event = r->conv.session.event[0] ? r->conv.session.event : r->note;   /* the model's note until an event */
+    const char *event = latest_event(r);
     snprintf(line, sizeof line, " RSS %s | weights %s | KV %d/%d (%s) | img %s | avail %s | %.0f tok/s%s%s",
              rss, w, l->n_past, l->n_ctx, kv, img, avail, r->last_tok_s, event[0] ? " | " : "", event);
     vc_statusbar_draw(&r->bar, line);
@@ -141,7 +147,7 @@ static void cmd_stats(repl *r)
     say("context %d of %d tokens, %zu turns, %d images\nRSS %s (peak %s), weights %s mapped, KV cache %s\n"
         "last reply %.1f tok/s; %u memory/context events%s%s\n",
         l->n_past, l->n_ctx, r->conv.n_turns, r->conv.n_images, a, b, c, d, r->last_tok_s, r->conv.session.events,
-        r->conv.session.event[0] ? ", latest: " : "", r->conv.session.event);
+        latest_event(r)[0] ? ", latest: " : "", latest_event(r));
 }
 
 static void cmd_set(repl *r, char *args)
