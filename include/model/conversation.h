@@ -41,6 +41,7 @@ typedef struct {
 
 /* An empty conversation; its session's memory budget is m->budget. */
 void vc_conv_init(vc_conversation *c, vc_model *m);
+/* Frees the conversation after clearing it as vc_conv_clear does. */
 void vc_conv_free(vc_conversation *c);
 /* Forgets everything: turns, images, the KV cache, the image cache. */
 void vc_conv_clear(vc_conversation *c);

@@ -41,8 +41,7 @@ void vc_conv_clear(vc_conversation *c)
 
 void vc_conv_free(vc_conversation *c)
 {
-    free_turns(c);
-    free_images(c);
+    vc_conv_clear(c);
     vc_session_free(&c->session);
     free(c->turns);
     free(c->images);
