@@ -239,9 +239,11 @@ static void record(vc_session *s, const vc_gen_result *res)
         return;
     }
     memcpy(s->fed + s->keep, s->ids + s->keep, (n - s->keep) * sizeof *s->fed);
-    memcpy(s->fed + n, res->tokens, fed_reply * sizeof *s->fed);
+    if (fed_reply)
+        memcpy(s->fed + n, res->tokens, fed_reply * sizeof *s->fed);
     s->n_fed = n + fed_reply;
-    memcpy(s->fed_keys, s->keys, (size_t)s->n_keys * sizeof *s->fed_keys);
+    if (s->n_keys)
+        memcpy(s->fed_keys, s->keys, (size_t)s->n_keys * sizeof *s->fed_keys);
     s->n_fed_keys = (size_t)s->n_keys;
 }
 
