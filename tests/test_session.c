@@ -1,6 +1,6 @@
 /* test_session.c - the session shared by the REPL and the server (on the
  * idefics3 fixture): KV-prefix reuse by token ids and image identity,
- * answers equal with and without reuse, the image cache (hits, pins, the
+ * answers equal with and without reuse, text-only turns, the image cache (hits, pins, the
  * byte budget) and cleanup under memory pressure. */
 #include <stdlib.h>
 #include <string.h>
@@ -82,6 +82,26 @@ static void test_reuse(fixture_t *f)
     free(ids);
 }
 
+/* Text alone: no images, no keys. */
+static void test_text_only(fixture_t *f)
+{
+    vc_session_reset(&f->s);
+    vc_chat_msg msg = { "user", "Hello there.", 0 };
+    int32_t *ids = NULL;
+    size_t n = 0, reused = 99;
+    CHECK(vc_model_prompt_ids(f->m, &msg, 1, NULL, 0, true, &ids, &n) == 0, "%s", vc_error());
+    vc_gen_options o = greedy(3);
+    for (int round = 0; round < 2 && ids; round++) {
+        vc_gen_result r = { 0 };
+        CHECK(vc_session_prepare(&f->s, ids, n, NULL, NULL, 0, &reused) == 0, "%s", vc_error());
+        CHECK(vc_session_run(&f->s, &o, &r) == 0, "%s", vc_error());
+        vc_session_end_turn(&f->s);
+        CHECK(reused == (round ? n - 1 : 0), "round %d reused %zu of %zu", round, reused, n);
+        vc_gen_result_free(&r);
+    }
+    free(ids);
+}
+
 static void test_cache(fixture_t *f)
 {
     vc_session_reset(&f->s);
@@ -145,6 +165,7 @@ int main(void)
     }
     CHECK(f.key[0] != f.key[1], "different pixels, different keys");
     test_reuse(&f);
+    test_text_only(&f);
     test_cache(&f);
     test_events(&f);
     vc_session_free(&f.s);
