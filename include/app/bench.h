@@ -19,7 +19,9 @@
 
 /* Names of the built-in benchmark architectures, comma-separated. */
 const char *vc_bench_arch_names(void);
-/* Runs the benchmark for cli->bench_arch; returns an exit code. */
+/* Runs the benchmark for cli->bench_arch and prints its table (or JSON).
+ * Fails (-1, the exit class recorded) on a bad --bench model or --quant, or
+ * when making, loading or running the model fails. */
 int vc_run_bench(const vc_cli *cli, volatile sig_atomic_t *interrupt);
 
 #endif

@@ -16,7 +16,10 @@
 #include "app/cli.h"
 #include "model/model.h"
 
-/* Returns an exit code; with --min-accuracy, 1 if the accuracy is below it. */
+/* Runs every question and prints the table (or JSON). Fails (-1, the exit
+ * class recorded) on a bad file or a failed question, and with
+ * --min-accuracy when the accuracy is below it (VC_EXIT_RUNTIME, after the
+ * results are printed). */
 int vc_run_eval(vc_model *m, const vc_cli *cli, volatile sig_atomic_t *interrupt);
 /* Normalizes an answer in place (lowercase, no punctuation or articles,
  * number words as digits, single spaces). */

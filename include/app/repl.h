@@ -15,6 +15,9 @@
 #include "app/cli.h"
 #include "model/model.h"
 
+/* Chats until /quit, Ctrl-D or SIGTERM (errors within the chat are shown
+ * and the chat goes on). 0, or -1 with VC_EXIT_INTERRUPTED recorded after
+ * SIGTERM. */
 int vc_run_repl(vc_model *m, const vc_cli *cli, volatile sig_atomic_t *interrupt);
 
 #endif

@@ -12,7 +12,9 @@
 #include "app/cli.h"
 #include "model/model.h"
 
-/* Returns an exit code (VC_EXIT_*); errors are reported before returning. */
+/* Answers every prompt. Fails (-1, the exit class recorded: VC_EXIT_INPUT
+ * for bad input, VC_EXIT_INTERRUPTED when interrupted, ...) at the first
+ * prompt that cannot be answered; main reports it. */
 int vc_run_scripted(vc_model *m, const vc_cli *cli, volatile sig_atomic_t *interrupt);
 /* Sampling settings: the model's generation_config defaults, overridden by
  * what the command line set. */

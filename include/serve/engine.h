@@ -2,13 +2,14 @@
  *
  * HTTP connection threads parse and decode a request, wrap it in a job and
  * submit it; the single worker thread owns the model and runs jobs from a
- * bounded queue.  Between requests it keeps the KV cache and compares the
- * next prompt with it (token ids and, for image tokens, which image they
- * came from), so a client that resends the conversation with one more
- * message pays only for the new part; encoded images are kept in a small
- * cache keyed by their pixels, so a follow-up about the same image costs no
- * image encoding.  Under memory pressure the cache is dropped and the event
- * is counted and shown in the statistics.
+ * bounded queue.  Its session (model/session.h) keeps the KV cache between
+ * requests and compares the next prompt with it (token ids and, for image
+ * tokens, which image they came from), so a client that resends the
+ * conversation with one more message pays only for the new part; encoded
+ * images are cached by their pixels, so a follow-up about the same image
+ * costs no image encoding.  Before each request the worker checks memory
+ * pressure (the session drops the image cache); cleanup events are counted
+ * and shown in the statistics.
  *
  * A job's answer is bytes the connection thread reads as they come: SSE
  * events for a streamed request, one JSON body otherwise.

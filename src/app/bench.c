@@ -524,12 +524,12 @@ int vc_run_bench(const vc_cli *cli, volatile sig_atomic_t *interrupt)
     char dir[4096], image[4200];
     bench_dir(a, dir, sizeof dir);
     if (make_model(a, dir) != 0)
-        return vc_error_code();
+        return -1;
     bench_result r = { 0 };
     vc_model m;
     vc_model_options opt = { .n_ctx = 2048, .quant = quant == VC_BF16 ? 0 : quant };
     if (vc_model_open(dir, &opt, &m) != 0)
-        return vc_error_code();
+        return -1;
     r.load_ms = m.load_ms;
     r.weights_bytes = vc_tensors_bytes(&m.llm.weights);
     snprintf(image, sizeof image, "%s/image.png", dir);
@@ -539,7 +539,7 @@ int vc_run_bench(const vc_cli *cli, volatile sig_atomic_t *interrupt)
     r.peak_rss = vc_mem_peak_rss();
     vc_model_close(&m);
     if (rc != 0)
-        return vc_error_code();
+        return -1;
     r.bandwidth = read_bandwidth();
     /* per token, decode reads every text weight once (the tied embedding table as the output head) */
     size_t text_bytes = r.weights_bytes;
@@ -556,5 +556,5 @@ int vc_run_bench(const vc_cli *cli, volatile sig_atomic_t *interrupt)
         print_json(a, type, &r);
     else
         print_table(a, type, &r);
-    return VC_EXIT_OK;
+    return 0;
 }

@@ -161,11 +161,11 @@ int vc_run_eval(vc_model *m, const vc_cli *cli, volatile sig_atomic_t *interrupt
     size_t len;
     char *text = vc_read_file(cli->eval_file, &len);
     if (!text)
-        return vc_fail_code(VC_EXIT_INPUT, "%s", vc_error()), VC_EXIT_INPUT;
+        return vc_fail_code(VC_EXIT_INPUT, "%s", vc_error());
     char *base = dir_of(cli->eval_file);
     item *items = NULL;
     size_t n = 0, cap = 0;
-    double total_score = 0, decode_ms = 0;
+    double total_score = 0, decode_ms = 0, below = -1;   /* below: the accuracy if under --min-accuracy */
     size_t decode_tokens = 0;
     int rc = base ? 0 : -1, line_no = 0;
     for (char *line = text, *next; rc == 0 && line && *line; line = next) {
@@ -222,7 +222,6 @@ int vc_run_eval(vc_model *m, const vc_cli *cli, volatile sig_atomic_t *interrupt
     free(base);
     if (rc == 0 && n == 0)
         rc = vc_fail_code(VC_EXIT_INPUT, "%s: no questions", cli->eval_file);
-    int code = rc == 0 ? VC_EXIT_OK : vc_error_code();
     if (rc == 0) {
         double *lat = vc_malloc(n * sizeof *lat), mean = 0;
         for (size_t i = 0; lat && i < n; i++) {
@@ -259,10 +258,8 @@ int vc_run_eval(vc_model *m, const vc_cli *cli, volatile sig_atomic_t *interrupt
         }
         fflush(stdout);
         free(lat);
-        if (cli->min_accuracy > 0 && acc < cli->min_accuracy) {
-            fprintf(stderr, "vlmchat: accuracy %.3f is below --min-accuracy %.3f\n", acc, cli->min_accuracy);
-            code = VC_EXIT_RUNTIME;
-        }
+        if (cli->min_accuracy > 0 && acc < cli->min_accuracy)
+            below = acc;
     }
     for (size_t i = 0; i < n; i++) {
         free(items[i].image);
@@ -273,5 +270,7 @@ int vc_run_eval(vc_model *m, const vc_cli *cli, volatile sig_atomic_t *interrupt
     if (rc != 0 && n < cap)
         free(items[n].answer);
     free(items);
-    return code;
+    if (rc == 0 && below >= 0)
+        return vc_fail_code(VC_EXIT_RUNTIME, "accuracy %.3f is below --min-accuracy %.3f", below, cli->min_accuracy);
+    return rc;
 }

@@ -90,12 +90,12 @@ static int run(const vc_cli *cli)
         fprintf(stderr, "vlmchat: %s\n", m.note);
     if (cli->verbose)
         describe(&m);
-    int code = cli->command == VC_CMD_EVAL ? vc_run_eval(&m, cli, &interrupted)
-               : cli->serve                 ? vc_run_serve(&m, cli, &interrupted)
-               : interactive                ? vc_run_repl(&m, cli, &interrupted)
-                                            : vc_run_scripted(&m, cli, &interrupted);
+    int rc = cli->command == VC_CMD_EVAL ? vc_run_eval(&m, cli, &interrupted)
+             : cli->serve                 ? vc_run_serve(&m, cli, &interrupted)
+             : interactive                ? vc_run_repl(&m, cli, &interrupted)
+                                          : vc_run_scripted(&m, cli, &interrupted);
     vc_model_close(&m);
-    return code == VC_EXIT_OK ? 0 : -1;
+    return rc;
 }
 
 int main(int argc, char **argv)
@@ -119,7 +119,7 @@ int main(int argc, char **argv)
     vc_int8dot_enable(cli.int8_dot);
     int rc;
     if (cli.command == VC_CMD_BENCH) {
-        rc = vc_run_bench(&cli, &interrupted) == VC_EXIT_OK ? 0 : -1;
+        rc = vc_run_bench(&cli, &interrupted);
     } else if (cli.command == VC_CMD_CONVERT) {
         int type = vc_dtype_from_name(cli.out_type ? cli.out_type : "f16");
         rc = type < 0 || !vc_dtype_is_ggml((uint32_t)type)

@@ -4,7 +4,6 @@
 
 #include <errno.h>
 #include <jansson.h>
-#include <malloc.h>
 #include <readline/history.h>
 #include <readline/readline.h>
 #include <stdio.h>
@@ -37,7 +36,7 @@ typedef struct {
     volatile sig_atomic_t *interrupt;
     char history_path[4096];
     bool started;                 /* reply text shown yet (leading space dropped) */
-    size_t budget;                /* memory budget in bytes */
+    char note[VC_EVENT_LEN];      /* the model's load note, shown until the first event */
     unsigned shown_events;
 } repl;
 
@@ -56,6 +55,12 @@ static void mib(char *out, size_t n, size_t bytes)
         snprintf(out, n, "%.1fM", bytes / 1048576.0);
 }
 
+/* The latest memory/context event; the model's load note until there is one. */
+static const char *latest_event(const repl *r)
+{
+    return r->conv.session.event[0] ? r->conv.session.event : r->note;
+}
+
 static void status(repl *r)
 {
     char rss[16], w[16], kv[16], img[16], avail[16], line[512];
@@ -63,23 +68,17 @@ static void status(repl *r)
     mib(rss, sizeof rss, vc_mem_rss());
     mib(w, sizeof w, vc_tensors_bytes(&l->weights));
     mib(kv, sizeof kv, vc_llm_kv_bytes(l));
-    mib(img, sizeof img, vc_conv_image_bytes(&r->conv));
+    mib(img, sizeof img, vc_session_image_bytes(&r->conv.session));
     mib(avail, sizeof avail, vc_mem_available());
+    const char *event = latest_event(r);
     snprintf(line, sizeof line, " RSS %s | weights %s | KV %d/%d (%s) | img %s | avail %s | %.0f tok/s%s%s",
-             rss, w, l->n_past, l->n_ctx, kv, img, avail, r->last_tok_s, r->conv.event[0] ? " | " : "",
-             r->conv.event);
+             rss, w, l->n_past, l->n_ctx, kv, img, avail, r->last_tok_s, event[0] ? " | " : "", event);
     vc_statusbar_draw(&r->bar, line);
 }
 
-/* Memory pressure: the process near its budget, little memory left on the
- * system, or PSI reporting stalls. */
-static void check_pressure(repl *r)
-{
-    if (vc_mem_under_pressure(r->budget)) {
-        vc_conv_drop_image_cache(&r->conv);
-        malloc_trim(0);
-    }
-}
+/* Memory pressure (the process near its budget, little memory left on the
+ * system, or PSI reporting stalls) drops the image cache; see model/session.h. */
+static void check_pressure(repl *r) { vc_session_check_pressure(&r->conv.session); }
 
 /* ---- output ---- */
 
@@ -122,7 +121,7 @@ static void cmd_image(repl *r, char *args)
             complain();
             continue;
         }
-        const vc_image_embd *e = &r->conv.images[r->conv.n_images - 1];
+        const vc_conv_image *e = &r->conv.images[r->conv.n_images - 1];
         say("[image %d: %s, %d tokens, encoded in %.0f ms]\n", r->conv.n_images, path, e->n_tokens, vc_now_ms() - t0);
         check_pressure(r);
     }
@@ -147,8 +146,8 @@ static void cmd_stats(repl *r)
     mib(d, sizeof d, vc_llm_kv_bytes(l));
     say("context %d of %d tokens, %zu turns, %d images\nRSS %s (peak %s), weights %s mapped, KV cache %s\n"
         "last reply %.1f tok/s; %u memory/context events%s%s\n",
-        l->n_past, l->n_ctx, r->conv.n_turns, r->conv.n_images, a, b, c, d, r->last_tok_s, r->conv.events,
-        r->conv.event[0] ? ", latest: " : "", r->conv.event);
+        l->n_past, l->n_ctx, r->conv.n_turns, r->conv.n_images, a, b, c, d, r->last_tok_s, r->conv.session.events,
+        latest_event(r)[0] ? ", latest: " : "", latest_event(r));
 }
 
 static void cmd_set(repl *r, char *args)
@@ -272,9 +271,9 @@ static void chat(repl *r, const char *text)
         complain();
     r->last_tok_s = res.decode_ms > 0 ? res.n_tokens / (res.decode_ms / 1e3) : 0;
     check_pressure(r);
-    if (r->conv.events != r->shown_events) {   /* memory and context events also go into the transcript */
-        r->shown_events = r->conv.events;
-        say("[%s]\n", r->conv.event);
+    if (r->conv.session.events != r->shown_events) {   /* memory and context events also go into the transcript */
+        r->shown_events = r->conv.session.events;
+        say("[%s]\n", r->conv.session.event);
     }
     vc_gen_result_free(&res);
     if (*r->interrupt != SIGTERM)
@@ -417,7 +416,6 @@ int vc_run_repl(vc_model *m, const vc_cli *cli, volatile sig_atomic_t *interrupt
     vc_conv_init(&r.conv, m);
     if (cli->system)
         vc_conv_set_system(&r.conv, cli->system);
-    r.budget = m->budget;
     int forced = vc_preview_from_name(cli->preview);
     if (forced >= 0)
         r.preview = (vc_preview_mode)forced;
@@ -432,7 +430,7 @@ int vc_run_repl(vc_model *m, const vc_cli *cli, volatile sig_atomic_t *interrupt
     rl_catch_signals = 0;
     say("vlmchat - %s. /help for commands, Ctrl-D to quit.\n", m->path);
     if (m->note[0])
-        snprintf(r.conv.event, sizeof r.conv.event, "%.150s", m->note);
+        snprintf(r.note, sizeof r.note, "%.150s", m->note);
     for (int i = 0; i < cli->n_images; i++) {
         char path[4096];
         snprintf(path, sizeof path, "%s", cli->images[i]);
@@ -469,6 +467,6 @@ int vc_run_repl(vc_model *m, const vc_cli *cli, volatile sig_atomic_t *interrupt
     vc_buf_free(&r.pending);
     vc_conv_free(&r.conv);
     if (*interrupt == SIGTERM)
-        return vc_fail_code(VC_EXIT_INTERRUPTED, "terminated"), VC_EXIT_INTERRUPTED;
-    return VC_EXIT_OK;
+        return vc_fail_code(VC_EXIT_INTERRUPTED, "terminated");
+    return 0;
 }

@@ -160,30 +160,29 @@ int vc_run_scripted(vc_model *m, const vc_cli *cli, volatile sig_atomic_t *inter
             fprintf(stderr, "vlmchat: %s: %d image tokens in %.1f ms\n", cli->images[i], images[i].n_tokens,
                     vc_now_ms() - t0);
     }
-    int code = rc == 0 ? run_prompts(m, cli, images, interrupt) : vc_error_code();
+    if (rc == 0)
+        rc = run_prompts(m, cli, images, interrupt);
     for (int i = 0; i < cli->n_images; i++)
         vc_image_embd_free(&images[i]);
-    return code;
+    return rc;
 }
 
 static int run_prompts(vc_model *m, const vc_cli *cli, const vc_image_embd *images, volatile sig_atomic_t *interrupt)
 {
     int rc = 0;
-    if (cli->prompt) {
-        rc = answer(m, cli, cli->prompt, images, interrupt);
-        return rc == 0 ? VC_EXIT_OK : vc_error_code();
-    }
+    if (cli->prompt)
+        return answer(m, cli, cli->prompt, images, interrupt);
     if (cli->whole_input) {
         size_t len;
         char *all = read_all(stdin, &len);
         if (!all)
-            return vc_error_code();
+            return -1;
         if (has_nul(all, len))
             rc = vc_fail_code(VC_EXIT_INPUT, "standard input contains a NUL byte");
         else
             rc = answer(m, cli, all, images, interrupt);
         free(all);
-        return rc == 0 ? VC_EXIT_OK : vc_error_code();
+        return rc;
     }
     char *line = NULL;
     size_t cap = 0;
@@ -207,5 +206,5 @@ static int run_prompts(vc_model *m, const vc_cli *cli, const vc_image_embd *imag
     free(line);
     if (rc == 0 && answered == 0)
         rc = vc_fail_code(VC_EXIT_INPUT, "no prompt: standard input was empty");
-    return rc == 0 ? VC_EXIT_OK : vc_error_code();
+    return rc;
 }

@@ -40,5 +40,5 @@ int vc_run_serve(vc_model *m, const vc_cli *cli, volatile sig_atomic_t *interrup
                     .max_tokens = cli->set_max_tokens ? cli->max_tokens : 0, .budget = m->budget,
                     .verbose = cli->verbose },
     };
-    return vc_serve(m, &opt, interrupt) == 0 ? VC_EXIT_OK : vc_error_code();
+    return vc_serve(m, &opt, interrupt);
 }

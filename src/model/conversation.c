@@ -1,7 +1,6 @@
 /* conversation.c - see include/model/conversation.h */
 #include "model/conversation.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,16 +13,7 @@ void vc_conv_init(vc_conversation *c, vc_model *m)
 {
     memset(c, 0, sizeof *c);
     c->m = m;
-}
-
-static void set_event(vc_conversation *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void set_event(vc_conversation *c, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(c->event, sizeof c->event, fmt, ap);
-    va_end(ap);
-    c->events++;
+    vc_session_init(&c->session, m, m->budget);
 }
 
 static void free_turns(vc_conversation *c)
@@ -37,10 +27,8 @@ static void free_turns(vc_conversation *c)
 
 static void free_images(vc_conversation *c)
 {
-    for (int i = 0; i < c->n_images; i++) {
-        vc_image_embd_free(&c->images[i]);
+    for (int i = 0; i < c->n_images; i++)
         free(c->image_paths[i]);
-    }
     c->n_images = c->used_images = 0;
 }
 
@@ -48,17 +36,16 @@ void vc_conv_clear(vc_conversation *c)
 {
     free_turns(c);
     free_images(c);
-    c->n_fed = 0;
-    vc_llm_truncate(&c->m->llm, 0);
+    vc_session_reset(&c->session);
 }
 
 void vc_conv_free(vc_conversation *c)
 {
     vc_conv_clear(c);
+    vc_session_free(&c->session);
     free(c->turns);
     free(c->images);
     free(c->image_paths);
-    free(c->fed);
     free(c->system);
     memset(c, 0, sizeof *c);
 }
@@ -73,6 +60,21 @@ int vc_conv_set_system(vc_conversation *c, const char *text)
     return 0;
 }
 
+/* Loads an image file and gets it encoded through the session's cache;
+ * img gets its identity and size. */
+static int encode_file(vc_conversation *c, const char *path, vc_conv_image *img, vc_image_embd *out)
+{
+    vc_image pixels;
+    if (vc_image_load(path, NULL, &pixels) != 0)
+        return -1;
+    img->key = vc_session_pixel_hash(&pixels);
+    int rc = vc_session_image(&c->session, &pixels, img->key, out);
+    vc_image_free(&pixels);
+    if (rc == 0)
+        img->n_tokens = out->n_tokens;
+    return rc;
+}
+
 int vc_conv_attach(vc_conversation *c, const char *path)
 {
     size_t cap = (size_t)c->cap_images;
@@ -83,7 +85,8 @@ int vc_conv_attach(vc_conversation *c, const char *path)
         return -1;
     c->cap_images = (int)VC_MIN(cap, cap2);
     char *p = vc_strdup(path);
-    if (!p || vc_model_encode_image(c->m, path, &c->images[c->n_images]) != 0) {
+    vc_image_embd embd;
+    if (!p || encode_file(c, path, &c->images[c->n_images], &embd) != 0) {
         free(p);
         return -1;
     }
@@ -93,39 +96,14 @@ int vc_conv_attach(vc_conversation *c, const char *path)
 
 int vc_conv_pending(const vc_conversation *c) { return c->n_images - c->used_images; }
 
-size_t vc_conv_image_bytes(const vc_conversation *c)
+/* The encoded images of the sent messages, pinned in the session's cache
+ * (those it no longer holds are encoded again from their files). */
+static int sent_images(vc_conversation *c, vc_image_embd *out)
 {
-    size_t total = 0;
-    for (int i = 0; i < c->n_images; i++)
-        if (c->images[i].embd)
-            total += (size_t)c->images[i].n_tokens * c->m->llm.cfg.dim * sizeof(float);
-    return total;
-}
-
-void vc_conv_drop_image_cache(vc_conversation *c)
-{
-    size_t bytes = vc_conv_image_bytes(c);
-    int dropped = 0;
     for (int i = 0; i < c->used_images; i++)
-        if (c->images[i].embd) {
-            free(c->images[i].embd);
-            c->images[i].embd = NULL;
-            dropped++;
-        }
-    if (dropped)
-        set_event(c, "dropped %d cached images (%.1f MiB)", dropped, (bytes - vc_conv_image_bytes(c)) / 1048576.0);
-}
-
-/* Re-encodes images whose features were dropped from the cache. */
-static int ensure_images(vc_conversation *c, int upto)
-{
-    for (int i = 0; i < upto; i++)
-        if (!c->images[i].embd) {
-            vc_image_embd fresh;
-            if (vc_model_encode_image(c->m, c->image_paths[i], &fresh) != 0)
-                return -1;
-            c->images[i] = fresh;
-        }
+        if (!vc_session_find_image(&c->session, c->images[i].key, &out[i]) &&
+            encode_file(c, c->image_paths[i], &c->images[i], &out[i]) != 0)
+            return -1;
     return 0;
 }
 
@@ -146,8 +124,9 @@ static int add_turn(vc_conversation *c, const char *role, const char *content, i
     return 0;
 }
 
-/* The whole conversation as prompt ids (with the assistant header). */
-static int render(vc_conversation *c, int32_t **ids, size_t *n)
+/* The whole conversation as prompt ids (with the assistant header);
+ * images[] gets the sent images' encodings. */
+static int render(vc_conversation *c, vc_image_embd *images, int32_t **ids, size_t *n)
 {
     size_t k = 0;
     vc_chat_msg *msgs = vc_calloc(c->n_turns + 1, sizeof *msgs);
@@ -157,9 +136,9 @@ static int render(vc_conversation *c, int32_t **ids, size_t *n)
         msgs[k++] = (vc_chat_msg){ "system", c->system, 0 };
     for (size_t i = 0; i < c->n_turns; i++)
         msgs[k++] = (vc_chat_msg){ c->turns[i].role, c->turns[i].content, c->turns[i].n_images };
-    int rc = ensure_images(c, c->used_images);
+    int rc = sent_images(c, images);
     if (rc == 0)
-        rc = vc_model_prompt_ids(c->m, msgs, k, c->images, c->used_images, true, ids, n);
+        rc = vc_model_prompt_ids(c->m, msgs, k, images, c->used_images, true, ids, n);
     free(msgs);
     return rc;
 }
@@ -179,31 +158,12 @@ static void drop_oldest_exchange(vc_conversation *c)
     }
     memmove(c->turns, c->turns + drop, (c->n_turns - drop) * sizeof *c->turns);
     c->n_turns -= drop;
-    for (int i = 0; i < images; i++) {
-        vc_image_embd_free(&c->images[i]);
+    for (int i = 0; i < images; i++)
         free(c->image_paths[i]);
-    }
     memmove(c->images, c->images + images, (size_t)(c->n_images - images) * sizeof *c->images);
     memmove(c->image_paths, c->image_paths + images, (size_t)(c->n_images - images) * sizeof *c->image_paths);
     c->n_images -= images;
     c->used_images -= images;
-}
-
-static size_t common_prefix(const int32_t *a, size_t na, const int32_t *b, size_t nb)
-{
-    size_t i = 0;
-    while (i < na && i < nb && a[i] == b[i])
-        i++;
-    return i;
-}
-
-static int remember(vc_conversation *c, const int32_t *ids, size_t n)
-{
-    if (vc_reserve((void **)&c->fed, &c->cap_fed, c->n_fed + n, sizeof *c->fed) != 0)
-        return -1;
-    memcpy(c->fed + c->n_fed, ids, n * sizeof *ids);
-    c->n_fed += n;
-    return 0;
 }
 
 int vc_conv_add_turn(vc_conversation *c, const char *role, const char *content, int n_images)
@@ -252,62 +212,61 @@ int vc_conv_load_json(vc_conversation *c, const char *text, size_t len, const ch
     return rc;
 }
 
+/* Takes back the last (user) turn and its images after a failed turn. */
+static void take_back(vc_conversation *c, int pending)
+{
+    c->used_images -= pending;
+    free(c->turns[--c->n_turns].role);
+    free(c->turns[c->n_turns].content);
+}
+
 int vc_conv_turn(vc_conversation *c, const char *text, const vc_gen_options *opt, vc_gen_result *res)
 {
     memset(res, 0, sizeof *res);
     int pending = vc_conv_pending(c);
-    if (add_turn(c, "user", text, pending) != 0)
+    vc_image_embd *images = vc_calloc((size_t)c->n_images + 1, sizeof *images);
+    uint64_t *keys = vc_calloc((size_t)c->n_images + 1, sizeof *keys);
+    if (!images || !keys || add_turn(c, "user", text, pending) != 0) {
+        free(images);
+        free(keys);
         return -1;
+    }
     c->used_images += pending;
     int32_t *ids = NULL;
-    size_t n = 0;
-    int rc = render(c, &ids, &n);
+    size_t n = 0, keep = 0;
+    int rc = render(c, images, &ids, &n);
     int room = c->m->llm.n_ctx - opt->max_tokens / 4;   /* keep some room to answer */
     int dropped = 0;
     while (rc == 0 && (int)n > VC_MAX(room, c->m->llm.n_ctx / 2) && c->n_turns > 1) {
         free(ids);
+        ids = NULL;
         drop_oldest_exchange(c);
         dropped++;
-        rc = render(c, &ids, &n);
+        rc = render(c, images, &ids, &n);
     }
     if (dropped) {
-        set_event(c, "context full: moved the %d oldest exchange%s out of the KV cache", dropped, dropped > 1 ? "s" : "");
-        c->n_fed = 0;   /* positions shift: rebuild the cache */
+        vc_session_event(&c->session, "context full: moved the %d oldest exchange%s out of the KV cache", dropped,
+                         dropped > 1 ? "s" : "");
+        vc_session_forget(&c->session);   /* positions shift: rebuild the cache */
     }
-    if (rc != 0) {
-        c->used_images -= pending;
-        free(c->turns[--c->n_turns].role);
-        free(c->turns[c->n_turns].content);
-        return -1;
+    for (int i = 0; i < c->used_images; i++)
+        keys[i] = c->images[i].key;
+    if (rc == 0)
+        rc = vc_session_prepare(&c->session, ids, n, images, keys, c->used_images, &keep);
+    if (rc == 0) {
+        rc = vc_session_run(&c->session, opt, res);
+        if (rc == 0 || res->n_tokens > 0) {
+            const char *reply = res->text ? res->text : "";
+            add_turn(c, "assistant", reply + strspn(reply, " "), 0);   /* as the template expects it */
+        } else {
+            take_back(c, pending);
+        }
+    } else {
+        take_back(c, pending);
     }
-    /* keep what the cache already holds, feed the rest */
-    size_t keep = common_prefix(c->fed, c->n_fed, ids, n);
-    if (keep == n)
-        keep = n - 1;   /* the last position must be run to get logits */
-    vc_llm_truncate(&c->m->llm, (int)keep);
-    if ((size_t)c->m->llm.n_past != keep) {   /* cache shorter than we thought: start over */
-        keep = 0;
-        vc_llm_truncate(&c->m->llm, 0);
-    }
-    c->n_fed = keep;
-    float *embd = NULL;
-    if (c->used_images > 0 && (rc = vc_model_prompt_embd(c->m, ids, n, c->images, c->used_images, &embd)) != 0) {
-        free(ids);
-        return -1;
-    }
-    vc_gen_options o = *opt;
-    o.prompt_embd = embd ? embd + keep * (size_t)c->m->llm.cfg.dim : NULL;
-    rc = vc_generate(c->m, ids + keep, n - keep, &o, res);
-    if (rc == 0 || res->n_tokens > 0) {
-        remember(c, ids + keep, n - keep);
-        /* whatever the cache holds beyond the prompt is the part of the reply
-         * that was fed back (the last sampled token may not have been) */
-        size_t fed_reply = (size_t)c->m->llm.n_past > n ? (size_t)c->m->llm.n_past - n : 0;
-        remember(c, res->tokens, VC_MIN(fed_reply, res->n_tokens));
-        const char *reply = res->text ? res->text : "";
-        add_turn(c, "assistant", reply + strspn(reply, " "), 0);   /* as the template expects it */
-    }
+    vc_session_end_turn(&c->session);
     free(ids);
-    free(embd);
+    free(images);
+    free(keys);
     return rc;
 }

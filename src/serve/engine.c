@@ -1,11 +1,8 @@
 /* engine.c - see include/serve/engine.h */
-#define _GNU_SOURCE   /* malloc_trim */
 #include "serve/engine.h"
 
-#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,15 +13,10 @@
 #include "core/meminfo.h"
 #include "model/generate.h"
 #include "model/prompt.h"
+#include "model/session.h"
 #include "text/stream.h"
 
-/* As many slots as a request may hold images, so that encoding one image of a
- * request never evicts another of the same request (least recently used
- * goes first); between requests the cache is trimmed to CACHE_BYTES. */
-#define IMAGE_CACHE_SLOTS VC_API_MAX_IMAGES
-#define CACHE_BYTES ((size_t)256 << 20)
 #define EVENT_SLOTS 8
-#define EVENT_TEXT 160
 
 struct vc_job {
     pthread_mutex_t mu;
@@ -44,12 +36,6 @@ struct vc_job {
 };
 
 typedef struct {
-    uint64_t key;
-    vc_image_embd embd;
-    uint64_t last_use;
-} cached_image;
-
-typedef struct {
     unsigned long long completions, failed, cancelled, prompt_tokens, completion_tokens, reused_tokens;
     unsigned long long images_encoded, image_cache_hits, cleanups;
     double busy_ms;
@@ -66,33 +52,15 @@ struct vc_engine {
     int queued;
     bool closing, joined;
     /* worker-only state */
-    int32_t *fed;                       /* token ids in the KV cache */
-    size_t n_fed, cap_fed;
-    uint64_t fed_keys[VC_API_MAX_IMAGES];   /* images of those tokens, in order */
-    int n_fed_keys;
-    cached_image cache[IMAGE_CACHE_SLOTS];
-    uint64_t use_clock;
+    vc_session session;                 /* KV cache reuse, image cache, pressure cleanup */
     unsigned long long seed_counter;
     /* stats (under mu) */
     engine_counts counts;
-    struct { long when; char text[EVENT_TEXT]; } events[EVENT_SLOTS];
+    struct { long when; char text[VC_EVENT_LEN]; } events[EVENT_SLOTS];
     unsigned n_events;
 };
 
 /* ---- jobs ---- */
-
-static uint64_t hash_image(const vc_image *img)
-{
-    uint64_t h = 1469598103934665603ULL;   /* FNV-1a */
-    int dims[2] = { img->width, img->height };
-    const uint8_t *p = (const uint8_t *)dims;
-    for (size_t i = 0; i < sizeof dims; i++)
-        h = (h ^ p[i]) * 1099511628211ULL;
-    size_t n = (size_t)img->width * img->height * 3;
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ img->rgb[i]) * 1099511628211ULL;
-    return h;
-}
 
 vc_job *vc_job_new(vc_api_request *req, vc_image *images)
 {
@@ -110,7 +78,7 @@ vc_job *vc_job_new(vc_api_request *req, vc_image *images)
     memset(req, 0, sizeof *req);
     for (int i = 0; i < j->req.n_images; i++) {
         j->images[i] = images[i];
-        j->keys[i] = hash_image(&images[i]);
+        j->keys[i] = vc_session_pixel_hash(&images[i]);
         memset(&images[i], 0, sizeof images[i]);
     }
     static unsigned long long serial;
@@ -217,28 +185,29 @@ void vc_job_cancel(vc_job *j) { j->cancel = 1; }
 
 /* ---- events and stats ---- */
 
-static void add_event(vc_engine *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void add_event(vc_engine *e, const char *fmt, ...)
+/* The session's cleanup events, kept for the stats (the worker calls it). */
+static void on_event(void *ctx, const char *text)
 {
+    vc_engine *e = ctx;
     pthread_mutex_lock(&e->mu);
     unsigned slot = e->n_events++ % EVENT_SLOTS;
     e->events[slot].when = (long)time(NULL);
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(e->events[slot].text, sizeof e->events[slot].text, fmt, ap);
-    va_end(ap);
+    snprintf(e->events[slot].text, sizeof e->events[slot].text, "%s", text);
     e->counts.cleanups++;
     pthread_mutex_unlock(&e->mu);
     if (e->opt.verbose)
-        fprintf(stderr, "vlmchat: %s\n", e->events[slot].text);
+        fprintf(stderr, "vlmchat: %s\n", text);
 }
 
-static size_t image_cache_bytes(const vc_engine *e)
+/* Copies the session's image figures into the stats (the worker calls it). */
+static void publish_images(vc_engine *e)
 {
-    size_t bytes = 0;
-    for (int i = 0; i < IMAGE_CACHE_SLOTS; i++)
-        bytes += (size_t)e->cache[i].embd.n_tokens * e->m->llm.cfg.dim * sizeof(float);
-    return bytes;
+    size_t bytes = vc_session_image_bytes(&e->session);
+    pthread_mutex_lock(&e->mu);
+    e->counts.cache_bytes = bytes;
+    e->counts.images_encoded = e->session.images_encoded;
+    e->counts.image_cache_hits = e->session.image_cache_hits;
+    pthread_mutex_unlock(&e->mu);
 }
 
 json_t *vc_engine_stats(vc_engine *e)
@@ -271,82 +240,6 @@ json_t *vc_engine_stats(vc_engine *e)
     json_object_set_new(j, "cleanup_events", json_pack("{s:I,s:o}", "count", (json_int_t)c.cleanups, "latest",
                                                        events));
     return j;
-}
-
-/* ---- image cache (the worker's; its size is published for the stats) ---- */
-
-static void publish_cache_bytes(vc_engine *e)
-{
-    size_t bytes = image_cache_bytes(e);
-    pthread_mutex_lock(&e->mu);
-    e->counts.cache_bytes = bytes;
-    pthread_mutex_unlock(&e->mu);
-}
-
-static void free_slot(cached_image *c)
-{
-    vc_image_embd_free(&c->embd);
-    c->key = c->last_use = 0;
-}
-
-static void drop_image_cache(vc_engine *e)
-{
-    for (int i = 0; i < IMAGE_CACHE_SLOTS; i++)
-        free_slot(&e->cache[i]);
-    publish_cache_bytes(e);
-}
-
-/* Evicts the least recently used images until the cache fits CACHE_BYTES. */
-static void trim_image_cache(vc_engine *e)
-{
-    while (image_cache_bytes(e) > CACHE_BYTES) {
-        cached_image *oldest = NULL;
-        for (int i = 0; i < IMAGE_CACHE_SLOTS; i++)
-            if (e->cache[i].embd.embd && (!oldest || e->cache[i].last_use < oldest->last_use))
-                oldest = &e->cache[i];
-        free_slot(oldest);
-    }
-    publish_cache_bytes(e);
-}
-
-static void check_pressure(vc_engine *e)
-{
-    if (!vc_mem_under_pressure(e->opt.budget))
-        return;
-    size_t bytes = image_cache_bytes(e);
-    drop_image_cache(e);
-    malloc_trim(0);
-    add_event(e, "memory pressure: dropped the image cache (%.1f MiB), RSS now %.1f MiB", bytes / 1048576.0,
-              vc_mem_rss() / 1048576.0);
-}
-
-/* The encoded image for key (encoding and caching it if needed); the
- * result points into the cache. */
-static const vc_image_embd *encoded_image(vc_engine *e, const vc_image *img, uint64_t key)
-{
-    cached_image *slot = &e->cache[0];
-    for (int i = 0; i < IMAGE_CACHE_SLOTS; i++) {
-        cached_image *c = &e->cache[i];
-        if (c->embd.embd && c->key == key) {
-            c->last_use = ++e->use_clock;
-            pthread_mutex_lock(&e->mu);
-            e->counts.image_cache_hits++;
-            pthread_mutex_unlock(&e->mu);
-            return &c->embd;
-        }
-        if (c->last_use < slot->last_use)   /* empty slots have last_use 0 */
-            slot = c;
-    }
-    free_slot(slot);
-    if (vc_model_encode_pixels(e->m, img, &slot->embd) != 0)
-        return NULL;
-    slot->key = key;
-    slot->last_use = ++e->use_clock;
-    pthread_mutex_lock(&e->mu);
-    e->counts.images_encoded++;
-    pthread_mutex_unlock(&e->mu);
-    publish_cache_bytes(e);
-    return &slot->embd;
 }
 
 /* ---- running a job ---- */
@@ -393,37 +286,6 @@ static int on_text(void *ctx, const char *text, size_t len)
     return s->stop.stopped || s->j->cancel;
 }
 
-/* Which tokens of ids the KV cache already holds: the common prefix of ids,
- * cut before the first image whose pixels differ from the cached one's. */
-static size_t reusable_prefix(const vc_engine *e, const int32_t *ids, size_t n, const vc_image_embd *images,
-                              const uint64_t *keys)
-{
-    size_t keep = 0;
-    while (keep < n && keep < e->n_fed && ids[keep] == e->fed[keep])
-        keep++;
-    int32_t image_token = e->m->vision ? e->m->vision->image_token_id : -1;
-    int k = 0, row = 0;
-    for (size_t i = 0; i < keep; i++) {
-        if (ids[i] != image_token)
-            continue;
-        if (row == 0 && (k >= e->n_fed_keys || e->fed_keys[k] != keys[k]))
-            return i;
-        if (++row == images[k].n_tokens)
-            k++, row = 0;
-    }
-    return keep;
-}
-
-static void remember(vc_engine *e, const int32_t *ids, size_t n)
-{
-    if (vc_reserve((void **)&e->fed, &e->cap_fed, e->n_fed + n, sizeof *e->fed) != 0) {
-        e->n_fed = 0;   /* forget the cache rather than trust a partial record */
-        return;
-    }
-    memcpy(e->fed + e->n_fed, ids, n * sizeof *ids);
-    e->n_fed += n;
-}
-
 static vc_sampler_params job_sampling(vc_engine *e, const vc_api_request *r)
 {
     vc_sampler_params p = e->opt.sampling;
@@ -454,10 +316,10 @@ static int build_prompt(vc_engine *e, vc_job *j, vc_image_embd *images, int32_t 
     if (r->n_images > 0 && !e->m->vision)
         return vc_fail_code(VC_EXIT_INPUT, "the model '%s' takes no images", e->opt.model_name);
     for (int i = 0; i < r->n_images; i++) {
-        const vc_image_embd *cached = encoded_image(e, &j->images[i], j->keys[i]);
-        if (!cached)
+        int rc = vc_session_image(&e->session, &j->images[i], j->keys[i], &images[i]);
+        publish_images(e);
+        if (rc != 0)
             return -1;
-        images[i] = *cached;
     }
     vc_chat_msg *msgs = vc_calloc(r->n_msgs, sizeof *msgs);
     if (!msgs)
@@ -481,21 +343,14 @@ static void run_job(vc_engine *e, vc_job *j)
     size_t n = 0;
     int status;
     const char *code;
-    check_pressure(e);
+    vc_session_check_pressure(&e->session);
+    publish_images(e);
     if (build_prompt(e, j, images, &ids, &n, &status, &code) != 0) {
         job_fail(j, status, status == 400 ? "invalid_request_error" : "server_error", code);
         return;
     }
-    size_t keep = reusable_prefix(e, ids, n, images, j->keys);
-    if (keep == n)
-        keep = n - 1;   /* the last position must run to give logits */
-    vc_llm_truncate(&e->m->llm, (int)keep);
-    if ((size_t)e->m->llm.n_past != keep)
-        vc_llm_truncate(&e->m->llm, (int)(keep = 0));
-    e->n_fed = keep;
-    e->n_fed_keys = 0;
-    float *embd = NULL;
-    if (j->req.n_images && vc_model_prompt_embd(e->m, ids, n, images, j->req.n_images, &embd) != 0) {
+    size_t keep;
+    if (vc_session_prepare(&e->session, ids, n, images, j->keys, j->req.n_images, &keep) != 0) {
         free(ids);
         job_fail(j, 500, "server_error", NULL);
         return;
@@ -505,24 +360,12 @@ static void run_job(vc_engine *e, vc_job *j)
     stream_ctx s = { .e = e, .j = j };
     vc_stopper_init(&s.stop, j->req.stop, j->req.n_stop);
     vc_gen_options o = { .max_tokens = VC_MIN(max_tokens, room), .ignore_eos = j->req.ignore_eos, .sampling = job_sampling(e, &j->req),
-                         .on_text = on_text, .ctx = &s, .interrupt = &j->cancel,
-                         .prompt_embd = embd ? embd + keep * (size_t)e->m->llm.cfg.dim : NULL };
+                         .on_text = on_text, .ctx = &s, .interrupt = &j->cancel };
     job_start(j);
     if (j->req.stream)
         job_emit(j, vc_api_chunk_sse(j->id, j->created, e->opt.model_name, "assistant", "", 0, NULL));
     vc_gen_result res;
-    int rc = vc_generate(e->m, ids + keep, n - keep, &o, &res);
-    free(embd);
-    if (rc == 0 || res.n_tokens > 0) {
-        remember(e, ids + keep, n - keep);
-        size_t fed_reply = (size_t)e->m->llm.n_past > n ? (size_t)e->m->llm.n_past - n : 0;
-        remember(e, res.tokens, VC_MIN(fed_reply, res.n_tokens));
-        for (int i = 0; i < j->req.n_images; i++)
-            e->fed_keys[e->n_fed_keys++] = j->keys[i];
-    } else {
-        vc_llm_truncate(&e->m->llm, 0);
-        e->n_fed = 0;
-    }
+    int rc = vc_session_run(&e->session, &o, &res);
     free(ids);
     pthread_mutex_lock(&e->mu);
     e->counts.prompt_tokens += n;
@@ -583,7 +426,8 @@ static void *worker(void *arg)
             job_finish(j, 499, NULL);
         else
             run_job(e, j);
-        trim_image_cache(e);
+        vc_session_end_turn(&e->session);
+        publish_images(e);
         pthread_mutex_lock(&e->mu);
         e->running = NULL;
         e->counts.busy_ms += vc_now_ms() - t0;
@@ -601,7 +445,10 @@ int vc_engine_start(vc_model *m, const vc_engine_options *opt, vc_engine **out)
     e->opt = *opt;
     pthread_mutex_init(&e->mu, NULL);
     pthread_cond_init(&e->cv, NULL);
-    vc_llm_truncate(&m->llm, 0);
+    vc_session_init(&e->session, m, opt->budget);
+    e->session.on_event = on_event;
+    e->session.event_ctx = e;
+    vc_session_reset(&e->session);
     if (pthread_create(&e->thread, NULL, worker, e) != 0) {
         free(e);
         return vc_fail("cannot start the model worker thread");
@@ -658,8 +505,7 @@ void vc_engine_free(vc_engine *e)
 {
     if (!e)
         return;
-    drop_image_cache(e);
-    free(e->fed);
+    vc_session_free(&e->session);
     pthread_mutex_destroy(&e->mu);
     pthread_cond_destroy(&e->cv);
     free(e);
