@@ -111,11 +111,12 @@ def vision_conversation(rng, n_images, allow_system):
         conv.append({"role": "system", "content": [{"type": "text", "text": rng.choice(SYSTEMS)}]})
     if kind == "multi" and n_images >= 1:
         first = rng.randint(0, n_images - 1) if n_images > 1 else 0
-        conv.append({"role": "user", "content": [{"type": "image"}] * first +
+        conv.append({"role": "user", "content": [{"type": "image"} for _ in range(first)] +
                      [{"type": "text", "text": rng.choice(TEXTS)}]})
         conv.append({"role": "assistant", "content": [{"type": "text", "text": rng.choice(ANSWERS)}]})
         n_images -= first
-    conv.append({"role": "user", "content": [{"type": "image"}] * n_images +
+    # one dict per image: vision_inputs fills each with its own picture
+    conv.append({"role": "user", "content": [{"type": "image"} for _ in range(n_images)] +
                  [{"type": "text", "text": rng.choice(TEXTS)}]})
     return kind, conv
 
@@ -240,8 +241,9 @@ def text_config(rng, family, vocab, small=False, invalid=None):
 
 # ---- running transformers -------------------------------------------------------------------------------------
 
-def write_weights(d, seed):
-    """Replaces the checkpoint's tensors by PRNG values (same names and shapes); returns the tensor list."""
+def write_weights(d, seed, extra=None):
+    """Replaces the checkpoint's tensors by PRNG values (same names and shapes), plus `extra` {name: shape}
+    tensors the saved checkpoint lacked; returns the tensor list."""
     from safetensors import safe_open
     from safetensors.numpy import save_file
     names = {}
@@ -253,6 +255,7 @@ def write_weights(d, seed):
             os.remove(os.path.join(d, f))
     if os.path.exists(os.path.join(d, "model.safetensors.index.json")):
         os.remove(os.path.join(d, "model.safetensors.index.json"))
+    names.update(extra or {})
     tensors, spec = {}, []
     for i, (k, shape) in enumerate(sorted(names.items())):
         sc, off = init_rule(k, shape)
@@ -320,7 +323,13 @@ def text_case(family, idx, rng, invalid=None):
         config._attn_implementation = "eager"
         model = AutoModelForCausalLM.from_config(config)
         model.save_pretrained(d)
-        spec = write_weights(d, seed)
+        # a tied model whose checkpoint still stores a (different) lm_head: transformers' tie_weights then
+        # keeps the stored head
+        extra = None
+        if cfg.get("tie_word_embeddings") and rng.random() < 0.35:
+            extra = {"lm_head.weight": [cfg["vocab_size"], cfg["hidden_size"]]}
+            case["extra_head"] = True
+        spec = write_weights(d, seed, extra)
         saved = json.load(open(os.path.join(d, "config.json")))
         if legacy:
             saved = legacy_form(saved, rng)
