@@ -251,6 +251,44 @@ static size_t messages(json_t *conv, vc_chat_msg *msgs, char **texts, size_t max
 
 static bool verbose;
 
+/* What the matching cases exercised: the sweep must keep covering the rules
+ * issue #16 is about, whatever a regenerated sample happens to draw. */
+enum { COV_LLAMA3, COV_YARN, COV_DYNAMIC, COV_LINEAR, COV_LONGROPE, COV_LEGACY_KEYS, COV_SPLIT_TIE, COV_STORED_HEAD,
+       COV_BIAS, COV_LAYER_LIST, COV_SLIDING, COV_HEAD_DIM, COV_THREE_IMAGES, COV_N };
+static const char *const cov_names[COV_N] = { "llama3 rope", "yarn rope", "dynamic rope", "linear rope", "longrope",
+                                              "legacy rope_scaling keys", "text_config tie true, top-level false",
+                                              "tied config with a stored lm_head", "attention/mlp bias",
+                                              "vision_feature_layer list", "sliding window", "explicit head_dim",
+                                              "three images" };
+static int coverage[COV_N];
+
+static void record_coverage(json_t *c)
+{
+    json_t *cfg = json_object_get(c, "config"), *text = json_object_get(cfg, "text_config");
+    json_t *dc = text ? text : cfg;
+    json_t *rp = json_object_get(dc, "rope_parameters");
+    if (!json_is_object(rp) || !json_object_size(rp))
+        rp = json_object_get(dc, "rope_scaling");
+    const char *type = json_string_value(json_object_get(rp, "rope_type"));
+    if (!type)
+        type = json_string_value(json_object_get(rp, "type"));
+    static const char *const types[] = { "llama3", "yarn", "dynamic", "linear", "longrope" };
+    for (int i = 0; type && i < 5; i++)
+        coverage[COV_LLAMA3 + i] += strcmp(type, types[i]) == 0 || (i == 4 && strcmp(type, "su") == 0);
+    coverage[COV_LEGACY_KEYS] += json_object_get(dc, "rope_scaling") != NULL;
+    coverage[COV_SPLIT_TIE] += text && json_is_true(json_object_get(text, "tie_word_embeddings")) &&
+                               !json_is_true(json_object_get(cfg, "tie_word_embeddings"));
+    coverage[COV_STORED_HEAD] += json_is_true(json_object_get(c, "extra_head"));
+    coverage[COV_BIAS] += json_is_true(json_object_get(dc, "attention_bias")) || json_is_true(json_object_get(dc, "mlp_bias"));
+    coverage[COV_LAYER_LIST] += json_is_array(json_object_get(cfg, "vision_feature_layer"));
+    coverage[COV_SLIDING] += json_is_integer(json_object_get(dc, "sliding_window"));
+    json_t *hd = json_object_get(dc, "head_dim");
+    int heads = (int)json_integer_value(json_object_get(dc, "num_attention_heads"));
+    coverage[COV_HEAD_DIM] += json_is_integer(hd) && heads > 0 &&
+                              json_integer_value(hd) != json_integer_value(json_object_get(dc, "hidden_size")) / heads;
+    coverage[COV_THREE_IMAGES] += json_array_size(json_object_get(c, "images")) == 3;
+}
+
 /* Runs one case; returns its outcome in t. */
 static void run_case(json_t *c, tally *t)
 {
@@ -367,6 +405,7 @@ static void run_case(json_t *c, tally *t)
     if (ok) {
         harness_passed++;
         t->passed++;
+        record_coverage(c);
     } else {
         t->failed++;
     }
@@ -426,6 +465,8 @@ int main(int argc, char **argv)
         total.ids_skipped += t.ids_skipped, total.tie_cut += t.tie_cut;
         json_decref(root);
     }
+    for (int k = 0; argc <= 1 && k < COV_N; k++)
+        CHECK(coverage[k] > 0, "no matching sweep case exercises %s", cov_names[k]);
     printf("sweep total      %3d cases: %3d match, %2d refused, %d failed, %d prompt ids skipped\n", total.cases,
            total.passed, total.refused, total.failed, total.ids_skipped);
     return harness_finish("test_sweep");
