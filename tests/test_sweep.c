@@ -116,8 +116,10 @@ static int write_weights(const char *path, json_t *tensors)
         free(h);
         return -1;
     }
-    uint64_t hl = strlen(h);
-    int rc = fwrite(&hl, 8, 1, f) == 1 && fwrite(h, 1, hl, f) == hl ? 0 : -1;
+    /* the header padded with spaces to 8 bytes, as the safetensors library writes it */
+    uint64_t len = strlen(h), hl = (len + 7) / 8 * 8;
+    int rc = fwrite(&hl, 8, 1, f) == 1 && fwrite(h, 1, len, f) == len && fwrite("        ", 1, hl - len, f) == hl - len
+                 ? 0 : -1;
     free(h);
     json_array_foreach(tensors, i, t) {
         json_t *shape = json_array_get(t, 1), *d;
