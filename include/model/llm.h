@@ -21,7 +21,17 @@
 #include "loader/tensors.h"
 
 typedef enum { VC_ARCH_LLAMA, VC_ARCH_MISTRAL, VC_ARCH_PHI3 } vc_arch;
-typedef enum { VC_ROPE_DEFAULT, VC_ROPE_LINEAR, VC_ROPE_LONGROPE } vc_rope_kind;
+/* transformers' rope types (modeling_rope_utils.py): DYNAMIC's frequencies
+ * depend on the sequence length of each forward call, LONGROPE's factors on
+ * whether it passes original_max_position_embeddings; the others are fixed. */
+typedef enum {
+    VC_ROPE_DEFAULT,
+    VC_ROPE_LINEAR,
+    VC_ROPE_LONGROPE,
+    VC_ROPE_DYNAMIC,
+    VC_ROPE_YARN,
+    VC_ROPE_LLAMA3
+} vc_rope_kind;
 /* NEOX: rotate first half against second half (HF); PAIRS: adjacent pairs
  * (GGUF "llama" files, whose q/k rows llama.cpp's converter permuted). */
 typedef enum { VC_ROPE_NEOX, VC_ROPE_PAIRS } vc_rope_layout;
@@ -41,9 +51,15 @@ typedef struct {
     double rope_theta;
     int rope_dim;              /* rotated dimensions per head (partial rotary) */
     float rope_linear_factor;
-    int rope_orig_max_pos;     /* LongRoPE original_max_position_embeddings */
+    double rope_factor;        /* dynamic, yarn, llama3: the rope dict's factor */
+    int rope_orig_max_pos;     /* LongRoPE, yarn, llama3: original_max_position_embeddings */
+    double rope_low_freq, rope_high_freq;   /* llama3: low_freq_factor, high_freq_factor */
+    double yarn_beta_fast, yarn_beta_slow;  /* yarn: rotation bounds of the ramp */
+    bool yarn_truncate;        /* yarn: floor/ceil the ramp bounds */
     float rope_attn_factor;    /* scales cos/sin */
     float *rope_short, *rope_long;   /* rope_dim/2 factors each */
+
+    bool attn_bias, mlp_bias;  /* q/k/v/o and gate/up/down have biases (Llama's attention_bias, mlp_bias) */
 
     int32_t bos_id;
     int32_t eos_ids[VC_MAX_EOS];
@@ -53,6 +69,8 @@ typedef struct {
 typedef struct {
     const float *attn_norm, *ffn_norm;   /* point into `norms` */
     vc_matrix wq, wk, wv, wo, gate, up, down;
+    /* biases (into `biases`), NULL where the config has none */
+    const float *bq, *bk, *bv, *bo, *bgate, *bup, *bdown;
 } vc_llm_layer;
 
 typedef struct vc_llm {
@@ -61,6 +79,7 @@ typedef struct vc_llm {
     const vc_tensor *tok_embd;
     vc_matrix embed, lm_head;
     float *norms;                /* all norm weights as floats */
+    float *biases;               /* all projection biases as floats, or NULL */
     const float *final_norm;
     vc_llm_layer *layers;
     int n_interleaved;           /* matrices interleaved for --int8-dot at load */

@@ -19,6 +19,14 @@ int vc_model_encode_pixels(const vc_model *m, const vc_image *img, vc_image_embd
  * messages, in order; their count must match the messages' n_images. */
 int vc_model_prompt_ids(const vc_model *m, const vc_chat_msg *msgs, size_t n, const vc_image_embd *images,
                         int n_images, bool add_generation_prompt, int32_t **ids, size_t *n_ids);
+/* Token ids of a raw prompt (no chat template; the tokenizer's special
+ * tokens are added) with n_images images. Where the text holds the model's
+ * own placeholders (e.g. "<image>"), the images go there, in order, and their
+ * count must equal n_images (VC_EXIT_INPUT otherwise); where it holds none,
+ * each image's placeholder text as a chat message would write it (e.g.
+ * "<image>\n") is put before the text, images in order. */
+int vc_model_raw_prompt_ids(const vc_model *m, const char *text, const vc_image_embd *images, int n_images,
+                            int32_t **ids, size_t *n_ids);
 /* Input embeddings for ids: token embeddings, with image tokens replaced by
  * the images' rows in order (n x dim floats, malloc'd). */
 int vc_model_prompt_embd(const vc_model *m, const int32_t *ids, size_t n, const vc_image_embd *images, int n_images,

@@ -103,6 +103,10 @@ void vc_vision_fewer_tiles(vc_vision *v);
 int vc_vision_tokenize(const vc_vision *v, const char *text, bool special, const vc_image_embd *images, int n_images,
                        int32_t **ids, size_t *n_ids);
 
+/* How many times the model's own placeholder (v->image_token, e.g. "<image>")
+ * occurs in text. */
+int vc_vision_count_placeholders(const vc_vision *v, const char *text);
+
 /* For family files: repeats s n times into a new string (malloc'd). */
 char *vc_vision_repeat(const char *s, int n);
 

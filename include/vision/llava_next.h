@@ -17,11 +17,14 @@
 #include "vision/vit.h"
 
 #define VC_MAX_PINPOINTS 64
+#define VC_MAX_FEATURE_LAYERS 8
 
 typedef struct {
     vc_vit vit;
-    int feature_layer;
-    bool drop_cls;                 /* vision_feature_select_strategy "default" */
+    /* vision_feature_layer: one hidden state, or several concatenated per token */
+    int feature_layers[VC_MAX_FEATURE_LAYERS];
+    int n_feature_layers;
+    bool drop_cls;                 /* vision_feature_select_strategy "default" (transformers packs no other) */
     vc_matrix proj1, proj2;
     const float *proj1_b, *proj2_b, *newline;
     vc_act proj_act;
@@ -29,6 +32,7 @@ typedef struct {
     int n_pinpoints;
     /* image processor settings */
     int shortest_edge, crop_h, crop_w;
+    int size_h, size_w;            /* size {height, width} instead of shortest_edge (0: not given) */
     vc_resample resample;
     double rescale;
     float mean[3], std[3];

@@ -32,7 +32,7 @@ const char *vc_cli_usage(void)
            "  -p, --prompt TEXT       the prompt; without it, each stdin line is one\n"
            "      --whole-input       all of stdin is one prompt\n"
            "      --system TEXT       system message\n"
-           "      --raw               no chat template: the prompt text as is\n"
+           "      --raw               no chat template: the prompt text as is (images at its <image> placeholders)\n"
            "  -i, --image FILE        attach an image (JPEG or PNG; repeat for several, in order)\n"
            "generation:\n"
            "  -n, --max-tokens N      most tokens to generate (default 256)\n"

@@ -196,6 +196,14 @@ int vc_convert_to_gguf(const char *model_dir, const char *out_path, vc_dtype typ
         vc_model_close(&m);
         return vc_fail_code(VC_EXIT_USAGE, "%s: convert reads an HF model directory", model_dir);
     }
+    const vc_llm_config *c = &m.llm.cfg;
+    if (c->rope == VC_ROPE_DYNAMIC || c->rope == VC_ROPE_YARN || c->rope == VC_ROPE_LLAMA3 || c->attn_bias ||
+        c->mlp_bias) {
+        /* the GGUF reader takes default, linear and longrope ropes and no biases */
+        const char *what = c->attn_bias || c->mlp_bias ? "projection biases" : "rope type";
+        vc_model_close(&m);
+        return vc_fail_code(VC_EXIT_USAGE, "%s: convert cannot write this model's %s to GGUF", model_dir, what);
+    }
     bool llama = m.llm.cfg.arch != VC_ARCH_PHI3;
     vc_gguf_writer *w = vc_gguf_writer_new();
     int rc = w ? 0 : -1;

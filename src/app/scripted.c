@@ -81,15 +81,19 @@ static int prompt_input(const vc_model *m, const vc_cli *cli, const char *text, 
                         int32_t **ids, size_t *n, float **embd)
 {
     *embd = NULL;
-    if ((cli->raw || m->chat.format == VC_CHAT_RAW) && cli->n_images == 0)
-        return vc_tokenizer_encode(m->tok, text, strlen(text), true, ids, n);
-    vc_chat_msg msgs[2];
-    size_t k = 0;
-    if (cli->system)
-        msgs[k++] = (vc_chat_msg){ "system", cli->system, 0 };
-    msgs[k++] = (vc_chat_msg){ "user", text, cli->n_images };
-    if (vc_model_prompt_ids(m, msgs, k, images, cli->n_images, true, ids, n) != 0)
-        return -1;
+    if (cli->raw || m->chat.format == VC_CHAT_RAW) {
+        /* images at the model's own placeholders where the prompt has them */
+        if (vc_model_raw_prompt_ids(m, text, images, cli->n_images, ids, n) != 0)
+            return -1;
+    } else {
+        vc_chat_msg msgs[2];
+        size_t k = 0;
+        if (cli->system)
+            msgs[k++] = (vc_chat_msg){ "system", cli->system, 0 };
+        msgs[k++] = (vc_chat_msg){ "user", text, cli->n_images };
+        if (vc_model_prompt_ids(m, msgs, k, images, cli->n_images, true, ids, n) != 0)
+            return -1;
+    }
     if (cli->n_images > 0 && vc_model_prompt_embd(m, *ids, *n, images, cli->n_images, embd) != 0) {
         free(*ids);
         return -1;

@@ -159,18 +159,29 @@ static void pass_vertical(const vc_image *in, const coeffs *c, int row_shift, vc
     }
 }
 
+/* PIL's NEAREST resize is an affine scale (Geometry.c, ImagingScaleAffine):
+ * the source coordinate starts at scale/2 and grows by adding the scale once
+ * per pixel, in double, then truncates -- accumulated, not (x + 0.5) * scale,
+ * which differs at exact boundaries. */
 static int resize_nearest(const vc_image *in, int w, int h, vc_image *out)
 {
     if (vc_image_alloc(out, w, h) != 0)
         return -1;
     double sx = (double)in->width / w, sy = (double)in->height / h;
-    for (int y = 0; y < h; y++) {
-        int iy = (int)((y + 0.5) * sy);
-        for (int x = 0; x < w; x++) {
-            int ix = (int)((x + 0.5) * sx);
-            memcpy(out->rgb + 3 * ((size_t)y * w + x), in->rgb + 3 * ((size_t)iy * in->width + ix), 3);
-        }
+    int *xin = vc_malloc((size_t)w * sizeof *xin);
+    if (!xin) {
+        vc_image_free(out);
+        return -1;
     }
+    double xo = sx * 0.5, yo = sy * 0.5;
+    for (int x = 0; x < w; x++, xo += sx)
+        xin[x] = VC_MIN((int)xo, in->width - 1);
+    for (int y = 0; y < h; y++, yo += sy) {
+        int iy = VC_MIN((int)yo, in->height - 1);
+        for (int x = 0; x < w; x++)
+            memcpy(out->rgb + 3 * ((size_t)y * w + x), in->rgb + 3 * ((size_t)iy * in->width + xin[x]), 3);
+    }
+    free(xin);
     return 0;
 }
 

@@ -15,6 +15,7 @@
 #include "core/threads.h"
 
 #define CHUNK 256
+#define VC_PI 3.14159265358979323846
 
 /* ---- elementwise pieces ---------------------------------------------------- */
 
@@ -29,19 +30,97 @@ static void rmsnorm(float *out, const float *x, const float *w, int dim, float e
 }
 
 
-/* inv_freq as transformers computes it in float32: 1 / (ext * base^(2i/d)). */
-static void rope_inv_freq(const vc_llm_config *c, bool use_long, float *inv)
+/* Float32 operations one at a time, as torch evaluates them on tensors: a
+ * Python scalar meets a float32 tensor as a float, and `scalar / tensor` is
+ * tensor.reciprocal() * scalar. */
+static float f32_rdiv(double scalar, float t) { return (1.0f / t) * (float)scalar; }
+
+/* base^(2i/d) for i < d/2, as torch: arange(0, d, 2).float() / d, then pow. */
+static float rope_pos_freq(float base, int i, int dim)
+{
+    float expo = (float)(2 * i) / (float)dim;
+    return powf(base, expo);
+}
+
+/* Llama 3.x: wavelengths past low_freq_wavelen are divided by factor, those
+ * between the two wavelengths interpolated (_compute_llama3_parameters). */
+static void rope_llama3(const vc_llm_config *c, float *inv, int half)
+{
+    float factor = (float)c->rope_factor, lo = (float)c->rope_low_freq, hi = (float)c->rope_high_freq;
+    double old_ctx = c->rope_orig_max_pos;
+    float low_wavelen = (float)(old_ctx / c->rope_low_freq), high_wavelen = (float)(old_ctx / c->rope_high_freq);
+    for (int i = 0; i < half; i++) {
+        float wavelen = f32_rdiv(2 * VC_PI, inv[i]);
+        float scaled = wavelen > low_wavelen ? inv[i] / factor : inv[i];
+        float smooth = (f32_rdiv(old_ctx, wavelen) - lo) / (hi - lo);
+        float smoothed = (1.0f - smooth) * scaled / factor + smooth * scaled;
+        bool medium = !(wavelen < high_wavelen) && !(wavelen > low_wavelen);
+        inv[i] = medium ? smoothed : scaled;
+    }
+}
+
+/* YaRN: interpolated and extrapolated frequencies blended by a linear ramp
+ * over the dimensions between two rotation counts (_compute_yarn_parameters). */
+static void rope_yarn(const vc_llm_config *c, float *inv, int half)
+{
+    int dim = c->rope_dim;
+    double base = c->rope_theta, orig = c->rope_orig_max_pos;
+    double low = dim * log(orig / (c->yarn_beta_fast * 2 * VC_PI)) / (2 * log(base));
+    double high = dim * log(orig / (c->yarn_beta_slow * 2 * VC_PI)) / (2 * log(base));
+    if (c->yarn_truncate) {
+        low = floor(low);
+        high = ceil(high);
+    }
+    low = fmax(low, 0);
+    high = fmin(high, dim - 1);
+    if (low == high)
+        high += 0.001;
+    float factor = (float)c->rope_factor;
+    for (int i = 0; i < half; i++) {
+        float pos = rope_pos_freq((float)base, i, dim);
+        float extra = f32_rdiv(1.0, pos), inter = f32_rdiv(1.0, factor * pos);
+        float ramp = ((float)i - (float)low) / (float)(high - low);
+        ramp = ramp < 0 ? 0 : ramp > 1 ? 1 : ramp;
+        float ext_factor = 1.0f - ramp;
+        inv[i] = inter * (1.0f - ext_factor) + extra * ext_factor;
+    }
+}
+
+/* Dynamic NTK: the base grows with the sequence length once it passes
+ * max_position_embeddings. transformers recomputes it from a 0-d int tensor
+ * (max(position_ids) + 1), so the arithmetic is float32. */
+static float rope_dynamic_base(const vc_llm_config *c, int seq_len)
+{
+    if (seq_len <= c->max_pos)
+        return (float)c->rope_theta;
+    int dim = c->rope_dim;
+    float factor = (float)c->rope_factor;
+    float g = factor * (float)seq_len / (float)c->max_pos - (float)(c->rope_factor - 1);
+    g = powf(g, (float)((double)dim / (dim - 2)));
+    return (float)c->rope_theta * g;
+}
+
+/* inv_freq as transformers computes it in float32 for a forward call whose
+ * last position is seq_len - 1. */
+static void rope_inv_freq(const vc_llm_config *c, int seq_len, float *inv)
 {
     int half = c->rope_dim / 2;
+    bool use_long = c->rope == VC_ROPE_LONGROPE && seq_len > c->rope_orig_max_pos;
+    float base = c->rope == VC_ROPE_DYNAMIC ? rope_dynamic_base(c, seq_len) : (float)c->rope_theta;
+    if (c->rope == VC_ROPE_YARN) {
+        rope_yarn(c, inv, half);
+        return;
+    }
     for (int i = 0; i < half; i++) {
-        float expo = (float)(2 * i) / (float)c->rope_dim;
-        float f = powf((float)c->rope_theta, expo);
+        float f = rope_pos_freq(base, i, c->rope_dim);
         if (c->rope == VC_ROPE_LONGROPE)
             f = (use_long ? c->rope_long[i] : c->rope_short[i]) * f;
         inv[i] = 1.0f / f;
         if (c->rope == VC_ROPE_LINEAR)
             inv[i] /= c->rope_linear_factor;
     }
+    if (c->rope == VC_ROPE_LLAMA3)
+        rope_llama3(c, inv, half);
 }
 
 /* Rotates each head of vec (n_heads x head_dim) for position pos. */
@@ -197,6 +276,16 @@ static int scratch_alloc(scratch *s, const vc_llm_config *c, int n, int n_ctx, i
     return 0;
 }
 
+/* rows[t] += bias for n rows of width w (no-op without a bias). */
+static void add_bias(float *rows, const float *bias, int n, int w)
+{
+    if (!bias)
+        return;
+    for (int t = 0; t < n; t++)
+        for (int i = 0; i < w; i++)
+            rows[(size_t)t * w + i] += bias[i];
+}
+
 static void layer_forward(vc_llm *m, int l, float *x, int n, int pos0, const float *inv, scratch *s)
 {
     const vc_llm_config *c = &m->cfg;
@@ -208,6 +297,9 @@ static void layer_forward(vc_llm *m, int l, float *x, int n, int pos0, const flo
     /* q, k and v (and below gate and up) in one dispatch: decode runs a few
      * hundred of them per token, each a few tens of microseconds */
     vc_matmul_multi(3, (vc_matrix[]){ L->wq, L->wk, L->wv }, s->xb, n, (float *[]){ s->q, s->k, s->v });
+    add_bias(s->q, L->bq, n, qd);
+    add_bias(s->k, L->bk, n, kd);
+    add_bias(s->v, L->bv, n, kd);
     size_t layer_off = (size_t)l * m->n_ctx * kd;
     for (int t = 0; t < n; t++) {
         rope_apply(c, inv, s->q + (size_t)t * qd, c->n_heads, pos0 + t);
@@ -223,14 +315,18 @@ static void layer_forward(vc_llm *m, int l, float *x, int n, int pos0, const flo
         vc_parallel_for((int64_t)c->n_heads * ((n + ATTN_QBLOCK - 1) / ATTN_QBLOCK), attention_blocks, &job);
     }
     vc_matmul(&L->wo, s->att, n, s->xb);
+    add_bias(s->xb, L->bo, n, c->dim);
     for (size_t i = 0; i < (size_t)n * c->dim; i++)
         x[i] += s->xb[i];
 
     for (int t = 0; t < n; t++)
         rmsnorm(s->xb + (size_t)t * c->dim, x + (size_t)t * c->dim, L->ffn_norm, c->dim, c->norm_eps);
     vc_matmul_multi(2, (vc_matrix[]){ L->gate, L->up }, s->xb, n, (float *[]){ s->gate, s->up });
+    add_bias(s->gate, L->bgate, n, c->ffn_dim);
+    add_bias(s->up, L->bup, n, c->ffn_dim);
     vc_swiglu(s->gate, s->up, (size_t)n * c->ffn_dim);
     vc_matmul(&L->down, s->gate, n, s->xb);
+    add_bias(s->xb, L->bdown, n, c->dim);
     for (size_t i = 0; i < (size_t)n * c->dim; i++)
         x[i] += s->xb[i];
 }
@@ -265,10 +361,10 @@ int vc_llm_forward_embd(vc_llm *m, const float *embd, int n, float *logits)
             return longrope_recompute(m, embd, n, logits);
         memcpy(m->embd_history + (size_t)m->n_past * c->dim, embd, (size_t)n * c->dim * sizeof(float));
     }
-    /* LongRoPE: one choice for the whole call, from its last position */
+    /* one table for the whole call, from its last position (LongRoPE's
+     * factors, dynamic NTK's base) */
     float inv[256];
-    bool use_long = c->rope == VC_ROPE_LONGROPE && m->n_past + n > c->rope_orig_max_pos;
-    rope_inv_freq(c, use_long, inv);
+    rope_inv_freq(c, m->n_past + n, inv);
 
     int chunk = n < CHUNK ? n : CHUNK;
     scratch s;
@@ -361,6 +457,7 @@ void vc_llm_free(vc_llm *m)
     free(m->v_cache);
     free(m->embd_history);
     free(m->norms);
+    free(m->biases);
     free(m->layers);
     free(m->cfg.rope_short);
     free(m->cfg.rope_long);

@@ -46,10 +46,28 @@ int vc_llm_config_check(const vc_llm_config *c)
 
 /* ---- HF ---- */
 
-/* Ranges for core/json.h's readers where vc_llm_config_check judges the
- * values afterwards (with its own messages). */
-#define ANY_INT INT_MIN, INT_MAX
-#define ANY_NUM -DBL_MAX, DBL_MAX
+/* Fields through core/json.h. A bad value is remembered in *bad (its message
+ * kept by vc_fail) and the default used, so a config is read in one pass and
+ * refused once at the end. */
+static int get_int(json_t *o, const char *key, int dflt, bool *bad)
+{
+    int v;
+    if (vc_json_get_int(o, key, INT_MIN, INT_MAX, dflt, &v) != 0) {
+        *bad = true;
+        return dflt;
+    }
+    return v;
+}
+
+static double get_num(json_t *o, const char *key, double dflt, bool *bad)
+{
+    double v;
+    if (vc_json_get_num(o, key, -DBL_MAX, DBL_MAX, dflt, &v) != 0) {
+        *bad = true;
+        return dflt;
+    }
+    return v;
+}
 
 static int factor_list(json_t *arr, int n, float **out, const char *origin, const char *name)
 {
@@ -75,42 +93,117 @@ static float longrope_attn_factor(double factor, int orig_max)
     return (float)sqrt(1.0 + log(factor) / log((double)orig_max));
 }
 
+/* A number the rope dict must have (transformers indexes it: KeyError). */
+static int rope_number(json_t *rp, const char *key, const char *type, const char *origin, double *out)
+{
+    json_t *v = json_object_get(rp, key);
+    if (!json_is_number(v))
+        return vc_fail_code(VC_EXIT_MODEL, "%s: rope type '%s' needs a number '%s'", origin, type, key);
+    *out = json_number_value(v);
+    return 0;
+}
+
+/* YaRN's get_mscale. */
+static double yarn_mscale(double scale, double mscale)
+{
+    return scale <= 1 ? 1.0 : 0.1 * mscale * log(scale) + 1.0;
+}
+
+/* The rules of transformers 5 (modeling_rope_utils.py, the decoders' rotary
+ * classes and configs): rope_parameters, else the legacy rope_scaling, with
+ * rope_type or "type"; rope_theta and partial_rotary_factor from the dict,
+ * else the top level; original_max_position_embeddings for llama3, yarn and
+ * longrope from the top level when the config has one (Phi-3's always does,
+ * 4096 by default), else the dict, else max_position_embeddings. */
 static int parse_rope_hf(json_t *cfg, const char *origin, vc_llm_config *c)
 {
     json_t *rp = json_object_get(cfg, "rope_parameters");
-    if (!json_is_object(rp))
+    if (!json_is_object(rp) || json_object_size(rp) == 0)
         rp = json_object_get(cfg, "rope_scaling");
     if (!json_is_object(rp))
         rp = NULL;
-    double theta, partial;
-    if (vc_json_get_num(cfg, "rope_theta", ANY_NUM, 10000.0, &theta) != 0 ||
-        vc_json_get_num(rp, "rope_theta", ANY_NUM, theta, &theta) != 0 ||
-        vc_json_get_num(cfg, "partial_rotary_factor", ANY_NUM, 1.0, &partial) != 0 ||
-        vc_json_get_num(rp, "partial_rotary_factor", ANY_NUM, partial, &partial) != 0)
+    bool bad = false;
+    c->rope_theta = get_num(rp, "rope_theta", get_num(cfg, "rope_theta", 10000.0, &bad), &bad);
+    double partial = get_num(rp, "partial_rotary_factor", get_num(cfg, "partial_rotary_factor", 1.0, &bad), &bad);
+    if (bad)
         return vc_fail_ctx("%s", origin);
-    c->rope_theta = theta;
-    c->rope_dim = (int)(c->head_dim * partial);
     const char *type = rp ? json_string_value(json_object_get(rp, "rope_type")) : NULL;
     if (!type && rp)
         type = json_string_value(json_object_get(rp, "type"));
-    if (!type || strcmp(type, "default") == 0) {
+    if (!type)
+        type = "default";
+    bool phi3 = c->arch == VC_ARCH_PHI3;
+    if (phi3 && (strcmp(type, "su") == 0 || strcmp(type, "yarn") == 0))
+        type = "longrope";   /* Phi3Config's backward compatibility */
+    if (phi3 && strcmp(type, "default") != 0 && strcmp(type, "longrope") != 0)
+        return vc_fail_code(VC_EXIT_MODEL, "%s: Phi-3 takes rope type default or longrope, not '%s'", origin, type);
+    /* Phi-3 rotates head_dim * partial dimensions; Llama's and Mistral's
+     * default rotary embedding ignores partial_rotary_factor, and their other
+     * rope types compute fewer frequencies than the head has (transformers
+     * then fails on the shapes) */
+    bool is_default = strcmp(type, "default") == 0;
+    c->rope_dim = phi3 || !is_default ? (int)(c->head_dim * partial) : c->head_dim;
+    if (!phi3 && c->rope_dim != c->head_dim)
+        return vc_fail_code(VC_EXIT_MODEL, "%s: partial_rotary_factor %g with rope type '%s' does not fit %s's "
+                            "rotary embedding (transformers fails on it too)", origin, partial, type,
+                            c->arch == VC_ARCH_LLAMA ? "Llama" : "Mistral");
+    int top_orig = get_int(cfg, "original_max_position_embeddings", phi3 ? 4096 : -1, &bad);
+    int orig = top_orig > 0 ? top_orig : get_int(rp, "original_max_position_embeddings", c->max_pos, &bad);
+    if (bad)
+        return vc_fail_ctx("%s", origin);
+    double factor = 1.0;
+    if (is_default) {
         c->rope = VC_ROPE_DEFAULT;
     } else if (strcmp(type, "linear") == 0) {
         c->rope = VC_ROPE_LINEAR;
-        double factor;
-        if (vc_json_get_num(rp, "factor", ANY_NUM, 1.0, &factor) != 0)
-            return vc_fail_ctx("%s", origin);
-        c->rope_linear_factor = (float)factor;
-        if (!(c->rope_linear_factor > 0))
+        if (rope_number(rp, "factor", type, origin, &factor) != 0)
+            return -1;
+        if (!(factor > 0))
             return vc_fail_code(VC_EXIT_MODEL, "%s: linear rope factor must be positive", origin);
-    } else if (strcmp(type, "longrope") == 0 || strcmp(type, "su") == 0) {
+        c->rope_linear_factor = (float)factor;
+    } else if (strcmp(type, "dynamic") == 0) {
+        c->rope = VC_ROPE_DYNAMIC;
+        if (rope_number(rp, "factor", type, origin, &factor) != 0)
+            return -1;
+        if (c->rope_dim <= 2)
+            return vc_fail_code(VC_EXIT_MODEL, "%s: dynamic rope needs more than 2 rotary dimensions", origin);
+        c->rope_factor = factor;
+    } else if (strcmp(type, "yarn") == 0) {
+        c->rope = VC_ROPE_YARN;
+        json_t *f = json_object_get(rp, "factor");
+        if (!f)
+            return vc_fail_code(VC_EXIT_MODEL, "%s: rope type 'yarn' needs a number 'factor'", origin);
+        factor = json_is_number(f) ? json_number_value(f) : (double)c->max_pos / orig;
+        c->rope_factor = factor;
+        c->rope_orig_max_pos = orig;
+        double mscale = get_num(rp, "mscale", 0, &bad), mscale_all = get_num(rp, "mscale_all_dim", 0, &bad);
+        json_t *af = json_object_get(rp, "attention_factor");
+        c->rope_attn_factor = json_is_number(af) ? (float)json_number_value(af)
+                              : mscale != 0 && mscale_all != 0
+                                  ? (float)(yarn_mscale(factor, mscale) / yarn_mscale(factor, mscale_all))
+                                  : (float)yarn_mscale(factor, 1);
+        /* `get("beta_fast") or 32`: a missing, null or zero value takes the default */
+        c->yarn_beta_fast = get_num(rp, "beta_fast", 0, &bad) != 0 ? get_num(rp, "beta_fast", 0, &bad) : 32;
+        c->yarn_beta_slow = get_num(rp, "beta_slow", 0, &bad) != 0 ? get_num(rp, "beta_slow", 0, &bad) : 1;
+        json_t *tr = json_object_get(rp, "truncate");
+        c->yarn_truncate = !json_is_boolean(tr) || json_is_true(tr);
+        if (!(factor > 0) || orig <= 0 || !(c->rope_theta > 1))
+            return vc_fail_code(VC_EXIT_MODEL, "%s: yarn needs a positive factor, original context and theta > 1",
+                                origin);
+    } else if (strcmp(type, "llama3") == 0) {
+        c->rope = VC_ROPE_LLAMA3;
+        if (rope_number(rp, "factor", type, origin, &c->rope_factor) != 0 ||
+            rope_number(rp, "low_freq_factor", type, origin, &c->rope_low_freq) != 0 ||
+            rope_number(rp, "high_freq_factor", type, origin, &c->rope_high_freq) != 0)
+            return -1;
+        c->rope_orig_max_pos = orig;
+        if (!(c->rope_factor > 0) || !(c->rope_low_freq > 0) || !(c->rope_high_freq > 0) || orig <= 0 ||
+            c->rope_high_freq == c->rope_low_freq)
+            return vc_fail_code(VC_EXIT_MODEL, "%s: llama3 rope needs positive factors (low and high different) and "
+                                "original_max_position_embeddings", origin);
+    } else if (strcmp(type, "longrope") == 0) {
         c->rope = VC_ROPE_LONGROPE;
-        /* Phi-3 keeps original_max_position_embeddings at the top level, and
-         * transformers gives that one priority over the rope dict's. */
-        if (vc_json_get_int(rp, "original_max_position_embeddings", ANY_INT, c->max_pos, &c->rope_orig_max_pos) != 0 ||
-            vc_json_get_int(cfg, "original_max_position_embeddings", ANY_INT, c->rope_orig_max_pos,
-                            &c->rope_orig_max_pos) != 0)
-            return vc_fail_ctx("%s", origin);
+        c->rope_orig_max_pos = orig;
         if (c->rope_orig_max_pos <= 0)
             return vc_fail_code(VC_EXIT_MODEL, "%s: bad original_max_position_embeddings", origin);
         if (factor_list(json_object_get(rp, "short_factor"), c->rope_dim / 2, &c->rope_short, origin,
@@ -118,17 +211,14 @@ static int parse_rope_hf(json_t *cfg, const char *origin, vc_llm_config *c)
             factor_list(json_object_get(rp, "long_factor"), c->rope_dim / 2, &c->rope_long, origin,
                         "long_factor") != 0)
             return -1;
-        double factor, attn;
-        if (vc_json_get_num(rp, "factor", ANY_NUM, (double)c->max_pos / c->rope_orig_max_pos, &factor) != 0 ||
-            vc_json_get_num(rp, "attention_factor", ANY_NUM, longrope_attn_factor(factor, c->rope_orig_max_pos),
-                            &attn) != 0)
-            return vc_fail_ctx("%s", origin);
-        c->rope_attn_factor = (float)attn;
+        factor = get_num(rp, "factor", (double)c->max_pos / c->rope_orig_max_pos, &bad);
+        c->rope_attn_factor = (float)get_num(rp, "attention_factor", longrope_attn_factor(factor, c->rope_orig_max_pos),
+                                              &bad);
     } else {
-        return vc_fail_code(VC_EXIT_MODEL, "%s: rope type '%s' is not supported (default, linear, longrope are)",
-                            origin, type);
+        return vc_fail_code(VC_EXIT_MODEL, "%s: rope type '%s' is not supported (default, linear, dynamic, yarn, "
+                            "longrope, llama3 are)", origin, type);
     }
-    return 0;
+    return bad ? vc_fail_ctx("%s", origin) : 0;
 }
 
 static int eos_from_json(json_t *v, vc_llm_config *c)
@@ -161,28 +251,36 @@ int vc_llm_config_from_hf(json_t *cfg, const char *origin, vc_llm_config *c)
     const char *act = json_string_value(json_object_get(cfg, "hidden_act"));
     if (act && strcmp(act, "silu") != 0)
         return vc_fail_code(VC_EXIT_MODEL, "%s: hidden_act '%s' is not supported (silu is)", origin, act);
-    double eps;
-    int bos;
-    if (vc_json_get_int(cfg, "hidden_size", ANY_INT, 0, &c->dim) != 0 ||
-        vc_json_get_int(cfg, "num_hidden_layers", ANY_INT, 0, &c->n_layers) != 0 ||
-        vc_json_get_int(cfg, "num_attention_heads", ANY_INT, 0, &c->n_heads) != 0 ||
-        vc_json_get_int(cfg, "num_key_value_heads", ANY_INT, c->n_heads, &c->n_kv_heads) != 0 ||
-        vc_json_get_int(cfg, "head_dim", ANY_INT, c->n_heads > 0 ? c->dim / c->n_heads : 0, &c->head_dim) != 0 ||
-        vc_json_get_int(cfg, "intermediate_size", ANY_INT, 0, &c->ffn_dim) != 0 ||
-        vc_json_get_int(cfg, "vocab_size", ANY_INT, 0, &c->n_vocab) != 0 ||
-        vc_json_get_int(cfg, "max_position_embeddings", ANY_INT, 4096, &c->max_pos) != 0 ||
-        vc_json_get_num(cfg, "rms_norm_eps", ANY_NUM, 1e-6, &eps) != 0 ||
-        vc_json_get_int(cfg, "sliding_window", ANY_INT, 0, &c->sliding_window) != 0 ||
-        vc_json_get_int(cfg, "bos_token_id", ANY_INT, -1, &bos) != 0)
-        return vc_fail_ctx("%s", origin);
-    c->norm_eps = (float)eps;
-    c->bos_id = bos;
+    /* the defaults are those of LlamaConfig, MistralConfig and Phi3Config */
+    bool mistral = c->arch == VC_ARCH_MISTRAL, phi3 = c->arch == VC_ARCH_PHI3, bad = false;
+    c->dim = get_int(cfg, "hidden_size", 0, &bad);
+    c->n_layers = get_int(cfg, "num_hidden_layers", 0, &bad);
+    c->n_heads = get_int(cfg, "num_attention_heads", 0, &bad);
+    c->n_kv_heads = get_int(cfg, "num_key_value_heads", mistral ? 8 : c->n_heads, &bad);
+    c->head_dim = get_int(cfg, "head_dim", 0, &bad);
+    if (c->head_dim <= 0 && c->n_heads > 0)
+        c->head_dim = c->dim / c->n_heads;   /* `head_dim or hidden_size // num_attention_heads` */
+    c->ffn_dim = get_int(cfg, "intermediate_size", 0, &bad);
+    c->n_vocab = get_int(cfg, "vocab_size", 0, &bad);
+    c->max_pos = get_int(cfg, "max_position_embeddings", mistral ? 4096 * 32 : phi3 ? 4096 : 2048, &bad);
+    c->norm_eps = (float)get_num(cfg, "rms_norm_eps", phi3 ? 1e-5 : 1e-6, &bad);
     json_t *tie = json_object_get(cfg, "tie_word_embeddings");
     c->tie_embeddings = json_is_boolean(tie) && json_is_true(tie);
-    if (json_is_true(json_object_get(cfg, "use_sliding_window")) == 0 && json_object_get(cfg, "use_sliding_window"))
-        c->sliding_window = 0;
+    /* Mistral and Phi-3 only (Llama has no sliding window); Mistral's default is 4096, null is none */
+    json_t *sw = json_object_get(cfg, "sliding_window");
+    c->sliding_window = mistral && !sw ? 4096 : (mistral || phi3) ? get_int(cfg, "sliding_window", 0, &bad) : 0;
+    if (c->arch == VC_ARCH_LLAMA) {
+        c->attn_bias = json_is_true(json_object_get(cfg, "attention_bias"));
+        c->mlp_bias = json_is_true(json_object_get(cfg, "mlp_bias"));
+        if (c->n_heads > 0 && c->dim % c->n_heads != 0)   /* LlamaConfig.validate_architecture */
+            return vc_fail_code(VC_EXIT_MODEL, "%s: hidden_size %d is not a multiple of num_attention_heads %d", origin,
+                                c->dim, c->n_heads);
+    }
     c->rope_layout = VC_ROPE_NEOX;
     c->rope_attn_factor = 1.0f;
+    c->bos_id = get_int(cfg, "bos_token_id", -1, &bad);
+    if (bad)
+        return vc_fail_ctx("%s", origin);
     eos_from_json(json_object_get(cfg, "eos_token_id"), c);
     if (parse_rope_hf(cfg, origin, c) != 0)
         return -1;

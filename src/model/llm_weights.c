@@ -57,6 +57,43 @@ static int norm(const namer *nm, const char *name, int dim, float *out)
     return t ? vc_tensor_to_f32(t, dim, out) : -1;
 }
 
+/* Floats of the layer's projection biases: q, k, v, o, then gate, up, down. */
+static size_t layer_bias_floats(const vc_llm_config *c)
+{
+    size_t qd = (size_t)c->n_heads * c->head_dim, kd = (size_t)c->n_kv_heads * c->head_dim;
+    return (c->attn_bias ? qd + 2 * kd + (size_t)c->dim : 0) + (c->mlp_bias ? 2 * (size_t)c->ffn_dim + c->dim : 0);
+}
+
+static int bias(const namer *nm, const char *name, int64_t n, float **cursor, const float **out)
+{
+    const vc_tensor *t = find(nm, name);
+    if (!t || vc_tensor_to_f32(t, n, *cursor) != 0)
+        return -1;
+    *out = *cursor;
+    *cursor += n;
+    return 0;
+}
+
+static int bind_biases(vc_llm *m, const namer *nm, int l, float *at)
+{
+    const vc_llm_config *c = &m->cfg;
+    vc_llm_layer *L = &m->layers[l];
+    int64_t qd = (int64_t)c->n_heads * c->head_dim, kd = (int64_t)c->n_kv_heads * c->head_dim;
+    char name[256];
+#define BNAME(leaf) (snprintf(name, sizeof name, "%slayers.%d." leaf ".bias", nm->names->body, l), name)
+    if (c->attn_bias && (bias(nm, BNAME("self_attn.q_proj"), qd, &at, &L->bq) != 0 ||
+                         bias(nm, BNAME("self_attn.k_proj"), kd, &at, &L->bk) != 0 ||
+                         bias(nm, BNAME("self_attn.v_proj"), kd, &at, &L->bv) != 0 ||
+                         bias(nm, BNAME("self_attn.o_proj"), c->dim, &at, &L->bo) != 0))
+        return -1;
+    if (c->mlp_bias && (bias(nm, BNAME("mlp.gate_proj"), c->ffn_dim, &at, &L->bgate) != 0 ||
+                        bias(nm, BNAME("mlp.up_proj"), c->ffn_dim, &at, &L->bup) != 0 ||
+                        bias(nm, BNAME("mlp.down_proj"), c->dim, &at, &L->bdown) != 0))
+        return -1;
+#undef BNAME
+    return 0;
+}
+
 static int bind_layer(vc_llm *m, const namer *nm, int l, float *norms)
 {
     const vc_llm_config *c = &m->cfg;
@@ -148,20 +185,38 @@ int vc_llm_bind(vc_llm *m, vc_tensor_set *weights, const vc_llm_names *names)
     m->norms = vc_calloc((size_t)(2 * c->n_layers + 1) * c->dim, sizeof(float));
     if (!m->layers || !m->norms)
         return -1;
+    size_t per_layer_bias = layer_bias_floats(c);
+    if (per_layer_bias && (gguf_names || c->arch == VC_ARCH_PHI3))
+        return vc_fail_code(VC_EXIT_MODEL, "projection biases are only read from HF Llama/Mistral checkpoints");
+    if (per_layer_bias && !(m->biases = vc_malloc((size_t)c->n_layers * per_layer_bias * sizeof(float))))
+        return -1;
+    /* transformers' tie_weights at load: a head the checkpoint has is used as
+     * stored even when the config ties (tied weights that differ are not
+     * tied); a missing head takes the embeddings only when the config ties,
+     * and a missing embedding table takes a tied head. GGUF files tie by
+     * leaving output.weight out. */
     const char *embd_name = gguf_names ? "token_embd.weight" : body_name(names, "embed_tokens.weight", buf, sizeof buf);
-    if (matrix(&nm, embd_name, c->dim, -1, &m->embed) != 0)
+    const char *head_name = gguf_names ? "output.weight" : names->head;
+    bool has_head = vc_tensors_find(&m->weights, head_name) != NULL;
+    bool has_embd = vc_tensors_find(&m->weights, embd_name) != NULL;
+    if (matrix(&nm, !has_embd && has_head && c->tie_embeddings ? head_name : embd_name, c->dim, -1, &m->embed) != 0)
         return -1;
     if (m->embed.rows < c->n_vocab)
         return vc_fail_code(VC_EXIT_MODEL, "embedding table has %lld rows, fewer than vocab_size %d",
                             (long long)m->embed.rows, c->n_vocab);
-    const char *head_name = gguf_names ? "output.weight" : names->head;
-    if (c->tie_embeddings || !vc_tensors_find(&m->weights, head_name))
+    if (has_head) {
+        if (matrix(&nm, head_name, c->dim, -1, &m->lm_head) != 0)
+            return -1;
+    } else if (c->tie_embeddings || gguf_names) {
         m->lm_head = m->embed;              /* tied: one table both ways */
-    else if (matrix(&nm, head_name, c->dim, -1, &m->lm_head) != 0)
-        return -1;
+    } else {
+        return vc_fail_code(VC_EXIT_MODEL, "model has no tensor '%s' and tie_word_embeddings is false (transformers "
+                            "would leave the output head randomly initialized)", head_name);
+    }
     m->cfg.n_vocab = (int)m->lm_head.rows;  /* logits come from the head's rows */
     for (int l = 0; l < c->n_layers; l++)
-        if (bind_layer(m, &nm, l, m->norms + (size_t)2 * l * c->dim) != 0)
+        if (bind_layer(m, &nm, l, m->norms + (size_t)2 * l * c->dim) != 0 ||
+            (per_layer_bias && bind_biases(m, &nm, l, m->biases + (size_t)l * per_layer_bias) != 0))
             return vc_fail_ctx("layer %d", l);
     float *final = m->norms + (size_t)2 * c->n_layers * c->dim;
     m->final_norm = final;

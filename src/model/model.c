@@ -192,6 +192,12 @@ static int open_hf(const char *dir, int quant, vc_model *m)
     bool multimodal = vc_vision_is_multimodal(cfg);
     json_t *text_cfg = multimodal ? json_object_get(cfg, "text_config") : cfg;
     int rc = vc_llm_config_from_hf(text_cfg, path, &m->llm.cfg);
+    /* A composite model ties (or not) by its own top-level tie_word_embeddings
+     * (False by default in LlavaNextConfig, Idefics3Config, SmolVLMConfig):
+     * PreTrainedModel.get_expanded_tied_weights_keys reads the config of the
+     * model that owns lm_head, and the text config's value plays no part. */
+    if (rc == 0 && multimodal)
+        m->llm.cfg.tie_embeddings = json_is_true(json_object_get(cfg, "tie_word_embeddings"));
     if (rc == 0)
         rc = load_text_weights(dir, cfg, multimodal, quant, m);
     if (rc == 0)

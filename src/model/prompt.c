@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/buf.h"
 #include "core/common.h"
 
 int vc_model_encode_image(const vc_model *m, const char *path, vc_image_embd *out)
@@ -39,6 +40,31 @@ int vc_model_prompt_ids(const vc_model *m, const vc_chat_msg *msgs, size_t n, co
     int rc = m->vision ? vc_vision_tokenize(m->vision, text, special, images, n_images, ids, n_ids)
                        : vc_tokenizer_encode(m->tok, text, strlen(text), special, ids, n_ids);
     free(text);
+    return rc;
+}
+
+int vc_model_raw_prompt_ids(const vc_model *m, const char *text, const vc_image_embd *images, int n_images,
+                            int32_t **ids, size_t *n_ids)
+{
+    if (n_images == 0)
+        return vc_tokenizer_encode(m->tok, text, strlen(text), true, ids, n_ids);
+    if (!m->vision)
+        return vc_fail_code(VC_EXIT_USAGE, "%s: this model takes no images", m->path);
+    int found = vc_vision_count_placeholders(m->vision, text);
+    if (found > 0 && found != n_images)
+        return vc_fail_code(VC_EXIT_INPUT, "%d images but %d image placeholders ('%s') in the prompt", n_images,
+                            found, m->vision->image_token);
+    if (found > 0)
+        return vc_vision_tokenize(m->vision, text, true, images, n_images, ids, n_ids);
+    vc_buf b = { 0 };
+    for (int i = 0; i < n_images; i++)
+        vc_buf_puts(&b, m->vision->prompt_text);
+    vc_buf_puts(&b, text);
+    char *full = vc_buf_take(&b, NULL);
+    if (!full)
+        return -1;
+    int rc = vc_vision_tokenize(m->vision, full, true, images, n_images, ids, n_ids);
+    free(full);
     return rc;
 }
 

@@ -131,6 +131,15 @@ int vc_vision_count(const vc_vision *v, int width, int height) { return v->famil
 
 void vc_vision_fewer_tiles(vc_vision *v) { v->family->fewer_tiles(v->state); }
 
+int vc_vision_count_placeholders(const vc_vision *v, const char *text)
+{
+    size_t tl = strlen(v->image_token);
+    int n = 0;
+    for (const char *p = text; tl && (p = strstr(p, v->image_token)); p += tl)
+        n++;
+    return n;
+}
+
 char *vc_vision_repeat(const char *s, int n)
 {
     if (n <= 0)

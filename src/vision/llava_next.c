@@ -41,10 +41,18 @@ static int read_vit_config(json_t *vc, vc_vit_config *c)
 static int read_processor(vc_llava_next *m, json_t *p)
 {
     json_t *size = json_object_get(p, "size"), *crop = json_object_get(p, "crop_size");
-    int height, resample;
-    if (vc_json_get_int(size, "height", INT_MIN, INT_MAX, m->vit.cfg.image_size, &height) != 0 ||
-        vc_json_get_int(size, "shortest_edge", INT_MIN, INT_MAX, height, &m->shortest_edge) != 0 ||
-        vc_json_get_int(crop, "height", INT_MIN, INT_MAX, m->shortest_edge, &m->crop_h) != 0 ||
+    int resample;
+    if (vc_json_get_int(size, "shortest_edge", INT_MIN, INT_MAX, 0, &m->shortest_edge) != 0)
+        return vc_fail_ctx("image processor");
+    if (m->shortest_edge <= 0) {
+        if (vc_json_get_int(size, "height", INT_MIN, INT_MAX, m->vit.cfg.image_size, &m->size_h) != 0 ||
+            vc_json_get_int(size, "width", INT_MIN, INT_MAX, m->size_h, &m->size_w) != 0)
+            return vc_fail_ctx("image processor");
+        m->shortest_edge = VC_MIN(m->size_h, m->size_w);
+        if (m->size_h <= 0 || m->size_w <= 0 || m->size_h > 4096 || m->size_w > 4096)
+            return vc_fail_code(VC_EXIT_MODEL, "image processor sizes are invalid");
+    }
+    if (vc_json_get_int(crop, "height", INT_MIN, INT_MAX, m->shortest_edge, &m->crop_h) != 0 ||
         vc_json_get_int(crop, "width", INT_MIN, INT_MAX, m->crop_h, &m->crop_w) != 0 ||
         vc_json_get_int(p, "resample", INT_MIN, INT_MAX, VC_RESAMPLE_BICUBIC, &resample) != 0)
         return vc_fail_ctx("image processor");
@@ -91,12 +99,35 @@ int vc_llava_next_load(vc_llava_next *m, json_t *cfg, json_t *proc, const vc_ten
     }
     if (vc_vit_bind(&m->vit, w, tower, &vc) != 0)
         return -1;
-    json_t *layer = json_object_get(cfg, "vision_feature_layer");
-    if (layer && !json_is_integer(layer))
-        return vc_fail_code(VC_EXIT_MODEL, "a list of vision_feature_layer values is not supported");
-    m->feature_layer = layer ? (int)json_integer_value(layer) : -2;
+    /* an int, or a list whose hidden states are concatenated along the features */
+    json_t *layer = json_object_get(cfg, "vision_feature_layer"), *e;
+    size_t li;
+    if (!layer) {
+        m->feature_layers[m->n_feature_layers++] = -2;
+    } else if (json_is_integer(layer)) {
+        m->feature_layers[m->n_feature_layers++] = (int)json_integer_value(layer);
+    } else if (json_is_array(layer) && json_array_size(layer) > 0 && json_array_size(layer) <= VC_MAX_FEATURE_LAYERS) {
+        json_array_foreach(layer, li, e) {
+            if (!json_is_integer(e))
+                return vc_fail_code(VC_EXIT_MODEL, "vision_feature_layer must list integers");
+            m->feature_layers[m->n_feature_layers++] = (int)json_integer_value(e);
+        }
+    } else {
+        return vc_fail_code(VC_EXIT_MODEL, "vision_feature_layer must be an integer or a list of 1 to %d integers",
+                            VC_MAX_FEATURE_LAYERS);
+    }
+    for (int k = 0; k < m->n_feature_layers; k++) {
+        int fl = m->feature_layers[k];
+        if (fl < -(vc.layers + 1) || fl > vc.layers)
+            return vc_fail_code(VC_EXIT_MODEL, "vision feature layer %d does not exist (%d layers)", fl, vc.layers);
+    }
+    /* "full" keeps the class token, whose extra row per tile LLaVA-NeXT's
+     * pack_image_features cannot lay out on the patch grid (transformers fails) */
     const char *strategy = json_string_value(json_object_get(cfg, "vision_feature_select_strategy"));
-    m->drop_cls = !strategy || strcmp(strategy, "default") == 0;
+    if (strategy && strcmp(strategy, "default") != 0)
+        return vc_fail_code(VC_EXIT_MODEL, "vision_feature_select_strategy '%s' does not fit LLaVA-NeXT's feature "
+                            "grid (only 'default' does; transformers fails on it too)", strategy);
+    m->drop_cls = true;
     const char *act = json_string_value(json_object_get(cfg, "projector_hidden_act"));
     int a = vc_act_from_name(act ? act : "gelu");
     if (a < 0)
@@ -128,7 +159,7 @@ int vc_llava_next_load(vc_llava_next *m, json_t *cfg, json_t *proc, const vc_ten
     if (!m->owned)
         return -1;
     struct { const char *leaf; int64_t cols, rows; vc_matrix *mat; float *bias; } parts[] = {
-        { "multi_modal_projector.linear_1", h, text_dim, &m->proj1, m->owned },
+        { "multi_modal_projector.linear_1", (int64_t)h * m->n_feature_layers, text_dim, &m->proj1, m->owned },
         { "multi_modal_projector.linear_2", text_dim, text_dim, &m->proj2, m->owned + text_dim },
     };
     for (size_t k = 0; k < 2; k++) {
@@ -229,9 +260,12 @@ int vc_llava_next_count(const vc_llava_next *m, int width, int height)
 
 /* ---- preprocessing ---- */
 
-/* Resize so the shortest edge is `se` (aspect kept), as get_resize_output_image_size. */
+/* The processor's per-patch resize: to size {height, width} when given,
+ * else the shortest edge to `se` (aspect kept), as get_resize_output_image_size. */
 static int resize_shortest(const vc_llava_next *m, const vc_image *in, vc_image *out)
 {
+    if (m->size_h > 0)
+        return vc_image_resize(in, m->size_w, m->size_h, m->resample, out);
     int w = in->width, h = in->height, nw, nh;
     if (w <= h) {
         nw = m->shortest_edge;
@@ -283,8 +317,10 @@ int vc_llava_next_preprocess(const vc_llava_next *m, const vc_image *img, float 
     int rc = -1;
     if (!out)
         return -1;
-    /* the whole image, squashed to S x S */
-    if (vc_image_resize(img, S, S, m->resample, &base) != 0 || finish_tile(m, &base, out) != 0)
+    /* the whole image, squashed to the processor's size (shortest_edge square,
+     * or height x width), then resized and cropped like every patch */
+    int base_w = m->size_h > 0 ? m->size_w : m->shortest_edge, base_h = m->size_h > 0 ? m->size_h : m->shortest_edge;
+    if (vc_image_resize(img, base_w, base_h, m->resample, &base) != 0 || finish_tile(m, &base, out) != 0)
         goto done;
     /* aspect-preserving fit into the best resolution, zero-padded around the center */
     if (vc_image_resize(img, nw, nh, m->resample, &fitted) != 0 || vc_image_alloc(&padded, bw, bh) != 0 ||
@@ -320,10 +356,27 @@ done:
 /* Tower features of one tile, projected to the text model: g*g x text_dim. */
 static int tile_features(const vc_llava_next *m, const float *pixels, float *hidden, float *mid, float *out)
 {
-    int T = vc_vit_tokens(&m->vit), first = m->drop_cls ? 1 : 0, n = T - first;
-    if (vc_vit_encode(&m->vit, pixels, m->feature_layer, false, hidden) != 0)
-        return -1;
-    vc_linear(&m->proj1, m->proj1_b, hidden + (size_t)first * m->vit.cfg.hidden, n, mid);
+    int T = vc_vit_tokens(&m->vit), first = m->drop_cls ? 1 : 0, n = T - first, h = m->vit.cfg.hidden;
+    int nl = m->n_feature_layers;
+    if (nl == 1) {
+        if (vc_vit_encode(&m->vit, pixels, m->feature_layers[0], false, hidden) != 0)
+            return -1;
+    } else {
+        /* torch.cat(hidden_states[l] for l in layers, dim=-1): rows of nl * h */
+        float *one = vc_malloc((size_t)T * h * sizeof(float));
+        if (!one)
+            return -1;
+        for (int k = 0; k < nl; k++) {
+            if (vc_vit_encode(&m->vit, pixels, m->feature_layers[k], false, one) != 0) {
+                free(one);
+                return -1;
+            }
+            for (int t = 0; t < T; t++)
+                memcpy(hidden + ((size_t)t * nl + k) * h, one + (size_t)t * h, (size_t)h * sizeof(float));
+        }
+        free(one);
+    }
+    vc_linear(&m->proj1, m->proj1_b, hidden + (size_t)first * h * nl, n, mid);
     vc_act_apply(m->proj_act, mid, (size_t)n * m->text_dim);
     vc_linear(&m->proj2, m->proj2_b, mid, n, out);
     return 0;
@@ -338,7 +391,7 @@ int vc_llava_next_encode(const vc_llava_next *m, const vc_image *img, float **em
     int g = m->vit.cfg.image_size / m->vit.cfg.patch_size, T = vc_vit_tokens(&m->vit), D = m->text_dim;
     int per = m->drop_cls ? g * g : T, S = m->crop_h;
     size_t tile = 3 * (size_t)S * S;
-    float *hidden = vc_malloc((size_t)T * m->vit.cfg.hidden * sizeof(float));
+    float *hidden = vc_malloc((size_t)T * m->vit.cfg.hidden * m->n_feature_layers * sizeof(float));
     float *mid = vc_malloc((size_t)T * D * sizeof(float));
     float *feats = vc_malloc((size_t)n_tiles * per * D * sizeof(float));
     int total = vc_llava_next_count(m, img->width, img->height);
@@ -346,8 +399,6 @@ int vc_llava_next_encode(const vc_llava_next *m, const vc_image *img, float **em
     int rc = hidden && mid && feats && out ? 0 : -1;
     for (int t = 0; rc == 0 && t < n_tiles; t++)
         rc = tile_features(m, pixels + (size_t)t * tile, hidden, mid, feats + (size_t)t * per * D);
-    if (rc == 0 && !m->drop_cls)
-        rc = vc_fail_code(VC_EXIT_MODEL, "vision_feature_select_strategy 'full' is not supported for llava_next");
     if (rc == 0) {
         /* base tile, then the stitched grid without padding, a newline after each row */
         memcpy(out, feats, (size_t)per * D * sizeof(float));

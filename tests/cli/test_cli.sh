@@ -114,6 +114,15 @@ want=$(python3 -c "import json; c=json.load(open('$VX/reference.json'))['cases']
 run -m $VX -p "What is in the picture?" --image tests/fixtures/images/photo.jpg --temp 0 --ignore-eos -n 20 --json
 check "image answer exit 0" [ $rc -eq 0 ]
 check "image greedy ids equal transformers" [ "$(json_field "' '.join(map(str, d['tokens']))")" = "$want" ]
+# --raw: the images go where the prompt has the model's own placeholder (issue #16)
+run -m $VX --raw -p $'[INST] <image>\nWhat is in the picture? [/INST]' --image tests/fixtures/images/photo.jpg --temp 0 --ignore-eos -n 20 --json
+check "raw prompt with <image> exit 0" [ $rc -eq 0 ]
+check "raw prompt with <image> answers like the template" [ "$(json_field "' '.join(map(str, d['tokens']))")" = "$want" ]
+run -m $VX --raw -p "<image> and <image>" --image tests/fixtures/images/photo.jpg
+check "raw placeholders without images exit 4" [ $rc -eq 4 ]; check "raw placeholder count one line" one_line_error
+check "raw placeholder count named" grep -q "1 images but 2 image placeholders" "$TMP/err"
+run -m $VX --raw -p "What is in the picture?" --image tests/fixtures/images/photo.jpg -n 2
+check "raw prompt without placeholder takes the image first" [ $rc -eq 0 ]
 run -m $FX/llama -p "hi" --image tests/fixtures/images/photo.jpg
 check "text-only model with image exit 2" [ $rc -eq 2 ]; check "text-only model one line" one_line_error
 run -m $VX -p "hi" --image /nonexistent.jpg
