@@ -81,7 +81,7 @@ static int prompt_input(const vc_model *m, const vc_cli *cli, const char *text, 
                         int32_t **ids, size_t *n, float **embd)
 {
     *embd = NULL;
-    if ((cli->raw || m->chat.format == VC_CHAT_RAW) && cli->n_images == 0)
+    if ((cli->raw || (m->chat.format == VC_CHAT_RAW && !m->chat.jinja)) && cli->n_images == 0)
         return vc_tokenizer_encode(m->tok, text, strlen(text), true, ids, n);
     vc_chat_msg msgs[2];
     size_t k = 0;

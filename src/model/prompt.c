@@ -80,7 +80,7 @@ int vc_model_prompt_ids(const vc_model *m, const vc_chat_msg *msgs, size_t n, co
     char *text = vc_chat_render(&m->chat, msgs, n, gen);
     if (!text)
         return -1;
-    bool special = m->chat.add_special || m->chat.format == VC_CHAT_RAW;
+    bool special = vc_chat_add_special(&m->chat, text);
     if (m->vision) {
         char *expanded = expand_images(m->vision, text, images, n_images);
         free(text);

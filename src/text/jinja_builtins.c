@@ -249,6 +249,13 @@ static jv vl_value(vlist *l)
     return r;
 }
 
+/* The same values as a generator (what jinja2's select, map, ... return). */
+static jv as_gen(jv l)
+{
+    l.u.l->view = JL_GEN;
+    return l;
+}
+
 static jv split(jctx *c, jv s, jv sep, int64_t maxsplit, bool from_right, int line)
 {
     vlist out = { c, NULL, 0, 0 };
@@ -647,7 +654,7 @@ static jv str_format(const jargs *A, jv fmt)
 jv jpercent_format(jctx *c, jv fmt, jv args, int line)
 {
     jstrbuf b = { c->a, NULL, 0, 0 };
-    jlist single = { 1, &args, true };
+    jlist single = { 1, &args, true, JL_LIST };
     const jlist *items = args.t == JV_LIST && args.u.l->tuple ? args.u.l : &single;
     size_t k = 0;
     const char *s = fmt.u.s;
@@ -768,16 +775,17 @@ bool jmethod_exists(jv self, const char *name, bool *unsafe)
         *unsafe = in_names(dict_unsafe, name);
         return *unsafe || in_names(dict_methods, name);
     }
-    if (self.t == JV_LIST) {
+    if (self.t == JV_LIST && !self.u.l->view) {
         *unsafe = !self.u.l->tuple && in_names(list_unsafe, name);
-        return *unsafe || in_names(list_methods, name) || (self.u.l->tuple && false);
+        return *unsafe || in_names(list_methods, name);
     }
     return false;
 }
 
-static jv items_of(jctx *c, const jdict *d)
+static jv items_of(jctx *c, const jdict *d, jlview view)
 {
     jv r = jv_list(c->a, d->n);
+    r.u.l->view = view;
     for (size_t i = 0; i < d->n; i++) {
         jv t = jv_list(c->a, 2);
         t.u.l->tuple = true;
@@ -788,7 +796,18 @@ static jv items_of(jctx *c, const jdict *d)
     return r;
 }
 
+static jv str_method_plain(const jargs *A, jv s, const char *m);
+
+/* Markup's methods return Markup where they return a string. */
 static jv str_method(const jargs *A, jv s, const char *m)
+{
+    jv r = str_method_plain(A, s, m);
+    if (r.t == JV_STR)
+        r.safe = s.safe && strcmp(m, "join") != 0 && strcmp(m, "format") != 0;
+    return r;
+}
+
+static jv str_method_plain(const jargs *A, jv s, const char *m)
 {
     jctx *c = A->c;
     int line = A->line;
@@ -946,9 +965,10 @@ jv jmethod_call(jctx *c, jv self, const char *name, const jv *args, size_t nargs
             jv *v = jdict_get(d, args[0]);
             return v ? *v : arg(&A, 1, NULL, jv_none());
         }
-        if (!strcmp(name, "items")) return items_of(c, d);
+        if (!strcmp(name, "items")) return items_of(c, d, JL_ITEMS);
         if (!strcmp(name, "keys") || !strcmp(name, "values")) {
             jv r = jv_list(c->a, d->n);
+            r.u.l->view = name[0] == 'k' ? JL_KEYS : JL_VALUES;
             for (size_t i = 0; i < d->n; i++)
                 r.u.l->v[i] = name[0] == 'k' ? d->keys[i] : d->vals[i];
             return r;
@@ -1060,27 +1080,11 @@ static const char *const test_names[] = { "boolean", "callable", "defined", "div
 bool jfilter_known(const char *name) { return in_names(filter_names, name); }
 bool jtest_known(const char *name) { return in_names(test_names, name); }
 
-static jv html_escape(jctx *c, jv s)
-{
-    jstrbuf b = { c->a, NULL, 0, 0 };
-    for (size_t i = 0; i < s.n; i++) {
-        switch (s.u.s[i]) {
-        case '&': jsb_puts(&b, "&amp;"); break;
-        case '<': jsb_puts(&b, "&lt;"); break;
-        case '>': jsb_puts(&b, "&gt;"); break;
-        case '"': jsb_puts(&b, "&#34;"); break;
-        case '\'': jsb_puts(&b, "&#39;"); break;
-        default: jsb_putc(&b, s.u.s[i]);
-        }
-    }
-    return sb_value(&b);
-}
-
 /* select/reject(test, args...) and selectattr/rejectattr(attr, test, args...) */
 static jv select_items(const jargs *A, jv seq, bool attr, bool keep)
 {
     jctx *c = A->c;
-    jlist *items = jiter(c, seq, A->line);
+    jlist *items = jv_truthy(seq) ? jiter(c, seq, A->line) : jv_list(c->a, 0).u.l;   /* `if value:` */
     size_t first = attr ? 1 : 0;
     jv attribute = attr ? arg(A, 0, NULL, jv_undef(NULL)) : jv_none();
     if (attr && attribute.t == JV_UNDEF)
@@ -1100,7 +1104,7 @@ static jv select_items(const jargs *A, jv seq, bool attr, bool keep)
         if (ok == keep)
             vl_push(&out, items->v[i]);
     }
-    return vl_value(&out);
+    return as_gen(vl_value(&out));
 }
 
 static jv int_filter(const jargs *A, jv v)
@@ -1230,7 +1234,7 @@ jv jfilter(jctx *c, jframe *f, const char *name, jv v, const jv *args, size_t na
     if (!strcmp(name, "length") || !strcmp(name, "count")) {
         switch (v.t) {
         case JV_STR: return jv_int((int64_t)jutf8_count(v.u.s, v.n));
-        case JV_LIST: return jv_int((int64_t)v.u.l->n);
+        case JV_LIST: if (v.u.l->view != JL_GEN) return jv_int((int64_t)v.u.l->n); break;
         case JV_DICT: if (!v.u.d->ns) return jv_int((int64_t)v.u.d->n); break;
         case JV_UNDEF: return jv_int(0);
         case JV_LOOP: return jv_int((int64_t)v.u.loop->items->n);
@@ -1239,14 +1243,18 @@ jv jfilter(jctx *c, jframe *f, const char *name, jv v, const jv *args, size_t na
         jfail(c->a, "template line %d: object of type '%s' has no len()", line, jv_type_name(v));
     }
     if (!strcmp(name, "string")) return str_of(c, v);
-    if (!strcmp(name, "safe")) return str_of(c, v);
+    if (!strcmp(name, "safe")) {
+        jv s = str_of(c, v);
+        s.safe = true;
+        return s;
+    }
     if (!strcmp(name, "tojson")) return tojson_filter(&A, v);
     if (!strcmp(name, "items")) {
         if (v.t == JV_UNDEF)
             return jv_list(c->a, 0);
         if (v.t != JV_DICT || v.u.d->ns)
             jfail(c->a, "template line %d: can only get item pairs from a mapping", line);
-        return items_of(c, v.u.d);
+        return items_of(c, v.u.d, JL_GEN);
     }
     if (!strcmp(name, "list")) {
         jlist *l = jiter(c, v, line);
@@ -1285,6 +1293,8 @@ jv jfilter(jctx *c, jframe *f, const char *name, jv v, const jv *args, size_t na
         return jv_float(r);
     }
     if (!strcmp(name, "first") || !strcmp(name, "last")) {
+        if (name[0] == 'l' && v.t == JV_LIST && v.u.l->view == JL_GEN)
+            jfail(c->a, "template line %d: 'generator' object is not reversible", line);
         jlist *l = jiter(c, v, line);
         if (l->n == 0)
             return jv_undef(name[0] == 'f' ? "No first item, sequence was empty." : "No last item, sequence was empty.");
@@ -1294,9 +1304,11 @@ jv jfilter(jctx *c, jframe *f, const char *name, jv v, const jv *args, size_t na
         jv sep = str_of(c, arg(&A, 0, "d", jv_str("", 0)));
         return join(c, jiter(c, v, line), sep, arg(&A, 1, "attribute", jv_none()), false, line);
     }
-    if (!strcmp(name, "upper")) return change_case(c, str_of(c, v), CASE_UPPER);
-    if (!strcmp(name, "lower")) return change_case(c, str_of(c, v), CASE_LOWER);
-    if (!strcmp(name, "capitalize")) return change_case(c, str_of(c, v), CASE_CAPITALIZE);
+    if (!strcmp(name, "upper") || !strcmp(name, "lower") || !strcmp(name, "capitalize")) {
+        jv r = change_case(c, str_of(c, v), name[0] == 'u' ? CASE_UPPER : name[0] == 'l' ? CASE_LOWER : CASE_CAPITALIZE);
+        r.safe = v.t == JV_STR && v.safe;
+        return r;
+    }
     if (!strcmp(name, "title")) {
         /* jinja2: each word (split at -, whitespace, brackets) as item[0].upper() + item[1:].lower() */
         jv s = str_of(c, v);
@@ -1313,7 +1325,9 @@ jv jfilter(jctx *c, jframe *f, const char *name, jv v, const jv *args, size_t na
     }
     if (!strcmp(name, "trim")) {
         jv chars = arg(&A, 0, "chars", jv_none());
-        return strip(str_of(c, v), chars.t == JV_STR ? chars : jv_none(), true, true);
+        jv r = strip(str_of(c, v), chars.t == JV_STR ? chars : jv_none(), true, true);
+        r.safe = v.t == JV_STR && v.safe;
+        return r;
     }
     if (!strcmp(name, "replace")) {
         jv s = str_of(c, v);
@@ -1321,8 +1335,11 @@ jv jfilter(jctx *c, jframe *f, const char *name, jv v, const jv *args, size_t na
         jv count = arg(&A, 2, "count", jv_none());
         return replace(c, s, old, new_, count.t == JV_NONE ? -1 : need_int(&A, count, "replace"));
     }
-    if (!strcmp(name, "escape") || !strcmp(name, "e") || !strcmp(name, "forceescape"))
-        return html_escape(c, str_of(c, v));
+    if (!strcmp(name, "escape") || !strcmp(name, "e") || !strcmp(name, "forceescape")) {
+        jv s = v.t == JV_STR && v.safe && name[0] != 'f' ? v : jv_escape(c->a, str_of(c, v));
+        s.safe = true;
+        return s;
+    }
     if (!strcmp(name, "format")) {
         jv s = str_of(c, v);
         if (nkw) {
@@ -1358,6 +1375,8 @@ jv jfilter(jctx *c, jframe *f, const char *name, jv v, const jv *args, size_t na
         jv r = jv_list(c->a, l->n);
         for (size_t i = 0; i < l->n; i++)
             r.u.l->v[i] = l->v[l->n - 1 - i];
+        if (v.t == JV_LIST && v.u.l->view != JL_GEN)
+            r.u.l->view = JL_GEN;                 /* reversed(value): an iterator */
         return r;
     }
     if (!strcmp(name, "attr")) {
@@ -1383,7 +1402,7 @@ jv jfilter(jctx *c, jframe *f, const char *name, jv v, const jv *args, size_t na
                 row.u.l->v[j] = j < k ? l->v[i + j] : fill;
             vl_push(&out, row);
         }
-        return vl_value(&out);
+        return as_gen(vl_value(&out));
     }
     if (!strcmp(name, "truncate")) {
         jv s = str_of(c, v);
@@ -1430,7 +1449,7 @@ jv jfilter(jctx *c, jframe *f, const char *name, jv v, const jv *args, size_t na
         if (dictsort) {
             if (v.t != JV_DICT || v.u.d->ns)
                 jfail(c->a, "template line %d: dictsort: a mapping is required", line);
-            l = items_of(c, v.u.d).u.l;
+            l = items_of(c, v.u.d, JL_LIST).u.l;
             cs = jv_truthy(arg(&A, 0, "case_sensitive", jv_bool(false)));
             by = arg(&A, 1, "by", by);
             reverse = jv_truthy(arg(&A, 2, "reverse", jv_bool(false)));
@@ -1461,7 +1480,7 @@ jv jfilter(jctx *c, jframe *f, const char *name, jv v, const jv *args, size_t na
                     vl_push(&out, vals[i]);
                 }
             }
-            return vl_value(&out);
+            return as_gen(vl_value(&out));
         }
         sort_by(c, vals, keys, l->n, cs, reverse);
         r.u.l->v = vals;
@@ -1469,8 +1488,8 @@ jv jfilter(jctx *c, jframe *f, const char *name, jv v, const jv *args, size_t na
         return r;
     }
     if (!strcmp(name, "map")) {
-        jlist *l = jiter(c, v, line);
-        jv r = jv_list(c->a, l->n);
+        jlist *l = jv_truthy(v) ? jiter(c, v, line) : jv_list(c->a, 0).u.l;   /* `if value:` */
+        jv r = as_gen(jv_list(c->a, l->n));
         jv attribute = arg(&A, SIZE_MAX, "attribute", jv_undef(NULL));
         if (attribute.t != JV_UNDEF) {
             jv def = arg(&A, SIZE_MAX, "default", jv_undef(NULL));
@@ -1516,7 +1535,8 @@ bool jtest(jctx *c, const char *name, jv v, const jv *args, size_t nargs, int li
     if (!strcmp(name, "true")) return v.t == JV_BOOL && v.u.b;
     if (!strcmp(name, "false")) return v.t == JV_BOOL && !v.u.b;
     if (!strcmp(name, "iterable")) return v.t == JV_STR || v.t == JV_LIST || (v.t == JV_DICT && !v.u.d->ns) || v.t == JV_UNDEF;
-    if (!strcmp(name, "sequence")) return v.t == JV_STR || v.t == JV_LIST || (v.t == JV_DICT && !v.u.d->ns) || v.t == JV_UNDEF;
+    if (!strcmp(name, "sequence"))
+        return v.t == JV_STR || (v.t == JV_LIST && !v.u.l->view) || (v.t == JV_DICT && !v.u.d->ns) || v.t == JV_UNDEF;
     if (!strcmp(name, "callable")) return v.t == JV_FUNC || v.t == JV_LOOP;
     if (!strcmp(name, "escaped")) return false;
     if (!strcmp(name, "filter") || !strcmp(name, "test")) {
@@ -1590,7 +1610,7 @@ void jglobals_install(jctx *c, jframe *g)
         jfunc *fn = jalloc(c->a, sizeof *fn);
         fn->kind = JF_GLOBAL;
         fn->name = global_names[i];
-        jframe_set(c->a, g, global_names[i], (jv){ JV_FUNC, 0, { .fn = fn } });
+        jframe_set(c->a, g, global_names[i], (jv){ JV_FUNC, 0, { .fn = fn }, false });
     }
 }
 
@@ -1683,7 +1703,7 @@ jv jglobal_call(jctx *c, jfunc *fn, const jv *args, size_t nargs, const char **k
             m->name = methods[i];
             m->self = items;
             m->state = state;
-            jdict_set(c->a, obj.u.d, jv_cstr(c->a, methods[i]), (jv){ JV_FUNC, 0, { .fn = m } });
+            jdict_set(c->a, obj.u.d, jv_cstr(c->a, methods[i]), (jv){ JV_FUNC, 0, { .fn = m }, false });
         }
         return obj;
     }
@@ -1693,7 +1713,7 @@ jv jglobal_call(jctx *c, jfunc *fn, const jv *args, size_t nargs, const char **k
         m->name = "joiner";
         m->self = str_of(c, arg(&A, 0, "sep", jv_str(", ", 2)));
         m->state = jalloc(c->a, sizeof *m->state);
-        return (jv){ JV_FUNC, 0, { .fn = m } };
+        return (jv){ JV_FUNC, 0, { .fn = m }, false };
     }
     jfail(c->a, "template line %d: '%s' is not callable", line, name);
 }

@@ -99,8 +99,8 @@ static jv loop_attr(jctx *c, jloop *l, const char *name, int line)
         jfunc *fn = jalloc(c->a, sizeof *fn);
         fn->kind = JF_METHOD;
         fn->name = name[0] == 'c' && name[1] == 'y' ? "cycle" : "changed";
-        fn->self = (jv){ JV_LOOP, 0, { .loop = l } };
-        return (jv){ JV_FUNC, 0, { .fn = fn } };
+        fn->self = (jv){ JV_LOOP, 0, { .loop = l }, false };
+        return (jv){ JV_FUNC, 0, { .fn = fn }, false };
     }
     (void)line;
     return jv_undef(msgf(c, "'LoopContext object' has no attribute '%s'%s", name, ""));
@@ -124,7 +124,7 @@ jv jgetattr(jctx *c, jv obj, const char *name, int line)
         fn->kind = JF_METHOD;
         fn->name = name;
         fn->self = obj;
-        return (jv){ JV_FUNC, 0, { .fn = fn } };
+        return (jv){ JV_FUNC, 0, { .fn = fn }, false };
     }
     if (obj.t == JV_DICT) {
         jv *v = jdict_gets(obj.u.d, name);
@@ -153,7 +153,7 @@ jv jgetitem(jctx *c, jv obj, jv key, int line)
         jv *v = jdict_get(obj.u.d, key);
         if (v)
             return *v;
-    } else if ((obj.t == JV_LIST || obj.t == JV_STR) && (key.t == JV_INT || key.t == JV_BOOL)) {
+    } else if (((obj.t == JV_LIST && !obj.u.l->view) || obj.t == JV_STR) && (key.t == JV_INT || key.t == JV_BOOL)) {
         int64_t i = key.t == JV_BOOL ? key.u.b : key.u.i;
         size_t n = obj.t == JV_LIST ? obj.u.l->n : jutf8_count(obj.u.s, obj.n);
         if (i < 0)
@@ -218,7 +218,7 @@ static jv do_slice(jctx *c, jv obj, jv lo, jv hi, jv st, int line)
 {
     if (obj.t == JV_UNDEF)
         jundef_fail(c, obj, line);
-    if (obj.t != JV_LIST && obj.t != JV_STR)
+    if ((obj.t != JV_LIST || obj.u.l->view) && obj.t != JV_STR)
         jfail(c->a, "template line %d: '%s' object is not subscriptable", line, jv_type_name(obj));
     size_t n;
     size_t *offs = NULL;
@@ -345,12 +345,20 @@ static jv arith(jctx *c, const char *op, jv x, jv y, int line)
         jfail(c->a, "template line %d: integer overflow", line);
     }
     if (op[0] == '+' && x.t == JV_STR && y.t == JV_STR) {
+        bool safe = x.safe || y.safe;             /* Markup + str escapes the str */
+        if (safe && !x.safe)
+            x = jv_escape(c->a, x);
+        if (safe && !y.safe)
+            y = jv_escape(c->a, y);
         jstrbuf b = { c->a, NULL, 0, 0 };
         jsb_put(&b, x.u.s, x.n);
         jsb_put(&b, y.u.s, y.n);
-        return b.s ? jv_str(b.s, b.n) : jv_str("", 0);
+        jv r = b.s ? jv_str(b.s, b.n) : jv_str("", 0);
+        r.safe = safe;
+        return r;
     }
-    if (op[0] == '+' && x.t == JV_LIST && y.t == JV_LIST && x.u.l->tuple == y.u.l->tuple) {
+    if (op[0] == '+' && x.t == JV_LIST && y.t == JV_LIST && x.u.l->tuple == y.u.l->tuple && !x.u.l->view &&
+        !y.u.l->view) {
         jv r = jv_list(c->a, x.u.l->n + y.u.l->n);
         r.u.l->tuple = x.u.l->tuple;
         if (x.u.l->n)
@@ -359,9 +367,9 @@ static jv arith(jctx *c, const char *op, jv x, jv y, int line)
             memcpy(r.u.l->v + x.u.l->n, y.u.l->v, y.u.l->n * sizeof(jv));
         return r;
     }
-    if (strcmp(op, "*") == 0 && (x.t == JV_STR || x.t == JV_LIST) && (y.t == JV_INT || y.t == JV_BOOL))
+    if (strcmp(op, "*") == 0 && (x.t == JV_STR || (x.t == JV_LIST && !x.u.l->view)) && (y.t == JV_INT || y.t == JV_BOOL))
         return repeat(c, x, as_int(y), line);
-    if (strcmp(op, "*") == 0 && (y.t == JV_STR || y.t == JV_LIST) && (x.t == JV_INT || x.t == JV_BOOL))
+    if (strcmp(op, "*") == 0 && (y.t == JV_STR || (y.t == JV_LIST && !y.u.l->view)) && (x.t == JV_INT || x.t == JV_BOOL))
         return repeat(c, y, as_int(x), line);
     if (strcmp(op, "%") == 0 && x.t == JV_STR)
         return jpercent_format(c, x, y, line);
@@ -712,7 +720,7 @@ static int run_for(jctx *c, jframe *f, const jnode *n, jv iterable, int depth, j
         step(c, n->line);
         jframe *it = jframe_new(c->a, f);
         l->index0 = i;
-        jframe_set(c->a, it, "loop", (jv){ JV_LOOP, 0, { .loop = l } });
+        jframe_set(c->a, it, "loop", (jv){ JV_LOOP, 0, { .loop = l }, false });
         assign(c, it, n->a, items->v[i], n->line);
         int rc = jexec(c, it, n->d, out);
         if (rc == JN_BREAK)
@@ -778,7 +786,7 @@ int jexec(jctx *c, jframe *f, const jnode *body, jstrbuf *out)
             fn->node = n;
             fn->closure = f;
             fn->caller = jv_undef(NULL);
-            jframe_set(c->a, f, n->name, (jv){ JV_FUNC, 0, { .fn = fn } });
+            jframe_set(c->a, f, n->name, (jv){ JV_FUNC, 0, { .fn = fn }, false });
             break;
         }
         case JN_CALLBLOCK: {
@@ -801,7 +809,7 @@ int jexec(jctx *c, jframe *f, const jnode *body, jstrbuf *out)
             if (call->nkw)
                 memcpy(kwn, call->kwnames, call->nkw * sizeof *kwn);
             kwn[call->nkw] = "caller";
-            kwv[call->nkw] = (jv){ JV_FUNC, 0, { .fn = caller } };
+            kwv[call->nkw] = (jv){ JV_FUNC, 0, { .fn = caller }, false };
             jv v = jv_to_str(c->a, jcall(c, fn, args, call->n, kwn, kwv, call->nkw + 1, n->line));
             put_out(c, out, v.u.s, v.n);
             break;

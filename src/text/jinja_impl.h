@@ -71,12 +71,18 @@ typedef struct {
         jfunc *fn;
         jloop *loop;
     } u;
+    bool safe;             /* JV_STR: a markupsafe.Markup (what |safe returns): + escapes plain strings */
 } jv;
+
+/* What a list value is in Python: a list, or an iterator or view with its
+ * own rules (no len() for a generator, always true, not JSON). */
+typedef enum { JL_LIST, JL_GEN, JL_ITEMS, JL_KEYS, JL_VALUES } jlview;
 
 struct jlist {
     size_t n;
     jv *v;
     bool tuple;            /* prints as (a, b) */
+    jlview view;
 };
 
 struct jdict {
@@ -116,12 +122,12 @@ struct jloop {
     jv changed_last;
 };
 
-static inline jv jv_undef(const char *why) { jv v = { JV_UNDEF, 0, { .s = why } }; return v; }
-static inline jv jv_none(void) { jv v = { JV_NONE, 0, { .i = 0 } }; return v; }
-static inline jv jv_bool(bool b) { jv v = { JV_BOOL, 0, { .b = b } }; return v; }
-static inline jv jv_int(int64_t i) { jv v = { JV_INT, 0, { .i = i } }; return v; }
-static inline jv jv_float(double f) { jv v = { JV_FLOAT, 0, { .f = f } }; return v; }
-static inline jv jv_str(const char *s, size_t n) { jv v = { JV_STR, n, { .s = s } }; return v; }
+static inline jv jv_undef(const char *why) { jv v = { JV_UNDEF, 0, { .s = why }, false }; return v; }
+static inline jv jv_none(void) { jv v = { JV_NONE, 0, { .i = 0 }, false }; return v; }
+static inline jv jv_bool(bool b) { jv v = { JV_BOOL, 0, { .b = b }, false }; return v; }
+static inline jv jv_int(int64_t i) { jv v = { JV_INT, 0, { .i = i }, false }; return v; }
+static inline jv jv_float(double f) { jv v = { JV_FLOAT, 0, { .f = f }, false }; return v; }
+static inline jv jv_str(const char *s, size_t n) { jv v = { JV_STR, n, { .s = s }, false }; return v; }
 
 jv jv_cstr(jarena *a, const char *s);              /* copies */
 jv jv_strdup(jarena *a, const char *s, size_t n);  /* copies */
@@ -147,6 +153,8 @@ const char *jv_type_name(jv v);
 void jv_str_to(jstrbuf *b, jv v);
 void jv_repr_to(jstrbuf *b, jv v);
 jv jv_to_str(jarena *a, jv v);
+/* markupsafe.escape of a plain string: & < > " ' as entities. */
+jv jv_escape(jarena *a, jv s);
 /* Python's repr(float). */
 void jfloat_repr(char *out, size_t size, double f);
 

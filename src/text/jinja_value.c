@@ -183,13 +183,13 @@ jv jv_list(jarena *a, size_t n)
     jlist *l = jalloc(a, sizeof *l);
     l->n = n;
     l->v = jalloc_array(a, n ? n : 1, sizeof *l->v);
-    jv v = { JV_LIST, 0, { .l = l } };
+    jv v = { JV_LIST, 0, { .l = l }, false };
     return v;
 }
 
 jv jv_dict(jarena *a)
 {
-    jv v = { JV_DICT, 0, { .d = jalloc(a, sizeof(jdict)) } };
+    jv v = { JV_DICT, 0, { .d = jalloc(a, sizeof(jdict)) }, false };
     return v;
 }
 
@@ -238,7 +238,7 @@ bool jv_truthy(jv v)
     case JV_INT: return v.u.i != 0;
     case JV_FLOAT: return v.u.f != 0;
     case JV_STR: return v.n > 0;
-    case JV_LIST: return v.u.l->n > 0;
+    case JV_LIST: return v.u.l->view == JL_GEN || v.u.l->n > 0;
     case JV_DICT: return v.u.d->ns || v.u.d->n > 0;
     default: return true;
     }
@@ -261,6 +261,8 @@ bool jv_eq(jv a, jv b)
     case JV_UNDEF: case JV_NONE: return true;
     case JV_STR: return a.n == b.n && (a.n == 0 || memcmp(a.u.s, b.u.s, a.n) == 0);
     case JV_LIST:
+        if (a.u.l->view || b.u.l->view)
+            return a.u.l == b.u.l;
         if (a.u.l->n != b.u.l->n)
             return false;
         for (size_t i = 0; i < a.u.l->n; i++)
@@ -293,7 +295,10 @@ const char *jv_type_name(jv v)
     case JV_INT: return "int";
     case JV_FLOAT: return "float";
     case JV_STR: return "str";
-    case JV_LIST: return v.u.l->tuple ? "tuple" : "list";
+    case JV_LIST: {
+        static const char *const views[] = { "list", "generator", "dict_items", "dict_keys", "dict_values" };
+        return v.u.l->tuple ? "tuple" : views[v.u.l->view];
+    }
     case JV_DICT: return v.u.d->ns ? "Namespace" : "dict";
     case JV_FUNC: return "function";
     default: return "LoopContext";
@@ -314,7 +319,7 @@ int jv_cmp(jarena *a, jv x, jv y, const char *op)
         int c = memcmp(x.u.s, y.u.s, VC_MIN(x.n, y.n));
         return c ? (c < 0 ? -1 : 1) : x.n < y.n ? -1 : x.n > y.n;
     }
-    if (x.t == JV_LIST && y.t == JV_LIST && x.u.l->tuple == y.u.l->tuple) {
+    if (x.t == JV_LIST && y.t == JV_LIST && x.u.l->tuple == y.u.l->tuple && !x.u.l->view && !y.u.l->view) {
         size_t n = VC_MIN(x.u.l->n, y.u.l->n);
         for (size_t i = 0; i < n; i++)
             if (!jv_eq(x.u.l->v[i], y.u.l->v[i]))
@@ -441,6 +446,12 @@ static void put_items(jstrbuf *b, jv v, bool repr)
     (void)repr;
     if (v.t == JV_LIST) {
         const jlist *l = v.u.l;
+        if (l->view == JL_GEN) {
+            jsb_puts(b, "<generator object>");
+            return;
+        }
+        if (l->view)
+            jsb_printf(b, "%s(", jv_type_name(v));
         jsb_putc(b, l->tuple ? '(' : '[');
         for (size_t i = 0; i < l->n; i++) {
             if (i)
@@ -450,6 +461,8 @@ static void put_items(jstrbuf *b, jv v, bool repr)
         if (l->tuple && l->n == 1)
             jsb_putc(b, ',');
         jsb_putc(b, l->tuple ? ')' : ']');
+        if (l->view)
+            jsb_putc(b, ')');
         return;
     }
     const jdict *d = v.u.d;
@@ -493,6 +506,22 @@ jv jv_to_str(jarena *a, jv v)
         return v;
     jstrbuf b = { a, NULL, 0, 0 };
     jv_str_to(&b, v);
+    return b.s ? jv_str(b.s, b.n) : jv_str("", 0);
+}
+
+jv jv_escape(jarena *a, jv s)
+{
+    jstrbuf b = { a, NULL, 0, 0 };
+    for (size_t i = 0; i < s.n; i++) {
+        switch (s.u.s[i]) {
+        case '&': jsb_puts(&b, "&amp;"); break;
+        case '<': jsb_puts(&b, "&lt;"); break;
+        case '>': jsb_puts(&b, "&gt;"); break;
+        case '"': jsb_puts(&b, "&#34;"); break;
+        case '\'': jsb_puts(&b, "&#39;"); break;
+        default: jsb_putc(&b, s.u.s[i]);
+        }
+    }
     return b.s ? jv_str(b.s, b.n) : jv_str("", 0);
 }
 
@@ -584,6 +613,8 @@ void jv_json_to(jarena *a, jstrbuf *b, jv v, const jjson_opts *o, int level)
     case JV_STR: json_str(b, v.u.s, v.n, o->ensure_ascii); return;
     case JV_LIST: {
         const jlist *l = v.u.l;
+        if (l->view)
+            break;
         if (l->n == 0) {
             jsb_puts(b, "[]");
             return;
