@@ -154,7 +154,8 @@ static void test_chat(void)
     const char *smollm = "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}"
                          "{{ '<|im_start|>system\\nYou are a helpful AI assistant named SmolLM, trained by Hugging "
                          "Face<|im_end|>\\n' }}{% endif %}{{'<|im_start|>' + message['role'] + '\\n' + "
-                         "message['content'] + '<|im_end|>' + '\\n'}}{% endfor %}";
+                         "message['content'] + '<|im_end|>' + '\\n'}}{% endfor %}"
+                         "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}";
     CHECK(vc_chat_detect(smollm) == VC_CHAT_CHATML, "detect chatml");
     CHECK(vc_chat_detect("{{ '<|user|>' }}...<|end|>") == VC_CHAT_PHI3, "detect phi3");
     CHECK(vc_chat_detect("[INST] {{ m }} [/INST]") == VC_CHAT_MISTRAL, "detect mistral");

@@ -66,7 +66,8 @@ static void describe(const vc_model *m)
 
 static int run(const vc_cli *cli)
 {
-    bool interactive = cli->command == VC_CMD_RUN && !cli->prompt && !cli->serve && isatty(STDIN_FILENO);
+    bool interactive = cli->command == VC_CMD_RUN && !cli->prompt && !cli->messages && !cli->print_prompt &&
+                       !cli->serve && isatty(STDIN_FILENO);
     if (interactive && cli->json)
         return vc_fail_code(VC_EXIT_USAGE, "--json needs --prompt or prompts on standard input");
     vc_model_ref ref;

@@ -80,16 +80,23 @@ int vc_model_prompt_ids(const vc_model *m, const vc_chat_msg *msgs, size_t n, co
     char *text = vc_chat_render(&m->chat, msgs, n, gen);
     if (!text)
         return -1;
-    bool special = vc_chat_add_special(&m->chat, text);
-    if (m->vision) {
-        char *expanded = expand_images(m->vision, text, images, n_images);
-        free(text);
-        if (!expanded)
-            return -1;
-        text = expanded;
-    }
-    int rc = vc_tokenizer_encode(m->tok, text, strlen(text), special, ids, n_ids);
+    int rc = vc_model_prompt_encode(m, text, images, n_images, ids, n_ids);
     free(text);
+    return rc;
+}
+
+int vc_model_prompt_encode(const vc_model *m, const char *text, const vc_image_embd *images, int n_images,
+                           int32_t **ids, size_t *n_ids)
+{
+    if (n_images > 0 && !m->vision)
+        return vc_fail_code(VC_EXIT_USAGE, "%s: this model takes no images", m->path);
+    bool special = vc_chat_add_special(&m->chat, text);
+    char *expanded = NULL;
+    if (m->vision && !(expanded = expand_images(m->vision, text, images, n_images)))
+        return -1;
+    const char *t = expanded ? expanded : text;
+    int rc = vc_tokenizer_encode(m->tok, t, strlen(t), special, ids, n_ids);
+    free(expanded);
     return rc;
 }
 
