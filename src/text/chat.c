@@ -7,6 +7,7 @@
 
 #include "core/buf.h"
 #include "core/common.h"
+#include "text/utf8.h"
 
 static const char *const names[] = { "raw", "chatml", "phi3", "mistral", "llama2", "llama3", "llava-mistral", "idefics3" };
 
@@ -341,6 +342,14 @@ char *vc_chat_render(const vc_chat *c, const vc_chat_msg *m, size_t n, bool gen)
 {
     if (!c->jinja)
         return render_builtin(c, m, n, gen);
+    for (size_t i = 0; i < n; i++) {          /* JSON strings (the template's values) are UTF-8 */
+        size_t bad;
+        if (!vc_utf8_valid(m[i].content, strlen(m[i].content), &bad) ||
+            !vc_utf8_valid(m[i].role, strlen(m[i].role), &bad)) {
+            vc_fail_code(VC_EXIT_INPUT, "input is not valid UTF-8 (bad byte at offset %zu)", bad);
+            return NULL;
+        }
+    }
     json_t *msgs = json_array();
     for (size_t i = 0; msgs && i < n; i++)
         if (json_array_append_new(msgs, message_json(c, &m[i])) != 0) {
