@@ -154,7 +154,8 @@ static void test_chat(void)
     const char *smollm = "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}"
                          "{{ '<|im_start|>system\\nYou are a helpful AI assistant named SmolLM, trained by Hugging "
                          "Face<|im_end|>\\n' }}{% endif %}{{'<|im_start|>' + message['role'] + '\\n' + "
-                         "message['content'] + '<|im_end|>' + '\\n'}}{% endfor %}";
+                         "message['content'] + '<|im_end|>' + '\\n'}}{% endfor %}"
+                         "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}";
     CHECK(vc_chat_detect(smollm) == VC_CHAT_CHATML, "detect chatml");
     CHECK(vc_chat_detect("{{ '<|user|>' }}...<|end|>") == VC_CHAT_PHI3, "detect phi3");
     CHECK(vc_chat_detect("[INST] {{ m }} [/INST]") == VC_CHAT_MISTRAL, "detect mistral");
@@ -174,7 +175,8 @@ static void test_chat(void)
                  "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n");
     vc_chat_free(&chat);
 
-    vc_chat_init(&chat, "<|start_header_id|>", "<|begin_of_text|>", "<|eot_id|>");
+    vc_chat_init(&chat, NULL, "<|begin_of_text|>", "<|eot_id|>");
+    vc_chat_set_format(&chat, VC_CHAT_LLAMA3);   /* the built-in format (no template) */
     check_render("llama3", &chat, conv, 4,
                  "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nBe brief.<|eot_id|>"
                  "<|start_header_id|>user<|end_header_id|>\n\nHi<|eot_id|><|start_header_id|>assistant<|end_header_id|>"
@@ -183,16 +185,19 @@ static void test_chat(void)
     CHECK(strcmp(vc_chat_end_of_turn(&chat), "<|eot_id|>") == 0, "llama3 end of turn");
     vc_chat_free(&chat);
 
-    vc_chat_init(&chat, "[INST] <<SYS>>", "<s>", "</s>");
+    vc_chat_init(&chat, NULL, "<s>", "</s>");
+    vc_chat_set_format(&chat, VC_CHAT_LLAMA2);   /* the built-in format (no template) */
     check_render("llama2", &chat, conv, 4,
                  "<s>[INST] <<SYS>>\nBe brief.\n<</SYS>>\n\nHi [/INST] Hello! </s><s>[INST] Bye [/INST]");
     vc_chat_free(&chat);
 
-    vc_chat_init(&chat, "[INST]", "<s>", "</s>");
+    vc_chat_init(&chat, NULL, "<s>", "</s>");
+    vc_chat_set_format(&chat, VC_CHAT_MISTRAL);   /* the built-in format (no template) */
     check_render("mistral with system", &chat, conv, 4, "<s>[INST] Be brief.\n\nHi [/INST]Hello!</s>[INST] Bye [/INST]");
     vc_chat_free(&chat);
 
-    vc_chat_init(&chat, "<|user|> <|end|>", "<s>", "<|endoftext|>");
+    vc_chat_init(&chat, NULL, "<s>", "<|endoftext|>");
+    vc_chat_set_format(&chat, VC_CHAT_PHI3);   /* the built-in format (no template) */
     check_render("phi3", &chat, conv, 2, "<|system|>\nBe brief.<|end|>\n<|user|>\nHi<|end|>\n<|assistant|>\n");
     vc_chat_free(&chat);
 }

@@ -6,9 +6,10 @@
 
 #include "text/sampler.h"
 
-typedef enum { VC_CMD_RUN, VC_CMD_CONVERT, VC_CMD_EVAL, VC_CMD_BENCH, VC_CMD_HELP, VC_CMD_VERSION } vc_command;
+typedef enum { VC_CMD_RUN, VC_CMD_CONVERT, VC_CMD_EVAL, VC_CMD_BENCH, VC_CMD_TEMPLATE, VC_CMD_HELP, VC_CMD_VERSION } vc_command;
 
 #define VC_MAX_IMAGES 16
+#define VC_MAX_VARS 32
 
 typedef struct {
     vc_command command;
@@ -17,7 +18,15 @@ typedef struct {
     const char *model;
     const char *prompt;
     const char *system;
-    const char *template_name;
+    const char *template_name; /* --template: a Jinja file, or a built-in format's name */
+    const char *template_file; /* template subcommand: the template to render */
+    const char *messages;      /* --messages: a JSON file of OpenAI-style messages */
+    const char *tools;         /* --tools: a JSON file of tool schemas */
+    const char *bos, *eos;     /* template: --bos/--eos token texts */
+    const char *vars[VC_MAX_VARS]; /* template: --var NAME=JSON, in order */
+    int n_vars;
+    bool no_gen_prompt;        /* template: --no-generation-prompt */
+    bool print_prompt;         /* --print-prompt: print the rendered prompt and exit */
     const char *out;           /* convert: output file */
     const char *out_type;      /* convert: tensor type */
     const char *eval_file;     /* eval: the questions */

@@ -19,7 +19,8 @@ enum {
     VC_EXIT_RUNTIME = 1,   /* generation or I/O failed */
     VC_EXIT_USAGE = 2,     /* bad command line */
     VC_EXIT_MODEL = 3,     /* model missing, corrupt or unsupported */
-    VC_EXIT_INPUT = 4,     /* bad prompt/image: invalid UTF-8, too long for the context */
+    VC_EXIT_INPUT = 4,     /* bad prompt/image/messages: invalid UTF-8, too long for the context, a chat template
+                              that fails on the conversation */
     VC_EXIT_NOMEM = 5,     /* out of memory or over the memory budget */
     VC_EXIT_INTERRUPTED = 130
 };

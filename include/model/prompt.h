@@ -27,6 +27,12 @@ int vc_model_prompt_ids(const vc_model *m, const vc_chat_msg *msgs, size_t n, co
  * "<image>\n") is put before the text, images in order. */
 int vc_model_raw_prompt_ids(const vc_model *m, const char *text, const vc_image_embd *images, int n_images,
                             int32_t **ids, size_t *n_ids);
+
+/* Token ids of a rendered prompt: each image token of the text expanded for
+ * its image (images[] in order; the counts must match), tokenized with the
+ * special tokens the chat format calls for (vc_chat_add_special). */
+int vc_model_prompt_encode(const vc_model *m, const char *text, const vc_image_embd *images, int n_images,
+                           int32_t **ids, size_t *n_ids);
 /* Input embeddings for ids: token embeddings, with image tokens replaced by
  * the images' rows in order (n x dim floats, malloc'd). */
 int vc_model_prompt_embd(const vc_model *m, const int32_t *ids, size_t n, const vc_image_embd *images, int n_images,

@@ -1,16 +1,20 @@
-/* chat.h - chat prompt formats.
+/* chat.h - chat prompts: the model's Jinja chat template, or a built-in format.
  *
- * vlmchat does not run Jinja: it recognizes which well-known format a
- * model's chat_template implements (from marker strings in the template
- * text) and renders that format in C.  The format can be forced by name
- * (--template, or "template" in a preset).  Rendering must equal what
- * transformers' apply_chat_template produces; tests compare token ids.
+ * A model that ships a chat template has it rendered by the Jinja
+ * interpreter (text/jinja.h) exactly as transformers' apply_chat_template
+ * renders it.  The built-in formats below serve only models without a
+ * template (or when one is forced by name: --template NAME, a preset's
+ * "template").  The format detected from marker strings in the template
+ * text still names the turn-ending token that stops generation.
  */
 #ifndef VC_TEXT_CHAT_H
 #define VC_TEXT_CHAT_H
 
+#include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
+
+#include "text/jinja.h"
 
 typedef enum {
     VC_CHAT_RAW,       /* no template: the prompt as given */
@@ -31,8 +35,10 @@ typedef struct {
 
 typedef struct {
     vc_chat_format format;
+    vc_jinja *jinja;       /* the compiled chat template; NULL: the built-in format renders */
+    bool parts;            /* messages reach the template with content parts (a processor's template) */
     char *bos, *eos;       /* token texts the template writes ("<s>", "</s>") */
-    char *default_system;  /* a system prompt the template inserts when none is given */
+    char *unk, *pad;       /* more special token texts passed to the template (NULL: none) */
     char *image_text;      /* what stands for one image in a message, e.g. "<image>\n" */
     bool add_special;      /* encode the rendered text with the tokenizer's special tokens (BOS) */
 } vc_chat;
@@ -42,17 +48,39 @@ vc_chat_format vc_chat_detect(const char *template_text);
 /* Format by name ("chatml", "phi3", "mistral", "llama2", "llama3", "llava-mistral", "raw"); -1 if unknown. */
 int vc_chat_format_from_name(const char *name);
 const char *vc_chat_format_name(vc_chat_format f);
-/* Fills chat from a template text (detect + default system prompt). */
+/* Fills chat from a template text: compiles it (a syntax error fails, class
+ * VC_EXIT_MODEL) and detects the format it resembles. NULL: no template. */
 int vc_chat_init(vc_chat *chat, const char *template_text, const char *bos, const char *eos);
 void vc_chat_free(vc_chat *chat);
-/* Sets the format (and what follows from it, such as add_special). */
+/* Replaces the template with template_text (compiled); fails on a syntax error. */
+int vc_chat_set_template(vc_chat *chat, const char *template_text);
+/* Sets the unk/pad token texts passed to the template (copied; NULL: none). */
+int vc_chat_set_tokens(vc_chat *chat, const char *unk, const char *pad);
+/* Forces a built-in format: the template, if any, is no longer used. */
 void vc_chat_set_format(vc_chat *chat, vc_chat_format f);
 /* Sets the text that stands for one image (copied). */
 int vc_chat_set_image_text(vc_chat *chat, const char *text);
 
 /* Renders messages as the prompt text; add_generation_prompt appends the
- * assistant header. Returns a malloc'd string or NULL. */
+ * assistant header. With a template, each message's images come before its
+ * text as {"type": "image"} parts. Returns a malloc'd string or NULL. */
 char *vc_chat_render(const vc_chat *chat, const vc_chat_msg *msgs, size_t n, bool add_generation_prompt);
+/* Renders an OpenAI-style messages array (content a string or a list of
+ * {"type": "text", "text"} / {"type": "image"} parts; other fields such as
+ * tool_calls pass through) with the tool schemas (NULL: none). Without a
+ * template the built-in format renders the text parts. */
+char *vc_chat_render_json(const vc_chat *chat, const json_t *messages, const json_t *tools,
+                          bool add_generation_prompt);
+/* The variables transformers passes a chat template: messages (taken over),
+ * tools (copied, else None), documents (None), add_generation_prompt, and
+ * the special tokens given (NULL: left undefined). A new object or NULL. */
+json_t *vc_chat_template_vars(json_t *messages, const json_t *tools, bool add_generation_prompt, const char *bos,
+                              const char *eos, const char *unk, const char *pad);
+/* Whether the rendered text is tokenized with the tokenizer's special
+ * tokens (BOS): a processor's template (parts) unless the text already
+ * starts with the BOS text; a text model's template never (the template
+ * writes them); the built-in formats as each requires. */
+bool vc_chat_add_special(const vc_chat *chat, const char *text);
 /* The token text that ends an assistant turn ("<|end|>", ...), or NULL. */
 const char *vc_chat_end_of_turn(const vc_chat *chat);
 

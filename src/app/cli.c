@@ -17,6 +17,8 @@ const char *vc_cli_usage(void)
     return "usage: vlmchat [options]                      answer prompts (from --prompt or stdin lines)\n"
            "       vlmchat convert --model DIR --out FILE.gguf [--type TYPE]\n"
            "       vlmchat eval FILE.jsonl [options]              accuracy, latency and speed on a question set\n"
+           "       vlmchat template FILE [--messages M.json] [--tools T.json] [--bos TEXT] [--eos TEXT]\n"
+           "                        [--no-generation-prompt] [--var NAME=JSON]   print a chat template's rendering\n"
            "       vlmchat bench [MODEL] [--quant TYPE] [--int8-dot] [--json]   speed and memory on a random-weight model of real\n"
            "                                                      dimensions: smolvlm-256m (default), smolvlm-2b, phi3-mini\n"
            "\n"
@@ -24,7 +26,8 @@ const char *vc_cli_usage(void)
            "  -m, --model PATH|NAME   HF model directory, GGUF file, or a name under configs/ (default: demo)\n"
            "      --quant TYPE        quantize float weights at load: q8_0, q4_0, mlx4_g64, f16, bf16\n"
            "      --ctx N             context size in tokens (default: min(model max, 4096))\n"
-           "      --template NAME     chat format: chatml, phi3, mistral, llama2, llama3, raw\n"
+           "      --template FILE     Jinja chat template to use instead of the model's; or a built-in format:\n"
+           "                          chatml, phi3, mistral, llama2, llama3, llava-mistral, idefics3, raw\n"
            "      --threads N         worker threads (default: all CPUs)\n"
            "      --int8-dot          8-bit activations on Q8_0/Q4_0/MLX 4-bit weights, as llama.cpp computes:\n"
            "                          faster, but logits no longer match transformers to 1e-4\n"
@@ -33,6 +36,10 @@ const char *vc_cli_usage(void)
            "      --whole-input       all of stdin is one prompt\n"
            "      --system TEXT       system message\n"
            "      --raw               no chat template: the prompt text as is (images at its <image> placeholders)\n"
+           "      --messages FILE     the conversation as an OpenAI-style JSON messages array (string or parts\n"
+           "                          content, image_url parts as file paths or data: URLs); the model answers it\n"
+           "      --tools FILE        JSON array of tool schemas passed to the chat template\n"
+           "      --print-prompt      print the rendered prompt of the request and exit\n"
            "  -i, --image FILE        attach an image (JPEG or PNG; repeat for several, in order)\n"
            "generation:\n"
            "  -n, --max-tokens N      most tokens to generate (default 256)\n"
@@ -61,6 +68,10 @@ const char *vc_cli_usage(void)
            "      --mem-limit SIZE    memory budget, e.g. 2G or 512M (default: cgroup limit or available)\n"
            "  -h, --help              this text\n"
            "      --version           version\n"
+           "template:\n"
+           "      --bos TEXT, --eos TEXT  bos_token and eos_token of the rendering\n"
+           "      --no-generation-prompt  add_generation_prompt=false\n"
+           "      --var NAME=JSON     one more template variable (repeatable)\n"
            "convert:\n"
            "      --out FILE          GGUF file to write\n"
            "      --type TYPE         f32, f16, bf16, q8_0, q4_0, q4_k, q6_k (default f16)\n";
@@ -92,7 +103,8 @@ enum {
     OPT_CTX = 256, OPT_TEMPLATE, OPT_THREADS, OPT_WHOLE, OPT_SYSTEM, OPT_RAW, OPT_TEMP, OPT_TOPK, OPT_TOPP,
     OPT_MINP, OPT_REPEAT, OPT_SEED, OPT_IGNORE_EOS, OPT_JSON, OPT_VERSION, OPT_OUT, OPT_TYPE, OPT_QUANT, OPT_MIN_ACC,
     OPT_PREVIEW, OPT_NO_STATUS, OPT_MEM_LIMIT, OPT_SERVE, OPT_API_KEY, OPT_ALLOW_FILES, OPT_QUEUE, OPT_MAX_BODY,
-    OPT_MAX_IMAGE_PIXELS, OPT_INT8_DOT
+    OPT_MAX_IMAGE_PIXELS, OPT_INT8_DOT, OPT_MESSAGES, OPT_TOOLS, OPT_BOS, OPT_EOS, OPT_NO_GEN, OPT_VAR,
+    OPT_PRINT_PROMPT
 };
 
 /* "512M", "2G", "100000" (bytes) */
@@ -166,6 +178,19 @@ static int apply(vc_cli *c, int opt, const char *arg, const char *name)
     case OPT_QUEUE: return parse_int(name, arg, 0, 4096, &c->queue);
     case OPT_MAX_BODY: return parse_size(name, arg, &c->max_body);
     case OPT_MAX_IMAGE_PIXELS: return parse_size(name, arg, &c->max_image_pixels);
+    case OPT_MESSAGES: c->messages = arg; return 0;
+    case OPT_TOOLS: c->tools = arg; return 0;
+    case OPT_BOS: c->bos = arg; return 0;
+    case OPT_EOS: c->eos = arg; return 0;
+    case OPT_NO_GEN: c->no_gen_prompt = true; return 0;
+    case OPT_PRINT_PROMPT: c->print_prompt = true; return 0;
+    case OPT_VAR:
+        if (c->n_vars >= VC_MAX_VARS)
+            return vc_fail_code(VC_EXIT_USAGE, "at most %d --var", VC_MAX_VARS);
+        if (!strchr(arg, '=') || arg[0] == '=')
+            return vc_fail_code(VC_EXIT_USAGE, "--var expects NAME=JSON, got '%s'", arg);
+        c->vars[c->n_vars++] = arg;
+        return 0;
     default: return vc_fail_code(VC_EXIT_USAGE, "unknown option (see --help)");
     }
 }
@@ -191,7 +216,10 @@ int vc_cli_parse(int argc, char **argv, vc_cli *c)
         { "api-key", required_argument, 0, OPT_API_KEY }, { "allow-files", required_argument, 0, OPT_ALLOW_FILES },
         { "queue", required_argument, 0, OPT_QUEUE }, { "max-body", required_argument, 0, OPT_MAX_BODY },
         { "max-image-pixels", required_argument, 0, OPT_MAX_IMAGE_PIXELS },
-        { "int8-dot", no_argument, 0, OPT_INT8_DOT },
+        { "int8-dot", no_argument, 0, OPT_INT8_DOT }, { "messages", required_argument, 0, OPT_MESSAGES },
+        { "tools", required_argument, 0, OPT_TOOLS }, { "bos", required_argument, 0, OPT_BOS },
+        { "eos", required_argument, 0, OPT_EOS }, { "no-generation-prompt", no_argument, 0, OPT_NO_GEN },
+        { "var", required_argument, 0, OPT_VAR }, { "print-prompt", no_argument, 0, OPT_PRINT_PROMPT },
         { 0, 0, 0, 0 },
     };
     memset(c, 0, sizeof *c);
@@ -210,6 +238,9 @@ int vc_cli_parse(int argc, char **argv, vc_cli *c)
         first = 2;
     } else if (argc > 1 && strcmp(argv[1], "bench") == 0) {
         c->command = VC_CMD_BENCH;
+        first = 2;
+    } else if (argc > 1 && strcmp(argv[1], "template") == 0) {
+        c->command = VC_CMD_TEMPLATE;
         first = 2;
     }
     optind = first;
@@ -233,8 +264,16 @@ int vc_cli_parse(int argc, char **argv, vc_cli *c)
         c->eval_file = argv[optind++];
     if (c->command == VC_CMD_BENCH && optind < argc)
         c->bench_arch = argv[optind++];
+    if (c->command == VC_CMD_TEMPLATE && optind < argc)
+        c->template_file = argv[optind++];
     if (optind < argc)
         return vc_fail_code(VC_EXIT_USAGE, "unexpected argument '%s' (see --help)", argv[optind]);
+    if (c->command == VC_CMD_TEMPLATE && !c->template_file)
+        return vc_fail_code(VC_EXIT_USAGE, "template needs a FILE (a Jinja chat template)");
+    if (c->command != VC_CMD_TEMPLATE && (c->bos || c->eos || c->n_vars || c->no_gen_prompt))
+        return vc_fail_code(VC_EXIT_USAGE, "--bos, --eos, --var and --no-generation-prompt go with the template subcommand");
+    if (c->messages && (c->prompt || c->whole_input || c->serve || c->raw))
+        return vc_fail_code(VC_EXIT_USAGE, "--messages is the whole request: no --prompt, --whole-input, --raw or --serve");
     if (c->command == VC_CMD_EVAL && !c->eval_file)
         return vc_fail_code(VC_EXIT_USAGE, "eval needs a FILE.jsonl of questions");
     if (c->serve && (c->prompt || c->json || c->whole_input || c->command != VC_CMD_RUN))

@@ -17,6 +17,7 @@
 #include "app/repl.h"
 #include "app/scripted.h"
 #include "app/serve.h"
+#include "app/template.h"
 #include "core/common.h"
 #include "core/kernels.h"
 #include "core/int8dot.h"
@@ -56,7 +57,7 @@ static void describe(const vc_model *m)
             "vlmchat: %s (%s, %s): %d layers, dim %d, %d/%d heads, vocab %d, chat %s, ctx %d, %d threads, %s kernels%s%s, "
             "loaded in %.1f ms\n",
             m->path, m->format, arch[c->arch], c->n_layers, c->dim, c->n_heads, c->n_kv_heads, c->n_vocab,
-            vc_chat_format_name(m->chat.format), m->llm.n_ctx, vc_threads_count(), vc_kernels_dot_isa(),
+            m->chat.jinja ? "template" : vc_chat_format_name(m->chat.format), m->llm.n_ctx, vc_threads_count(), vc_kernels_dot_isa(),
             vc_int8dot_enabled() ? ", int8 dot " : "", vc_int8dot_enabled() ? vc_int8dot_isa() : "", m->load_ms);
     if (m->llm.n_interleaved)
         fprintf(stderr, "vlmchat: %d weight matrices interleaved in groups of 8 rows for the integer kernels\n",
@@ -65,7 +66,8 @@ static void describe(const vc_model *m)
 
 static int run(const vc_cli *cli)
 {
-    bool interactive = cli->command == VC_CMD_RUN && !cli->prompt && !cli->serve && isatty(STDIN_FILENO);
+    bool interactive = cli->command == VC_CMD_RUN && !cli->prompt && !cli->messages && !cli->print_prompt &&
+                       !cli->serve && isatty(STDIN_FILENO);
     if (interactive && cli->json)
         return vc_fail_code(VC_EXIT_USAGE, "--json needs --prompt or prompts on standard input");
     vc_model_ref ref;
@@ -114,6 +116,8 @@ int main(int argc, char **argv)
         printf("vlmchat %s\n", VLMCHAT_VERSION);
         return 0;
     }
+    if (cli.command == VC_CMD_TEMPLATE)
+        return vc_run_template(&cli) == 0 ? 0 : fail();
     if (vc_threads_init(cli.threads) != 0)
         return fail();
     vc_int8dot_enable(cli.int8_dot);

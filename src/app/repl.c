@@ -189,25 +189,32 @@ static void cmd_set(repl *r, char *args)
         say("unknown setting or value out of range: %s %s\n", key, val);
 }
 
-/* Conversation files: {"system": ..., "turns": [{"role", "content", "images": [paths]}]}. */
+/* Conversation files are what --messages reads: an OpenAI-style messages
+ * array, images as image_url parts (file paths) before the message's text. */
 static void cmd_save(repl *r, char *path)
 {
     if (!path || !*path) {
         say("usage: /save FILE\n");
         return;
     }
-    json_t *turns = json_array();
+    json_t *doc = json_array();
+    if (r->conv.system)
+        json_array_append_new(doc, json_pack("{s:s, s:s}", "role", "system", "content", r->conv.system));
     int img = 0;
     for (size_t i = 0; i < r->conv.n_turns; i++) {
-        json_t *paths = json_array();
-        for (int k = 0; k < r->conv.turns[i].n_images && img < r->conv.n_images; k++)
-            json_array_append_new(paths, json_string(r->conv.image_paths[img++]));
-        json_array_append_new(turns, json_pack("{s:s, s:s, s:o}", "role", r->conv.turns[i].role, "content",
-                                               r->conv.turns[i].content, "images", paths));
+        const vc_turn *t = &r->conv.turns[i];
+        json_t *content;
+        if (t->n_images == 0) {
+            content = json_string(t->content);
+        } else {
+            content = json_array();
+            for (int k = 0; k < t->n_images && img < r->conv.n_images; k++)
+                json_array_append_new(content, json_pack("{s:s, s:{s:s}}", "type", "image_url", "image_url", "url",
+                                                         r->conv.image_paths[img++]));
+            json_array_append_new(content, json_pack("{s:s, s:s}", "type", "text", "text", t->content));
+        }
+        json_array_append_new(doc, json_pack("{s:s, s:o}", "role", t->role, "content", content));
     }
-    json_t *doc = json_pack("{s:i, s:o}", "version", 1, "turns", turns);
-    if (r->conv.system)
-        json_object_set_new(doc, "system", json_string(r->conv.system));
     char *text = json_dumps(doc, JSON_INDENT(1));
     json_decref(doc);
     if (!text || vc_write_file_atomic(path, text, strlen(text)) != 0)
@@ -215,6 +222,52 @@ static void cmd_save(repl *r, char *path)
     else
         say("saved %zu turns to %s\n", r->conv.n_turns, path);
     free(text);
+}
+
+/* A messages array (what /save writes) as the conversation's
+ * {"system", "turns": [{"role", "content", "images"}]} document; NULL when
+ * the text is not a messages array (an older file, or malformed: the
+ * loader reports it). */
+static char *messages_as_turns(const char *text, size_t len, const char *path)
+{
+    json_t *msgs = json_loadb(text, len, 0, NULL);
+    if (!json_is_array(msgs)) {
+        json_decref(msgs);
+        return NULL;
+    }
+    json_t *doc = json_pack("{s:i, s:[]}", "version", 1, "turns"), *turns = json_object_get(doc, "turns");
+    size_t i;
+    json_t *m;
+    json_array_foreach(msgs, i, m) {
+        const char *role = json_string_value(json_object_get(m, "role"));
+        json_t *content = json_object_get(m, "content"), *images = json_array(), *part;
+        vc_buf b = { 0 };
+        if (json_is_string(content))
+            vc_buf_puts(&b, json_string_value(content));
+        size_t k;
+        json_array_foreach(content, k, part) {
+            const char *type = json_string_value(json_object_get(part, "type"));
+            json_t *u = json_object_get(part, "image_url");
+            if (type && strcmp(type, "text") == 0 && json_is_string(json_object_get(part, "text")))
+                vc_buf_puts(&b, json_string_value(json_object_get(part, "text")));
+            else if (type && strcmp(type, "image_url") == 0)
+                json_array_append(images, json_is_string(u) ? u : json_object_get(u, "url"));
+        }
+        char *s = vc_buf_take(&b, NULL);
+        if (role && strcmp(role, "system") == 0)
+            json_object_set_new(doc, "system", json_string(s ? s : ""));
+        else
+            json_array_append_new(turns, json_pack("{s:s?, s:s?, s:o}", "role", role, "content", s ? s : "", "images",
+                                                   images));
+        if (role && strcmp(role, "system") == 0)
+            json_decref(images);
+        free(s);
+    }
+    char *out = json_dumps(doc, 0);
+    json_decref(doc);
+    json_decref(msgs);
+    (void)path;
+    return out;
 }
 
 static void cmd_load(repl *r, char *path)
@@ -225,7 +278,10 @@ static void cmd_load(repl *r, char *path)
         say(path && *path ? "error: %s\n" : "usage: /load FILE\n", vc_error());
         return;
     }
-    if (vc_conv_load_json(&r->conv, text, len, path) != 0)
+    char *turns = messages_as_turns(text, len, path);   /* NULL: the older {"system", "turns"} format */
+    int rc = vc_conv_load_json(&r->conv, turns ? turns : text, turns ? strlen(turns) : len, path);
+    free(turns);
+    if (rc != 0)
         complain();
     else
         say("loaded %zu turns from %s\n", r->conv.n_turns, path);

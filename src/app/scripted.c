@@ -10,6 +10,8 @@
 
 #include "core/buf.h"
 #include "core/common.h"
+#include "app/messages.h"
+#include "app/template.h"
 #include "model/generate.h"
 #include "model/prompt.h"
 #include "text/stream.h"
@@ -75,39 +77,101 @@ static int print_json(const vc_model *m, const vc_gen_result *r)
     return rc;
 }
 
-/* Chat-templated prompt ids for one user message (plus --system) with the
- * --image images; embd gets input embeddings when there are images. */
-static int prompt_input(const vc_model *m, const vc_cli *cli, const char *text, const vc_image_embd *images,
-                        int32_t **ids, size_t *n, float **embd)
+/* One user message (plus --system) with the --image images as the
+ * messages array a template renders (--tools needs the JSON path). */
+static json_t *single_turn(const vc_cli *cli, const char *text)
 {
-    *embd = NULL;
-    if (cli->raw || m->chat.format == VC_CHAT_RAW) {
-        /* images at the model's own placeholders where the prompt has them */
-        if (vc_model_raw_prompt_ids(m, text, images, cli->n_images, ids, n) != 0)
-            return -1;
-    } else {
-        vc_chat_msg msgs[2];
+    json_t *msgs = json_array(), *content = json_string(text);
+    if (cli->n_images > 0) {
+        json_decref(content);
+        content = json_array();
+        for (int i = 0; i < cli->n_images; i++)
+            json_array_append_new(content, json_pack("{ss}", "type", "image"));
+        json_array_append_new(content, json_pack("{ssss}", "type", "text", "text", text));
+    }
+    if (cli->system)
+        json_array_append_new(msgs, json_pack("{ssss}", "role", "system", "content", cli->system));
+    json_array_append_new(msgs, json_pack("{ssso}", "role", "user", "content", content));
+    return msgs;
+}
+
+/* The rendered prompt of one request: the --prompt text as one user turn, or
+ * the --messages conversation (msgs). */
+static char *render_request(const vc_model *m, const vc_cli *cli, const char *text, const json_t *msgs,
+                            const json_t *tools)
+{
+    if (!msgs && !tools) {
+        vc_chat_msg turn[2];
         size_t k = 0;
         if (cli->system)
-            msgs[k++] = (vc_chat_msg){ "system", cli->system, 0 };
-        msgs[k++] = (vc_chat_msg){ "user", text, cli->n_images };
-        if (vc_model_prompt_ids(m, msgs, k, images, cli->n_images, true, ids, n) != 0)
+            turn[k++] = (vc_chat_msg){ "system", cli->system, 0 };
+        turn[k++] = (vc_chat_msg){ "user", text, cli->n_images };
+        return vc_chat_render(&m->chat, turn, k, true);
+    }
+    json_t *own = msgs ? NULL : single_turn(cli, text);
+    if (!msgs && !own) {
+        vc_fail("out of memory");
+        return NULL;
+    }
+    char *out = vc_chat_render_json(&m->chat, msgs ? msgs : own, tools, true);
+    json_decref(own);
+    return out;
+}
+
+/* Chat-templated prompt ids of a request with its images; embd gets input
+ * embeddings when there are images. */
+static int prompt_input(const vc_model *m, const vc_cli *cli, const char *text, const json_t *msgs,
+                        const json_t *tools, const vc_image_embd *images, int n_images, int32_t **ids, size_t *n,
+                        float **embd)
+{
+    *embd = NULL;
+    if (!msgs && (cli->raw || (m->chat.format == VC_CHAT_RAW && !m->chat.jinja))) {
+        /* images at the model's own placeholders where the prompt has them */
+        if (vc_model_raw_prompt_ids(m, text, images, n_images, ids, n) != 0)
+            return -1;
+    } else {
+        char *rendered = render_request(m, cli, text, msgs, tools);
+        if (!rendered)
+            return -1;
+        int rc = vc_model_prompt_encode(m, rendered, images, n_images, ids, n);
+        free(rendered);
+        if (rc != 0)
             return -1;
     }
-    if (cli->n_images > 0 && vc_model_prompt_embd(m, *ids, *n, images, cli->n_images, embd) != 0) {
+    if (n_images > 0 && vc_model_prompt_embd(m, *ids, *n, images, n_images, embd) != 0) {
         free(*ids);
         return -1;
     }
     return 0;
 }
 
-static int answer(vc_model *m, const vc_cli *cli, const char *text, const vc_image_embd *images,
-                  volatile sig_atomic_t *interrupt)
+/* --print-prompt: the rendered prompt, byte for byte. */
+static int print_prompt(const vc_model *m, const vc_cli *cli, const char *text, const json_t *msgs,
+                        const json_t *tools)
 {
+    char *rendered = cli->raw && !msgs ? vc_strdup(text) : render_request(m, cli, text, msgs, tools);
+    if (!rendered)
+        return -1;
+    int rc = emit(rendered, strlen(rendered));
+    free(rendered);
+    return rc == 0 ? 0 : vc_fail("standard output was closed");
+}
+
+typedef struct {
+    const json_t *msgs, *tools;      /* --messages (normalized) and --tools, or NULL */
+    const vc_image_embd *images;
+    int n_images;
+} request;
+
+static int answer_request(vc_model *m, const vc_cli *cli, const char *text, const request *req,
+                          volatile sig_atomic_t *interrupt)
+{
+    if (cli->print_prompt)
+        return print_prompt(m, cli, text, req->msgs, req->tools);
     int32_t *ids;
     size_t n;
     float *embd;
-    if (prompt_input(m, cli, text, images, &ids, &n, &embd) != 0)
+    if (prompt_input(m, cli, text, req->msgs, req->tools, req->images, req->n_images, &ids, &n, &embd) != 0)
         return -1;
     vc_llm_truncate(&m->llm, 0);
     bool started = false;
@@ -150,11 +214,35 @@ static char *read_all(FILE *f, size_t *len)
 
 static bool has_nul(const char *s, size_t len) { return memchr(s, 0, len) != NULL; }
 
-static int run_prompts(vc_model *m, const vc_cli *cli, const vc_image_embd *images, volatile sig_atomic_t *interrupt);
+static int run_prompts(vc_model *m, const vc_cli *cli, const request *req, volatile sig_atomic_t *interrupt);
+
+/* --messages: the file's conversation, its last turn answered. */
+static int run_messages(vc_model *m, const vc_cli *cli, const json_t *tools, volatile sig_atomic_t *interrupt)
+{
+    vc_messages msgs;
+    if (vc_messages_load(cli->messages, cli->print_prompt ? NULL : m, &msgs) != 0)
+        return -1;
+    if (msgs.n_images > 0 && !m->vision) {
+        vc_messages_free(&msgs);
+        return vc_fail_code(VC_EXIT_USAGE, "%s: this model takes no images", m->path);
+    }
+    request req = { msgs.messages, tools, msgs.images, msgs.n_images };
+    int rc = answer_request(m, cli, "", &req, interrupt);
+    vc_messages_free(&msgs);
+    return rc;
+}
 
 /* Images are encoded once and serve every prompt. */
 int vc_run_scripted(vc_model *m, const vc_cli *cli, volatile sig_atomic_t *interrupt)
 {
+    json_t *tools = cli->tools ? vc_read_json_array(cli->tools, "--tools") : NULL;
+    if (cli->tools && !tools)
+        return -1;
+    if (cli->messages) {
+        int rc = run_messages(m, cli, tools, interrupt);
+        json_decref(tools);
+        return rc;
+    }
     vc_image_embd images[VC_MAX_IMAGES] = { 0 };
     int rc = 0;
     for (int i = 0; rc == 0 && i < cli->n_images; i++) {
@@ -164,18 +252,20 @@ int vc_run_scripted(vc_model *m, const vc_cli *cli, volatile sig_atomic_t *inter
             fprintf(stderr, "vlmchat: %s: %d image tokens in %.1f ms\n", cli->images[i], images[i].n_tokens,
                     vc_now_ms() - t0);
     }
+    request req = { NULL, tools, images, cli->n_images };
     if (rc == 0)
-        rc = run_prompts(m, cli, images, interrupt);
+        rc = run_prompts(m, cli, &req, interrupt);
     for (int i = 0; i < cli->n_images; i++)
         vc_image_embd_free(&images[i]);
+    json_decref(tools);
     return rc;
 }
 
-static int run_prompts(vc_model *m, const vc_cli *cli, const vc_image_embd *images, volatile sig_atomic_t *interrupt)
+static int run_prompts(vc_model *m, const vc_cli *cli, const request *req, volatile sig_atomic_t *interrupt)
 {
     int rc = 0;
     if (cli->prompt)
-        return answer(m, cli, cli->prompt, images, interrupt);
+        return answer_request(m, cli, cli->prompt, req, interrupt);
     if (cli->whole_input) {
         size_t len;
         char *all = read_all(stdin, &len);
@@ -184,7 +274,7 @@ static int run_prompts(vc_model *m, const vc_cli *cli, const vc_image_embd *imag
         if (has_nul(all, len))
             rc = vc_fail_code(VC_EXIT_INPUT, "standard input contains a NUL byte");
         else
-            rc = answer(m, cli, all, images, interrupt);
+            rc = answer_request(m, cli, all, req, interrupt);
         free(all);
         return rc;
     }
@@ -202,7 +292,7 @@ static int run_prompts(vc_model *m, const vc_cli *cli, const vc_image_embd *imag
             rc = vc_fail_code(VC_EXIT_INPUT, "input line %d contains a NUL byte", answered + 1);
             break;
         }
-        rc = answer(m, cli, line, images, interrupt);
+        rc = answer_request(m, cli, line, req, interrupt);
         answered++;
         if (interrupt && *interrupt)
             break;

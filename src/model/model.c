@@ -57,8 +57,10 @@ static const char *token_text(json_t *v)
     return json_string_value(json_object_get(v, "content"));
 }
 
-/* The chat template: chat_template.jinja, chat_template.json, or the
- * tokenizer_config.json field (a string, or a list of named templates). */
+/* The chat template where transformers finds it: chat_template.jinja (the
+ * processor's and the tokenizer's), chat_template.json (the processor's),
+ * or the tokenizer_config.json field (a string, or a list of named
+ * templates, "default" used). */
 static char *find_template(const char *dir, json_t *tok_cfg)
 {
     char path[4096];
@@ -66,7 +68,9 @@ static char *find_template(const char *dir, json_t *tok_cfg)
     if (is_file(path))
         return vc_read_file(path, NULL);
     json_t *tj = load_json(dir, "chat_template.json", false);
-    json_t *t = tj ? json_object_get(tj, "chat_template") : json_object_get(tok_cfg, "chat_template");
+    json_t *t = json_object_get(tj, "chat_template");
+    if (!t)
+        t = json_object_get(tok_cfg, "chat_template");
     char *out = NULL;
     if (json_is_string(t)) {
         out = vc_strdup(json_string_value(t));
@@ -176,6 +180,9 @@ static int load_text_side(const char *dir, vc_model *m)
         vc_tokenizer_set_eos(m->tok, vc_tokenizer_find(m->tok, eos));
     m->chat_template = find_template(dir, tok_cfg);
     int rc = vc_chat_init(&m->chat, m->chat_template, bos, eos);
+    if (rc == 0)
+        rc = vc_chat_set_tokens(&m->chat, token_text(json_object_get(tok_cfg, "unk_token")),
+                                token_text(json_object_get(tok_cfg, "pad_token")));
     generation_defaults(m, gen);
     json_decref(tok_cfg);
     json_decref(gen);
@@ -206,6 +213,7 @@ static int open_hf(const char *dir, int quant, vc_model *m)
         rc = vc_vision_load(dir, cfg, &m->llm.weights, m->tok, m->llm.cfg.dim, &m->vision);
         if (rc == 0)
             rc = vc_chat_set_image_text(&m->chat, m->vision->prompt_text);
+        m->chat.parts = true;      /* rendered as processor.apply_chat_template renders */
     }
     m->format = json_object_get(cfg, "quantization") ? "mlx 4-bit" : "hf";
     json_decref(cfg);
@@ -232,6 +240,30 @@ static int open_gguf(const char *file, vc_model *m)
     vc_gguf_close(&g);
     m->format = "gguf";
     return rc;
+}
+
+/* --template: a Jinja file replaces the model's template; a built-in format's
+ * name forces that format. */
+static int override_template(vc_model *m, const char *name)
+{
+    if (is_file(name)) {
+        char *text = vc_read_file(name, NULL);
+        if (!text)
+            return vc_fail_code(VC_EXIT_USAGE, "--template: %s", vc_error());
+        int rc = vc_chat_set_template(&m->chat, text);
+        if (rc != 0)
+            vc_fail_ctx("%s", name);
+        free(m->chat_template);
+        m->chat_template = text;
+        return rc;
+    }
+    int f = vc_chat_format_from_name(name);
+    if (f < 0)
+        return vc_fail_code(VC_EXIT_USAGE,
+                            "--template '%s' is neither a file nor a built-in format (chatml, phi3, mistral, llama2, "
+                            "llama3, llava-mistral, idefics3, raw)", name);
+    vc_chat_set_format(&m->chat, (vc_chat_format)f);
+    return 0;
 }
 
 /* The turn-ending token of the chat format also stops generation. */
@@ -296,14 +328,8 @@ int vc_model_open(const char *path, const vc_model_options *opt, vc_model *m)
         rc = vc_fail_code(VC_EXIT_MODEL, "%s: not a GGUF file or a model directory", path);
     else
         rc = vc_fail_code(VC_EXIT_MODEL, "%s: no such file or directory", path);
-    if (rc == 0 && opt && opt->template_name) {
-        int f = vc_chat_format_from_name(opt->template_name);
-        if (f < 0)
-            rc = vc_fail_code(VC_EXIT_USAGE, "unknown template '%s' (chatml, phi3, mistral, llama2, llama3, raw)",
-                              opt->template_name);
-        else
-            vc_chat_set_format(&m->chat, (vc_chat_format)f);
-    }
+    if (rc == 0 && opt && opt->template_name)
+        rc = override_template(m, opt->template_name);
     if (rc == 0) {
         add_turn_end(m);
         if (m->llm.cfg.n_vocab > vc_tokenizer_size(m->tok) + 4096 || m->llm.cfg.n_vocab <= 0)

@@ -36,9 +36,7 @@ int vc_model_prompt_ids(const vc_model *m, const vc_chat_msg *msgs, size_t n, co
     char *text = vc_chat_render(&m->chat, msgs, n, gen);
     if (!text)
         return -1;
-    bool special = m->chat.add_special || m->chat.format == VC_CHAT_RAW;
-    int rc = m->vision ? vc_vision_tokenize(m->vision, text, special, images, n_images, ids, n_ids)
-                       : vc_tokenizer_encode(m->tok, text, strlen(text), special, ids, n_ids);
+    int rc = vc_model_prompt_encode(m, text, images, n_images, ids, n_ids);
     free(text);
     return rc;
 }
@@ -65,6 +63,17 @@ int vc_model_raw_prompt_ids(const vc_model *m, const char *text, const vc_image_
         return -1;
     int rc = vc_vision_tokenize(m->vision, full, true, images, n_images, ids, n_ids);
     free(full);
+    return rc;
+}
+
+int vc_model_prompt_encode(const vc_model *m, const char *text, const vc_image_embd *images, int n_images,
+                           int32_t **ids, size_t *n_ids)
+{
+    if (n_images > 0 && !m->vision)
+        return vc_fail_code(VC_EXIT_USAGE, "%s: this model takes no images", m->path);
+    bool special = vc_chat_add_special(&m->chat, text);
+    int rc = m->vision ? vc_vision_tokenize(m->vision, text, special, images, n_images, ids, n_ids)
+                       : vc_tokenizer_encode(m->tok, text, strlen(text), special, ids, n_ids);
     return rc;
 }
 

@@ -7,6 +7,7 @@
 
 #include "core/buf.h"
 #include "core/common.h"
+#include "text/utf8.h"
 
 static const char *const names[] = { "raw", "chatml", "phi3", "mistral", "llama2", "llama3", "llava-mistral", "idefics3" };
 
@@ -41,29 +42,18 @@ vc_chat_format vc_chat_detect(const char *t)
     return VC_CHAT_RAW;
 }
 
-/* A ChatML template may write a system turn itself when the conversation has
- * none (SmolLM2 does): find '<|im_start|>system\n' ... '<|im_end|>' inside a
- * string literal and keep the text between. */
-static char *template_default_system(const char *t)
+int vc_chat_set_template(vc_chat *chat, const char *template_text)
 {
-    const char *marker = "<|im_start|>system\\n";
-    const char *p = t ? strstr(t, marker) : NULL;
-    if (!p)
-        return NULL;
-    p += strlen(marker);
-    const char *end = strstr(p, "<|im_end|>");
-    if (!end || memchr(p, '{', (size_t)(end - p)) || memchr(p, '\'', (size_t)(end - p)))
-        return NULL;                           /* not a plain literal */
-    vc_buf b = { 0 };
-    for (const char *s = p; s < end; s++) {   /* undo the \n escapes of the literal */
-        if (s[0] == '\\' && s + 1 < end && s[1] == 'n') {
-            vc_buf_putc(&b, '\n');
-            s++;
-        } else {
-            vc_buf_putc(&b, *s);
-        }
+    vc_jinja *t;
+    if (vc_jinja_parse(template_text, strlen(template_text), &t) != 0) {
+        vc_fail_code(VC_EXIT_MODEL, "chat template: %s", vc_error());
+        return -1;
     }
-    return vc_buf_take(&b, NULL);
+    vc_jinja_free(chat->jinja);
+    chat->jinja = t;
+    chat->format = vc_chat_detect(template_text);
+    chat->add_special = false;
+    return 0;
 }
 
 int vc_chat_init(vc_chat *chat, const char *template_text, const char *bos, const char *eos)
@@ -72,16 +62,36 @@ int vc_chat_init(vc_chat *chat, const char *template_text, const char *bos, cons
     vc_chat_set_format(chat, vc_chat_detect(template_text));
     chat->bos = vc_strdup(bos ? bos : "");
     chat->eos = vc_strdup(eos ? eos : "");
-    if (chat->format == VC_CHAT_CHATML && template_text && strstr(template_text, "!= 'system'"))
-        chat->default_system = template_default_system(template_text);
-    return chat->bos && chat->eos ? 0 : -1;
+    if (!chat->bos || !chat->eos)
+        return -1;
+    return template_text ? vc_chat_set_template(chat, template_text) : 0;
+}
+
+int vc_chat_set_tokens(vc_chat *chat, const char *unk, const char *pad)
+{
+    free(chat->unk);
+    free(chat->pad);
+    chat->unk = unk ? vc_strdup(unk) : NULL;
+    chat->pad = pad ? vc_strdup(pad) : NULL;
+    return (unk && !chat->unk) || (pad && !chat->pad) ? -1 : 0;
 }
 
 void vc_chat_set_format(vc_chat *chat, vc_chat_format f)
 {
+    vc_jinja_free(chat->jinja);
+    chat->jinja = NULL;
     chat->format = f;
     /* LLaVA's template writes no BOS: the processor's tokenizer call adds it */
     chat->add_special = f == VC_CHAT_LLAVA_MISTRAL || f == VC_CHAT_IDEFICS3;
+}
+
+bool vc_chat_add_special(const vc_chat *chat, const char *text)
+{
+    if (!chat->jinja)
+        return chat->add_special || chat->format == VC_CHAT_RAW;
+    if (!chat->parts)
+        return false;
+    return !(chat->bos && chat->bos[0] && strncmp(text, chat->bos, strlen(chat->bos)) == 0);
 }
 
 int vc_chat_set_image_text(vc_chat *chat, const char *text)
@@ -93,10 +103,12 @@ int vc_chat_set_image_text(vc_chat *chat, const char *text)
 
 void vc_chat_free(vc_chat *chat)
 {
+    vc_jinja_free(chat->jinja);
+    free(chat->unk);
+    free(chat->pad);
     free(chat->image_text);
     free(chat->bos);
     free(chat->eos);
-    free(chat->default_system);
     memset(chat, 0, sizeof *chat);
 }
 
@@ -161,8 +173,6 @@ static void render_idefics3(const vc_chat *c, vc_buf *b, const vc_chat_msg *m, s
 
 static void render_chatml(const vc_chat *c, vc_buf *b, const vc_chat_msg *m, size_t n, bool gen)
 {
-    if (c->default_system && (n == 0 || strcmp(m[0].role, "system") != 0))
-        vc_buf_printf(b, "<|im_start|>system\n%s<|im_end|>\n", c->default_system);
     for (size_t i = 0; i < n; i++) {
         vc_buf_printf(b, "<|im_start|>%s\n", m[i].role);
         put_content(c, b, &m[i]);
@@ -242,7 +252,7 @@ static void render_llama3(const vc_chat *c, vc_buf *b, const vc_chat_msg *m, siz
         vc_buf_puts(b, "<|start_header_id|>assistant<|end_header_id|>\n\n");
 }
 
-char *vc_chat_render(const vc_chat *c, const vc_chat_msg *m, size_t n, bool gen)
+static char *render_builtin(const vc_chat *c, const vc_chat_msg *m, size_t n, bool gen)
 {
     vc_buf b = { 0 };
     switch (c->format) {
@@ -259,4 +269,164 @@ char *vc_chat_render(const vc_chat *c, const vc_chat_msg *m, size_t n, bool gen)
         break;
     }
     return vc_buf_take(&b, NULL);
+}
+
+json_t *vc_chat_template_vars(json_t *messages, const json_t *tools, bool gen, const char *bos, const char *eos,
+                              const char *unk, const char *pad)
+{
+    json_t *v = json_object();
+    if (!v || !messages) {
+        json_decref(v);
+        json_decref(messages);
+        vc_fail("out of memory");
+        return NULL;
+    }
+    int rc = json_object_set_new(v, "messages", messages);
+    rc |= json_object_set_new(v, "tools", tools ? json_deep_copy(tools) : json_null());
+    rc |= json_object_set_new(v, "documents", json_null());
+    rc |= json_object_set_new(v, "add_generation_prompt", json_boolean(gen));
+    const char *keys[] = { "bos_token", "eos_token", "unk_token", "pad_token" };
+    const char *vals[] = { bos, eos, unk, pad };
+    for (int i = 0; i < 4; i++)
+        if (vals[i])
+            rc |= json_object_set_new(v, keys[i], json_string(vals[i]));
+    if (rc) {
+        json_decref(v);
+        vc_fail("out of memory");
+        return NULL;
+    }
+    return v;
+}
+
+static char *render_template(const vc_chat *c, json_t *messages, const json_t *tools, bool gen)
+{
+    json_t *vars = vc_chat_template_vars(messages, tools, gen, c->bos && c->bos[0] ? c->bos : NULL,
+                                         c->eos && c->eos[0] ? c->eos : NULL, c->unk, c->pad);
+    if (!vars)
+        return NULL;
+    char *out;
+    size_t len;
+    int rc = vc_jinja_render(c->jinja, vars, &out, &len);
+    json_decref(vars);
+    if (rc != 0)
+        return NULL;
+    if (strlen(out) != len) {
+        free(out);
+        vc_fail_code(VC_EXIT_INPUT, "the chat template rendered a NUL byte");
+        return NULL;
+    }
+    return out;
+}
+
+/* A message as the template sees it: images first as {"type": "image"}, then the text. */
+static json_t *message_json(const vc_chat *c, const vc_chat_msg *m)
+{
+    json_t *o = json_object(), *content;
+    if (!c->parts) {
+        content = json_string(m->content);
+    } else {
+        content = json_array();
+        for (int i = 0; i < m->n_images; i++)
+            json_array_append_new(content, json_pack("{ss}", "type", "image"));
+        json_array_append_new(content, json_pack("{ssss}", "type", "text", "text", m->content));
+    }
+    if (!o || !content || json_object_set_new(o, "role", json_string(m->role)) ||
+        json_object_set_new(o, "content", content)) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
+}
+
+char *vc_chat_render(const vc_chat *c, const vc_chat_msg *m, size_t n, bool gen)
+{
+    if (!c->jinja)
+        return render_builtin(c, m, n, gen);
+    for (size_t i = 0; i < n; i++) {          /* JSON strings (the template's values) are UTF-8 */
+        size_t bad;
+        if (!vc_utf8_valid(m[i].content, strlen(m[i].content), &bad) ||
+            !vc_utf8_valid(m[i].role, strlen(m[i].role), &bad)) {
+            vc_fail_code(VC_EXIT_INPUT, "input is not valid UTF-8 (bad byte at offset %zu)", bad);
+            return NULL;
+        }
+    }
+    json_t *msgs = json_array();
+    for (size_t i = 0; msgs && i < n; i++)
+        if (json_array_append_new(msgs, message_json(c, &m[i])) != 0) {
+            json_decref(msgs);
+            msgs = NULL;
+        }
+    if (!msgs) {
+        vc_fail("out of memory");
+        return NULL;
+    }
+    return render_template(c, msgs, NULL, gen);
+}
+
+/* For a processor's template: string contents as one text part. */
+static json_t *with_parts(const json_t *messages)
+{
+    json_t *out = json_deep_copy(messages);
+    size_t i;
+    json_t *msg;
+    json_array_foreach(out, i, msg) {
+        json_t *content = json_object_get(msg, "content");
+        if (json_is_string(content))
+            json_object_set_new(msg, "content",
+                                json_pack("[{ssss}]", "type", "text", "text", json_string_value(content)));
+    }
+    return out;
+}
+
+char *vc_chat_render_json(const vc_chat *c, const json_t *messages, const json_t *tools, bool gen)
+{
+    if (!json_is_array(messages)) {
+        vc_fail_code(VC_EXIT_INPUT, "messages: expected a JSON array");
+        return NULL;
+    }
+    if (c->jinja) {
+        json_t *msgs = c->parts ? with_parts(messages) : json_deep_copy(messages);
+        if (!msgs) {
+            vc_fail("out of memory");
+            return NULL;
+        }
+        return render_template(c, msgs, tools, gen);
+    }
+    /* the built-in format: text parts joined, image parts counted */
+    size_t n = json_array_size(messages);
+    vc_chat_msg *m = vc_calloc(n + 1, sizeof *m);
+    vc_buf *texts = vc_calloc(n + 1, sizeof *texts);
+    char *out = NULL;
+    int rc = m && texts ? 0 : -1;
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        json_t *msg = json_array_get(messages, i), *content = json_object_get(msg, "content");
+        m[i].role = json_string_value(json_object_get(msg, "role"));
+        if (!m[i].role)
+            rc = vc_fail_code(VC_EXIT_INPUT, "messages[%zu]: no \"role\" string", i);
+        if (json_is_string(content)) {
+            vc_buf_puts(&texts[i], json_string_value(content));
+        } else {
+            size_t k;
+            json_t *part;
+            json_array_foreach(content, k, part) {
+                const char *type = json_string_value(json_object_get(part, "type"));
+                if (type && strcmp(type, "image") == 0)
+                    m[i].n_images++;
+                else if (type && strcmp(type, "text") == 0 && json_is_string(json_object_get(part, "text")))
+                    vc_buf_puts(&texts[i], json_string_value(json_object_get(part, "text")));
+            }
+        }
+        vc_buf_putc(&texts[i], 0);
+        texts[i].len--;
+        if (!vc_buf_ok(&texts[i]))
+            rc = vc_fail("out of memory");
+        m[i].content = texts[i].data ? texts[i].data : "";
+    }
+    if (rc == 0)
+        out = render_builtin(c, m, n, gen);
+    for (size_t i = 0; texts && i < n; i++)
+        vc_buf_free(&texts[i]);
+    free(texts);
+    free(m);
+    return out;
 }

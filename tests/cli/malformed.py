@@ -265,6 +265,43 @@ case("stdin: invalid UTF-8 line", ["-m", model], INPUT, "UTF-8", stdin=b"caf\xc3
 case("eval: malformed line", ["eval", write("bad.jsonl", b"{\"question\": 5}\n")], INPUT, "bad.jsonl")
 case("eval: missing file", ["eval", os.path.join(T, "none.jsonl")], INPUT, "none.jsonl")
 
+# ---- chat templates -----------------------------------------------------------------------------------------
+msgs = write("msgs.json", b'[{"role": "user", "content": "hi"}]')
+for tname, text, mention in [
+        ("unclosed tag", b"{% for m in messages %}{{ m.content }}", "endfor"),
+        ("unclosed expression", b"{{ messages[0 }}", "unexpected"),
+        ("unknown tag", b"{% include 'x.jinja' %}", "unknown tag"),
+        ("unknown filter", b"{{ messages | frobnicate }}", "frobnicate"),
+        ("unterminated string", b"{{ 'abc }}", "unexpected char"),
+        ("unclosed comment", b"{# never closed", "comment"),
+        ("break outside a loop", b"{% break %}", "outside loop"),
+        ("deep nesting", b"{{ " + b"(" * 5000 + b"1" + b")" * 5000 + b" }}", "nested too deep"),
+        ("raise_exception", b"{{ raise_exception('Conversation roles must alternate') }}", "roles must alternate"),
+        ("type error", b"{{ messages[0].content + 1 }}", "concatenate"),
+        ("undefined attribute use", b"{{ nothing.here }}", "'nothing' is undefined"),
+        ("range too big", b"{% for i in range(10**9) %}{% endfor %}", "Range too big"),
+        ("runaway recursion", b"{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(0) }}", "recursion"),
+        ("invalid UTF-8 is data", b"\xff{{ 1 +* 2 }}", "unexpected")]:
+    case(f"template: {tname}", ["template", write(f"t_{len(cases)}.jinja", text), "--messages", msgs], INPUT, mention)
+case("template: missing file", ["template", os.path.join(T, "none.jinja")], INPUT, "none.jinja")
+case("template: messages not an array", ["template", write("ok.jinja", b"x"), "--messages", write("obj.json", b"{}")],
+     INPUT, "array")
+case("template: messages not JSON", ["template", write("ok2.jinja", b"x"), "--messages", write("bad.json", b"[")],
+     INPUT, "bad.json")
+case("template: bad --var", ["template", write("ok3.jinja", b"x"), "--var", "x={"], USAGE, "--var")
+bad_tpl = os.path.join(T, "badtpl")
+shutil.copytree(f"{FX}/models/phi3", bad_tpl)
+with open(os.path.join(bad_tpl, "chat_template.jinja"), "w") as f:
+    f.write("{% if messages %}no end")
+case("model: chat template syntax error", ["-m", bad_tpl, "-p", "hi"], MODEL, "chat template")
+case("--messages: not a message", ["-m", model, "--messages", write("m1.json", b'[{"content": "x"}]')], INPUT, "role")
+case("--messages: bad part", ["-m", model, "--messages", write("m2.json", b'[{"role": "user", "content": [{"text": "x"}]}]')],
+     INPUT, "type")
+case("--messages: remote image", ["-m", f"{FX}/vision/smolvlm", "--messages",
+     write("m3.json", b'[{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "http://x/y.png"}}]}]')],
+     INPUT, "remote")
+case("--messages: with --prompt", ["-m", model, "--messages", msgs, "-p", "hi"], USAGE, "--messages")
+
 # ---- command line ------------------------------------------------------------------------------------------
 case("usage: unknown option", ["--frobnicate"], USAGE, "--frobnicate")
 case("usage: missing value", ["--max-tokens"], USAGE, "--max-tokens")

@@ -134,4 +134,42 @@ echo "not an image" >"$TMP/fake.png"
 run -m $VX -p "hi" --image "$TMP/fake.png"
 check "fake image exit 4" [ $rc -eq 4 ]
 
+# --- chat templates: `template` prints the rendering byte for byte; --print-prompt; --messages
+printf '[{"role": "user", "content": "Hi"}]' >"$TMP/hi.json"
+run template "$FX/phi3/chat_template.jinja" --messages "$TMP/hi.json"
+printf '<|user|>\nHi<|end|>\n<|assistant|>\n' >"$TMP/want"
+check "template: exact rendering" cmp -s "$TMP/out" "$TMP/want"
+run template "$FX/phi3/chat_template.jinja" --messages "$TMP/hi.json" --no-generation-prompt
+check "template: no generation prompt" [ "$(cat "$TMP/out")" = "$(printf '<|user|>\nHi<|end|>')" ]
+printf '{{ bos_token }}{{ x.a }}{{ tools|length }}' >"$TMP/vars.jinja"
+run template "$TMP/vars.jinja" --bos '<s>' --var 'x={"a": [1, 2.5, null]}' --tools "$TMP/hi.json"
+check "template: --bos, --var, --tools" [ "$(cat "$TMP/out")" = "<s>[1, 2.5, None]1" ]
+printf "{{ raise_exception('no system role') }}" >"$TMP/raise.jinja"
+run template "$TMP/raise.jinja"
+check "template: raise exits 4" [ $rc -eq 4 ]; check "template: raise one line" one_line_error
+check "template: raise prints nothing" [ ! -s "$TMP/out" ]; check "template: raise message" grep -q "no system role" "$TMP/err"
+# a Phi-3 template written as '<|' + message['role'] + '|>' renders (no more "chat raw")
+run -m "$FX/phi3" -p Hi --print-prompt
+check "print-prompt: phi3 template" cmp -s "$TMP/out" "$TMP/want"
+# --messages answers as the same request through --prompt/--system does, token for token
+printf '[{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}]' >"$TMP/conv.json"
+run -m "$FX/llama" --messages "$TMP/conv.json" -n 6 --json; a=$(json_field "d['tokens']")
+run -m "$FX/llama" --system "Be brief." -p Hi -n 6 --json; b=$(json_field "d['tokens']")
+check "--messages equals --prompt/--system" [ -n "$a" ] && [ "$a" = "$b" ]
+# LLaVA with a system message and an image (image_url part): the template places the placeholder
+printf '[{"role": "system", "content": "Describe."}, {"role": "user", "content": [{"type": "image_url", "image_url": {"url": "tests/fixtures/images/rgb.png"}}, {"type": "text", "text": "What is it?"}]}]' >"$TMP/vlm.json"
+run -m tests/fixtures/vision/llava_next --messages "$TMP/vlm.json" --print-prompt
+check "print-prompt: llava system + image" [ "$(cat "$TMP/out")" = "$(printf '<<SYS>>\nDescribe.\n<</SYS>>\n\n[INST] <image>\nWhat is it? [/INST]')" ]
+run -m tests/fixtures/vision/llava_next --messages "$TMP/vlm.json" -n 3 --json
+check "--messages with an image answers" [ $rc -eq 0 ] && [ "$(json_field "d['prompt_tokens'] > 20")" = True ]
+# a file written like /save writes it (image_url paths) replays, as the same request through --image does
+run -m tests/fixtures/vision/smolvlm --messages <(printf '[{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "tests/fixtures/images/rgb.png"}}, {"type": "text", "text": "Hi"}]}]') -n 4 --json
+a=$(json_field "d['tokens']")
+run -m tests/fixtures/vision/smolvlm -i tests/fixtures/images/rgb.png -p Hi -n 4 --json; b=$(json_field "d['tokens']")
+check "--messages image equals --image" [ -n "$a" ] && [ "$a" = "$b" ]
+# --template FILE overrides the model's template
+printf '{{ messages[0].content | upper }}' >"$TMP/upper.jinja"
+run -m "$FX/phi3" -p hi --template "$TMP/upper.jinja" --print-prompt
+check "--template FILE" [ "$(cat "$TMP/out")" = "HI" ]
+
 finish test_cli

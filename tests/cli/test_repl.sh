@@ -65,7 +65,7 @@ check "still answering after Ctrl-C" wait_for "^four$"
 send "/save $TMP/conv.json" Enter
 check "save" wait_for "saved 2 turns"
 check "saved conversation is JSON" python3 -c "
-import json; d=json.load(open('$TMP/conv.json')); assert d['turns'][0]['images'] == ['examples/scene1.png']"
+import json; d=json.load(open('$TMP/conv.json')); assert d[0]['role'] == 'user' and d[0]['content'][0] == {'type': 'image_url', 'image_url': {'url': 'examples/scene1.png'}}"
 send "/bogus" Enter
 check "unknown command" wait_for "unknown command /bogus"
 send "/quit" Enter
