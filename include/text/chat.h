@@ -34,6 +34,7 @@ typedef struct {
     char *bos, *eos;       /* token texts the template writes ("<s>", "</s>") */
     char *default_system;  /* a system prompt the template inserts when none is given */
     char *image_text;      /* what stands for one image in a message, e.g. "<image>\n" */
+    bool image_numbered;   /* image_text holds one %d: the image's 1-based number in the conversation */
     bool add_special;      /* encode the rendered text with the tokenizer's special tokens (BOS) */
 } vc_chat;
 

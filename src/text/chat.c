@@ -121,11 +121,24 @@ static void put_trimmed(vc_buf *b, const char *s)
     vc_buf_append(b, s, n);
 }
 
-/* A message's images (as the model's placeholder text), then its text. */
-static void put_content(const vc_chat *c, vc_buf *b, const vc_chat_msg *m)
+/* Message i's images (as the model's placeholder text), then its text.
+ * Numbered placeholders count the images of the messages before it. */
+static void put_content(const vc_chat *c, vc_buf *b, const vc_chat_msg *all, size_t i)
 {
-    for (int i = 0; i < m->n_images && c->image_text; i++)
-        vc_buf_puts(b, c->image_text);
+    const vc_chat_msg *m = &all[i];
+    int number = 1;
+    for (size_t j = 0; j < i; j++)
+        number += all[j].n_images;
+    const char *mark = c->image_numbered && c->image_text ? strstr(c->image_text, "%d") : NULL;
+    for (int k = 0; k < m->n_images && c->image_text; k++) {
+        if (mark) {
+            vc_buf_append(b, c->image_text, (size_t)(mark - c->image_text));
+            vc_buf_printf(b, "%d", number + k);
+            vc_buf_puts(b, mark + 2);
+        } else {
+            vc_buf_puts(b, c->image_text);
+        }
+    }
     vc_buf_puts(b, m->content);
 }
 
@@ -136,7 +149,7 @@ static void render_llava_mistral(const vc_chat *c, vc_buf *b, const vc_chat_msg 
             vc_buf_printf(b, "<<SYS>>\n%s\n<</SYS>>\n\n", m[i].content);
         } else if (strcmp(m[i].role, "user") == 0) {
             vc_buf_puts(b, "[INST] ");
-            put_content(c, b, &m[i]);
+            put_content(c, b, m, i);
             vc_buf_puts(b, " [/INST]");
         } else {
             vc_buf_printf(b, " %s%s ", m[i].content, c->eos);
@@ -152,7 +165,7 @@ static void render_idefics3(const vc_chat *c, vc_buf *b, const vc_chat_msg *m, s
         vc_buf_putc(b, (char)toupper((unsigned char)m[i].role[0]));
         vc_buf_puts(b, m[i].role + 1);
         vc_buf_puts(b, m[i].n_images > 0 ? ":" : ": ");
-        put_content(c, b, &m[i]);
+        put_content(c, b, m, i);
         vc_buf_puts(b, "<end_of_utterance>\n");
     }
     if (gen)
@@ -165,7 +178,7 @@ static void render_chatml(const vc_chat *c, vc_buf *b, const vc_chat_msg *m, siz
         vc_buf_printf(b, "<|im_start|>system\n%s<|im_end|>\n", c->default_system);
     for (size_t i = 0; i < n; i++) {
         vc_buf_printf(b, "<|im_start|>%s\n", m[i].role);
-        put_content(c, b, &m[i]);
+        put_content(c, b, m, i);
         vc_buf_puts(b, "<|im_end|>\n");
     }
     if (gen)
@@ -176,7 +189,7 @@ static void render_phi3(const vc_chat *c, vc_buf *b, const vc_chat_msg *m, size_
 {
     for (size_t i = 0; i < n; i++) {
         vc_buf_printf(b, "<|%s|>\n", m[i].role);
-        put_content(c, b, &m[i]);
+        put_content(c, b, m, i);
         vc_buf_puts(b, "<|end|>\n");
     }
     if (gen && (n == 0 || strcmp(m[n - 1].role, "assistant") != 0))
@@ -198,7 +211,7 @@ static void render_mistral(const vc_chat *c, vc_buf *b, const vc_chat_msg *m, si
                 vc_buf_printf(b, "%s\n\n", system);
                 system = NULL;
             }
-            put_content(c, b, &m[i]);
+            put_content(c, b, m, i);
             vc_buf_puts(b, " [/INST]");
         } else {
             vc_buf_printf(b, "%s%s", m[i].content, c->eos);
