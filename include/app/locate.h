@@ -26,6 +26,8 @@ typedef struct {
     int n_ctx;                 /* 0 if none */
     float temperature;
     bool has_temperature;
+    char stop[4][32];          /* "generation": {"stop": [...]}: token texts that end a reply */
+    int n_stop;
 } vc_model_ref;
 
 /* Fills ref. On failure records a one-line message (exit class VC_EXIT_MODEL). */

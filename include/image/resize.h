@@ -29,4 +29,11 @@ int vc_image_resize(const vc_image *in, int width, int height, vc_resample filte
  * then normalize: v = float(u8 * scale); out = (v - mean[c]) / std[c]. */
 void vc_image_normalize(const vc_image *img, double scale, const float mean[3], const float std[3], float *chw);
 
+/* torch.nn.functional.interpolate(x, size=(out_h, out_w), mode='bicubic',
+ * align_corners=False) on planar floats (channels x height x width), as ATen's
+ * CPU kernel computes it: source x = (in/out) * (dst + 0.5) - 0.5, the cubic
+ * convolution weights with A = -0.75, taps clamped at the borders, sums in
+ * float. out holds channels x out_h x out_w. */
+int vc_planes_resize_bicubic(const float *in, int channels, int width, int height, int out_w, int out_h, float *out);
+
 #endif

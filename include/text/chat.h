@@ -40,6 +40,7 @@ typedef struct {
     char *bos, *eos;       /* token texts the template writes ("<s>", "</s>") */
     char *unk, *pad;       /* more special token texts passed to the template (NULL: none) */
     char *image_text;      /* what stands for one image in a message, e.g. "<image>\n" */
+    bool image_numbered;   /* image_text holds one %d: the image's 1-based number in the conversation */
     bool add_special;      /* encode the rendered text with the tokenizer's special tokens (BOS) */
 } vc_chat;
 

@@ -53,6 +53,11 @@ typedef struct vc_vision_family {
     /* True if reference pixel values put every image's tiles in one row
      * (Idefics3's (1, tiles, ...)) rather than one padded row per image. */
     bool pixels_packed;
+    /* True if images are numbered in the prompt (Phi-3-V's "<|image_1|>\n"):
+     * message_image_fmt then holds one %d, the image's 1-based number in the
+     * conversation, and is not given the token text. Such a family has no
+     * placeholder token in the vocabulary: its load sets image_token_id. */
+    bool numbered_images;
 
     /* Fills state from src; may set v->image_token_id / v->image_token where
      * the family's placeholder is not config.json's image_token_index. */
@@ -65,7 +70,8 @@ typedef struct vc_vision_family {
     /* Image tokens a width x height image takes. */
     int (*count)(const void *state, int width, int height);
     /* The prompt text that stands for one encoded image (malloc'd): what the
-     * placeholder in the rendered prompt is replaced with. */
+     * placeholder in the rendered prompt is replaced with. May be NULL for a
+     * family with its own tokenize. */
     char *(*expand)(const vc_vision *v, const vc_image_embd *e);
     /* Optional: token ids of a rendered prompt with its images, where the
      * family does not tokenize the expanded text as one piece. NULL: the

@@ -11,6 +11,7 @@
 #ifndef VC_VISION_VIT_H
 #define VC_VISION_VIT_H
 
+#include <jansson.h>
 #include <stdbool.h>
 
 #include "core/act.h"
@@ -45,6 +46,11 @@ typedef struct {
  * embeddings.*, pre_layrnorm.*, encoder.layers.N.*, post_layernorm.*. */
 int vc_vit_bind(vc_vit *v, const vc_tensor_set *w, const char *prefix, const vc_vit_config *cfg);
 void vc_vit_free(vc_vit *v);
+/* A CLIP tower's settings from a CLIPVisionConfig object (vision_config),
+ * its absent fields as CLIP ViT-L/14-336's (1024 wide, 24 layers of 16
+ * heads, MLP 4096, 336-pixel images in 14-pixel patches, quick_gelu,
+ * LayerNorm eps 1e-5); class token and pre-LayerNorm on. */
+int vc_vit_read_clip_config(json_t *vc, vc_vit_config *c);
 /* Tokens per image: patches, plus one for the class token. */
 int vc_vit_tokens(const vc_vit *v);
 /* Encodes one image (3 x S x S floats, already normalized) and writes

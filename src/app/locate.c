@@ -101,6 +101,12 @@ static int use_preset(const char *name, const char *file, vc_model_ref *ref)
     }
     ref->has_temperature = vc_json_has(gen, "temperature");
     ref->temperature = (float)temp;
+    json_t *stop = json_object_get(gen, "stop"), *st;
+    size_t si;
+    ref->n_stop = 0;
+    json_array_foreach(stop, si, st)
+        if (json_is_string(st) && ref->n_stop < 4 && strlen(json_string_value(st)) < sizeof ref->stop[0])
+            snprintf(ref->stop[ref->n_stop++], sizeof ref->stop[0], "%s", json_string_value(st));
     int rc = 0;
     if (!exists(ref->path)) {
         vc_buf files = { 0 };

@@ -22,6 +22,7 @@
 #include "core/kernels.h"
 #include "core/int8dot.h"
 #include "core/threads.h"
+#include "model/llm_config.h"
 #include "model/model.h"
 
 #define VLMCHAT_VERSION "0.1.0"
@@ -88,6 +89,9 @@ static int run(const vc_cli *cli)
         m.sampling.temperature = ref.temperature;
         m.has_sampling_defaults = true;
     }
+    for (int i = 0; i < ref.n_stop; i++)   /* a preset's stop tokens join the model's end-of-sequence ids */
+        if (vc_tokenizer_find(m.tok, ref.stop[i]) >= 0)
+            vc_llm_config_add_eos(&m.llm.cfg, vc_tokenizer_find(m.tok, ref.stop[i]));
     if (m.note[0])
         fprintf(stderr, "vlmchat: %s\n", m.note);
     if (cli->verbose)

@@ -247,3 +247,75 @@ void vc_image_normalize(const vc_image *img, double scale, const float mean[3], 
             chw[c * plane + i] = (v - mean[c]) / std[c];
         }
 }
+
+/* ---- torch.nn.functional.interpolate(mode='bicubic', align_corners=False) ---- */
+
+/* get_cubic_upsample_coefficients (A = -0.75), in float as ATen computes them. */
+static void torch_cubic_coeffs(float t, float w[4])
+{
+    const float A = -0.75f;
+    float x1 = t + 1.0f, x2 = 1.0f - t, x3 = x2 + 1.0f;
+    w[0] = ((A * x1 - 5.0f * A) * x1 + 8.0f * A) * x1 - 4.0f * A;   /* cubic_convolution2(t + 1) */
+    w[1] = ((A + 2.0f) * t - (A + 3.0f)) * t * t + 1.0f;           /* cubic_convolution1(t) */
+    w[2] = ((A + 2.0f) * x2 - (A + 3.0f)) * x2 * x2 + 1.0f;        /* cubic_convolution1(1 - t) */
+    w[3] = ((A * x3 - 5.0f * A) * x3 + 8.0f * A) * x3 - 4.0f * A;   /* cubic_convolution2(2 - t) */
+}
+
+/* For each output index: the four clamped source indices and their weights
+ * (HelperInterpCubic::compute_indices_weights). */
+static int torch_cubic_taps(int in, int out, int **idx, float **wt)
+{
+    *idx = vc_malloc((size_t)out * 4 * sizeof **idx);
+    *wt = vc_malloc((size_t)out * 4 * sizeof **wt);
+    if (!*idx || !*wt)
+        return -1;
+    float scale = (float)in / (float)out;      /* area_pixel_compute_scale */
+    for (int i = 0; i < out; i++) {
+        float real = scale * ((float)i + 0.5f) - 0.5f;   /* area_pixel_compute_source_index, cubic: no clamp */
+        int64_t base = (int64_t)floorf(real);
+        if (base > in - 1)
+            base = in - 1;
+        float t = real - (float)base;                     /* guard_index_and_lambda */
+        t = t < 0 ? 0 : t > 1 ? 1 : t;
+        torch_cubic_coeffs(t, *wt + 4 * (size_t)i);
+        for (int j = 0; j < 4; j++) {
+            int64_t s = base - 1 + j;
+            (*idx)[4 * (size_t)i + j] = (int)(s < 0 ? 0 : s > in - 1 ? in - 1 : s);
+        }
+    }
+    return 0;
+}
+
+int vc_planes_resize_bicubic(const float *in, int channels, int width, int height, int out_w, int out_h, float *out)
+{
+    if (channels < 1 || width < 1 || height < 1 || out_w < 1 || out_h < 1)
+        return vc_fail_code(VC_EXIT_INPUT, "bicubic resize: invalid size %dx%d -> %dx%d", width, height, out_w, out_h);
+    int *ix = NULL, *iy = NULL;
+    float *wx = NULL, *wy = NULL;
+    int rc = torch_cubic_taps(width, out_w, &ix, &wx) == 0 && torch_cubic_taps(height, out_h, &iy, &wy) == 0 ? 0 : -1;
+    for (int c = 0; rc == 0 && c < channels; c++) {
+        const float *src = in + (size_t)c * width * height;
+        float *dst = out + (size_t)c * out_w * out_h;
+        for (int y = 0; y < out_h; y++)
+            for (int x = 0; x < out_w; x++) {
+                /* the outer sum runs over rows, each row's sum over columns,
+                 * each started from its first term (Interpolate<2, ...>) */
+                const int *ry = iy + 4 * (size_t)y, *cx = ix + 4 * (size_t)x;
+                const float *vy = wy + 4 * (size_t)y, *vx = wx + 4 * (size_t)x;
+                float acc = 0;
+                for (int j = 0; j < 4; j++) {
+                    const float *row = src + (size_t)ry[j] * width;
+                    float t = row[cx[0]] * vx[0];
+                    for (int i = 1; i < 4; i++)
+                        t += row[cx[i]] * vx[i];
+                    acc = j == 0 ? t * vy[0] : acc + t * vy[j];
+                }
+                dst[(size_t)y * out_w + x] = acc;
+            }
+    }
+    free(ix);
+    free(iy);
+    free(wx);
+    free(wy);
+    return rc;
+}

@@ -243,7 +243,7 @@ int vc_llm_config_from_hf(json_t *cfg, const char *origin, vc_llm_config *c)
         c->arch = VC_ARCH_LLAMA;
     else if (strcmp(type, "mistral") == 0)
         c->arch = VC_ARCH_MISTRAL;
-    else if (strcmp(type, "phi3") == 0)
+    else if (strcmp(type, "phi3") == 0 || strcmp(type, "phi3_v") == 0)
         c->arch = VC_ARCH_PHI3;
     else
         return vc_fail_code(VC_EXIT_MODEL, "%s: model_type '%s' is not supported (llama, mistral, phi3 are)", origin,

@@ -122,6 +122,8 @@ static vc_llm_names text_names(const vc_tensor_set *w, bool multimodal)
         return (vc_llm_names){ false, "model.language_model.", "lm_head.weight" };
     if (vc_tensors_find(w, "model.text_model.embed_tokens.weight"))
         return (vc_llm_names){ false, "model.text_model.", "lm_head.weight" };
+    if (vc_tensors_find(w, "model.embed_tokens.weight"))    /* Phi-3-V: the decoder at the top */
+        return VC_LLM_NAMES_HF;
     return (vc_llm_names){ false, "language_model.model.", "language_model.lm_head.weight" };
 }
 
@@ -197,7 +199,8 @@ static int open_hf(const char *dir, int quant, vc_model *m)
         return -1;
     snprintf(path, sizeof path, "%s/config.json", dir);
     bool multimodal = vc_vision_is_multimodal(cfg);
-    json_t *text_cfg = multimodal ? json_object_get(cfg, "text_config") : cfg;
+    /* Phi-3-V keeps its language model's settings at the top level */
+    json_t *text_cfg = multimodal && json_object_get(cfg, "text_config") ? json_object_get(cfg, "text_config") : cfg;
     int rc = vc_llm_config_from_hf(text_cfg, path, &m->llm.cfg);
     /* A composite model ties (or not) by its own top-level tie_word_embeddings
      * (False by default in LlavaNextConfig, Idefics3Config, SmolVLMConfig):
@@ -213,7 +216,12 @@ static int open_hf(const char *dir, int quant, vc_model *m)
         rc = vc_vision_load(dir, cfg, &m->llm.weights, m->tok, m->llm.cfg.dim, &m->vision);
         if (rc == 0)
             rc = vc_chat_set_image_text(&m->chat, m->vision->prompt_text);
-        m->chat.parts = true;      /* rendered as processor.apply_chat_template renders */
+        /* rendered as processor.apply_chat_template renders: content parts, or,
+         * for families whose processor numbers its placeholders (Phi-3-V), the
+         * numbered placeholder text inside string content */
+        bool numbered = rc == 0 && m->vision->family->numbered_images;
+        m->chat.parts = !numbered;
+        m->chat.image_numbered = numbered;
     }
     m->format = json_object_get(cfg, "quantization") ? "mlx 4-bit" : "hf";
     json_decref(cfg);

@@ -133,11 +133,29 @@ static void put_trimmed(vc_buf *b, const char *s)
     vc_buf_append(b, s, n);
 }
 
-/* A message's images (as the model's placeholder text), then its text. */
-static void put_content(const vc_chat *c, vc_buf *b, const vc_chat_msg *m)
+/* Message i's images (as the model's placeholder text), then its text.
+ * Numbered placeholders count the images of the messages before it. */
+/* The placeholder text of the conversation's image `number` (from 1). */
+static void put_image(const vc_chat *c, vc_buf *b, int number)
 {
-    for (int i = 0; i < m->n_images && c->image_text; i++)
+    const char *mark = c->image_numbered ? strstr(c->image_text, "%d") : NULL;
+    if (!mark) {
         vc_buf_puts(b, c->image_text);
+        return;
+    }
+    vc_buf_append(b, c->image_text, (size_t)(mark - c->image_text));
+    vc_buf_printf(b, "%d", number);
+    vc_buf_puts(b, mark + 2);
+}
+
+static void put_content(const vc_chat *c, vc_buf *b, const vc_chat_msg *all, size_t i)
+{
+    const vc_chat_msg *m = &all[i];
+    int number = 1;
+    for (size_t j = 0; j < i; j++)
+        number += all[j].n_images;
+    for (int k = 0; k < m->n_images && c->image_text; k++)
+        put_image(c, b, number + k);
     vc_buf_puts(b, m->content);
 }
 
@@ -148,7 +166,7 @@ static void render_llava_mistral(const vc_chat *c, vc_buf *b, const vc_chat_msg 
             vc_buf_printf(b, "<<SYS>>\n%s\n<</SYS>>\n\n", m[i].content);
         } else if (strcmp(m[i].role, "user") == 0) {
             vc_buf_puts(b, "[INST] ");
-            put_content(c, b, &m[i]);
+            put_content(c, b, m, i);
             vc_buf_puts(b, " [/INST]");
         } else {
             vc_buf_printf(b, " %s%s ", m[i].content, c->eos);
@@ -164,7 +182,7 @@ static void render_idefics3(const vc_chat *c, vc_buf *b, const vc_chat_msg *m, s
         vc_buf_putc(b, (char)toupper((unsigned char)m[i].role[0]));
         vc_buf_puts(b, m[i].role + 1);
         vc_buf_puts(b, m[i].n_images > 0 ? ":" : ": ");
-        put_content(c, b, &m[i]);
+        put_content(c, b, m, i);
         vc_buf_puts(b, "<end_of_utterance>\n");
     }
     if (gen)
@@ -175,7 +193,7 @@ static void render_chatml(const vc_chat *c, vc_buf *b, const vc_chat_msg *m, siz
 {
     for (size_t i = 0; i < n; i++) {
         vc_buf_printf(b, "<|im_start|>%s\n", m[i].role);
-        put_content(c, b, &m[i]);
+        put_content(c, b, m, i);
         vc_buf_puts(b, "<|im_end|>\n");
     }
     if (gen)
@@ -186,7 +204,7 @@ static void render_phi3(const vc_chat *c, vc_buf *b, const vc_chat_msg *m, size_
 {
     for (size_t i = 0; i < n; i++) {
         vc_buf_printf(b, "<|%s|>\n", m[i].role);
-        put_content(c, b, &m[i]);
+        put_content(c, b, m, i);
         vc_buf_puts(b, "<|end|>\n");
     }
     if (gen && (n == 0 || strcmp(m[n - 1].role, "assistant") != 0))
@@ -208,7 +226,7 @@ static void render_mistral(const vc_chat *c, vc_buf *b, const vc_chat_msg *m, si
                 vc_buf_printf(b, "%s\n\n", system);
                 system = NULL;
             }
-            put_content(c, b, &m[i]);
+            put_content(c, b, m, i);
             vc_buf_puts(b, " [/INST]");
         } else {
             vc_buf_printf(b, "%s%s", m[i].content, c->eos);
@@ -318,15 +336,22 @@ static char *render_template(const vc_chat *c, json_t *messages, const json_t *t
     return out;
 }
 
-/* A message as the template sees it: images first as {"type": "image"}, then the text. */
-static json_t *message_json(const vc_chat *c, const vc_chat_msg *m)
+/* Message i as the template sees it: images first as {"type": "image"},
+ * then the text; or, for string content, the images' placeholder text
+ * before the text (as put_content writes it). */
+static json_t *message_json(const vc_chat *c, const vc_chat_msg *all, size_t i)
 {
+    const vc_chat_msg *m = &all[i];
     json_t *o = json_object(), *content;
     if (!c->parts) {
-        content = json_string(m->content);
+        vc_buf b = { 0 };
+        put_content(c, &b, all, i);
+        char *text = vc_buf_take(&b, NULL);
+        content = text ? json_string(text) : NULL;
+        free(text);
     } else {
         content = json_array();
-        for (int i = 0; i < m->n_images; i++)
+        for (int k = 0; k < m->n_images; k++)
             json_array_append_new(content, json_pack("{ss}", "type", "image"));
         json_array_append_new(content, json_pack("{ssss}", "type", "text", "text", m->content));
     }
@@ -352,7 +377,7 @@ char *vc_chat_render(const vc_chat *c, const vc_chat_msg *m, size_t n, bool gen)
     }
     json_t *msgs = json_array();
     for (size_t i = 0; msgs && i < n; i++)
-        if (json_array_append_new(msgs, message_json(c, &m[i])) != 0) {
+        if (json_array_append_new(msgs, message_json(c, m, i)) != 0) {
             json_decref(msgs);
             msgs = NULL;
         }
@@ -378,6 +403,41 @@ static json_t *with_parts(const json_t *messages)
     return out;
 }
 
+/* For a template of string contents (Phi-3-V's): parts joined into one
+ * string, each image part as the image's placeholder text, numbered through
+ * the conversation where the family numbers them. */
+static json_t *with_strings(const vc_chat *c, const json_t *messages)
+{
+    json_t *out = json_deep_copy(messages);
+    size_t i;
+    json_t *msg;
+    int number = 1;
+    json_array_foreach(out, i, msg) {
+        json_t *content = json_object_get(msg, "content");
+        if (!json_is_array(content))
+            continue;
+        vc_buf b = { 0 };
+        size_t k;
+        json_t *part;
+        json_array_foreach(content, k, part) {
+            const char *type = json_string_value(json_object_get(part, "type"));
+            if (type && strcmp(type, "image") == 0 && c->image_text) {
+                put_image(c, &b, number++);
+            } else if (type && strcmp(type, "text") == 0 && json_is_string(json_object_get(part, "text"))) {
+                vc_buf_puts(&b, json_string_value(json_object_get(part, "text")));
+            }
+        }
+        char *text = vc_buf_take(&b, NULL);
+        if (!text || json_object_set_new(msg, "content", json_string(text)) != 0) {
+            free(text);
+            json_decref(out);
+            return NULL;
+        }
+        free(text);
+    }
+    return out;
+}
+
 char *vc_chat_render_json(const vc_chat *c, const json_t *messages, const json_t *tools, bool gen)
 {
     if (!json_is_array(messages)) {
@@ -385,7 +445,7 @@ char *vc_chat_render_json(const vc_chat *c, const json_t *messages, const json_t
         return NULL;
     }
     if (c->jinja) {
-        json_t *msgs = c->parts ? with_parts(messages) : json_deep_copy(messages);
+        json_t *msgs = c->parts ? with_parts(messages) : with_strings(c, messages);
         if (!msgs) {
             vc_fail("out of memory");
             return NULL;

@@ -10,10 +10,10 @@
 #include "core/buf.h"
 #include "core/common.h"
 
-extern const vc_vision_family vc_family_llava_next, vc_family_idefics3;
+extern const vc_vision_family vc_family_llava_next, vc_family_idefics3, vc_family_phi3v;
 
 /* Adding a family: its file in src/vision/ and one row here. */
-static const vc_vision_family *const families[] = { &vc_family_llava_next, &vc_family_idefics3 };
+static const vc_vision_family *const families[] = { &vc_family_llava_next, &vc_family_idefics3, &vc_family_phi3v };
 
 static const vc_vision_family *family_of(json_t *config)
 {
@@ -90,10 +90,12 @@ int vc_vision_load(const char *dir, json_t *config, const vc_tensor_set *w, cons
     v->tok = tok;
     v->state = state;
     vc_vision_source src = { dir, config, proc, root, w, tok, text_dim };
-    int rc = placeholder_token(v, config, dir);
+    int rc = f->numbered_images ? 0 : placeholder_token(v, config, dir);
     if (rc == 0)
         rc = f->load(state, &src, v);
-    if (rc == 0)
+    if (rc == 0 && f->numbered_images)
+        snprintf(v->prompt_text, sizeof v->prompt_text, "%s", f->message_image_fmt);
+    else if (rc == 0)
         snprintf(v->prompt_text, sizeof v->prompt_text, f->message_image_fmt, v->image_token);
     json_decref(proc);
     json_decref(root);
@@ -170,7 +172,7 @@ static char *expand_images(const vc_vision *v, const char *text, const vc_image_
             vc_fail_code(VC_EXIT_INPUT, "the prompt has more image placeholders than images");
             return NULL;
         }
-        char *expansion = v->family->expand(v, &images[k]);
+        char *expansion = v->family->expand ? v->family->expand(v, &images[k]) : NULL;
         if (!expansion) {
             vc_buf_free(&b);
             return NULL;

@@ -17,27 +17,6 @@
 
 /* ---- configuration ---- */
 
-static int read_vit_config(json_t *vc, vc_vit_config *c)
-{
-    memset(c, 0, sizeof *c);
-    if (vc_json_get_int(vc, "hidden_size", INT_MIN, INT_MAX, 1024, &c->hidden) != 0 ||
-        vc_json_get_int(vc, "intermediate_size", INT_MIN, INT_MAX, 4096, &c->ffn) != 0 ||
-        vc_json_get_int(vc, "num_hidden_layers", INT_MIN, INT_MAX, 24, &c->layers) != 0 ||
-        vc_json_get_int(vc, "num_attention_heads", INT_MIN, INT_MAX, 16, &c->heads) != 0 ||
-        vc_json_get_int(vc, "image_size", INT_MIN, INT_MAX, 336, &c->image_size) != 0 ||
-        vc_json_get_int(vc, "patch_size", INT_MIN, INT_MAX, 14, &c->patch_size) != 0)
-        return vc_fail_ctx("vision_config");
-    json_t *eps = json_object_get(vc, "layer_norm_eps");
-    c->norm_eps = json_is_number(eps) ? (float)json_number_value(eps) : 1e-5f;
-    const char *act = json_string_value(json_object_get(vc, "hidden_act"));
-    int a = vc_act_from_name(act ? act : "quick_gelu");
-    if (a < 0)
-        return vc_fail_code(VC_EXIT_MODEL, "vision activation '%s' is not supported", act);
-    c->act = (vc_act)a;
-    c->class_token = c->pre_norm = true;    /* CLIP */
-    return 0;
-}
-
 static int read_processor(vc_llava_next *m, json_t *p)
 {
     json_t *size = json_object_get(p, "size"), *crop = json_object_get(p, "crop_size");
@@ -83,7 +62,7 @@ int vc_llava_next_load(vc_llava_next *m, json_t *cfg, json_t *proc, const vc_ten
     memset(m, 0, sizeof *m);
     m->text_dim = text_dim;
     vc_vit_config vc;
-    if (read_vit_config(json_object_get(cfg, "vision_config"), &vc) != 0)
+    if (vc_vit_read_clip_config(json_object_get(cfg, "vision_config"), &vc) != 0)
         return -1;
     /* the tower under its Hub name, or as transformers 5 saves it */
     const char *towers[] = { "vision_tower.vision_model.", "vision_tower.", "model.vision_tower.vision_model.",

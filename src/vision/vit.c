@@ -1,12 +1,14 @@
 /* vit.c - see include/vision/vit.h */
 #include "vision/vit.h"
 
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/common.h"
+#include "core/json.h"
 #include "core/int8dot.h"
 #include "core/kernels.h"
 #include "core/threads.h"
@@ -350,4 +352,25 @@ int vc_vit_encode(const vc_vit *v, const float *pixels, int layer, bool post_nor
     free(scores);
     free(kt);
     return rc;
+}
+
+int vc_vit_read_clip_config(json_t *vc, vc_vit_config *c)
+{
+    memset(c, 0, sizeof *c);
+    if (vc_json_get_int(vc, "hidden_size", INT_MIN, INT_MAX, 1024, &c->hidden) != 0 ||
+        vc_json_get_int(vc, "intermediate_size", INT_MIN, INT_MAX, 4096, &c->ffn) != 0 ||
+        vc_json_get_int(vc, "num_hidden_layers", INT_MIN, INT_MAX, 24, &c->layers) != 0 ||
+        vc_json_get_int(vc, "num_attention_heads", INT_MIN, INT_MAX, 16, &c->heads) != 0 ||
+        vc_json_get_int(vc, "image_size", INT_MIN, INT_MAX, 336, &c->image_size) != 0 ||
+        vc_json_get_int(vc, "patch_size", INT_MIN, INT_MAX, 14, &c->patch_size) != 0)
+        return vc_fail_ctx("vision_config");
+    json_t *eps = json_object_get(vc, "layer_norm_eps");
+    c->norm_eps = json_is_number(eps) ? (float)json_number_value(eps) : 1e-5f;
+    const char *act = json_string_value(json_object_get(vc, "hidden_act"));
+    int a = vc_act_from_name(act ? act : "quick_gelu");
+    if (a < 0)
+        return vc_fail_code(VC_EXIT_MODEL, "vision activation '%s' is not supported", act);
+    c->act = (vc_act)a;
+    c->class_token = c->pre_norm = true;    /* CLIP */
+    return 0;
 }

@@ -171,5 +171,14 @@ check "--messages image equals --image" [ -n "$a" ] && [ "$a" = "$b" ]
 printf '{{ messages[0].content | upper }}' >"$TMP/upper.jinja"
 run -m "$FX/phi3" -p hi --template "$TMP/upper.jinja" --print-prompt
 check "--template FILE" [ "$(cat "$TMP/out")" = "HI" ]
+# --- Phi-3-V through its preset: weights under the data directory, answers like the published code
+PX=tests/fixtures/vision/phi3v
+mkdir -p "$TMP/data/vlmchat/models" && ln -s "$PWD/$PX" "$TMP/data/vlmchat/models/Phi-3.5-vision-instruct"
+want=$(python3 -c "import json; c=json.load(open('$PX/reference.json'))['cases'][0]; print(' '.join(map(str,c['generated_ids'])))")
+XDG_DATA_HOME="$TMP/data" run -m phi3_vision -p "What is in the picture?" --image tests/fixtures/images/photo.jpg --ignore-eos -n 10 --json
+check "phi3_vision preset exit 0" [ $rc -eq 0 ]
+check "phi3_vision greedy ids equal the published code" [ "$(json_field "' '.join(map(str, d['tokens']))")" = "$want" ]
+XDG_DATA_HOME="$TMP/nodata" run -m phi3_vision -p hi
+check "phi3_vision not downloaded exit 3" [ $rc -eq 3 ]; check "lists the download" grep -q "model-00001-of-00002.safetensors" "$TMP/err"
 
 finish test_cli
