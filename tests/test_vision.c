@@ -129,11 +129,14 @@ static void check_case(vc_model *m, json_t *c, bool int8)
         vc_image_embd_free(&images[i]);
 }
 
-static void test_family(const char *name, vc_chat_format format, bool int8)
+/* model: the path under fixtures/ to open (the HF directory, or a text GGUF
+ * that pairs with the mmproj beside it); name: the HF fixture whose
+ * transformers reference it must reproduce. */
+static void test_model(const char *model, const char *name, vc_chat_format format, bool int8)
 {
     vc_model m;
     char rel[256];
-    snprintf(rel, sizeof rel, "vision/%s", name);
+    snprintf(rel, sizeof rel, "%s", model);
     vc_int8dot_enable(int8);   /* at load: the weights are interleaved, the vision tower's requantized */
     int rc = vc_model_open(fixture(rel), &(vc_model_options){ .n_ctx = 512 }, &m);
     CHECK(rc == 0, "%s: %s", name, vc_error());
@@ -165,6 +168,13 @@ static void test_family(const char *name, vc_chat_format format, bool int8)
     json_decref(ref);
     vc_model_close(&m);
     vc_int8dot_enable(false);
+}
+
+static void test_family(const char *name, vc_chat_format format, bool int8)
+{
+    char rel[256];
+    snprintf(rel, sizeof rel, "vision/%s", name);
+    test_model(rel, name, format, int8);
 }
 
 /* Real LLaVA-1.6-Mistral-7B geometry: 336px CLIP-L/14 tower and its pinpoints. */
@@ -230,6 +240,10 @@ int main(void)
     test_family("smolvlm", VC_CHAT_IDEFICS3, true);
     test_family("llava_next", VC_CHAT_LLAVA_MISTRAL, true);
     test_family("smolvlm_mlx4", VC_CHAT_IDEFICS3, true);   /* MLX 4-bit vision layers requantized to Q8_0 */   /* MLX 4-bit layout: reference is the dequantized model */
+    /* llama.cpp's files: text GGUF + mmproj GGUF made by convert_hf_to_gguf.py (--mmproj) from the HF
+     * fixtures (tools/convert_mmproj_fixtures.py), paired automatically; same transformers references */
+    test_model("vision/smolvlm_gguf/smolvlm-f32.gguf", "smolvlm", VC_CHAT_IDEFICS3, false);
+    test_model("vision/idefics3_gguf/idefics3-f32.gguf", "idefics3", VC_CHAT_IDEFICS3, false);
     test_token_counts();
     return harness_finish("test_vision");
 }
