@@ -23,6 +23,8 @@ const char *vc_cli_usage(void)
            "model:\n"
            "  -m, --model PATH|NAME   HF model directory, GGUF file, or a name under configs/ (default: demo)\n"
            "      --quant TYPE        quantize float weights at load: q8_0, q4_0, mlx4_g64, f16, bf16\n"
+           "      --mmproj FILE       a GGUF model's vision half (llama.cpp mmproj file; default: the one\n"
+           "                          *mmproj*.gguf beside the model file)\n"
            "      --ctx N             context size in tokens (default: min(model max, 4096))\n"
            "      --template NAME     chat format: chatml, phi3, mistral, llama2, llama3, raw\n"
            "      --threads N         worker threads (default: all CPUs)\n"
@@ -92,7 +94,7 @@ enum {
     OPT_CTX = 256, OPT_TEMPLATE, OPT_THREADS, OPT_WHOLE, OPT_SYSTEM, OPT_RAW, OPT_TEMP, OPT_TOPK, OPT_TOPP,
     OPT_MINP, OPT_REPEAT, OPT_SEED, OPT_IGNORE_EOS, OPT_JSON, OPT_VERSION, OPT_OUT, OPT_TYPE, OPT_QUANT, OPT_MIN_ACC,
     OPT_PREVIEW, OPT_NO_STATUS, OPT_MEM_LIMIT, OPT_SERVE, OPT_API_KEY, OPT_ALLOW_FILES, OPT_QUEUE, OPT_MAX_BODY,
-    OPT_MAX_IMAGE_PIXELS, OPT_INT8_DOT
+    OPT_MAX_IMAGE_PIXELS, OPT_INT8_DOT, OPT_MMPROJ
 };
 
 /* "512M", "2G", "100000" (bytes) */
@@ -151,6 +153,7 @@ static int apply(vc_cli *c, int opt, const char *arg, const char *name)
     case OPT_OUT: c->out = arg; return 0;
     case OPT_TYPE: c->out_type = arg; return 0;
     case OPT_QUANT: c->quant = arg; return 0;
+    case OPT_MMPROJ: c->mmproj = arg; return 0;
     case OPT_MIN_ACC: return parse_float(name, arg, 0, 1, &c->min_accuracy);
     case OPT_PREVIEW:
         if (vc_preview_from_name(arg) == -2)
@@ -191,7 +194,7 @@ int vc_cli_parse(int argc, char **argv, vc_cli *c)
         { "api-key", required_argument, 0, OPT_API_KEY }, { "allow-files", required_argument, 0, OPT_ALLOW_FILES },
         { "queue", required_argument, 0, OPT_QUEUE }, { "max-body", required_argument, 0, OPT_MAX_BODY },
         { "max-image-pixels", required_argument, 0, OPT_MAX_IMAGE_PIXELS },
-        { "int8-dot", no_argument, 0, OPT_INT8_DOT },
+        { "int8-dot", no_argument, 0, OPT_INT8_DOT }, { "mmproj", required_argument, 0, OPT_MMPROJ },
         { 0, 0, 0, 0 },
     };
     memset(c, 0, sizeof *c);

@@ -474,6 +474,12 @@ static int open_checked(const char *path, int text_dim, vc_gguf *g, vc_mmproj *o
     }
     if (r != 0)
         return -1;
+    /* ggml order of a [hidden, 3, p, p] convolution; the towers also take MLX's channels-last, never stored here */
+    const vc_tensor *pe = vc_tensors_find(&g->tensors, "v.patch_embd.weight");
+    if (pe && (pe->n_dims != 4 || pe->ne[0] != v.patch_size || pe->ne[1] != v.patch_size || pe->ne[2] != 3 ||
+               pe->ne[3] != v.hidden))
+        return vc_fail_code(VC_EXIT_MODEL, "%s: mmproj patch embedding is not %d x %d x 3 x %d", path, v.patch_size,
+                            v.patch_size, v.hidden);
     return rename_tensors(&g->tensors, &ti, proj, n_proj, path);
 }
 
