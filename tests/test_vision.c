@@ -12,10 +12,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "core/common.h"
 #include "core/int8dot.h"
+#include "app/convert.h"
 #include "harness.h"
+#include "loader/mmproj.h"
 #include "model/generate.h"
 #include "model/prompt.h"
 #include "vision/idefics3.h"
@@ -132,13 +135,12 @@ static void check_case(vc_model *m, json_t *c, bool int8)
 /* model: the path under fixtures/ to open (the HF directory, or a text GGUF
  * that pairs with the mmproj beside it); name: the HF fixture whose
  * transformers reference it must reproduce. */
-static void test_model(const char *model, const char *name, vc_chat_format format, bool int8)
+static void test_path(const char *path, const char *name, vc_chat_format format, bool int8)
 {
     vc_model m;
     char rel[256];
-    snprintf(rel, sizeof rel, "%s", model);
     vc_int8dot_enable(int8);   /* at load: the weights are interleaved, the vision tower's requantized */
-    int rc = vc_model_open(fixture(rel), &(vc_model_options){ .n_ctx = 512 }, &m);
+    int rc = vc_model_open(path, &(vc_model_options){ .n_ctx = 512 }, &m);
     CHECK(rc == 0, "%s: %s", name, vc_error());
     if (rc != 0)
         return;
@@ -168,6 +170,32 @@ static void test_model(const char *model, const char *name, vc_chat_format forma
     json_decref(ref);
     vc_model_close(&m);
     vc_int8dot_enable(false);
+}
+
+static void test_model(const char *model, const char *name, vc_chat_format format, bool int8)
+{
+    test_path(fixture(model), name, format, int8);
+}
+
+/* vlmchat convert: the HF fixture to a text GGUF + mmproj pair (as llama.cpp
+ * users have them), opened through automatic pairing, against the same
+ * transformers references. */
+static void test_converted(const char *name, vc_chat_format format)
+{
+    char dir[] = "/tmp/vlmchat-mmproj-XXXXXX", out[512], mp[512], model_dir[512];
+    if (!mkdtemp(dir))
+        return;
+    snprintf(model_dir, sizeof model_dir, "%.300s/%.100s", fixture("vision"), name);
+    snprintf(out, sizeof out, "%s/%s-f32.gguf", dir, name);
+    snprintf(mp, sizeof mp, "%s/mmproj-%s-f32.gguf", dir, name);
+    int rc = vc_convert_to_gguf(model_dir, out, VC_F32);
+    CHECK(rc == 0, "convert %s: %s", name, vc_error());
+    CHECK(rc != 0 || vc_mmproj_sniff(mp), "convert %s wrote the mmproj file %s", name, mp);
+    if (rc == 0)
+        test_path(out, name, format, false);
+    unlink(out);
+    unlink(mp);
+    rmdir(dir);
 }
 
 static void test_family(const char *name, vc_chat_format format, bool int8)
@@ -244,6 +272,9 @@ int main(void)
      * fixtures (tools/convert_mmproj_fixtures.py), paired automatically; same transformers references */
     test_model("vision/smolvlm_gguf/smolvlm-f32.gguf", "smolvlm", VC_CHAT_IDEFICS3, false);
     test_model("vision/idefics3_gguf/idefics3-f32.gguf", "idefics3", VC_CHAT_IDEFICS3, false);
+    test_converted("smolvlm", VC_CHAT_IDEFICS3);
+    test_converted("idefics3", VC_CHAT_IDEFICS3);
+    test_converted("llava_next", VC_CHAT_LLAVA_MISTRAL);
     test_token_counts();
     return harness_finish("test_vision");
 }
