@@ -134,7 +134,9 @@ static int write_llava_next(vc_gguf_writer *w, const vc_model *m, const vc_llava
 static int write_idefics3(vc_gguf_writer *w, const vc_model *m, const vc_idefics3 *id, vc_dtype type)
 {
     const vc_vit_config *c = &id->vit.cfg;
-    if (c->act != VC_ACT_GELU_TANH || !id->do_resize || !id->do_split || id->resample != VC_RESAMPLE_LANCZOS ||
+    /* without splitting, an image goes to one tile; with it too when the longest edge is resized to a tile */
+    bool split_equivalent = id->do_split || id->longest_edge <= id->tile;
+    if (c->act != VC_ACT_GELU_TANH || !id->do_resize || !split_equivalent || id->resample != VC_RESAMPLE_LANCZOS ||
         !unit_rescale(id->rescale) || id->tile != c->image_size)
         return vc_fail_code(VC_EXIT_MODEL, "%s: the image processor or activation differs from the defaults an "
                             "mmproj reader takes (resize and split, LANCZOS, 1/255, tiles of image_size, "
@@ -142,7 +144,7 @@ static int write_idefics3(vc_gguf_writer *w, const vc_model *m, const vc_idefics
     int rc = write_common(w, m, &id->vit, c->layers, "idefics3", id->mean, id->std);
     rc |= vc_gguf_set_bool(w, "clip.use_gelu", true);
     rc |= vc_gguf_set_u32(w, "clip.vision.projector.scale_factor", (uint32_t)id->scale);
-    rc |= vc_gguf_set_u32(w, "clip.vision.preproc_image_size", (uint32_t)id->longest_edge);
+    rc |= vc_gguf_set_u32(w, "clip.vision.preproc_image_size", (uint32_t)(id->do_split ? id->longest_edge : id->tile));
     if (rc == 0)
         rc = write_tower(w, &id->vit, c->layers, type, true);
     rc |= vc_convert_add_matrix(w, "mm.model.fc.weight", &id->proj, type);
