@@ -12,10 +12,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "core/common.h"
 #include "core/int8dot.h"
+#include "app/convert.h"
 #include "harness.h"
+#include "loader/gguf.h"
+#include "loader/mmproj.h"
 #include "model/generate.h"
 #include "model/prompt.h"
 #include "vision/idefics3.h"
@@ -129,13 +133,16 @@ static void check_case(vc_model *m, json_t *c, bool int8)
         vc_image_embd_free(&images[i]);
 }
 
-static void test_family(const char *name, vc_chat_format format, bool int8)
+/* model: the path under fixtures/ to open (the HF directory, or a text GGUF
+ * that pairs with the mmproj beside it); name: the HF fixture whose
+ * transformers reference it must reproduce. */
+static void test_path_mmproj(const char *path, const char *mmproj, const char *name, vc_chat_format format,
+                             bool int8)
 {
     vc_model m;
     char rel[256];
-    snprintf(rel, sizeof rel, "vision/%s", name);
     vc_int8dot_enable(int8);   /* at load: the weights are interleaved, the vision tower's requantized */
-    int rc = vc_model_open(fixture(rel), &(vc_model_options){ .n_ctx = 512 }, &m);
+    int rc = vc_model_open(path, &(vc_model_options){ .n_ctx = 512, .mmproj = mmproj }, &m);
     CHECK(rc == 0, "%s: %s", name, vc_error());
     if (rc != 0)
         return;
@@ -165,6 +172,146 @@ static void test_family(const char *name, vc_chat_format format, bool int8)
     json_decref(ref);
     vc_model_close(&m);
     vc_int8dot_enable(false);
+}
+
+static void test_path(const char *path, const char *name, vc_chat_format format, bool int8)
+{
+    test_path_mmproj(path, NULL, name, format, int8);
+}
+
+static void test_path_opt(const char *path, const char *mmproj, const char *name, vc_chat_format format)
+{
+    test_path_mmproj(path, mmproj, name, format, false);
+}
+
+static void test_model(const char *model, const char *name, vc_chat_format format, bool int8)
+{
+    test_path(fixture(model), name, format, int8);
+}
+
+/* vlmchat convert: the HF fixture to a text GGUF + mmproj pair (as llama.cpp
+ * users have them), opened through automatic pairing, against the same
+ * transformers references. */
+static void test_converted(const char *name, vc_chat_format format)
+{
+    char dir[] = "/tmp/vlmchat-mmproj-XXXXXX", out[512], mp[512], model_dir[512];
+    if (!mkdtemp(dir))
+        return;
+    snprintf(model_dir, sizeof model_dir, "%.300s/%.100s", fixture("vision"), name);
+    snprintf(out, sizeof out, "%s/%s-f32.gguf", dir, name);
+    snprintf(mp, sizeof mp, "%s/mmproj-%s-f32.gguf", dir, name);
+    int rc = vc_convert_to_gguf(model_dir, out, VC_F32);
+    CHECK(rc == 0, "convert %s: %s", name, vc_error());
+    CHECK(rc != 0 || vc_mmproj_sniff(mp), "convert %s wrote the mmproj file %s", name, mp);
+    if (rc == 0)
+        test_path(out, name, format, false);
+    unlink(out);
+    unlink(mp);
+    rmdir(dir);
+}
+
+/* Copies metadata key i of g into w, renamed (NULL: same key). */
+static int copy_kv(vc_gguf_writer *w, const vc_gguf_kv *kv, const char *key)
+{
+    key = key ? key : kv->key;
+    char buf[256];
+    switch (kv->type) {
+    case VC_GGUF_STRING:
+        snprintf(buf, sizeof buf, "%.*s", (int)kv->v.s.len, kv->v.s.ptr);
+        return vc_gguf_set_str(w, key, buf);
+    case VC_GGUF_U32: return vc_gguf_set_u32(w, key, (uint32_t)kv->v.u);
+    case VC_GGUF_F32: return vc_gguf_set_f32(w, key, (float)kv->v.f);
+    case VC_GGUF_BOOL: return vc_gguf_set_bool(w, key, kv->v.u != 0);
+    case VC_GGUF_ARRAY: {
+        int32_t iv[64];
+        float fv[64];
+        for (uint64_t i = 0; i < kv->arr_n && i < 64; i++) {
+            iv[i] = (int32_t)vc_gguf_arr_int(kv, i);
+            fv[i] = (float)vc_gguf_arr_float(kv, i);
+        }
+        return kv->arr_type == VC_GGUF_F32 ? vc_gguf_set_arr_f32(w, key, fv, kv->arr_n)
+                                           : vc_gguf_set_arr_i32(w, key, iv, kv->arr_n);
+    }
+    default: return -1;
+    }
+}
+
+/* Rewrites a vlmchat-written LLaVA mmproj the way llama.cpp's legacy
+ * convert_image_encoder_to_gguf.py lays out the same model (read from its
+ * source): clip.has_llava_projector, no feature_layer key (the last layer
+ * dropped instead, which the vlmchat file already did), fc1 named ffn_down
+ * and fc2 ffn_up, model.image_newline, and the patch embedding and projector
+ * matrices in F16 (the script forces them), everything else F32 (--use-f32). */
+static int write_legacy_llava(const char *from, const char *to)
+{
+    vc_gguf g;
+    if (vc_gguf_open(from, &g) != 0)
+        return -1;
+    vc_gguf_writer *w = vc_gguf_writer_new();
+    int rc = w ? 0 : -1;
+    for (uint64_t i = 0; rc == 0 && i < g.n_kv; i++)
+        if (strcmp(g.kv[i].key, "clip.vision.feature_layer") != 0 && strcmp(g.kv[i].key, "general.type") != 0)
+            rc = copy_kv(w, &g.kv[i], NULL);
+    if (rc == 0)
+        rc = vc_gguf_set_bool(w, "clip.has_llava_projector", true) | vc_gguf_set_bool(w, "clip.has_text_encoder", false);
+    for (size_t i = 0; rc == 0 && i < g.tensors.count; i++) {
+        const vc_tensor *t = &g.tensors.items[i];
+        char name[128];
+        snprintf(name, sizeof name, "%s", t->name);
+        char *up = strstr(name, "ffn_up"), *down = strstr(name, "ffn_down");
+        if (up)
+            snprintf(name, sizeof name, "%.*sffn_down%s", (int)(up - name), t->name, t->name + (up - name) + 6);
+        else if (down)
+            snprintf(name, sizeof name, "%.*sffn_up%s", (int)(down - name), t->name, t->name + (down - name) + 8);
+        else if (strcmp(name, "v.image_newline") == 0)
+            snprintf(name, sizeof name, "model.image_newline");
+        bool f16 = strcmp(t->name, "v.patch_embd.weight") == 0 || strcmp(t->name, "mm.0.weight") == 0 ||
+                   strcmp(t->name, "mm.2.weight") == 0;
+        int64_t rows = t->n_dims == 4 ? t->ne[3] : t->n_dims == 2 ? t->ne[1] : 1;
+        int64_t cols = vc_tensor_nelements(t) / rows;
+        vc_matrix m = { VC_F32, cols, rows, (size_t)cols * sizeof(float), t->data };
+        size_t row_bytes;
+        uint8_t *data = vc_matrix_requantize(&m, f16 ? VC_F16 : VC_F32, NULL, 0, &row_bytes);
+        rc = data ? vc_gguf_add_tensor(w, name, f16 ? VC_F16 : VC_F32, t->n_dims, t->ne, data,
+                                       (size_t)rows * row_bytes) : -1;
+    }
+    if (rc == 0)
+        rc = vc_gguf_write(w, to);
+    vc_gguf_writer_free(w);
+    vc_gguf_close(&g);
+    return rc;
+}
+
+/* The legacy LLaVA-1.6 layout: the text GGUF vlmchat writes with the legacy
+ * mmproj beside it, against transformers run on the weights as that file
+ * stores them (llava_next_f16proj: reference of tools/convert_mmproj_fixtures.py,
+ * the LLaVA-NeXT fixture with its patch embedding and projector rounded to F16). */
+static void test_legacy_llava(void)
+{
+    char dir[] = "/tmp/vlmchat-legacy-XXXXXX", out[512], mp[512], legacy[512], model_dir[512];
+    if (!mkdtemp(dir))
+        return;
+    snprintf(model_dir, sizeof model_dir, "%.300s/llava_next", fixture("vision"));
+    snprintf(out, sizeof out, "%s/llava-f32.gguf", dir);
+    snprintf(mp, sizeof mp, "%s/mmproj-llava-f32.gguf", dir);
+    snprintf(legacy, sizeof legacy, "%s/legacy-mmproj-model-f32.gguf", dir);
+    int rc = vc_convert_to_gguf(model_dir, out, VC_F32);
+    CHECK(rc == 0, "convert llava_next: %s", vc_error());
+    rc = rc ? rc : write_legacy_llava(mp, legacy);
+    CHECK(rc == 0, "legacy layout: %s", vc_error());
+    unlink(mp);
+    if (rc == 0)
+        test_path_opt(out, legacy, "llava_next_f16proj", VC_CHAT_LLAVA_MISTRAL);
+    unlink(out);
+    unlink(legacy);
+    rmdir(dir);
+}
+
+static void test_family(const char *name, vc_chat_format format, bool int8)
+{
+    char rel[256];
+    snprintf(rel, sizeof rel, "vision/%s", name);
+    test_model(rel, name, format, int8);
 }
 
 /* Real LLaVA-1.6-Mistral-7B geometry: 336px CLIP-L/14 tower and its pinpoints. */
@@ -230,6 +377,14 @@ int main(void)
     test_family("smolvlm", VC_CHAT_IDEFICS3, true);
     test_family("llava_next", VC_CHAT_LLAVA_MISTRAL, true);
     test_family("smolvlm_mlx4", VC_CHAT_IDEFICS3, true);   /* MLX 4-bit vision layers requantized to Q8_0 */   /* MLX 4-bit layout: reference is the dequantized model */
+    /* llama.cpp's files: text GGUF + mmproj GGUF made by convert_hf_to_gguf.py (--mmproj) from the HF
+     * fixtures (tools/convert_mmproj_fixtures.py), paired automatically; same transformers references */
+    test_model("vision/smolvlm_gguf/smolvlm-f32.gguf", "smolvlm", VC_CHAT_IDEFICS3, false);
+    test_model("vision/idefics3_gguf/idefics3-f32.gguf", "idefics3", VC_CHAT_IDEFICS3, false);
+    test_converted("smolvlm", VC_CHAT_IDEFICS3);
+    test_converted("idefics3", VC_CHAT_IDEFICS3);
+    test_converted("llava_next", VC_CHAT_LLAVA_MISTRAL);
+    test_legacy_llava();
     test_token_counts();
     return harness_finish("test_vision");
 }

@@ -12,11 +12,12 @@
 # The model is `vlmchat bench`'s random-weight SmolVLM-256M text model,
 # converted with `vlmchat convert`. Each figure is the median of RUNS runs.
 #
-# Image encode too, with MMPROJ=FILE: the bench model's vision tower as
-# llama.cpp's mmproj GGUF (vlmchat does not write that format; llama.cpp's
-# convert_hf_to_gguf.py --mmproj on $CACHE does). The bench image (512x384,
-# one 512x512 tile: 64 tokens) is encoded by llama-mtmd-cli and by `vlmchat
-# bench`, whose image encode is the same single tile.
+# Image encode: the same text GGUF + mmproj GGUF pair (both written by
+# `vlmchat convert`, which puts mmproj-NAME beside NAME) in both engines: the
+# bench image (512x384, one 512x512 tile: 64 tokens), vlmchat's time from
+# `-v` (decode, preprocess and encode of the image), llama-mtmd-cli's
+# "mtmd batch encoding done" (encode only, summed over its chunks). The
+# ratio is llama.cpp's time over vlmchat's. IMAGE=0 skips it.
 set -eu
 BIN=${1:?usage: $0 LLAMA_CPP_BIN_DIR [TYPE...]}
 shift
@@ -36,27 +37,25 @@ SHORT="the quick brown fox"
 median() { python3 -c "import statistics,sys; print(statistics.median(float(x) for x in sys.argv[1:]))" "$@"; }
 rss_kib() { /usr/bin/time -f %M -o "$OUT/time" "$@" >/dev/null 2>"$OUT/err" || { cat "$OUT/err" >&2; exit 1; }; cat "$OUT/time"; }
 
-if [ -n "${MMPROJ:-}" ]; then
-    printf '%-12s %-9s %16s\n' type engine "image encode ms"
+if [ "${IMAGE:-1}" != 0 ]; then
+    printf '%-12s %-9s %16s %8s\n' type engine "image encode ms" ratio
     for t in $TYPES; do
         q=${t%+int8}
         flag=
         [ "$q" = "$t" ] || flag=--int8-dot
-        enc=()
-        for _ in $(seq "$RUNS"); do
-            enc+=("$("$V" bench smolvlm-256m --quant "$q" $flag --threads "$THREADS" --json |
-                    python3 -c "import json,sys; print(json.load(sys.stdin)['image_encode_ms'])")")
-        done
-        printf '%-12s %-9s %16.0f\n' "$t" vlmchat "$(median "${enc[@]}")"
-        [ "$q" = "$t" ] || continue
         file="$OUT/smolvlm256m-$q.gguf"
         [ -f "$file" ] || "$V" convert --model "$CACHE" --out "$file" --type "$q" >/dev/null
-        enc=()
+        enc=() ref=()
         for _ in $(seq "$RUNS"); do
-            enc+=("$("$BIN/llama-mtmd-cli" -m "$file" --mmproj "$MMPROJ" --image "$CACHE/image.png" -p hi -n 1 \
-                    -t "$THREADS" --temp 0 2>&1 | sed -n 's/.*mtmd batch encoding done in \([0-9]*\) ms.*/\1/p' | head -1)")
+            enc+=("$("$V" -m "$file" $flag --threads "$THREADS" -i "$CACHE/image.png" -p hi -n 1 --temp 0 -v 2>&1 \
+                    >/dev/null | sed -n 's/.*image tokens in \([0-9.]*\) ms.*/\1/p')")
+            ref+=("$("$BIN/llama-mtmd-cli" -m "$file" --mmproj "$OUT/mmproj-smolvlm256m-$q.gguf" --image "$CACHE/image.png" \
+                    -p hi -n 1 -t "$THREADS" --temp 0 2>&1 |
+                    sed -n 's/.*mtmd batch encoding done in \([0-9]*\) ms.*/\1/p' | paste -sd+ | bc)")
         done
-        printf '%-12s %-9s %16.0f\n' "$t" llama.cpp "$(median "${enc[@]}")"
+        mv=$(median "${enc[@]}") ml=$(median "${ref[@]}")
+        printf '%-12s %-9s %16.0f %8s\n' "$t" vlmchat "$mv" "$(python3 -c "print('%.2f' % ($ml / $mv))")"
+        printf '%-12s %-9s %16.0f\n' "$t" llama.cpp "$ml"
     done
     echo
 fi

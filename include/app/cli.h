@@ -32,6 +32,7 @@ typedef struct {
     const char *eval_file;     /* eval: the questions */
     const char *bench_arch;    /* bench: which model dimensions */
     const char *quant;         /* --quant: quantize float weights at load */
+    const char *mmproj;        /* --mmproj: the vision half of a GGUF model */
     bool int8_dot;             /* --int8-dot: 8-bit activations for quantized decode */
     float min_accuracy;        /* eval: fail below this */
     const char *preview;       /* --preview auto|sixel|blocks|none */

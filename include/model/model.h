@@ -2,7 +2,9 @@
  *
  * vc_model_open() takes an HF model directory (config.json, safetensors,
  * tokenizer.json, tokenizer_config.json, chat template, generation_config.json)
- * or a GGUF file, and fills everything the generation loop needs.
+ * or a GGUF file, and fills everything the generation loop needs.  A GGUF
+ * text model gets its image side from an mmproj file (include/loader/mmproj.h):
+ * the one named in the options, else the single "*mmproj*.gguf" beside it.
  */
 #ifndef VC_MODEL_MODEL_H
 #define VC_MODEL_MODEL_H
@@ -20,6 +22,8 @@ typedef struct {
     const char *template_name; /* NULL: detect from the model's template */
     int quant;                 /* a vc_dtype to quantize float matrices to at load; 0 (f32): keep */
     size_t mem_limit;          /* memory budget in bytes; 0: the cgroup limit, else available memory */
+    const char *mmproj;        /* a GGUF text model's vision half (llama.cpp mmproj file); NULL: the one
+                                  "*mmproj*.gguf" beside it, if there is exactly one */
 } vc_model_options;
 
 typedef struct {

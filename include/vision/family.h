@@ -89,6 +89,7 @@ struct vc_vision {
     char image_token[64];      /* the placeholder token text, e.g. "<image>" */
     char prompt_text[80];      /* what a user message gets per image, e.g. "<image>\n" */
     void *state;
+    vc_tensor_set *owned_weights; /* weights the vision side owns (an mmproj file's), or NULL */
 };
 
 /* True if config.json's model_type belongs to a family vlmchat knows. */
@@ -97,6 +98,12 @@ bool vc_vision_is_multimodal(json_t *config);
  * processor_config.json or preprocessor_config.json). */
 int vc_vision_load(const char *dir, json_t *config, const vc_tensor_set *w, const vc_tokenizer *tok, int text_dim,
                    vc_vision **out);
+/* Loads from settings already read (an mmproj file's, include/loader/mmproj.h):
+ * config / processor / processor_root as vc_vision_source has them, label for
+ * messages. Takes over w (a malloc'd set) whatever the outcome: the vision
+ * side frees it. */
+int vc_vision_load_owned(const char *label, json_t *config, json_t *processor, json_t *processor_root,
+                         vc_tensor_set *w, const vc_tokenizer *tok, int text_dim, vc_vision **out);
 void vc_vision_free(vc_vision *v);
 
 /* The family's operations, for any loaded vc_vision (see vc_vision_family). */

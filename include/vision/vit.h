@@ -55,7 +55,8 @@ int vc_vit_read_clip_config(json_t *vc, vc_vit_config *c);
 int vc_vit_tokens(const vc_vit *v);
 /* Encodes one image (3 x S x S floats, already normalized) and writes
  * hidden_states[layer] (negative counts from the end, as in Python) to out
- * (tokens x hidden). post_norm applies the final LayerNorm to it. */
+ * (tokens x hidden). post_norm applies the final LayerNorm to it (fails if the
+ * tower was bound without one: post_layernorm.* is optional at bind). */
 int vc_vit_encode(const vc_vit *v, const float *pixels, int layer, bool post_norm, float *out);
 
 /* LayerNorm over rows of n floats (shared with projectors). */

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "app/convert_mmproj.h"
 #include "core/common.h"
 #include "loader/gguf.h"
 #include "model/model.h"
@@ -187,6 +188,34 @@ static int write_weights(vc_gguf_writer *w, const vc_model *m, vc_dtype type, bo
     return rc ? -1 : 0;
 }
 
+int vc_convert_add_matrix(vc_gguf_writer *w, const char *name, const vc_matrix *m, vc_dtype type)
+{
+    return add_matrix(w, name, m, type, 0);
+}
+
+int vc_convert_add_f32(vc_gguf_writer *w, const char *name, const float *v, int n_dims, const int64_t *ne)
+{
+    int64_t n = 1;
+    for (int i = 0; i < n_dims; i++)
+        n *= ne[i];
+    float *copy = vc_malloc((size_t)n * sizeof *copy);
+    if (!copy)
+        return -1;
+    memcpy(copy, v, (size_t)n * sizeof *copy);
+    return vc_gguf_add_tensor(w, name, VC_F32, n_dims, ne, copy, (size_t)n * sizeof *copy);
+}
+
+/* out_path's directory, "mmproj-" + its file name (malloc'd). */
+static char *mmproj_path(const char *out_path)
+{
+    const char *slash = strrchr(out_path, '/');
+    size_t dir = slash ? (size_t)(slash - out_path + 1) : 0, len = strlen(out_path) + 8;
+    char *p = vc_malloc(len);
+    if (p)
+        snprintf(p, len, "%.*smmproj-%s", (int)dir, out_path, out_path + dir);
+    return p;
+}
+
 int vc_convert_to_gguf(const char *model_dir, const char *out_path, vc_dtype type)
 {
     vc_model m;
@@ -216,6 +245,11 @@ int vc_convert_to_gguf(const char *model_dir, const char *out_path, vc_dtype typ
     if (rc == 0)
         rc = vc_gguf_write(w, out_path);
     vc_gguf_writer_free(w);
+    if (rc == 0 && m.vision) {     /* the image side beside it, as llama.cpp's pair of files */
+        char *mp = mmproj_path(out_path);
+        rc = mp ? vc_convert_mmproj(&m, mp, type) : -1;
+        free(mp);
+    }
     vc_model_close(&m);
     return rc;
 }

@@ -11,6 +11,7 @@
 #include "core/common.h"
 #include "core/meminfo.h"
 #include "loader/gguf.h"
+#include "loader/mmproj.h"
 #include "loader/safetensors.h"
 #include "model/llm_config.h"
 
@@ -191,6 +192,18 @@ static int load_text_side(const char *dir, vc_model *m)
     return rc;
 }
 
+/* The chat side of a loaded vision half: messages are rendered as
+ * processor.apply_chat_template renders them, with content parts, or, for
+ * families whose processor numbers its placeholders (Phi-3-V), with the
+ * numbered placeholder text inside string content. */
+static int chat_takes_images(vc_model *m)
+{
+    bool numbered = m->vision->family->numbered_images;
+    m->chat.parts = !numbered;
+    m->chat.image_numbered = numbered;
+    return vc_chat_set_image_text(&m->chat, m->vision->prompt_text);
+}
+
 static int open_hf(const char *dir, int quant, vc_model *m)
 {
     char path[4096];
@@ -215,21 +228,48 @@ static int open_hf(const char *dir, int quant, vc_model *m)
     if (rc == 0 && multimodal) {
         rc = vc_vision_load(dir, cfg, &m->llm.weights, m->tok, m->llm.cfg.dim, &m->vision);
         if (rc == 0)
-            rc = vc_chat_set_image_text(&m->chat, m->vision->prompt_text);
-        /* rendered as processor.apply_chat_template renders: content parts, or,
-         * for families whose processor numbers its placeholders (Phi-3-V), the
-         * numbered placeholder text inside string content */
-        bool numbered = rc == 0 && m->vision->family->numbered_images;
-        m->chat.parts = !numbered;
-        m->chat.image_numbered = numbered;
+            rc = chat_takes_images(m);
     }
     m->format = json_object_get(cfg, "quantization") ? "mlx 4-bit" : "hf";
     json_decref(cfg);
     return rc;
 }
 
+/* The image side of a GGUF text model from an mmproj file. */
+static int open_mmproj(const char *file, vc_model *m)
+{
+    vc_mmproj mp;
+    if (vc_mmproj_open(file, m->llm.cfg.dim, &mp) != 0)
+        return -1;
+    vc_tensor_set *w = mp.weights;
+    mp.weights = NULL;
+    int rc = vc_vision_load_owned(file, mp.config, mp.processor, mp.processor_root, w, m->tok, m->llm.cfg.dim,
+                                  &m->vision);
+    vc_mmproj_free(&mp);
+    if (rc == 0)
+        rc = chat_takes_images(m);
+    return rc;
+}
+
+/* --mmproj, else the one mmproj file beside the text GGUF. */
+static int pair_mmproj(const char *file, const char *given, vc_model *m)
+{
+    if (given)
+        return open_mmproj(given, m);
+    bool ambiguous;
+    char *found = vc_mmproj_find_beside(file, &ambiguous);
+    if (ambiguous)
+        return -1;
+    int rc = found ? open_mmproj(found, m) : 0;
+    free(found);
+    return rc;
+}
+
 static int open_gguf(const char *file, vc_model *m)
 {
+    if (vc_mmproj_sniff(file))
+        return vc_fail_code(VC_EXIT_MODEL, "%s is an mmproj file (a model's vision half): open the text GGUF and "
+                            "pass this one with --mmproj", file);
     vc_gguf g;
     if (vc_gguf_open(file, &g) != 0)
         return -1;
@@ -328,10 +368,15 @@ int vc_model_open(const char *path, const vc_model_options *opt, vc_model *m)
     double t0 = vc_now_ms();
     m->sampling = vc_sampler_defaults();
     int rc;
-    if (is_dir(path))
+    if (is_dir(path) && opt && opt->mmproj)
+        rc = vc_fail_code(VC_EXIT_USAGE, "--mmproj goes with a GGUF text model, not a model directory");
+    else if (is_dir(path))
         rc = open_hf(path, opt ? opt->quant : 0, m);
-    else if (is_file(path) && vc_gguf_sniff(path))
+    else if (is_file(path) && vc_gguf_sniff(path)) {
         rc = open_gguf(path, m);
+        if (rc == 0)
+            rc = pair_mmproj(path, opt ? opt->mmproj : NULL, m);
+    }
     else if (is_file(path))
         rc = vc_fail_code(VC_EXIT_MODEL, "%s: not a GGUF file or a model directory", path);
     else

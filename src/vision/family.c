@@ -70,42 +70,71 @@ static int placeholder_token(vc_vision *v, json_t *config, const char *dir)
     return 0;
 }
 
+/* Everything a family loads from, already read: the HF directory's files or
+ * what an mmproj file stands for. */
+static int load_source(const vc_vision_family *f, const vc_vision_source *src, vc_vision **out)
+{
+    vc_vision *v = vc_calloc(1, sizeof *v);
+    void *state = v ? vc_calloc(1, f->state_size) : NULL;
+    if (!state) {
+        free(v);
+        return -1;
+    }
+    v->family = f;
+    v->tok = src->tok;
+    v->state = state;
+    int rc = f->numbered_images ? 0 : placeholder_token(v, src->config, src->dir);
+    if (rc == 0)
+        rc = f->load(state, src, v);
+    if (rc == 0 && f->numbered_images)
+        snprintf(v->prompt_text, sizeof v->prompt_text, "%s", f->message_image_fmt);
+    else if (rc == 0)
+        snprintf(v->prompt_text, sizeof v->prompt_text, f->message_image_fmt, v->image_token);
+    if (rc != 0) {
+        vc_fail_ctx("%s", src->dir);
+        vc_vision_free(v);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
 int vc_vision_load(const char *dir, json_t *config, const vc_tensor_set *w, const vc_tokenizer *tok, int text_dim,
                    vc_vision **out)
 {
     const vc_vision_family *f = family_of(config);
     if (!f)
         return vc_fail_code(VC_EXIT_MODEL, "%s: not a vision-language model vlmchat knows", dir);
-    vc_vision *v = vc_calloc(1, sizeof *v);
-    void *state = v ? vc_calloc(1, f->state_size) : NULL;
-    json_t *root = state ? load_optional(dir, "processor_config.json") : NULL;
-    json_t *proc = state ? image_processor_config(dir, root) : NULL;
-    if (!proc) {
-        free(state);
-        free(v);
-        json_decref(root);
-        return -1;
+    json_t *root = load_optional(dir, "processor_config.json");
+    json_t *proc = image_processor_config(dir, root);
+    int rc = -1;
+    if (proc) {
+        vc_vision_source src = { dir, config, proc, root, w, tok, text_dim };
+        rc = load_source(f, &src, out);
     }
-    v->family = f;
-    v->tok = tok;
-    v->state = state;
-    vc_vision_source src = { dir, config, proc, root, w, tok, text_dim };
-    int rc = f->numbered_images ? 0 : placeholder_token(v, config, dir);
-    if (rc == 0)
-        rc = f->load(state, &src, v);
-    if (rc == 0 && f->numbered_images)
-        snprintf(v->prompt_text, sizeof v->prompt_text, "%s", f->message_image_fmt);
-    else if (rc == 0)
-        snprintf(v->prompt_text, sizeof v->prompt_text, f->message_image_fmt, v->image_token);
     json_decref(proc);
     json_decref(root);
-    if (rc != 0) {
-        vc_fail_ctx("%s", dir);
-        vc_vision_free(v);
-        return -1;
+    return rc;
+}
+
+int vc_vision_load_owned(const char *label, json_t *config, json_t *processor, json_t *processor_root,
+                         vc_tensor_set *w, const vc_tokenizer *tok, int text_dim, vc_vision **out)
+{
+    const vc_vision_family *f = family_of(config);
+    int rc = -1;
+    if (!f) {
+        vc_fail_code(VC_EXIT_MODEL, "%s: not a vision-language model vlmchat knows", label);
+    } else {
+        vc_vision_source src = { label, config, processor, processor_root, w, tok, text_dim };
+        rc = load_source(f, &src, out);
     }
-    *out = v;
-    return 0;
+    if (rc == 0) {
+        (*out)->owned_weights = w;
+    } else {
+        vc_tensors_free(w);
+        free(w);
+    }
+    return rc;
 }
 
 void vc_vision_free(vc_vision *v)
@@ -115,6 +144,10 @@ void vc_vision_free(vc_vision *v)
     if (v->state)
         v->family->free(v->state);
     free(v->state);
+    if (v->owned_weights) {
+        vc_tensors_free(v->owned_weights);
+        free(v->owned_weights);
+    }
     free(v);
 }
 

@@ -182,7 +182,10 @@ int vc_vit_bind(vc_vit *v, const vc_tensor_set *w, const char *prefix, const vc_
     for (int l = 0; l < c->layers; l++)
         if (bind_layer(&b, l, c, &v->layers[l]) != 0)
             return -1;
-    if (!(v->post_w = vec(&b, "post_layernorm.weight", h)) || !(v->post_b = vec(&b, "post_layernorm.bias", h)))
+    /* optional: towers read before it (LLaVA) may come without it (llama.cpp's legacy mmproj files) */
+    snprintf(name, sizeof name, "%spost_layernorm.weight", prefix);
+    if (vc_tensors_find(w, name) &&
+        (!(v->post_w = vec(&b, "post_layernorm.weight", h)) || !(v->post_b = vec(&b, "post_layernorm.bias", h))))
         return -1;
     if (vc_int8dot_enabled())
         requantize_layers(v);
@@ -290,6 +293,8 @@ int vc_vit_encode(const vc_vit *v, const float *pixels, int layer, bool post_nor
     int stop = layer < 0 ? c->layers + 1 + layer : layer;
     if (stop < 0 || stop > c->layers)
         return vc_fail_code(VC_EXIT_MODEL, "vision feature layer %d does not exist (%d layers)", layer, c->layers);
+    if (post_norm && !v->post_w)
+        return vc_fail_code(VC_EXIT_MODEL, "the vision tower has no post_layernorm");
     size_t th = (size_t)T * h, tf = (size_t)T * c->ffn, pp = 3 * (size_t)c->patch_size * c->patch_size;
     float *x = out, *xb = vc_malloc(th * sizeof(float)), *q = vc_malloc(th * sizeof(float));
     float *k = vc_malloc(th * sizeof(float)), *vv = vc_malloc(th * sizeof(float)), *att = vc_malloc(th * sizeof(float));

@@ -75,6 +75,76 @@ nd = struct.unpack("<I", good[second:second + 4])[0]
 b2[second + 4 + 8 * nd + 4:second + 4 + 8 * nd + 12] = good[tname + 4 + 16 + 4:tname + 4 + 16 + 12]
 gguf_case("overlapping tensors", bytes(b2), "overlap")
 
+# ---- mmproj (llama.cpp's vision half, paired with a text GGUF) ---------------------------------------------
+mm_text = f"{FX}/vision/smolvlm_gguf/smolvlm-f32.gguf"
+mm_good = open(f"{FX}/vision/smolvlm_gguf/mmproj-smolvlm-f32.gguf", "rb").read()
+
+
+def mm_value(key):
+    """Offset of a metadata value's type (u32), then the value, in the good mmproj file."""
+    k = struct.pack("<Q", len(key)) + key.encode()
+    i = mm_good.find(k)
+    assert i >= 0, key
+    return i + len(k)
+
+
+def mm_patched(offset, data):
+    b = bytearray(mm_good)
+    b[offset:offset + len(data)] = data
+    return bytes(b)
+
+
+def mm_case(name, data, mention=None):
+    path = write(f"mmproj-{name.replace(' ', '_')}.gguf", data)
+    case(f"mmproj: {name}", ["-m", mm_text, "--mmproj", path, "-p", "hi"], MODEL, mention or path)
+
+
+mm_case("truncated", mm_good[:2000])
+mm_case("truncated tensor data", mm_good[:-100])
+mm_case("not clip", mm_patched(mm_value("general.architecture") + 4 + 8, b"clap"), "not an mmproj")
+mm_case("unknown projector", mm_patched(mm_value("clip.projector_type") + 4 + 8, b"idefics9"), "idefics9")
+mm_case("image_size as i32", mm_patched(mm_value("clip.vision.image_size"), struct.pack("<I", 5)), "GGUF type")
+mm_case("zero patch size", mm_patched(mm_value("clip.vision.patch_size") + 4, struct.pack("<I", 0)), "patch_size")
+mm_case("patch size not dividing", mm_patched(mm_value("clip.vision.patch_size") + 4, struct.pack("<I", 13)),
+        "do not divide")
+mm_case("huge block count", mm_patched(mm_value("clip.vision.block_count") + 4, struct.pack("<I", 1 << 30)),
+        "block_count")
+mm_case("more blocks than tensors", mm_patched(mm_value("clip.vision.block_count") + 4, struct.pack("<I", 3)),
+        "encoder.layers.2")
+mm_case("heads not dividing", mm_patched(mm_value("clip.vision.attention.head_count") + 4, struct.pack("<I", 5)),
+        "do not divide")
+mm_case("scale factor not dividing",
+        mm_patched(mm_value("clip.vision.projector.scale_factor") + 4, struct.pack("<I", 3)), "scale_factor")
+mm_case("projection width", mm_patched(mm_value("clip.vision.projection_dim") + 4, struct.pack("<I", 65)),
+        "projects to 65")
+mm_case("no image_mean", mm_patched(mm_value("clip.vision.image_mean") - 4, b"meax"), "image_mean")
+mm_case("image_std as i32 array", mm_patched(mm_value("clip.vision.image_std") + 4, struct.pack("<I", 5)),
+        "image_std")
+mm_case("negative std", mm_patched(mm_value("clip.vision.image_std") + 4 + 4 + 8, struct.pack("<f", -0.5)),
+        "std positive")
+mm_case("NaN epsilon", mm_patched(mm_value("clip.vision.attention.layer_norm_epsilon") + 4,
+                                   struct.pack("<f", float("nan"))), "layer_norm_epsilon")
+mm_case("no projector tensor", mm_patched(mm_good.find(b"mm.model.fc.weight"), b"mm.model.fx.weight"),
+        "modality_projection")
+mm_case("no post norm", mm_patched(mm_good.find(b"v.post_ln.weight"), b"v.post_lx.weight"), "v.post_ln")
+fc = mm_good.find(b"v.blk.0.ffn_up.weight") + len(b"v.blk.0.ffn_up.weight")
+mm_case("fc1 wrong shape", mm_patched(fc + 4, struct.pack("<QQ", 64, 32)), "fc")
+mm_case("patch embedding wrong shape", mm_patched(mm_good.find(b"v.patch_embd.weight") + len(b"v.patch_embd.weight")
+                                                  + 4, struct.pack("<QQQQ", 14, 14, 1, 96)), "patch embedding")
+case("mmproj: given as the model", ["-m", f"{FX}/vision/smolvlm_gguf/mmproj-smolvlm-f32.gguf", "-p", "hi"], MODEL,
+     "--mmproj")
+case("mmproj: missing file", ["-m", mm_text, "--mmproj", os.path.join(T, "none.gguf"), "-p", "hi"], MODEL,
+     "none.gguf")
+case("mmproj: with a model directory", ["-m", f"{FX}/vision/smolvlm", "--mmproj", mm_text, "-p", "hi"], USAGE,
+     "--mmproj")
+two = os.path.join(T, "two_mmproj")
+os.makedirs(two)
+shutil.copy(mm_text, two)
+for n in ("mmproj-a.gguf", "mmproj-b.gguf"):
+    shutil.copy(f"{FX}/vision/smolvlm_gguf/mmproj-smolvlm-f32.gguf", os.path.join(two, n))
+case("mmproj: two beside the model", ["-m", os.path.join(two, "smolvlm-f32.gguf"), "-p", "hi"], USAGE,
+     "several mmproj")
+
 # ---- safetensors / HF directories ----------------------------------------------------------------------------
 model = f"{FX}/models/llama"
 
