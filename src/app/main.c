@@ -51,7 +51,7 @@ static int fail(void)
 static void describe(const vc_model *m)
 {
     const vc_llm_config *c = &m->llm.cfg;
-    static const char *arch[] = { "llama", "mistral", "phi3" };
+    static const char *arch[] = { "llama", "mistral", "phi3", "moondream" };
     fprintf(stderr,
             "vlmchat: %s (%s, %s): %d layers, dim %d, %d/%d heads, vocab %d, chat %s, ctx %d, %d threads, %s kernels%s%s, "
             "loaded in %.1f ms\n",

@@ -10,12 +10,13 @@
 #include "core/buf.h"
 #include "core/common.h"
 
-extern const vc_vision_family vc_family_llava_next, vc_family_idefics3;
+extern const vc_vision_family vc_family_llava_next, vc_family_idefics3, vc_family_moondream;
 
 /* Adding a family: its file in src/vision/ and one row here. */
-static const vc_vision_family *const families[] = { &vc_family_llava_next, &vc_family_idefics3 };
+static const vc_vision_family *const families[] = { &vc_family_llava_next, &vc_family_idefics3,
+                                                    &vc_family_moondream };
 
-static const vc_vision_family *family_of(json_t *config)
+const vc_vision_family *vc_vision_family_of(json_t *config)
 {
     const char *type = json_string_value(json_object_get(config, "model_type"));
     for (size_t i = 0; type && i < sizeof families / sizeof *families; i++)
@@ -25,7 +26,7 @@ static const vc_vision_family *family_of(json_t *config)
     return NULL;
 }
 
-bool vc_vision_is_multimodal(json_t *config) { return family_of(config) != NULL; }
+bool vc_vision_is_multimodal(json_t *config) { return vc_vision_family_of(config) != NULL; }
 
 void vc_image_embd_free(vc_image_embd *e)
 {
@@ -73,13 +74,13 @@ static int placeholder_token(vc_vision *v, json_t *config, const char *dir)
 int vc_vision_load(const char *dir, json_t *config, const vc_tensor_set *w, const vc_tokenizer *tok, int text_dim,
                    vc_vision **out)
 {
-    const vc_vision_family *f = family_of(config);
+    const vc_vision_family *f = vc_vision_family_of(config);
     if (!f)
         return vc_fail_code(VC_EXIT_MODEL, "%s: not a vision-language model vlmchat knows", dir);
     vc_vision *v = vc_calloc(1, sizeof *v);
     void *state = v ? vc_calloc(1, f->state_size) : NULL;
-    json_t *root = state ? load_optional(dir, "processor_config.json") : NULL;
-    json_t *proc = state ? image_processor_config(dir, root) : NULL;
+    json_t *root = state && !f->own_settings ? load_optional(dir, "processor_config.json") : NULL;
+    json_t *proc = !state ? NULL : f->own_settings ? json_object() : image_processor_config(dir, root);
     if (!proc) {
         free(state);
         free(v);
@@ -89,8 +90,9 @@ int vc_vision_load(const char *dir, json_t *config, const vc_tensor_set *w, cons
     v->family = f;
     v->tok = tok;
     v->state = state;
+    v->suppress_after_first = v->bos_id = v->eos_id = -1;
     vc_vision_source src = { dir, config, proc, root, w, tok, text_dim };
-    int rc = placeholder_token(v, config, dir);
+    int rc = f->own_settings ? 0 : placeholder_token(v, config, dir);
     if (rc == 0)
         rc = f->load(state, &src, v);
     if (rc == 0)
