@@ -16,6 +16,7 @@
 #include "app/locate.h"
 #include "app/repl.h"
 #include "app/scripted.h"
+#include "app/task.h"
 #include "app/serve.h"
 #include "core/common.h"
 #include "core/kernels.h"
@@ -65,7 +66,7 @@ static void describe(const vc_model *m)
 
 static int run(const vc_cli *cli)
 {
-    bool interactive = cli->command == VC_CMD_RUN && !cli->prompt && !cli->serve && isatty(STDIN_FILENO);
+    bool interactive = cli->command == VC_CMD_RUN && !cli->prompt && !cli->serve && !cli->task && isatty(STDIN_FILENO);
     if (interactive && cli->json)
         return vc_fail_code(VC_EXIT_USAGE, "--json needs --prompt or prompts on standard input");
     vc_model_ref ref;
@@ -92,6 +93,7 @@ static int run(const vc_cli *cli)
         describe(&m);
     int code = cli->command == VC_CMD_EVAL ? vc_run_eval(&m, cli, &interrupted)
                : cli->serve                 ? vc_run_serve(&m, cli, &interrupted)
+               : cli->task                  ? vc_run_task(&m, cli, &interrupted)
                : interactive                ? vc_run_repl(&m, cli, &interrupted)
                                             : vc_run_scripted(&m, cli, &interrupted);
     vc_model_close(&m);
