@@ -62,6 +62,9 @@ int vc_generate(vc_model *m, const int32_t *prompt, size_t n_prompt, const vc_ge
     int n_vocab = llm->cfg.n_vocab;
     if (n_prompt == 0)
         return vc_fail_code(VC_EXIT_INPUT, "the prompt is empty");
+    if (llm->cfg.prefix_bidirectional > 0 && llm->n_past < llm->cfg.prefix_bidirectional && !opt->prompt_embd)
+        return vc_fail_code(VC_EXIT_USAGE, "this model reads one image before each question: attach one image per "
+                            "question (--image, /image)");
     if (n_prompt > (size_t)(llm->n_ctx - llm->n_past))
         return vc_fail_code(VC_EXIT_INPUT, "the prompt is %zu tokens but only %d of the %d-token context are free "
                             "(use --ctx to enlarge it)", n_prompt, llm->n_ctx - llm->n_past, llm->n_ctx);

@@ -1,0 +1,117 @@
+#!/usr/bin/env bash
+# test_moondream.sh - Moondream2's skills from the command line and the REPL,
+# on the tiny fixture model (tests/fixtures/vision/moondream) against what its
+# torch code produced (reference.json): --task detect/point/caption/query,
+# --json coordinates (normalized and in pixels), usage errors, and in a tmux
+# terminal /detect, /point and /caption over a drawn preview.
+set -u
+V=${VLMCHAT:-build/vlmchat}
+F=tests/fixtures/vision/moondream
+IMG=$F/scene_640x480.png
+TMP=$(mktemp -d)
+SOCK="$TMP/tmux.sock"
+trap 'tmux -S "$SOCK" kill-server 2>/dev/null; rm -rf "$TMP"' EXIT
+. "$(dirname "$0")/lib.bash"
+
+# the reference's scene case: python3 prints what a task must give
+ref() {
+    python3 - "$F/reference.json" "$1" "$2" <<'PY'
+import json, sys
+ref = json.load(open(sys.argv[1]))
+case = next(c for c in ref["cases"] if c["name"] == "scene")
+t = next(t for t in case["tasks"] if t["task"] == sys.argv[2] and (t["length"] or t["text_in"]) == sys.argv[3])
+print(json.dumps(t))
+PY
+}
+
+"$V" -m $F --task detect -p "red ball" -i $IMG --max-objects 6 --json >"$TMP/detect.json" 2>"$TMP/err"
+check "detect runs" [ $? -eq 0 ]
+ref detect "red ball" >"$TMP/detect.ref"
+check "detect: boxes as the reference, pixels of the 640x480 image" python3 - "$TMP/detect.json" "$TMP/detect.ref" <<'PY'
+import json, sys
+got, want = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
+assert got["image"] == {"width": 640, "height": 480}, got["image"]
+objs = got["objects"]
+assert len(objs) == len(want["objects"]) and 0 < len(objs) < want["max_objects"], (len(objs), len(want["objects"]))
+for g, w in zip(objs, want["objects"]):
+    for k in ("x_min", "y_min", "x_max", "y_max"):
+        assert abs(g[k] - w[k]) < 2e-6, (k, g[k], w[k])
+        side = 640 if k.startswith("x") else 480
+        assert abs(g["pixels"][k] - w[k] * side) < 0.06, (k, g["pixels"][k], w[k] * side)
+PY
+"$V" -m $F --task point -p "blue box" -i $IMG --max-objects 6 --json >"$TMP/point.json" 2>>"$TMP/err"
+ref point "blue box" >"$TMP/point.ref"
+check "point: points as the reference" python3 - "$TMP/point.json" "$TMP/point.ref" <<'PY'
+import json, sys
+got, want = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
+assert len(got["points"]) == len(want["objects"]) > 0
+for g, w in zip(got["points"], want["objects"]):
+    assert abs(g["x"] - w["x"]) < 1e-6 and abs(g["y"] - w["y"]) < 1e-6
+    assert abs(g["pixels"]["x"] - w["x"] * 640) < 0.06 and abs(g["pixels"]["y"] - w["y"] * 480) < 0.06
+PY
+n=$(ref point "blue box" | python3 -c "import json,sys; print(len(json.load(sys.stdin)['objects']))")
+lines=$("$V" -m $F --task point -p "blue box" -i $IMG --max-objects 6 2>/dev/null | grep -c "^[0-9]*: point ")
+check "point: one line per point" [ "$lines" = "$n" ]
+"$V" -m $F --task caption -p normal -i $IMG -n 20 --temp 0 --json >"$TMP/caption.json" 2>>"$TMP/err"
+ref caption normal >"$TMP/caption.ref"
+check "caption: greedy ids as the reference" python3 -c "
+import json
+g, w = json.load(open('$TMP/caption.json')), json.load(open('$TMP/caption.ref'))
+assert g['tokens'] == w['generated_ids'], (g['tokens'], w['generated_ids'])"
+"$V" -m $F --task query -p "How many shapes are there?" -i $IMG -n 20 --temp 0 --json >"$TMP/query.json" 2>>"$TMP/err"
+ref query "How many shapes are there?" >"$TMP/query.ref"
+check "query: greedy ids as the reference" python3 -c "
+import json
+g, w = json.load(open('$TMP/query.json')), json.load(open('$TMP/query.ref'))
+assert g['tokens'] == w['generated_ids'], (g['tokens'], w['generated_ids'])"
+# the chat path (no --task) builds the same query prompt
+"$V" -m $F -p "How many shapes are there?" -i $IMG -n 20 --temp 0 --json >"$TMP/chat.json" 2>>"$TMP/err"
+check "chat prompt = query skill" python3 -c "
+import json
+g, w = json.load(open('$TMP/chat.json')), json.load(open('$TMP/query.ref'))
+assert g['tokens'] == w['generated_ids'] and g['prompt_tokens'] == 730 + len(w['prompt_ids'])"
+
+"$V" -m $F --task detect -p ball >/dev/null 2>&1
+check "--task needs one image (usage, exit 2)" [ $? -eq 2 ]
+"$V" -m $F --task detect -i $IMG >/dev/null 2>"$TMP/e2"
+check "--task detect needs the object" bash -c "[ $? -eq 2 ] && grep -q 'needs --prompt' '$TMP/e2'"
+"$V" -m $F --task find -i $IMG -p x >/dev/null 2>"$TMP/e3"
+check "unknown task" grep -q "caption, query, detect or point" "$TMP/e3"
+"$V" -m $F -p "Hi" >/dev/null 2>"$TMP/e4"
+check "Moondream needs an image to answer" grep -q "one image" "$TMP/e4"
+"$V" -m tests/fixtures/vision/llava_next --task caption -i tests/fixtures/images/photo.jpg >/dev/null 2>"$TMP/e5"
+check "a model without skills refuses --task" grep -q "model with skills" "$TMP/e5"
+
+# the REPL: skills on the latest image, drawn over its preview
+if command -v tmux >/dev/null; then
+    screen() { tmux -S "$SOCK" capture-pane -t s -p -J; }
+    send() { tmux -S "$SOCK" send-keys -t s "$@"; }
+    wait_for() {
+        for _ in $(seq 150); do screen | grep -q -- "$1" && return 0; sleep 0.1; done
+        return 1
+    }
+    on_fail() { screen | tail -15; }
+    tmux -S "$SOCK" new-session -d -s s -x 120 -y 50 \
+        "env HOME=$TMP TERM=xterm-256color $V -m $F --preview blocks --no-status; echo EXITED \$?; sleep 60"
+    check "repl starts" wait_for "/help for commands"
+    send "/detect ball" Enter
+    check "/detect without an image" wait_for "needs an image"
+    send "/image $IMG" Enter
+    check "image attached" wait_for "\[image 1: "
+    send "clear" Enter
+    tmux -S "$SOCK" clear-history -t s
+    send "/detect red ball" Enter
+    nd=$(ref detect "red ball" | python3 -c "import json,sys; print(len(json.load(sys.stdin)['objects']))")
+    check "/detect lists the boxes" wait_for "■ $nd: box "
+    check "/detect draws over a half-block preview" bash -c "tmux -S '$SOCK' capture-pane -t s -p | grep -q '▀▀▀▀'"
+    send "/point blue box" Enter
+    check "/point lists the points" wait_for "■ $n: point "
+    send "/caption short" Enter
+    send "/stats" Enter
+    check "chat still works after skills" wait_for "context "
+    send "/quit" Enter
+    check "quit" wait_for "EXITED 0"
+else
+    echo "test_moondream: tmux is not installed: REPL checks skipped"
+fi
+finish test_moondream
