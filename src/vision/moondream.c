@@ -256,6 +256,14 @@ static int bind_region(vc_moondream *m, const vc_tensor_set *w, pool_t *p)
         linear(w, p, "model.region.size_decoder.fc1", d, m->region_inner, &m->size_fc1, &m->size_fc1_b) ||
         linear(w, p, "model.region.size_decoder.fc2", m->region_inner, m->size_out, &m->size_fc2, &m->size_fc2_b))
         return -1;
+    /* (1, F/2) and (2, F/2), as the reference's transposed parameters are saved */
+    const vc_tensor *cf = need(w, "model.region.coord_features"), *sf = need(w, "model.region.size_features");
+    if (!cf || !sf)
+        return -1;
+    if (cf->n_dims != 2 || cf->ne[0] != m->coord_feat / 2 || cf->ne[1] != 1 || sf->n_dims != 2 ||
+        sf->ne[0] != m->size_feat / 2 || sf->ne[1] != 2)
+        return vc_fail_code(VC_EXIT_MODEL, "model.region.coord_features/size_features must be (1, %d) and (2, %d)",
+                            m->coord_feat / 2, m->size_feat / 2);
     if (!(m->coord_freq = vec(p, "model.region.coord_features", m->coord_feat / 2)) ||
         !(m->size_freq = vec(p, "model.region.size_features", m->size_feat)))
         return -1;
