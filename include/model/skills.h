@@ -38,4 +38,8 @@ int vc_skill_text(vc_model *m, int prefix, const char *task, const char *arg, co
 int vc_skill_regions(vc_model *m, int prefix, const char *task, const char *object, int max_objects,
                      vc_region **out, int *n);
 
+/* The regions as a JSON array (malloc'd text): boxes {x_min, y_min, x_max,
+ * y_max, pixels {...}}, points {x, y, pixels {x, y}}, pixels of a w x h image. */
+char *vc_skill_regions_json(const vc_region *r, int n, int w, int h);
+
 #endif

@@ -20,31 +20,21 @@ static int emit(const char *s, size_t n)
 
 static int on_text(void *ctx, const char *text, size_t len) { return emit(text, len) == 0 ? 0 : 1; }
 
-/* One object as JSON: normalized, and in pixels of a w x h image. */
-static void region_json(vc_buf *b, const vc_region *r, int w, int h)
-{
-    if (r->box)
-        vc_buf_printf(b, "{\"x_min\":%.6f,\"y_min\":%.6f,\"x_max\":%.6f,\"y_max\":%.6f,\"pixels\":{\"x_min\":%.1f,"
-                         "\"y_min\":%.1f,\"x_max\":%.1f,\"y_max\":%.1f}}",
-                      r->x_min, r->y_min, r->x_max, r->y_max, r->x_min * w, r->y_min * h, r->x_max * w, r->y_max * h);
-    else
-        vc_buf_printf(b, "{\"x\":%.6f,\"y\":%.6f,\"pixels\":{\"x\":%.1f,\"y\":%.1f}}", r->x, r->y, r->x * w, r->y * h);
-}
-
 static int print_regions(const vc_cli *cli, const char *arg, const vc_region *r, int n, int w, int h, double ms)
 {
     vc_buf b = { 0 };
     if (cli->json) {
         vc_buf_printf(&b, "{\"task\":\"%s\",\"object\":", cli->task);
         vc_buf_json_string(&b, arg, strlen(arg));
-        vc_buf_printf(&b, ",\"image\":{\"width\":%d,\"height\":%d},\"%s\":[", w, h,
-                      strcmp(cli->task, "detect") == 0 ? "objects" : "points");
-        for (int i = 0; i < n; i++) {
-            if (i)
-                vc_buf_puts(&b, ",");
-            region_json(&b, &r[i], w, h);
+        char *list = vc_skill_regions_json(r, n, w, h);
+        if (!list) {
+            vc_buf_free(&b);
+            return -1;
         }
-        vc_buf_printf(&b, "],\"timings\":{\"task_ms\":%.3f}}\n", ms);
+        vc_buf_printf(&b, ",\"image\":{\"width\":%d,\"height\":%d},\"%s\":%s", w, h,
+                      strcmp(cli->task, "detect") == 0 ? "objects" : "points", list);
+        free(list);
+        vc_buf_printf(&b, ",\"timings\":{\"task_ms\":%.3f}}\n", ms);
     } else {
         for (int i = 0; i < n; i++) {
             if (r[i].box)

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/buf.h"
 #include "core/common.h"
 
 bool vc_skill_supported(const vc_model *m) { return m->vision && m->vision->family->task_ids; }
@@ -149,4 +150,24 @@ int vc_skill_regions(vc_model *m, int prefix, const char *task, const char *obje
     *out = list;
     *n_out = count;
     return 0;
+}
+
+char *vc_skill_regions_json(const vc_region *r, int n, int w, int h)
+{
+    vc_buf b = { 0 };
+    vc_buf_puts(&b, "[");
+    for (int i = 0; i < n; i++) {
+        if (i)
+            vc_buf_puts(&b, ",");
+        if (r[i].box)
+            vc_buf_printf(&b, "{\"x_min\":%.6f,\"y_min\":%.6f,\"x_max\":%.6f,\"y_max\":%.6f,\"pixels\":{\"x_min\":%.1f,"
+                              "\"y_min\":%.1f,\"x_max\":%.1f,\"y_max\":%.1f}}",
+                          r[i].x_min, r[i].y_min, r[i].x_max, r[i].y_max, r[i].x_min * w, r[i].y_min * h,
+                          r[i].x_max * w, r[i].y_max * h);
+        else
+            vc_buf_printf(&b, "{\"x\":%.6f,\"y\":%.6f,\"pixels\":{\"x\":%.1f,\"y\":%.1f}}", r[i].x, r[i].y,
+                          r[i].x * w, r[i].y * h);
+    }
+    vc_buf_puts(&b, "]");
+    return vc_buf_take(&b, NULL);
 }

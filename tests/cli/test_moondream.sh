@@ -82,6 +82,55 @@ check "Moondream needs an image to answer" grep -q "one image" "$TMP/e4"
 "$V" -m tests/fixtures/vision/llava_next --task caption -i tests/fixtures/images/photo.jpg >/dev/null 2>"$TMP/e5"
 check "a model without skills refuses --task" grep -q "model with skills" "$TMP/e5"
 
+# the server: the "task" extension of /v1/chat/completions answers with the skill's JSON
+"$V" -m $F --serve 127.0.0.1:0 2>"$TMP/server.log" </dev/null &
+SPID=$!
+for _ in $(seq 100); do
+    grep -q 'serving .* on http' "$TMP/server.log" && break
+    kill -0 $SPID 2>/dev/null || break
+    sleep 0.1
+done
+URL=$(grep -o 'http://[0-9.:]*' "$TMP/server.log" | head -1)
+body() {   # body TASK TEXT: a chat request with the scene as a data: URL
+    python3 - "$IMG" "$1" "$2" <<'PY'
+import base64, json, sys
+url = "data:image/png;base64," + base64.b64encode(open(sys.argv[1], "rb").read()).decode()
+print(json.dumps({"task": sys.argv[2], "max_tokens": 20, "temperature": 0, "messages": [{"role": "user", "content": [
+    {"type": "image_url", "image_url": {"url": url}}, {"type": "text", "text": sys.argv[3]}]}]}))
+PY
+}
+body detect "red ball" >"$TMP/req_detect.json"
+status=$(curl -s -o "$TMP/srv_detect.json" -w '%{http_code}' -H 'Content-Type: application/json' \
+    --data-binary @"$TMP/req_detect.json" "$URL/v1/chat/completions")
+check "server detect: 200" [ "$status" = 200 ]
+check "server detect: the reference's boxes, with pixels" python3 - "$TMP/srv_detect.json" "$TMP/detect.ref" <<'PY'
+import json, sys
+got, want = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
+assert got["task"] == "detect" and got["image"] == {"width": 640, "height": 480}
+assert len(got["objects"]) == len(want["objects"])
+for g, w in zip(got["objects"], want["objects"]):
+    for k in ("x_min", "y_min", "x_max", "y_max"):
+        assert abs(g[k] - w[k]) < 2e-6 and abs(g["pixels"][k] - w[k] * (640 if k[0] == "x" else 480)) < 0.06
+PY
+body caption normal >"$TMP/req_caption.json"
+curl -s -o "$TMP/srv_caption.json" -H 'Content-Type: application/json' --data-binary @"$TMP/req_caption.json" \
+    "$URL/v1/chat/completions"
+check "server caption: the reference's text" python3 - "$TMP/srv_caption.json" "$TMP/caption.json" <<'PY'
+import json, sys
+got, cli = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
+assert got["task"] == "caption" and got["text"] == cli["text"], (got, cli["text"])
+PY
+body point "blue box" >"$TMP/req_point.json"
+python3 -c "import json; r = json.load(open('$TMP/req_point.json')); r['stream'] = True; print(json.dumps(r))" \
+    >"$TMP/req_stream.json"
+status=$(curl -s -o "$TMP/srv_stream.json" -w '%{http_code}' -H 'Content-Type: application/json' \
+    --data-binary @"$TMP/req_stream.json" "$URL/v1/chat/completions")
+check "server: a task with stream is refused (400)" [ "$status" = 400 ]
+status=$(curl -s -o "$TMP/srv_bad.json" -w '%{http_code}' -H 'Content-Type: application/json' \
+    -d '{"task": "find", "messages": [{"role": "user", "content": "x"}]}' "$URL/v1/chat/completions")
+check "server: unknown task (400)" [ "$status" = 400 ]
+kill -TERM $SPID; wait $SPID
+
 # the REPL: skills on the latest image, drawn over its preview
 if command -v tmux >/dev/null; then
     screen() { tmux -S "$SOCK" capture-pane -t s -p -J; }
