@@ -168,6 +168,10 @@ static int bind_moondream(vc_llm *m, const namer *nm)
     if (!m->biases)
         return -1;
     float *pool = m->biases;
+    if (vc_tensors_find(nm->set, "text_model.transformer.embd.wte.weight"))
+        return vc_fail_code(VC_EXIT_MODEL, "the tensors use the layout of Moondream2 revisions before 2025-06-21 "
+                            "(vision_encoder.*, text_model.*); vlmchat runs revision 2025-06-21 (model.vision.*, "
+                            "model.text.*, model.region.*)");
     if (md_mat(nm, "%.0dwte", 0, "", d, -1, &m->embed) != 0)
         return -1;
     if (m->embed.rows != c->n_vocab)

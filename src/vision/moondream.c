@@ -293,10 +293,6 @@ static int check_tokenizer(const vc_moondream *m, const vc_tokenizer *tok, const
 
 static int md_load(vc_moondream *m, const vc_vision_source *src)
 {
-    if (vc_tensors_find(src->weights, "vision_encoder.encoder.model.visual.patch_embed.linear.weight"))
-        return vc_fail_code(VC_EXIT_MODEL, "%s: the tensors use the layout of Moondream2 revisions before 2025-06-21 "
-                            "(vision_encoder.*, text_model.*); vlmchat runs revision 2025-06-21 (model.vision.*, "
-                            "model.text.*, model.region.*)", src->dir);
     if (read_config(m, src->config, src->text_dim) != 0 || check_tokenizer(m, src->tok, src->dir) != 0)
         return -1;
     int g = m->crop / m->patch, h = m->enc_dim;

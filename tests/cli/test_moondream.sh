@@ -82,6 +82,36 @@ check "Moondream needs an image to answer" grep -q "one image" "$TMP/e4"
 "$V" -m tests/fixtures/vision/llava_next --task caption -i tests/fixtures/images/photo.jpg >/dev/null 2>"$TMP/e5"
 check "a model without skills refuses --task" grep -q "model with skills" "$TMP/e5"
 
+# other revisions: GPT-2's tokenizer (<|endoftext|> = 50256), and the older tensor layout
+mkdir -p "$TMP/gpt2" "$TMP/legacy"
+ln -s "$PWD/$F/model.safetensors" "$TMP/gpt2/model.safetensors"
+cp $F/config.json "$TMP/gpt2/" && cp $F/config.json $F/tokenizer.json "$TMP/legacy/"
+python3 - $F/tokenizer.json "$TMP/gpt2/tokenizer.json" <<'PY'
+import json, sys
+t = json.load(open(sys.argv[1]))
+v = t["model"]["vocab"]
+del v["<|endoftext|>"]
+v2 = {k: i for i, (k, _) in enumerate(sorted(v.items(), key=lambda kv: kv[1]))}
+for i in range(len(v2), 50256):
+    v2["\u0120pad%d" % i] = i
+v2["<|endoftext|>"] = 50256
+t["model"]["vocab"] = v2
+for a in t["added_tokens"]:
+    a["id"] = 50256 if a["content"] == "<|endoftext|>" else a["id"] - 1
+json.dump(t, open(sys.argv[2], "w"))
+PY
+"$V" -m "$TMP/gpt2" --task caption -i $IMG >/dev/null 2>"$TMP/e6"
+check "GPT-2 tokenizer refused, naming what to download (exit 3)" bash -c \
+    "[ $? -eq 3 ] && grep -q 'moondream/starmie-v1' '$TMP/e6' && grep -q '2025-04-14' '$TMP/e6'"
+python3 - "$TMP/legacy/model.safetensors" <<'PY'
+import json, struct, sys
+h = json.dumps({"text_model.transformer.embd.wte.weight": {"dtype": "F32", "shape": [1, 1], "data_offsets": [0, 4]}})
+h += " " * ((8 - len(h) % 8) % 8)
+open(sys.argv[1], "wb").write(struct.pack("<Q", len(h)) + h.encode() + b"\0\0\0\0")
+PY
+"$V" -m "$TMP/legacy" --task caption -i $IMG >/dev/null 2>"$TMP/e7"
+check "the older tensor layout refused, naming the revision" grep -q "revisions before 2025-06-21" "$TMP/e7"
+
 # the server: the "task" extension of /v1/chat/completions answers with the skill's JSON
 "$V" -m $F --serve 127.0.0.1:0 2>"$TMP/server.log" </dev/null &
 SPID=$!
