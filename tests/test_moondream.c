@@ -17,6 +17,7 @@
 
 #include "core/common.h"
 #include "harness.h"
+#include "model/conversation.h"
 #include "model/generate.h"
 #include "model/prompt.h"
 #include "model/skills.h"
@@ -258,6 +259,63 @@ static void check_default_templates(json_t *ref)
     rmdir(dir);
 }
 
+/* The chat (vc_conversation, as the REPL runs it): each message is a query
+ * about the latest image, as the reference answers query() on an encoded
+ * image; follow-ups reuse the image's prefix in the cache, and a new image
+ * is not confused with the previous one. */
+static json_t *find_task(json_t *ref, const char *image, const char *task, const char *arg)
+{
+    size_t i, k;
+    json_t *c, *t;
+    json_array_foreach(json_object_get(ref, "cases"), i, c)
+    {
+        if (strcmp(json_string_value(json_object_get(c, "name")), image) != 0)
+            continue;
+        json_array_foreach(json_object_get(c, "tasks"), k, t)
+        {
+            const char *a = json_string_value(json_object_get(t, strcmp(task, "caption") == 0 ? "length" : "text_in"));
+            if (strcmp(json_string_value(json_object_get(t, "task")), task) == 0 && a && strcmp(a, arg) == 0)
+                return t;
+        }
+    }
+    return NULL;
+}
+
+static void check_chat(vc_model *m, json_t *ref)
+{
+    vc_conversation c;
+    vc_conv_init(&c, m);
+    vc_gen_options o = { .max_tokens = 20, .sampling = vc_sampler_defaults() };
+    o.sampling.temperature = 0;
+    struct { const char *attach, *image, *question; } turns[] = {
+        { "vision/moondream/scene_640x480.png", "scene", "What is in the picture?" },
+        { NULL, "scene", "How many shapes are there?" },
+        { "images/photo.jpg", "photo", "What is in the picture?" },
+        { NULL, "photo", "How many shapes are there?" },
+    };
+    int last_past = 0;
+    for (size_t i = 0; i < VC_ARRAY_LEN(turns); i++) {
+        if (turns[i].attach && vc_conv_attach(&c, fixture(turns[i].attach)) != 0) {
+            CHECK(0, "chat attach: %s", vc_error());
+            break;
+        }
+        vc_gen_result r;
+        int rc = vc_conv_turn(&c, turns[i].question, &o, &r);
+        json_t *t = find_task(ref, turns[i].image, "query", turns[i].question);
+        CHECK(rc == 0 && t && ids_equal(json_object_get(t, "generated_ids"), r.tokens, r.n_tokens),
+              "chat turn %zu (%s, %s): ids differ from the reference's query: %s", i + 1, turns[i].image,
+              turns[i].question, rc ? vc_error() : "");
+        /* a follow-up about the same image starts from its prefix in the cache */
+        if (i == 1 || i == 3)
+            CHECK(r.prompt_tokens < 730, "chat turn %zu reuses the image prefix (%zu prompt tokens fed)", i + 1,
+                  r.prompt_tokens);
+        last_past = m->llm.n_past;
+        vc_gen_result_free(&r);
+    }
+    CHECK(last_past > 730, "chat: the cache holds the last turn");
+    vc_conv_free(&c);
+}
+
 int main(void)
 {
     vc_model m;
@@ -274,6 +332,7 @@ int main(void)
     json_array_foreach(json_object_get(ref, "cases"), i, c)
         check_case(&m, c);
     check_tiling(m.vision->state, json_object_get(ref, "tiling"));
+    check_chat(&m, ref);
     vc_model_close(&m);
     check_default_templates(ref);
     free(blob);

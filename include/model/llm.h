@@ -111,7 +111,8 @@ int vc_llm_forward_embd(vc_llm *m, const float *embd, int n, float *logits);
 /* Same, and if hidden is not NULL it receives the last token's hidden state
  * before the final norm (dim floats), what Moondream's region heads read. */
 int vc_llm_forward_embd_hidden(vc_llm *m, const float *embd, int n, float *logits, float *hidden);
-/* Forgets the cached positions from `keep` on. */
+/* Forgets the cached positions from `keep` on; with a two-way prefix, a
+ * keep inside it forgets everything (callers compare n_past with keep). */
 void vc_llm_truncate(vc_llm *m, int keep);
 /* Writes token `id`'s embedding row (dim floats). */
 int vc_llm_embed(const vc_llm *m, int32_t id, float *out);

@@ -104,6 +104,11 @@ struct vc_vision {
     char prompt_text[80];      /* what a user message gets per image, e.g. "<image>\n" */
     void *state;
     int32_t suppress_after_first;  /* a token masked at every step after the first (-1: none) */
+    /* Skill families (task_ids): a chat prompt is the last user message about
+     * the latest image, and its image positions carry negative ids derived
+     * from the image's content (every id < 0 is an image row), so that caches
+     * comparing ids tell images apart. */
+    bool image_ids_by_content;
     int32_t bos_id, eos_id;        /* skills: the prefix's first token and the end of text */
 };
 

@@ -399,6 +399,8 @@ int vc_llm_forward(vc_llm *m, const int32_t *tokens, int n, float *logits)
 
 void vc_llm_truncate(vc_llm *m, int keep)
 {
+    if (keep >= 0 && keep < m->cfg.prefix_bidirectional)
+        keep = 0;   /* a part of a two-way prefix depends on all of it: keep none */
     if (keep >= 0 && keep < m->n_past)
         m->n_past = keep;
 }

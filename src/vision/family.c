@@ -91,6 +91,7 @@ int vc_vision_load(const char *dir, json_t *config, const vc_tensor_set *w, cons
     v->tok = tok;
     v->state = state;
     v->suppress_after_first = v->bos_id = v->eos_id = -1;
+    v->image_ids_by_content = false;
     vc_vision_source src = { dir, config, proc, root, w, tok, text_dim };
     int rc = f->own_settings ? 0 : placeholder_token(v, config, dir);
     if (rc == 0)

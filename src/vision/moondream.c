@@ -14,7 +14,8 @@
 #include "vision/family.h"
 #include "vision/processor.h"
 
-/* The image prefix's placeholder id: outside every vocabulary, never embedded. */
+/* The image prefix's placeholder ids: MD_IMAGE_ID and below, outside every
+ * vocabulary, never embedded (family.h's image_ids_by_content). */
 #define MD_IMAGE_ID (-2)
 
 /* ---- configuration (config.py's defaults, overridden by config.json's "config") ---- */
@@ -656,7 +657,8 @@ static int md_task_ids(const vc_vision *v, const char *task, const char *arg, in
 }
 
 /* A chat prompt: BOS, the image's rows, then the query template around the
- * rendered text (the question). One image, required. */
+ * rendered text (the question: prompt.c passes the last user message and the
+ * latest image). One image, required. */
 static int md_tokenize(const vc_vision *v, const char *text, bool special, const vc_image_embd *images, int n_images,
                        int32_t **ids, size_t *n_ids)
 {
@@ -673,9 +675,15 @@ static int md_tokenize(const vc_vision *v, const char *text, bool special, const
         free(q);
         return -1;
     }
+    /* the image's positions: one negative id from a hash of its rows (FNV-1a) */
+    uint64_t h = 1469598103934665603ULL;
+    const unsigned char *bytes = (const unsigned char *)images[0].embd;
+    for (size_t i = 0; i < (size_t)images[0].n_tokens * m->proj_out * sizeof(float); i++)
+        h = (h ^ bytes[i]) * 1099511628211ULL;
+    int32_t image_id = MD_IMAGE_ID - (int32_t)(h % 1000000007ULL);
     out[0] = m->bos;
     for (int i = 0; i < images[0].n_tokens; i++)
-        out[1 + i] = MD_IMAGE_ID;
+        out[1 + i] = image_id;
     memcpy(out + 1 + images[0].n_tokens, q, nq * sizeof *q);
     free(q);
     *ids = out;
@@ -691,6 +699,7 @@ static int ops_load(void *state, const vc_vision_source *src, vc_vision *v)
     if (md_load(m, src) != 0)
         return -1;
     v->image_token_id = MD_IMAGE_ID;
+    v->image_ids_by_content = true;
     snprintf(v->image_token, sizeof v->image_token, "<image>");
     v->suppress_after_first = m->answer;
     v->bos_id = m->bos;
