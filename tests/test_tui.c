@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "harness.h"
+#include "tui/overlay.h"
 #include "image/image.h"
 #include "tui/preview.h"
 
@@ -75,9 +76,42 @@ static void test_blocks(void)
     CHECK(vc_preview_from_name("sixel") == VC_PREVIEW_SIXEL && vc_preview_from_name("bad") == -2, "names");
 }
 
+/* Boxes outlined and points drawn in the palette's colours, clipped to the image. */
+static void test_overlay(void)
+{
+    vc_image img;
+    if (vc_image_alloc(&img, 100, 80) != 0)
+        return;
+    memset(img.rgb, 100, 3 * 100 * 80);   /* grey: what drawing leaves alone */
+    static const unsigned char grey[3] = { 100, 100, 100 }, black[3] = { 0, 0, 0 };
+    vc_region r[3] = { { .box = true, .x_min = 0.1, .y_min = 0.2, .x_max = 0.5, .y_max = 0.6 },
+                       { .box = false, .x = 0.8, .y = 0.8 },
+                       { .box = true, .x_min = -0.5, .y_min = 0.9, .x_max = 1.7, .y_max = 3.0 } };
+    vc_overlay_regions(&img, r, 3, 2);
+    unsigned char c0[3], c1[3], c2[3];
+    vc_overlay_color(0, c0);
+    vc_overlay_color(1, c1);
+    vc_overlay_color(2, c2);
+#define AT(x, y) (img.rgb + 3 * ((size_t)(y) * 100 + (x)))
+    CHECK(memcmp(AT(10, 16), c0, 3) == 0 && memcmp(AT(11, 17), c0, 3) == 0 && memcmp(AT(50, 48), c0, 3) == 0,
+          "box corners drawn");
+    CHECK(memcmp(AT(30, 40), grey, 3) == 0 && memcmp(AT(12, 18), grey, 3) == 0, "box inside untouched");
+    CHECK(memcmp(AT(80, 64), c1, 3) == 0, "point drawn at its place");
+    CHECK(memcmp(AT(80, 59), black, 3) == 0 && memcmp(AT(80, 58), black, 3) == 0 && memcmp(AT(80, 57), grey, 3) == 0,
+          "point has a dark ring");
+    CHECK(memcmp(AT(0, 72), c2, 3) == 0 && memcmp(AT(99, 72), c2, 3) == 0 && memcmp(AT(50, 75), c2, 3) != 0,
+          "a box past the edges is clipped (only its top edge shows)");
+    CHECK(memcmp(c0, c1, 3) != 0 && memcmp(c1, c2, 3) != 0, "objects take different colours");
+    CHECK(vc_overlay_width(&img, 48, 10) == 1 && vc_overlay_width(&(vc_image){ .width = 4800 }, 48, 10) == 20,
+          "line width follows the preview's scale");
+#undef AT
+    vc_image_free(&img);
+}
+
 int main(void)
 {
     test_sixel();
     test_blocks();
+    test_overlay();
     return harness_finish("test_tui");
 }

@@ -42,6 +42,8 @@ typedef struct {
     int n_ctx;
     int threads;
     bool ignore_eos, json, whole_input, raw, verbose;
+    const char *task;          /* --task caption|query|detect|point, or NULL */
+    int max_objects;           /* --max-objects (default 50) */
     /* --serve and its options */
     const char *serve;         /* [HOST:]PORT, or NULL */
     const char *api_key;       /* --api-key, else $VLMCHAT_API_KEY */

@@ -28,6 +28,13 @@ int vc_json_get_int(json_t *obj, const char *key, int min, int max, int dflt, in
  * absent. Returns 0, or -1 (*out untouched) otherwise. */
 int vc_json_get_num(json_t *obj, const char *key, double min, double max, double dflt, double *out);
 
+/* For reading many fields in one pass: the field as vc_json_get_int /
+ * vc_json_get_num (any int / any finite number) would read it, dflt when
+ * absent; a bad value sets *bad (the message kept by vc_fail) and gives
+ * dflt, so the caller checks *bad once at the end. */
+int vc_json_int_or(json_t *obj, const char *key, int dflt, bool *bad);
+double vc_json_num_or(json_t *obj, const char *key, double dflt, bool *bad);
+
 /* Lookups where another kind of value means "not given" (the tokenizer's
  * components are told apart by which fields they have): */
 /* The string at key, or NULL when absent or not a string. */

@@ -20,7 +20,7 @@
 #include "core/kernels.h"
 #include "loader/tensors.h"
 
-typedef enum { VC_ARCH_LLAMA, VC_ARCH_MISTRAL, VC_ARCH_PHI3 } vc_arch;
+typedef enum { VC_ARCH_LLAMA, VC_ARCH_MISTRAL, VC_ARCH_PHI3, VC_ARCH_MOONDREAM } vc_arch;
 /* transformers' rope types (modeling_rope_utils.py): DYNAMIC's frequencies
  * depend on the sequence length of each forward call, LONGROPE's factors on
  * whether it passes original_max_position_embeddings; the others are fixed. */
@@ -64,13 +64,20 @@ typedef struct {
     int32_t bos_id;
     int32_t eos_ids[VC_MAX_EOS];
     int n_eos;
+
+    /* Phi-style blocks (Moondream's decoder); all off for Llama/Mistral/Phi-3: */
+    bool layer_norm;           /* LayerNorm with bias instead of RMSNorm (each norm) */
+    bool parallel_block;       /* x += attn(norm(x)) + mlp(norm(x)): one norm per layer */
+    bool gelu_mlp;             /* up, GELU(tanh), down instead of SwiGLU (no gate) */
+    int prefix_bidirectional;  /* leading positions that attend to each other both ways (0: none);
+                                * they must all be in the first forward call */
 } vc_llm_config;
 
 typedef struct {
     const float *attn_norm, *ffn_norm;   /* point into `norms` */
     vc_matrix wq, wk, wv, wo, gate, up, down;
     /* biases (into `biases`), NULL where the config has none */
-    const float *bq, *bk, *bv, *bo, *bgate, *bup, *bdown;
+    const float *attn_norm_b, *bq, *bk, *bv, *bo, *bgate, *bup, *bdown;
 } vc_llm_layer;
 
 typedef struct vc_llm {
@@ -79,8 +86,9 @@ typedef struct vc_llm {
     const vc_tensor *tok_embd;
     vc_matrix embed, lm_head;
     float *norms;                /* all norm weights as floats */
-    float *biases;               /* all projection biases as floats, or NULL */
+    float *biases;               /* all bias vectors as floats, or NULL where the checkpoint has none */
     const float *final_norm;
+    const float *final_norm_b, *lm_head_b;   /* optional biases (NULL: none) */
     vc_llm_layer *layers;
     int n_interleaved;           /* matrices interleaved for --int8-dot at load */
 
@@ -95,9 +103,12 @@ typedef struct {
     bool gguf;                 /* llama.cpp names: token_embd, blk.N.attn_q, ... */
     const char *body;          /* HF: prefix of layers/embed_tokens/norm, e.g. "model." */
     const char *head;          /* HF: the output projection, e.g. "lm_head.weight" */
+    /* Moondream's names under `body` (e.g. "model.text."): wte, blocks.N.{ln, attn.qkv, attn.proj,
+     * mlp.fc1, mlp.fc2} with biases, post_ln, lm_head */
+    bool moondream;
 } vc_llm_names;
 
-extern const vc_llm_names VC_LLM_NAMES_HF, VC_LLM_NAMES_GGUF;
+extern const vc_llm_names VC_LLM_NAMES_HF, VC_LLM_NAMES_GGUF, VC_LLM_NAMES_MOONDREAM;
 
 /* Checks the config for consistency (sizes positive, heads divide, ...). */
 int vc_llm_config_check(const vc_llm_config *c);
@@ -113,7 +124,11 @@ void vc_llm_free(vc_llm *m);
 int vc_llm_forward(vc_llm *m, const int32_t *tokens, int n, float *logits);
 /* Same with input embeddings (n x dim floats) instead of token ids. */
 int vc_llm_forward_embd(vc_llm *m, const float *embd, int n, float *logits);
-/* Forgets the cached positions from `keep` on. */
+/* Same, and if hidden is not NULL it receives the last token's hidden state
+ * before the final norm (dim floats), what Moondream's region heads read. */
+int vc_llm_forward_embd_hidden(vc_llm *m, const float *embd, int n, float *logits, float *hidden);
+/* Forgets the cached positions from `keep` on; with a two-way prefix, a
+ * keep inside it forgets everything (callers compare n_past with keep). */
 void vc_llm_truncate(vc_llm *m, int keep);
 /* Writes token `id`'s embedding row (dim floats). */
 int vc_llm_embed(const vc_llm *m, int32_t id, float *out);

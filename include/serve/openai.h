@@ -43,6 +43,8 @@ typedef struct {
     int n_stop;
     bool stream, include_usage;
     bool ignore_eos;       /* extension (as llama.cpp's server has it): generate max_tokens */
+    char *task;            /* extension: "caption", "query", "detect" or "point" (Moondream2's skills) on the one
+                            * image; the last user message's text is the caption length, question or object */
 } vc_api_request;
 
 /* Parses a request body. On failure returns -1 with a message naming the

@@ -19,6 +19,7 @@
 
 #include "image/image.h"
 #include "loader/tensors.h"
+#include "model/llm.h"
 #include "text/tokenizer.h"
 
 /* One encoded image: its feature rows in the language model's space. */
@@ -80,6 +81,25 @@ typedef struct vc_vision_family {
                     int32_t **ids, size_t *n_ids);
     /* Low memory: fewer tiles per image (answers then differ from the reference). */
     void (*fewer_tiles)(void *state);
+
+    /* Optional (NULL/false for the families whose decoder is a transformers
+     * text_config and whose settings sit in processor files): */
+    /* Settings come from config.json alone, and load sets v->image_token_id
+     * itself (a value outside the vocabulary where prompts are token ids). */
+    bool own_settings;
+    /* The decoder's configuration and tensor names, from config.json. */
+    int (*text_config)(json_t *config, const char *origin, vc_llm_config *c);
+    const vc_llm_names *text_names;
+    /* Token ids of a skill's prompt after the image prefix: task "caption"
+     * (arg "short", "normal" or "long"), "query" (arg the question),
+     * "detect" or "point" (arg the object). NULL: the family has no skills. */
+    int (*task_ids)(const vc_vision *v, const char *task, const char *arg, int32_t **ids, size_t *n_ids);
+    /* Region heads on a decoder hidden state (text_dim floats): a coordinate
+     * in [0, 1), a size (w, h); and their encodings back to an input row. */
+    int (*coord_decode)(const void *state, const float *hidden, float *value);
+    int (*coord_encode)(const void *state, float value, float *row);
+    int (*size_decode)(const void *state, const float *hidden, float *w, float *h);
+    int (*size_encode)(const void *state, float w, float h, float *row);
 } vc_vision_family;
 
 struct vc_vision {
@@ -90,10 +110,19 @@ struct vc_vision {
     char prompt_text[80];      /* what a user message gets per image, e.g. "<image>\n" */
     void *state;
     vc_tensor_set *owned_weights; /* weights the vision side owns (an mmproj file's), or NULL */
+    int32_t suppress_after_first;  /* a token masked at every step after the first (-1: none) */
+    /* Skill families (task_ids): a chat prompt is the last user message about
+     * the latest image, and its image positions carry negative ids derived
+     * from the image's content (every id < 0 is an image row), so that caches
+     * comparing ids tell images apart. */
+    bool image_ids_by_content;
+    int32_t bos_id, eos_id;        /* skills: the prefix's first token and the end of text */
 };
 
 /* True if config.json's model_type belongs to a family vlmchat knows. */
 bool vc_vision_is_multimodal(json_t *config);
+/* The family of config.json's model_type, or NULL. */
+const vc_vision_family *vc_vision_family_of(json_t *config);
 /* Loads the vision side of an HF model directory (processor settings from
  * processor_config.json or preprocessor_config.json). */
 int vc_vision_load(const char *dir, json_t *config, const vc_tensor_set *w, const vc_tokenizer *tok, int text_dim,

@@ -21,23 +21,34 @@
 #include "core/threads.h"
 #include "model/conversation.h"
 #include "model/generate.h"
+#include "model/prompt.h"
+#include "model/skills.h"
+#include "vision/moondream.h"
 
 /* Dimensions of a benchmark model: the text decoder (Llama layout) and, for
- * a VLM, an Idefics3/SigLIP vision tower with one 512-pixel tile. */
+ * a VLM, an Idefics3/SigLIP vision tower with one 512-pixel tile; or
+ * (moondream) Moondream2's own layout, at config.py's default dimensions,
+ * measured on a 640x480 image (2x4 tiles: 9 crops). */
 typedef struct {
     const char *name, *like;
     int dim, inter, layers, heads, kv_heads, vocab;
     bool vision;
     int v_dim, v_inter, v_layers, v_heads, v_patch, v_image, scale;
+    bool moondream;
 } bench_arch;
 
 static const bench_arch ARCHS[] = {
-    { "smolvlm-256m", "SmolVLM-256M-Instruct", 576, 1536, 30, 9, 3, 49280, true, 768, 3072, 12, 12, 16, 512, 4 },
-    { "smolvlm-2b", "SmolVLM-Instruct (2.2B)", 2048, 8192, 24, 32, 32, 49155, true, 1152, 4304, 27, 16, 14, 384, 3 },
-    { "phi3-mini", "Phi-3-mini text dimensions (3.8B)", 3072, 8192, 32, 32, 32, 32064, false, 0, 0, 0, 0, 0, 0, 0 },
+    { "smolvlm-256m", "SmolVLM-256M-Instruct", 576, 1536, 30, 9, 3, 49280, true, 768, 3072, 12, 12, 16, 512, 4,
+      false },
+    { "smolvlm-2b", "SmolVLM-Instruct (2.2B)", 2048, 8192, 24, 32, 32, 49155, true, 1152, 4304, 27, 16, 14, 384, 3,
+      false },
+    { "phi3-mini", "Phi-3-mini text dimensions (3.8B)", 3072, 8192, 32, 32, 32, 32064, false, 0, 0, 0, 0, 0, 0, 0,
+      false },
+    { "moondream2", "Moondream2 2025-06-21 (1.9B)", 2048, 8192, 24, 32, 32, 51200, true, 1152, 4304, 27, 16, 14, 378,
+      1, true },
 };
 
-const char *vc_bench_arch_names(void) { return "smolvlm-256m, smolvlm-2b, phi3-mini"; }
+const char *vc_bench_arch_names(void) { return "smolvlm-256m, smolvlm-2b, phi3-mini, moondream2"; }
 
 static const bench_arch *find_arch(const char *name)
 {
@@ -130,6 +141,49 @@ static int vision_tensors(const bench_arch *a, spec_list *l)
     return rc ? -1 : 0;
 }
 
+/* Moondream2's tensors (model.vision.*, model.text.*, model.region.*), config.py's sizes. */
+static int moondream_tensors(const bench_arch *a, spec_list *l)
+{
+    int rc = 0, d = a->v_dim, g = a->v_image / a->v_patch, pp = 3 * a->v_patch * a->v_patch, D = a->dim;
+    const char *v = "model.vision.", *t = "model.text.", *r = "model.region.";
+    rc |= W(l, d, pp, "%spatch_emb.weight", v);
+    rc |= BIAS(l, d, "%spatch_emb.bias", v);
+    rc |= add(l, FILL_RANDOM, 3, 1, (int64_t)g * g, d, 0, "%spos_emb", v);
+    for (int i = 0; i < a->v_layers; i++) {
+        rc |= NORM(l, d, "%sblocks.%d.ln1.weight", v, i) | BIAS(l, d, "%sblocks.%d.ln1.bias", v, i);
+        rc |= W(l, 3 * d, d, "%sblocks.%d.attn.qkv.weight", v, i) | BIAS(l, 3 * d, "%sblocks.%d.attn.qkv.bias", v, i);
+        rc |= W(l, d, d, "%sblocks.%d.attn.proj.weight", v, i) | BIAS(l, d, "%sblocks.%d.attn.proj.bias", v, i);
+        rc |= NORM(l, d, "%sblocks.%d.ln2.weight", v, i) | BIAS(l, d, "%sblocks.%d.ln2.bias", v, i);
+        rc |= W(l, a->v_inter, d, "%sblocks.%d.mlp.fc1.weight", v, i) |
+              BIAS(l, a->v_inter, "%sblocks.%d.mlp.fc1.bias", v, i);
+        rc |= W(l, d, a->v_inter, "%sblocks.%d.mlp.fc2.weight", v, i) | BIAS(l, d, "%sblocks.%d.mlp.fc2.bias", v, i);
+    }
+    rc |= NORM(l, d, "%spost_ln.weight", v) | BIAS(l, d, "%spost_ln.bias", v);
+    rc |= W(l, 8192, 2 * d, "%sproj_mlp.fc1.weight", v) | BIAS(l, 8192, "%sproj_mlp.fc1.bias", v);
+    rc |= W(l, D, 8192, "%sproj_mlp.fc2.weight", v) | BIAS(l, D, "%sproj_mlp.fc2.bias", v);
+    rc |= W(l, a->vocab, D, "%swte", t);
+    for (int i = 0; i < a->layers; i++) {
+        rc |= NORM(l, D, "%sblocks.%d.ln.weight", t, i) | BIAS(l, D, "%sblocks.%d.ln.bias", t, i);
+        rc |= W(l, 3 * D, D, "%sblocks.%d.attn.qkv.weight", t, i) | BIAS(l, 3 * D, "%sblocks.%d.attn.qkv.bias", t, i);
+        rc |= W(l, D, D, "%sblocks.%d.attn.proj.weight", t, i) | BIAS(l, D, "%sblocks.%d.attn.proj.bias", t, i);
+        rc |= W(l, a->inter, D, "%sblocks.%d.mlp.fc1.weight", t, i) |
+              BIAS(l, a->inter, "%sblocks.%d.mlp.fc1.bias", t, i);
+        rc |= W(l, D, a->inter, "%sblocks.%d.mlp.fc2.weight", t, i) | BIAS(l, D, "%sblocks.%d.mlp.fc2.bias", t, i);
+    }
+    rc |= NORM(l, D, "%spost_ln.weight", t) | BIAS(l, D, "%spost_ln.bias", t);
+    rc |= W(l, a->vocab, D, "%slm_head.weight", t) | BIAS(l, a->vocab, "%slm_head.bias", t);
+    static const struct { const char *name; int in, out; } heads[] = {
+        { "coord_encoder", 256, 0 }, { "coord_decoder.fc1", 0, 8192 }, { "coord_decoder.fc2", 8192, 1024 },
+        { "size_encoder", 512, 0 },  { "size_decoder.fc1", 0, 8192 },  { "size_decoder.fc2", 8192, 2048 },
+    };
+    for (size_t i = 0; i < VC_ARRAY_LEN(heads); i++) {
+        int in = heads[i].in ? heads[i].in : D, out = heads[i].out ? heads[i].out : D;
+        rc |= W(l, out, in, "%s%s.weight", r, heads[i].name) | BIAS(l, out, "%s%s.bias", r, heads[i].name);
+    }
+    rc |= W(l, 1, 128, "%scoord_features", r) | W(l, 2, 256, "%ssize_features", r);
+    return rc ? -1 : 0;
+}
+
 static int64_t spec_elems(const tensor_spec *t)
 {
     int64_t n = 1;
@@ -217,6 +271,13 @@ static void set_fields(json_t *obj, json_t *fields)
 static int write_configs(const bench_arch *a, const char *demo, const char *dir)
 {
     char path[4200];
+    if (a->moondream) {   /* config.py's defaults are the real dimensions */
+        snprintf(path, sizeof path, "%s/config.json", dir);
+        json_t *c = json_pack("{s:[s],s:s,s:{}}", "architectures", "HfMoondream", "model_type", "moondream1", "config");
+        int rc = c ? json_dump_file(c, path, JSON_INDENT(2)) : -1;
+        json_decref(c);
+        return rc == 0 ? 0 : vc_fail("%s: cannot write", path);
+    }
     snprintf(path, sizeof path, "%s/config.json", demo);
     json_t *c = json_load_file(path, 0, NULL);
     if (!c)
@@ -336,8 +397,8 @@ static int make_model(const bench_arch *a, const char *dir)
     if (mkdir(dir, 0755) != 0 && errno != EEXIST)
         return vc_fail("%s: %s", dir, strerror(errno));
     spec_list l = { 0 };
-    int rc = text_tensors(a, &l, a->vision ? "model.text_model." : "model.");
-    if (rc == 0 && a->vision)
+    int rc = a->moondream ? moondream_tensors(a, &l) : text_tensors(a, &l, a->vision ? "model.text_model." : "model.");
+    if (rc == 0 && a->vision && !a->moondream)
         rc = vision_tensors(a, &l);
     snprintf(path, sizeof path, "%s/model.safetensors", dir);
     if (rc == 0)
@@ -346,7 +407,7 @@ static int make_model(const bench_arch *a, const char *dir)
     if (rc == 0)
         rc = write_tokenizer(a, demo.path, dir);
     static const char *copied[] = { "tokenizer_config.json", "chat_template.jinja", "generation_config.json" };
-    for (size_t i = 0; rc == 0 && i < VC_ARRAY_LEN(copied); i++) {
+    for (size_t i = 0; rc == 0 && !a->moondream && i < VC_ARRAY_LEN(copied); i++) {
         char from[4200];
         snprintf(from, sizeof from, "%s/%s", demo.path, copied[i]);
         snprintf(path, sizeof path, "%s/%s", dir, copied[i]);
@@ -355,8 +416,8 @@ static int make_model(const bench_arch *a, const char *dir)
     if (rc == 0)
         rc = write_configs(a, demo.path, dir);
     snprintf(path, sizeof path, "%s/image.png", dir);
-    if (rc == 0 && a->vision)
-        rc = write_image(path, a->v_image, a->v_image * 3 / 4);
+    if (rc == 0 && a->vision)   /* Moondream2: 640x480, the 9 crops */
+        rc = a->moondream ? write_image(path, 640, 480) : write_image(path, a->v_image, a->v_image * 3 / 4);
     return rc == 0 ? vc_write_file_atomic(marker, "", 0) : -1;
 }
 
@@ -401,6 +462,7 @@ typedef struct {
     double load_ms, encode_ms, prefill_tok_s, decode_tok_s, ttft1_ms, ttft2_ms, bandwidth, bound_tok_s;
     int image_tokens, prefill_tokens, decode_tokens;
     size_t weights_bytes, peak_rss;
+    int crops;                 /* Moondream2: crops encoded (global + tiles) */
 } bench_result;
 
 static int measure_text(vc_model *m, volatile sig_atomic_t *interrupt, bench_result *r)
@@ -464,13 +526,65 @@ static int measure_turns(vc_model *m, const char *image, volatile sig_atomic_t *
     return rc;
 }
 
+/* Moondream2 as --task runs it: crops and vision (image encode), the
+ * 730-position two-way prefix (prefill), a question (time to first token,
+ * and again reusing the prefix), then a long caption (decode). */
+static int measure_moondream(vc_model *m, const char *image, volatile sig_atomic_t *interrupt, bench_result *r)
+{
+    vc_image img;
+    vc_image_embd e = { 0 };
+    if (vc_image_load(image, NULL, &img) != 0)
+        return -1;
+    const vc_moondream *md = m->vision->state;
+    int th, tw, prefix = 0;
+    vc_moondream_tiling(md, img.width, img.height, &th, &tw);
+    r->crops = 1 + th * tw;
+    double t0 = vc_now_ms();
+    int rc = vc_model_encode_pixels(m, &img, &e);
+    r->encode_ms = vc_now_ms() - t0;
+    r->image_tokens = e.n_tokens;
+    double t1 = vc_now_ms();
+    if (rc == 0)
+        rc = vc_skill_prefix(m, &e, &prefix);
+    double prefix_ms = vc_now_ms() - t1;
+    r->prefill_tokens = prefix;
+    r->prefill_tok_s = prefix_ms > 0 ? prefix / (prefix_ms / 1e3) : 0;
+    vc_gen_options o = { .max_tokens = 1, .ignore_eos = true, .sampling = vc_sampler_defaults(),
+                         .interrupt = interrupt };
+    o.sampling.temperature = 0;
+    vc_gen_result res;
+    if (rc == 0 && (rc = vc_skill_text(m, prefix, "query", "Describe the image.", &o, &res)) == 0) {
+        r->ttft1_ms = vc_now_ms() - t0;
+        vc_gen_result_free(&res);
+        t0 = vc_now_ms();
+        if ((rc = vc_skill_text(m, prefix, "query", "What color is the shape?", &o, &res)) == 0) {
+            r->ttft2_ms = vc_now_ms() - t0;
+            vc_gen_result_free(&res);
+        }
+    }
+    o.max_tokens = 32;
+    if (rc == 0 && (rc = vc_skill_text(m, prefix, "caption", "long", &o, &res)) == 0) {
+        r->decode_tokens = (int)res.n_tokens;
+        r->decode_tok_s = res.decode_ms > 0 ? (res.n_tokens - 1) / (res.decode_ms / 1e3) : 0;
+        vc_gen_result_free(&res);
+    }
+    vc_image_embd_free(&e);
+    vc_image_free(&img);
+    return rc;
+}
+
 static void print_table(const bench_arch *a, const char *type, const bench_result *r)
 {
     printf("vlmchat bench: %s (%s), %s weights, %d threads, %s kernels%s%s\n", a->name, a->like, type,
            vc_threads_count(), vc_kernels_dot_isa(), vc_int8dot_enabled() ? ", int8 dot " : "",
            vc_int8dot_enabled() ? vc_int8dot_isa() : "");
     printf("  %-28s %10.1f ms\n", "load", r->load_ms);
-    if (a->vision) {
+    if (a->moondream) {
+        printf("  %-28s %10.1f ms   (640x480: %d crops, %d image rows)\n", "image encode", r->encode_ms, r->crops,
+               r->image_tokens);
+        printf("  %-28s %10.1f ms   (encode, prefix, question, first token)\n", "time to first token", r->ttft1_ms);
+        printf("  %-28s %10.1f ms   (the image prefix reused)\n", "time to first token, again", r->ttft2_ms);
+    } else if (a->vision) {
         printf("  %-28s %10.1f ms   (%d image tokens)\n", "image encode", r->encode_ms, r->image_tokens);
         printf("  %-28s %10.1f ms\n", "time to first token, turn 1", r->ttft1_ms);
         printf("  %-28s %10.1f ms   (follow-up: no image encoding)\n", "time to first token, turn 2", r->ttft2_ms);
@@ -494,6 +608,8 @@ static void print_json(const bench_arch *a, const char *type, const bench_result
                           "decode_bound_tok_s", r->bound_tok_s, "decode_share_of_bound",
                           r->bound_tok_s > 0 ? r->decode_tok_s / r->bound_tok_s : 0.0, "weights_bytes",
                           (json_int_t)r->weights_bytes, "peak_rss_bytes", (json_int_t)r->peak_rss);
+    if (j && a->moondream)
+        json_object_set_new(j, "crops", json_integer(r->crops));
     if (j)   /* which integer kernels decoded, or null: float activations */
         json_object_set_new(j, "int8_dot", vc_int8dot_enabled() ? json_string(vc_int8dot_isa()) : json_null());
     char *s = json_dumps(j, JSON_COMPACT);
@@ -533,8 +649,9 @@ int vc_run_bench(const vc_cli *cli, volatile sig_atomic_t *interrupt)
     r.load_ms = m.load_ms;
     r.weights_bytes = vc_tensors_bytes(&m.llm.weights);
     snprintf(image, sizeof image, "%s/image.png", dir);
-    int rc = a->vision ? measure_turns(&m, image, interrupt, &r) : 0;
-    if (rc == 0)
+    int rc = a->moondream ? measure_moondream(&m, image, interrupt, &r)
+             : a->vision  ? measure_turns(&m, image, interrupt, &r) : 0;
+    if (rc == 0 && !a->moondream)
         rc = measure_text(&m, interrupt, &r);
     r.peak_rss = vc_mem_peak_rss();
     vc_model_close(&m);
@@ -543,7 +660,10 @@ int vc_run_bench(const vc_cli *cli, volatile sig_atomic_t *interrupt)
     r.bandwidth = read_bandwidth();
     /* per token, decode reads every text weight once (the tied embedding table as the output head) */
     size_t text_bytes = r.weights_bytes;
-    if (a->vision) {   /* the vision tower is not part of a decode step: scale by the text share */
+    if (a->moondream) {   /* a decode step reads the decoder's layers and output head */
+        text_bytes = (size_t)(2.0 * ((double)a->layers * (4.0 * a->dim * a->dim + 2.0 * a->dim * a->inter) +
+                                     (double)a->vocab * a->dim));
+    } else if (a->vision) {   /* the vision tower is not part of a decode step: scale by the text share */
         double text_params = (double)a->layers * (2.0 * a->dim * a->dim + 2.0 * a->dim * (a->dim / a->heads) *
                              a->kv_heads + 3.0 * a->dim * a->inter) + (double)a->vocab * a->dim;
         double vision_params = (double)a->v_layers * (4.0 * a->v_dim * a->v_dim + 2.0 * a->v_dim * a->v_inter) +

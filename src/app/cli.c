@@ -54,6 +54,10 @@ const char *vc_cli_usage(void)
            "      --ignore-eos        never stop at end of sequence: exactly --max-tokens tokens\n"
            "output:\n"
            "      --json              one JSON object per prompt: text, tokens, timings, memory\n"
+           "      --task TASK         a skill on the one --image (Moondream2): caption (--prompt short, normal\n"
+           "                          or long), query (--prompt the question), detect or point (--prompt the\n"
+           "                          object); --json gives boxes and points normalized and in pixels\n"
+           "      --max-objects N     detect/point: most objects listed (default 50)\n"
            "  -v, --verbose           model and timing details on stderr\n"
            "      --min-accuracy F    eval: exit 1 if the accuracy is below F (0..1)\n"
            "server (OpenAI-compatible HTTP API):\n"
@@ -106,7 +110,7 @@ enum {
     OPT_MINP, OPT_REPEAT, OPT_SEED, OPT_IGNORE_EOS, OPT_JSON, OPT_VERSION, OPT_OUT, OPT_TYPE, OPT_QUANT, OPT_MIN_ACC,
     OPT_PREVIEW, OPT_NO_STATUS, OPT_MEM_LIMIT, OPT_SERVE, OPT_API_KEY, OPT_ALLOW_FILES, OPT_QUEUE, OPT_MAX_BODY,
     OPT_MAX_IMAGE_PIXELS, OPT_INT8_DOT, OPT_MESSAGES, OPT_TOOLS, OPT_BOS, OPT_EOS, OPT_NO_GEN, OPT_VAR,
-    OPT_PRINT_PROMPT, OPT_MMPROJ
+    OPT_PRINT_PROMPT, OPT_MMPROJ, OPT_TASK, OPT_MAX_OBJECTS
 };
 
 /* "512M", "2G", "100000" (bytes) */
@@ -194,6 +198,12 @@ static int apply(vc_cli *c, int opt, const char *arg, const char *name)
             return vc_fail_code(VC_EXIT_USAGE, "--var expects NAME=JSON, got '%s'", arg);
         c->vars[c->n_vars++] = arg;
         return 0;
+    case OPT_TASK:
+        if (strcmp(arg, "caption") && strcmp(arg, "query") && strcmp(arg, "detect") && strcmp(arg, "point"))
+            return vc_fail_code(VC_EXIT_USAGE, "--task expects caption, query, detect or point, got '%s'", arg);
+        c->task = arg;
+        return 0;
+    case OPT_MAX_OBJECTS: return parse_int(name, arg, 1, 1000, &c->max_objects);
     default: return vc_fail_code(VC_EXIT_USAGE, "unknown option (see --help)");
     }
 }
@@ -224,11 +234,13 @@ int vc_cli_parse(int argc, char **argv, vc_cli *c)
         { "eos", required_argument, 0, OPT_EOS }, { "no-generation-prompt", no_argument, 0, OPT_NO_GEN },
         { "var", required_argument, 0, OPT_VAR }, { "print-prompt", no_argument, 0, OPT_PRINT_PROMPT },
         { "mmproj", required_argument, 0, OPT_MMPROJ },
+        { "task", required_argument, 0, OPT_TASK }, { "max-objects", required_argument, 0, OPT_MAX_OBJECTS },
         { 0, 0, 0, 0 },
     };
     memset(c, 0, sizeof *c);
     c->command = VC_CMD_RUN;
     c->max_tokens = 256;
+    c->max_objects = 50;   /* Moondream's DEFAULT_MAX_OBJECTS */
     c->sampling = vc_sampler_defaults();
     c->queue = 8;
     c->max_body = (size_t)32 << 20;
@@ -280,6 +292,8 @@ int vc_cli_parse(int argc, char **argv, vc_cli *c)
         return vc_fail_code(VC_EXIT_USAGE, "--messages is the whole request: no --prompt, --whole-input, --raw or --serve");
     if (c->command == VC_CMD_EVAL && !c->eval_file)
         return vc_fail_code(VC_EXIT_USAGE, "eval needs a FILE.jsonl of questions");
+    if (c->task && (c->serve || c->n_images != 1 || c->command != VC_CMD_RUN))
+        return vc_fail_code(VC_EXIT_USAGE, "--task runs on exactly one --image, without --serve or a subcommand");
     if (c->serve && (c->prompt || c->json || c->whole_input || c->command != VC_CMD_RUN))
         return vc_fail_code(VC_EXIT_USAGE, "--serve takes requests over HTTP: no --prompt, --json, --whole-input or subcommand");
     if ((c->api_key || c->allow_files) && !c->serve)

@@ -16,6 +16,7 @@
 #include "app/locate.h"
 #include "app/repl.h"
 #include "app/scripted.h"
+#include "app/task.h"
 #include "app/serve.h"
 #include "app/template.h"
 #include "core/common.h"
@@ -53,7 +54,7 @@ static int fail(void)
 static void describe(const vc_model *m)
 {
     const vc_llm_config *c = &m->llm.cfg;
-    static const char *arch[] = { "llama", "mistral", "phi3" };
+    static const char *arch[] = { "llama", "mistral", "phi3", "moondream" };
     fprintf(stderr,
             "vlmchat: %s (%s, %s): %d layers, dim %d, %d/%d heads, vocab %d, chat %s, ctx %d, %d threads, %s kernels%s%s, "
             "loaded in %.1f ms\n",
@@ -68,7 +69,7 @@ static void describe(const vc_model *m)
 static int run(const vc_cli *cli)
 {
     bool interactive = cli->command == VC_CMD_RUN && !cli->prompt && !cli->messages && !cli->print_prompt &&
-                       !cli->serve && isatty(STDIN_FILENO);
+                       !cli->serve && !cli->task && isatty(STDIN_FILENO);
     if (interactive && cli->json)
         return vc_fail_code(VC_EXIT_USAGE, "--json needs --prompt or prompts on standard input");
     vc_model_ref ref;
@@ -98,6 +99,7 @@ static int run(const vc_cli *cli)
         describe(&m);
     int rc = cli->command == VC_CMD_EVAL ? vc_run_eval(&m, cli, &interrupted)
              : cli->serve                 ? vc_run_serve(&m, cli, &interrupted)
+             : cli->task                  ? vc_run_task(&m, cli, &interrupted)
              : interactive                ? vc_run_repl(&m, cli, &interrupted)
                                           : vc_run_scripted(&m, cli, &interrupted);
     vc_model_close(&m);

@@ -20,6 +20,7 @@
 #include "model/conversation.h"
 #include "text/stream.h"
 #include "tui/preview.h"
+#include "app/repl_skills.h"
 #include "tui/statusbar.h"
 
 typedef struct {
@@ -43,7 +44,8 @@ typedef struct {
 static repl *R;   /* readline's line callback has no user pointer */
 
 static const char *const COMMANDS[] = { "/image", "/images", "/clear", "/stats", "/set", "/system",
-                                        "/save", "/load", "/model", "/help", "/quit", NULL };
+                                        "/save", "/load", "/model", "/help", "/quit", "/caption", "/detect",
+                                        "/point", NULL };
 
 /* ---- status ---- */
 
@@ -125,6 +127,31 @@ static void cmd_image(repl *r, char *args)
         say("[image %d: %s, %d tokens, encoded in %.0f ms]\n", r->conv.n_images, path, e->n_tokens, vc_now_ms() - t0);
         check_pressure(r);
     }
+}
+
+/* /caption, /detect, /point (app/repl_skills.c) on the latest image */
+static void cmd_skill(repl *r, const char *cmd, const char *args)
+{
+    int last = r->conv.n_images - 1;
+    vc_image_embd cached = { 0 }, encoded = { 0 };
+    const vc_image_embd *image = NULL;
+    if (last >= 0) {   /* the session's cached rows, or encoded again if memory pressure dropped them */
+        if (vc_session_find_image(&r->conv.session, r->conv.images[last].key, &cached))
+            image = &cached;
+        else if (vc_model_encode_image(r->m, r->conv.image_paths[last], &encoded) == 0)
+            image = &encoded;
+        else {
+            complain();
+            return;
+        }
+    }
+    vc_repl_skill_ctx ctx = { r->m, last >= 0 ? r->conv.image_paths[last] : NULL, image, r->sampling, r->max_tokens,
+                              r->preview, r->bar.active ? VC_MIN(r->bar.cols - 2, 48) : 48, r->cell_w, r->cell_h,
+                              r->interrupt };
+    if (vc_repl_skill(&ctx, cmd, args) != 0)
+        complain();
+    vc_session_forget(&r->conv.session);   /* the KV cache held the skill's prompt */
+    vc_image_embd_free(&encoded);
 }
 
 static void cmd_images(repl *r)
@@ -298,6 +325,8 @@ static void cmd_help(void)
         "/system [TEXT]   set or clear the system message\n"
         "/save FILE, /load FILE   save or restore the conversation\n"
         "/model           what is loaded\n"
+        "/caption [short|normal|long], /detect OBJECT, /point OBJECT   Moondream2's skills on the latest\n"
+        "                 image; boxes and points are drawn over its preview and listed\n"
         "/quit            leave (or Ctrl-D); Ctrl-C stops a reply\n"
         "End a line with \\ to continue on the next one.\n");
 }
@@ -371,6 +400,8 @@ static void handle(repl *r, char *line)
         cmd_help();
     else if (strcmp(cmd, "/quit") == 0 || strcmp(cmd, "/exit") == 0)
         r->quit = true;
+    else if (vc_repl_is_skill(cmd))
+        cmd_skill(r, cmd, args);
     else
         say("unknown command %s (/help lists them)\n", cmd);
 }

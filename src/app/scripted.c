@@ -125,7 +125,12 @@ static int prompt_input(const vc_model *m, const vc_cli *cli, const char *text, 
                         float **embd)
 {
     *embd = NULL;
-    if (!msgs && (cli->raw || (m->chat.format == VC_CHAT_RAW && !m->chat.jinja))) {
+    bool own_prompt = m->vision && m->vision->image_ids_by_content;   /* Moondream's prompt templates */
+    if (!msgs && !tools && !cli->raw && own_prompt) {
+        vc_chat_msg turn = { "user", text, n_images };
+        if (vc_model_prompt_ids(m, &turn, 1, images, n_images, true, ids, n) != 0)
+            return -1;
+    } else if (!msgs && (cli->raw || (m->chat.format == VC_CHAT_RAW && !m->chat.jinja))) {
         /* images at the model's own placeholders where the prompt has them */
         if (vc_model_raw_prompt_ids(m, text, images, n_images, ids, n) != 0)
             return -1;

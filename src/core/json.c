@@ -1,6 +1,8 @@
 /* json.c - see include/core/json.h */
 #include "core/json.h"
 
+#include <float.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -74,4 +76,24 @@ bool vc_json_flag(json_t *obj, const char *key, bool dflt)
 {
     json_t *v = json_object_get(obj, key);
     return json_is_boolean(v) ? json_is_true(v) : dflt;
+}
+
+int vc_json_int_or(json_t *obj, const char *key, int dflt, bool *bad)
+{
+    int v;
+    if (vc_json_get_int(obj, key, INT_MIN, INT_MAX, dflt, &v) != 0) {
+        *bad = true;
+        return dflt;
+    }
+    return v;
+}
+
+double vc_json_num_or(json_t *obj, const char *key, double dflt, bool *bad)
+{
+    double v;
+    if (vc_json_get_num(obj, key, -DBL_MAX, DBL_MAX, dflt, &v) != 0) {
+        *bad = true;
+        return dflt;
+    }
+    return v;
 }

@@ -62,6 +62,9 @@ int vc_generate(vc_model *m, const int32_t *prompt, size_t n_prompt, const vc_ge
     int n_vocab = llm->cfg.n_vocab;
     if (n_prompt == 0)
         return vc_fail_code(VC_EXIT_INPUT, "the prompt is empty");
+    if (llm->cfg.prefix_bidirectional > 0 && llm->n_past < llm->cfg.prefix_bidirectional && !opt->prompt_embd)
+        return vc_fail_code(VC_EXIT_USAGE, "this model reads one image before each question: attach one image per "
+                            "question (--image, /image)");
     if (n_prompt > (size_t)(llm->n_ctx - llm->n_past))
         return vc_fail_code(VC_EXIT_INPUT, "the prompt is %zu tokens but only %d of the %d-token context are free "
                             "(use --ctx to enlarge it)", n_prompt, llm->n_ctx - llm->n_past, llm->n_ctx);
@@ -98,6 +101,10 @@ int vc_generate(vc_model *m, const int32_t *prompt, size_t n_prompt, const vc_ge
             for (int i = 0; i < llm->cfg.n_eos; i++)
                 if (llm->cfg.eos_ids[i] >= 0 && llm->cfg.eos_ids[i] < n_vocab)
                     logits[llm->cfg.eos_ids[i]] = -INFINITY;
+        /* Moondream masks its answer token at every step after the first */
+        int32_t suppress = m->vision ? m->vision->suppress_after_first : -1;
+        if (r->n_tokens > 0 && suppress >= 0 && suppress < n_vocab)
+            logits[suppress] = -INFINITY;
         int32_t next = vc_sampler_pick(&sampler, logits, history, n_history);
         if (!opt->ignore_eos && vc_model_is_eos(m, next)) {
             r->stop = VC_STOP_EOS;
@@ -106,7 +113,9 @@ int vc_generate(vc_model *m, const int32_t *prompt, size_t n_prompt, const vc_ge
         if ((rc = push_token(r, &cap, next)) != 0)
             break;
         history[n_history++] = next;
-        if ((rc = vc_stream_push(&stream, next, &piece, &piece_len)) != 0)
+        /* an id the model has but the tokenizer lacks decodes to nothing, as in `tokenizers` */
+        piece_len = 0;
+        if (next < vc_tokenizer_size(m->tok) && (rc = vc_stream_push(&stream, next, &piece, &piece_len)) != 0)
             break;
         if (deliver(opt, piece, piece_len)) {
             r->stop = callback_stop(opt);

@@ -30,6 +30,30 @@ static void rmsnorm(float *out, const float *x, const float *w, int dim, float e
 }
 
 
+/* LayerNorm (with bias) for Phi-style decoders, in the same float32 steps as
+ * torch's layer_norm: mean, biased variance, (x - mean) * rsqrt(var + eps). */
+static void layernorm(float *out, const float *x, const float *w, const float *b, int dim, float eps)
+{
+    double mean = 0, var = 0;
+    for (int i = 0; i < dim; i++)
+        mean += x[i];
+    mean /= dim;
+    for (int i = 0; i < dim; i++)
+        var += (x[i] - mean) * (x[i] - mean);
+    float inv = 1.0f / sqrtf((float)(var / dim) + eps);
+    for (int i = 0; i < dim; i++)
+        out[i] = (float)(x[i] - mean) * inv * w[i] + (b ? b[i] : 0.0f);
+}
+
+/* The config's norm over one row. */
+static void norm_row(const vc_llm_config *c, float *out, const float *x, const float *w, const float *b)
+{
+    if (c->layer_norm)
+        layernorm(out, x, w, b, c->dim, c->norm_eps);
+    else
+        rmsnorm(out, x, w, c->dim, c->norm_eps);
+}
+
 /* Float32 operations one at a time, as torch evaluates them on tensors: a
  * Python scalar meets a float32 tensor as a float, and `scalar / tensor` is
  * tensor.reciprocal() * scalar. */
@@ -219,14 +243,17 @@ static void attention_blocks(void *ctx, int64_t begin, int64_t end, int worker)
     for (int64_t item = begin; item < end; item++) {
         int h = (int)(item / n_blocks), t0 = (int)(item % n_blocks) * ATTN_QBLOCK, kvh = h / group;
         int nq = VC_MIN(ATTN_QBLOCK, job->n - t0), first = job->pos0 + t0, last = first + nq - 1;
-        int lo = c->sliding_window > 0 ? VC_MAX(0, first - c->sliding_window + 1) : 0, nk = last - lo + 1;
+        int pre = c->prefix_bidirectional;   /* queries in the prefix see all of it */
+        int last_key = first < pre ? VC_MIN(VC_MAX(last, pre - 1), P - 1) : last;
+        int lo = c->sliding_window > 0 ? VC_MAX(0, first - c->sliding_window + 1) : 0, nk = last_key - lo + 1;
         const float *q = job->q + (size_t)t0 * qd + (size_t)h * hd;
         vc_gemm_nn(nq, nk, hd, q, qd, job->kt + (size_t)kvh * hd * P + lo, P, s, nk);
         for (int i = 0; i < nq; i++) {
             float *row = s + (size_t)i * nk;
             int pos = first + i, from = c->sliding_window > 0 ? VC_MAX(0, pos - c->sliding_window + 1) : 0;
-            for (int p = lo; p <= last; p++)
-                row[p - lo] = p < from || p > pos ? -INFINITY : row[p - lo] * scale;
+            int to = pos < pre ? pre - 1 : pos;
+            for (int p = lo; p <= last_key; p++)
+                row[p - lo] = p < from || p > to ? -INFINITY : row[p - lo] * scale;
             vc_softmax(row, nk);
         }
         float *o = job->out + (size_t)t0 * qd + (size_t)h * hd;
@@ -238,6 +265,7 @@ static void attention_blocks(void *ctx, int64_t begin, int64_t end, int worker)
 
 typedef struct {
     float *xb, *q, *k, *v, *att, *gate, *up, *scores, *kt;
+    float *mlp;       /* parallel blocks: the MLP's output beside the attention's */
 } scratch;
 
 static void scratch_free(scratch *s)
@@ -251,6 +279,7 @@ static void scratch_free(scratch *s)
     free(s->up);
     free(s->scores);
     free(s->kt);
+    free(s->mlp);
 }
 
 /* For chunks of n tokens, the last of them at position positions - 1. */
@@ -269,7 +298,9 @@ static int scratch_alloc(scratch *s, const vc_llm_config *c, int n, int n_ctx, i
     s->scores = n == 1 ? vc_calloc((size_t)vc_threads_count() * n_ctx, sizeof(float))
                        : vc_malloc((size_t)vc_threads_count() * ATTN_QBLOCK * (size_t)positions * sizeof(float));
     s->kt = n == 1 ? NULL : vc_malloc(kd * (size_t)positions * sizeof(float));
-    if (!s->scores || !s->xb || !s->q || !s->k || !s->v || !s->att || !s->gate || !s->up || (n > 1 && !s->kt)) {
+    s->mlp = c->parallel_block ? vc_malloc((size_t)n * c->dim * sizeof(float)) : NULL;
+    if (!s->scores || !s->xb || !s->q || !s->k || !s->v || !s->att || !s->gate || !s->up || (n > 1 && !s->kt) ||
+        (c->parallel_block && !s->mlp)) {
         scratch_free(s);
         return -1;
     }
@@ -293,13 +324,20 @@ static void layer_forward(vc_llm *m, int l, float *x, int n, int pos0, const flo
     int qd = c->n_heads * c->head_dim, kd = c->n_kv_heads * c->head_dim;
 
     for (int t = 0; t < n; t++)
-        rmsnorm(s->xb + (size_t)t * c->dim, x + (size_t)t * c->dim, L->attn_norm, c->dim, c->norm_eps);
+        norm_row(c, s->xb + (size_t)t * c->dim, x + (size_t)t * c->dim, L->attn_norm, L->attn_norm_b);
     /* q, k and v (and below gate and up) in one dispatch: decode runs a few
      * hundred of them per token, each a few tens of microseconds */
     vc_matmul_multi(3, (vc_matrix[]){ L->wq, L->wk, L->wv }, s->xb, n, (float *[]){ s->q, s->k, s->v });
     add_bias(s->q, L->bq, n, qd);
     add_bias(s->k, L->bk, n, kd);
     add_bias(s->v, L->bv, n, kd);
+    if (c->parallel_block) {   /* the MLP reads the same normalized input */
+        vc_matmul(&L->up, s->xb, n, s->up);
+        add_bias(s->up, L->bup, n, c->ffn_dim);
+        vc_act_apply(VC_ACT_GELU_TANH, s->up, (size_t)n * c->ffn_dim);
+        vc_matmul(&L->down, s->up, n, s->mlp);
+        add_bias(s->mlp, L->bdown, n, c->dim);
+    }
     size_t layer_off = (size_t)l * m->n_ctx * kd;
     for (int t = 0; t < n; t++) {
         rope_apply(c, inv, s->q + (size_t)t * qd, c->n_heads, pos0 + t);
@@ -316,15 +354,26 @@ static void layer_forward(vc_llm *m, int l, float *x, int n, int pos0, const flo
     }
     vc_matmul(&L->wo, s->att, n, s->xb);
     add_bias(s->xb, L->bo, n, c->dim);
+    if (c->parallel_block) {   /* x + attn + mlp, summed in that order */
+        for (size_t i = 0; i < (size_t)n * c->dim; i++)
+            x[i] = x[i] + s->xb[i] + s->mlp[i];
+        return;
+    }
     for (size_t i = 0; i < (size_t)n * c->dim; i++)
         x[i] += s->xb[i];
 
     for (int t = 0; t < n; t++)
         rmsnorm(s->xb + (size_t)t * c->dim, x + (size_t)t * c->dim, L->ffn_norm, c->dim, c->norm_eps);
-    vc_matmul_multi(2, (vc_matrix[]){ L->gate, L->up }, s->xb, n, (float *[]){ s->gate, s->up });
-    add_bias(s->gate, L->bgate, n, c->ffn_dim);
-    add_bias(s->up, L->bup, n, c->ffn_dim);
-    vc_swiglu(s->gate, s->up, (size_t)n * c->ffn_dim);
+    if (c->gelu_mlp) {
+        vc_matmul(&L->up, s->xb, n, s->gate);
+        add_bias(s->gate, L->bup, n, c->ffn_dim);
+        vc_act_apply(VC_ACT_GELU_TANH, s->gate, (size_t)n * c->ffn_dim);
+    } else {
+        vc_matmul_multi(2, (vc_matrix[]){ L->gate, L->up }, s->xb, n, (float *[]){ s->gate, s->up });
+        add_bias(s->gate, L->bgate, n, c->ffn_dim);
+        add_bias(s->up, L->bup, n, c->ffn_dim);
+        vc_swiglu(s->gate, s->up, (size_t)n * c->ffn_dim);
+    }
     vc_matmul(&L->down, s->gate, n, s->xb);
     add_bias(s->xb, L->bdown, n, c->dim);
     for (size_t i = 0; i < (size_t)n * c->dim; i++)
@@ -350,9 +399,18 @@ static int longrope_recompute(vc_llm *m, const float *embd, int n, float *logits
 
 int vc_llm_forward_embd(vc_llm *m, const float *embd, int n, float *logits)
 {
+    return vc_llm_forward_embd_hidden(m, embd, n, logits, NULL);
+}
+
+int vc_llm_forward_embd_hidden(vc_llm *m, const float *embd, int n, float *logits, float *hidden)
+{
     const vc_llm_config *c = &m->cfg;
     if (n <= 0)
         return vc_fail_code(VC_EXIT_INPUT, "nothing to process");
+    if (c->prefix_bidirectional > 0 && m->n_past < c->prefix_bidirectional &&
+        (m->n_past > 0 || n < c->prefix_bidirectional))
+        return vc_fail_code(VC_EXIT_INPUT, "the model's first %d positions (its image) attend both ways and must be "
+                            "given in one call (%d cached, %d given)", c->prefix_bidirectional, m->n_past, n);
     if (n > m->n_ctx - m->n_past)
         return vc_fail_code(VC_EXIT_INPUT, "context is full: %d positions used, %d more needed, %d available",
                             m->n_past, n, m->n_ctx);
@@ -367,6 +425,8 @@ int vc_llm_forward_embd(vc_llm *m, const float *embd, int n, float *logits)
     rope_inv_freq(c, m->n_past + n, inv);
 
     int chunk = n < CHUNK ? n : CHUNK;
+    if (m->n_past < c->prefix_bidirectional)   /* the first chunk holds the whole two-way prefix */
+        chunk = VC_MIN(n, VC_MAX(CHUNK, c->prefix_bidirectional));
     scratch s;
     float *x = vc_malloc((size_t)chunk * c->dim * sizeof(float));
     if (!x || scratch_alloc(&s, c, chunk, m->n_ctx, m->n_past + n) != 0) {
@@ -378,9 +438,12 @@ int vc_llm_forward_embd(vc_llm *m, const float *embd, int n, float *logits)
         memcpy(x, embd + (size_t)done * c->dim, (size_t)len * c->dim * sizeof(float));
         for (int l = 0; l < c->n_layers; l++)
             layer_forward(m, l, x, len, m->n_past + done, inv, &s);
+        if (done + len == n && hidden)
+            memcpy(hidden, x + (size_t)(len - 1) * c->dim, (size_t)c->dim * sizeof(float));
         if (done + len == n && logits) {
-            rmsnorm(s.xb, x + (size_t)(len - 1) * c->dim, m->final_norm, c->dim, c->norm_eps);
+            norm_row(c, s.xb, x + (size_t)(len - 1) * c->dim, m->final_norm, m->final_norm_b);
             vc_matmul(&m->lm_head, s.xb, 1, logits);
+            add_bias(logits, m->lm_head_b, 1, (int)m->lm_head.rows);
         }
     }
     m->n_past += n;
@@ -417,6 +480,8 @@ int vc_llm_forward(vc_llm *m, const int32_t *tokens, int n, float *logits)
 
 void vc_llm_truncate(vc_llm *m, int keep)
 {
+    if (keep >= 0 && keep < m->cfg.prefix_bidirectional)
+        keep = 0;   /* a part of a two-way prefix depends on all of it: keep none */
     if (keep >= 0 && keep < m->n_past)
         m->n_past = keep;
 }

@@ -46,29 +46,6 @@ int vc_llm_config_check(const vc_llm_config *c)
 
 /* ---- HF ---- */
 
-/* Fields through core/json.h. A bad value is remembered in *bad (its message
- * kept by vc_fail) and the default used, so a config is read in one pass and
- * refused once at the end. */
-static int get_int(json_t *o, const char *key, int dflt, bool *bad)
-{
-    int v;
-    if (vc_json_get_int(o, key, INT_MIN, INT_MAX, dflt, &v) != 0) {
-        *bad = true;
-        return dflt;
-    }
-    return v;
-}
-
-static double get_num(json_t *o, const char *key, double dflt, bool *bad)
-{
-    double v;
-    if (vc_json_get_num(o, key, -DBL_MAX, DBL_MAX, dflt, &v) != 0) {
-        *bad = true;
-        return dflt;
-    }
-    return v;
-}
-
 static int factor_list(json_t *arr, int n, float **out, const char *origin, const char *name)
 {
     if (!json_is_array(arr) || (int)json_array_size(arr) != n)
@@ -123,8 +100,8 @@ static int parse_rope_hf(json_t *cfg, const char *origin, vc_llm_config *c)
     if (!json_is_object(rp))
         rp = NULL;
     bool bad = false;
-    c->rope_theta = get_num(rp, "rope_theta", get_num(cfg, "rope_theta", 10000.0, &bad), &bad);
-    double partial = get_num(rp, "partial_rotary_factor", get_num(cfg, "partial_rotary_factor", 1.0, &bad), &bad);
+    c->rope_theta = vc_json_num_or(rp, "rope_theta", vc_json_num_or(cfg, "rope_theta", 10000.0, &bad), &bad);
+    double partial = vc_json_num_or(rp, "partial_rotary_factor", vc_json_num_or(cfg, "partial_rotary_factor", 1.0, &bad), &bad);
     if (bad)
         return vc_fail_ctx("%s", origin);
     const char *type = rp ? json_string_value(json_object_get(rp, "rope_type")) : NULL;
@@ -147,8 +124,8 @@ static int parse_rope_hf(json_t *cfg, const char *origin, vc_llm_config *c)
         return vc_fail_code(VC_EXIT_MODEL, "%s: partial_rotary_factor %g with rope type '%s' does not fit %s's "
                             "rotary embedding (transformers fails on it too)", origin, partial, type,
                             c->arch == VC_ARCH_LLAMA ? "Llama" : "Mistral");
-    int top_orig = get_int(cfg, "original_max_position_embeddings", phi3 ? 4096 : -1, &bad);
-    int orig = top_orig > 0 ? top_orig : get_int(rp, "original_max_position_embeddings", c->max_pos, &bad);
+    int top_orig = vc_json_int_or(cfg, "original_max_position_embeddings", phi3 ? 4096 : -1, &bad);
+    int orig = top_orig > 0 ? top_orig : vc_json_int_or(rp, "original_max_position_embeddings", c->max_pos, &bad);
     if (bad)
         return vc_fail_ctx("%s", origin);
     double factor = 1.0;
@@ -176,15 +153,15 @@ static int parse_rope_hf(json_t *cfg, const char *origin, vc_llm_config *c)
         factor = json_is_number(f) ? json_number_value(f) : (double)c->max_pos / orig;
         c->rope_factor = factor;
         c->rope_orig_max_pos = orig;
-        double mscale = get_num(rp, "mscale", 0, &bad), mscale_all = get_num(rp, "mscale_all_dim", 0, &bad);
+        double mscale = vc_json_num_or(rp, "mscale", 0, &bad), mscale_all = vc_json_num_or(rp, "mscale_all_dim", 0, &bad);
         json_t *af = json_object_get(rp, "attention_factor");
         c->rope_attn_factor = json_is_number(af) ? (float)json_number_value(af)
                               : mscale != 0 && mscale_all != 0
                                   ? (float)(yarn_mscale(factor, mscale) / yarn_mscale(factor, mscale_all))
                                   : (float)yarn_mscale(factor, 1);
         /* `get("beta_fast") or 32`: a missing, null or zero value takes the default */
-        c->yarn_beta_fast = get_num(rp, "beta_fast", 0, &bad) != 0 ? get_num(rp, "beta_fast", 0, &bad) : 32;
-        c->yarn_beta_slow = get_num(rp, "beta_slow", 0, &bad) != 0 ? get_num(rp, "beta_slow", 0, &bad) : 1;
+        c->yarn_beta_fast = vc_json_num_or(rp, "beta_fast", 0, &bad) != 0 ? vc_json_num_or(rp, "beta_fast", 0, &bad) : 32;
+        c->yarn_beta_slow = vc_json_num_or(rp, "beta_slow", 0, &bad) != 0 ? vc_json_num_or(rp, "beta_slow", 0, &bad) : 1;
         json_t *tr = json_object_get(rp, "truncate");
         c->yarn_truncate = !json_is_boolean(tr) || json_is_true(tr);
         if (!(factor > 0) || orig <= 0 || !(c->rope_theta > 1))
@@ -211,8 +188,8 @@ static int parse_rope_hf(json_t *cfg, const char *origin, vc_llm_config *c)
             factor_list(json_object_get(rp, "long_factor"), c->rope_dim / 2, &c->rope_long, origin,
                         "long_factor") != 0)
             return -1;
-        factor = get_num(rp, "factor", (double)c->max_pos / c->rope_orig_max_pos, &bad);
-        c->rope_attn_factor = (float)get_num(rp, "attention_factor", longrope_attn_factor(factor, c->rope_orig_max_pos),
+        factor = vc_json_num_or(rp, "factor", (double)c->max_pos / c->rope_orig_max_pos, &bad);
+        c->rope_attn_factor = (float)vc_json_num_or(rp, "attention_factor", longrope_attn_factor(factor, c->rope_orig_max_pos),
                                               &bad);
     } else {
         return vc_fail_code(VC_EXIT_MODEL, "%s: rope type '%s' is not supported (default, linear, dynamic, yarn, "
@@ -253,22 +230,22 @@ int vc_llm_config_from_hf(json_t *cfg, const char *origin, vc_llm_config *c)
         return vc_fail_code(VC_EXIT_MODEL, "%s: hidden_act '%s' is not supported (silu is)", origin, act);
     /* the defaults are those of LlamaConfig, MistralConfig and Phi3Config */
     bool mistral = c->arch == VC_ARCH_MISTRAL, phi3 = c->arch == VC_ARCH_PHI3, bad = false;
-    c->dim = get_int(cfg, "hidden_size", 0, &bad);
-    c->n_layers = get_int(cfg, "num_hidden_layers", 0, &bad);
-    c->n_heads = get_int(cfg, "num_attention_heads", 0, &bad);
-    c->n_kv_heads = get_int(cfg, "num_key_value_heads", mistral ? 8 : c->n_heads, &bad);
-    c->head_dim = get_int(cfg, "head_dim", 0, &bad);
+    c->dim = vc_json_int_or(cfg, "hidden_size", 0, &bad);
+    c->n_layers = vc_json_int_or(cfg, "num_hidden_layers", 0, &bad);
+    c->n_heads = vc_json_int_or(cfg, "num_attention_heads", 0, &bad);
+    c->n_kv_heads = vc_json_int_or(cfg, "num_key_value_heads", mistral ? 8 : c->n_heads, &bad);
+    c->head_dim = vc_json_int_or(cfg, "head_dim", 0, &bad);
     if (c->head_dim <= 0 && c->n_heads > 0)
         c->head_dim = c->dim / c->n_heads;   /* `head_dim or hidden_size // num_attention_heads` */
-    c->ffn_dim = get_int(cfg, "intermediate_size", 0, &bad);
-    c->n_vocab = get_int(cfg, "vocab_size", 0, &bad);
-    c->max_pos = get_int(cfg, "max_position_embeddings", mistral ? 4096 * 32 : phi3 ? 4096 : 2048, &bad);
-    c->norm_eps = (float)get_num(cfg, "rms_norm_eps", phi3 ? 1e-5 : 1e-6, &bad);
+    c->ffn_dim = vc_json_int_or(cfg, "intermediate_size", 0, &bad);
+    c->n_vocab = vc_json_int_or(cfg, "vocab_size", 0, &bad);
+    c->max_pos = vc_json_int_or(cfg, "max_position_embeddings", mistral ? 4096 * 32 : phi3 ? 4096 : 2048, &bad);
+    c->norm_eps = (float)vc_json_num_or(cfg, "rms_norm_eps", phi3 ? 1e-5 : 1e-6, &bad);
     json_t *tie = json_object_get(cfg, "tie_word_embeddings");
     c->tie_embeddings = json_is_boolean(tie) && json_is_true(tie);
     /* Mistral and Phi-3 only (Llama has no sliding window); Mistral's default is 4096, null is none */
     json_t *sw = json_object_get(cfg, "sliding_window");
-    c->sliding_window = mistral && !sw ? 4096 : (mistral || phi3) ? get_int(cfg, "sliding_window", 0, &bad) : 0;
+    c->sliding_window = mistral && !sw ? 4096 : (mistral || phi3) ? vc_json_int_or(cfg, "sliding_window", 0, &bad) : 0;
     if (c->arch == VC_ARCH_LLAMA) {
         c->attn_bias = json_is_true(json_object_get(cfg, "attention_bias"));
         c->mlp_bias = json_is_true(json_object_get(cfg, "mlp_bias"));
@@ -278,7 +255,7 @@ int vc_llm_config_from_hf(json_t *cfg, const char *origin, vc_llm_config *c)
     }
     c->rope_layout = VC_ROPE_NEOX;
     c->rope_attn_factor = 1.0f;
-    c->bos_id = get_int(cfg, "bos_token_id", -1, &bad);
+    c->bos_id = vc_json_int_or(cfg, "bos_token_id", -1, &bad);
     if (bad)
         return vc_fail_ctx("%s", origin);
     eos_from_json(json_object_get(cfg, "eos_token_id"), c);

@@ -12,8 +12,9 @@
 #include "core/int8dot.h"
 #include "model/llm.h"
 
-const vc_llm_names VC_LLM_NAMES_HF = { false, "model.", "lm_head.weight" };
-const vc_llm_names VC_LLM_NAMES_GGUF = { true, NULL, NULL };
+const vc_llm_names VC_LLM_NAMES_HF = { false, "model.", "lm_head.weight", false };
+const vc_llm_names VC_LLM_NAMES_GGUF = { true, NULL, NULL, false };
+const vc_llm_names VC_LLM_NAMES_MOONDREAM = { false, "model.text.", NULL, true };
 
 typedef struct {
     const vc_tensor_set *set;
@@ -165,6 +166,90 @@ static void interleave_matrices(vc_llm *m)
     }
 }
 
+/* ---- Moondream's decoder: Phi-style blocks with biases ---- */
+
+static const vc_tensor *md_find(const namer *nm, char *name, size_t size, const char *fmt, int l, const char *leaf)
+{
+    char rel[160];
+    snprintf(rel, sizeof rel, fmt, l, leaf);
+    snprintf(name, size, "%s%s", nm->names->body, rel);
+    return find(nm, name);
+}
+
+/* n floats of a vector tensor into *pool (advanced). */
+static int md_vec(const namer *nm, const char *fmt, int l, const char *leaf, int64_t n, float **pool, const float **out)
+{
+    char name[256];
+    const vc_tensor *t = md_find(nm, name, sizeof name, fmt, l, leaf);
+    if (!t || vc_tensor_to_f32(t, n, *pool) != 0)
+        return -1;
+    *out = *pool;
+    *pool += n;
+    return 0;
+}
+
+static int md_mat(const namer *nm, const char *fmt, int l, const char *leaf, int64_t cols, int64_t rows, vc_matrix *out)
+{
+    char name[256];
+    const vc_tensor *t = md_find(nm, name, sizeof name, fmt, l, leaf);
+    return t ? vc_tensor_matrix(t, cols, rows, out) : -1;
+}
+
+static int bind_moondream(vc_llm *m, const namer *nm)
+{
+    const vc_llm_config *c = &m->cfg;
+    int64_t qd = (int64_t)c->n_heads * c->head_dim, kd = (int64_t)c->n_kv_heads * c->head_dim, d = c->dim;
+    size_t per_layer = (size_t)(d + qd + 2 * kd + d + c->ffn_dim + d);
+    m->biases = vc_calloc(per_layer * c->n_layers + (size_t)d + (size_t)c->n_vocab + 64, sizeof(float));
+    if (!m->biases)
+        return -1;
+    float *pool = m->biases;
+    if (vc_tensors_find(nm->set, "text_model.transformer.embd.wte.weight"))
+        return vc_fail_code(VC_EXIT_MODEL, "the tensors use the layout of Moondream2 revisions before 2025-06-21 "
+                            "(vision_encoder.*, text_model.*); vlmchat runs revision 2025-06-21 (model.vision.*, "
+                            "model.text.*, model.region.*)");
+    if (md_mat(nm, "%.0dwte", 0, "", d, -1, &m->embed) != 0)
+        return -1;
+    if (m->embed.rows != c->n_vocab)
+        return vc_fail_code(VC_EXIT_MODEL, "%swte has %lld rows, not vocab_size %d", nm->names->body,
+                            (long long)m->embed.rows, c->n_vocab);
+    if (md_mat(nm, "%.0dlm_head.weight", 0, "", d, c->n_vocab, &m->lm_head) != 0 ||
+        md_vec(nm, "%.0dlm_head.bias", 0, "", c->n_vocab, &pool, &m->lm_head_b) != 0 ||
+        md_vec(nm, "%.0dpost_ln.bias", 0, "", d, &pool, &m->final_norm_b) != 0)
+        return -1;
+    for (int l = 0; l < c->n_layers; l++) {
+        vc_llm_layer *L = &m->layers[l];
+        const char *f = "blocks.%d.%s";
+        const float *qkv_b;
+        char name[256];
+        vc_matrix whole;
+        L->attn_norm = L->ffn_norm = m->norms + (size_t)2 * l * d;
+        const vc_tensor *t = md_find(nm, name, sizeof name, f, l, "ln.weight");
+        if (!t || vc_tensor_to_f32(t, d, m->norms + (size_t)2 * l * d) != 0 ||
+            md_vec(nm, f, l, "ln.bias", d, &pool, &L->attn_norm_b) != 0 ||
+            md_mat(nm, f, l, "attn.qkv.weight", d, qd + 2 * kd, &whole) != 0 ||
+            md_vec(nm, f, l, "attn.qkv.bias", qd + 2 * kd, &pool, &qkv_b) != 0 ||
+            md_mat(nm, f, l, "attn.proj.weight", qd, d, &L->wo) != 0 ||
+            md_vec(nm, f, l, "attn.proj.bias", d, &pool, &L->bo) != 0 ||
+            md_mat(nm, f, l, "mlp.fc1.weight", d, c->ffn_dim, &L->up) != 0 ||
+            md_vec(nm, f, l, "mlp.fc1.bias", c->ffn_dim, &pool, &L->bup) != 0 ||
+            md_mat(nm, f, l, "mlp.fc2.weight", c->ffn_dim, d, &L->down) != 0 ||
+            md_vec(nm, f, l, "mlp.fc2.bias", d, &pool, &L->bdown) != 0)
+            return vc_fail_ctx("layer %d", l);
+        L->wq = vc_matrix_rows(&whole, 0, qd);
+        L->wk = vc_matrix_rows(&whole, qd, kd);
+        L->wv = vc_matrix_rows(&whole, qd + kd, kd);
+        L->bq = qkv_b;
+        L->bk = qkv_b + qd;
+        L->bv = qkv_b + qd + kd;
+    }
+    float *final = m->norms + (size_t)2 * c->n_layers * d;
+    m->final_norm = final;
+    char name[256];
+    const vc_tensor *t = md_find(nm, name, sizeof name, "%.0dpost_ln.weight", 0, "");
+    return t ? vc_tensor_to_f32(t, d, final) : -1;
+}
+
 static const char *body_name(const vc_llm_names *n, const char *leaf, char *buf, size_t size)
 {
     snprintf(buf, size, "%s%s", n->body, leaf);
@@ -185,6 +270,13 @@ int vc_llm_bind(vc_llm *m, vc_tensor_set *weights, const vc_llm_names *names)
     m->norms = vc_calloc((size_t)(2 * c->n_layers + 1) * c->dim, sizeof(float));
     if (!m->layers || !m->norms)
         return -1;
+    if (names->moondream) {
+        if (bind_moondream(m, &nm) != 0)
+            return -1;
+        if (vc_int8dot_enabled())
+            interleave_matrices(m);
+        return 0;
+    }
     size_t per_layer_bias = layer_bias_floats(c);
     if (per_layer_bias && (gguf_names || c->arch == VC_ARCH_PHI3))
         return vc_fail_code(VC_EXIT_MODEL, "projection biases are only read from HF Llama/Mistral checkpoints");

@@ -120,12 +120,12 @@ static vc_llm_names text_names(const vc_tensor_set *w, bool multimodal)
     if (!multimodal)
         return VC_LLM_NAMES_HF;
     if (vc_tensors_find(w, "model.language_model.embed_tokens.weight"))
-        return (vc_llm_names){ false, "model.language_model.", "lm_head.weight" };
+        return (vc_llm_names){ false, "model.language_model.", "lm_head.weight", false };
     if (vc_tensors_find(w, "model.text_model.embed_tokens.weight"))
-        return (vc_llm_names){ false, "model.text_model.", "lm_head.weight" };
+        return (vc_llm_names){ false, "model.text_model.", "lm_head.weight", false };
     if (vc_tensors_find(w, "model.embed_tokens.weight"))    /* Phi-3-V: the decoder at the top */
         return VC_LLM_NAMES_HF;
-    return (vc_llm_names){ false, "language_model.model.", "language_model.lm_head.weight" };
+    return (vc_llm_names){ false, "language_model.model.", "language_model.lm_head.weight", false };
 }
 
 /* MLX checkpoints say how their weights are packed in config.json's
@@ -148,7 +148,8 @@ static int unpack_mlx(json_t *cfg, const char *dir, vc_tensor_set *weights)
 }
 
 /* Weights of the language model, bound under the names the checkpoint uses. */
-static int load_text_weights(const char *dir, json_t *cfg, bool multimodal, int quant, vc_model *m)
+static int load_text_weights(const char *dir, json_t *cfg, bool multimodal, const vc_llm_names *family_names,
+                             int quant, vc_model *m)
 {
     vc_tensor_set weights = { 0 };
     int rc = vc_safetensors_load_dir(dir, &weights);
@@ -157,7 +158,7 @@ static int load_text_weights(const char *dir, json_t *cfg, bool multimodal, int 
     if (rc == 0 && quant > 0)
         rc = vc_tensors_quantize(&weights, (vc_dtype)quant);
     if (rc == 0) {
-        vc_llm_names names = text_names(&weights, multimodal);
+        vc_llm_names names = family_names ? *family_names : text_names(&weights, multimodal);
         rc = vc_llm_bind(&m->llm, &weights, &names);
     }
     vc_tensors_free(&weights);    /* empty once bound */
@@ -212,9 +213,12 @@ static int open_hf(const char *dir, int quant, vc_model *m)
         return -1;
     snprintf(path, sizeof path, "%s/config.json", dir);
     bool multimodal = vc_vision_is_multimodal(cfg);
+    const vc_vision_family *fam = vc_vision_family_of(cfg);
     /* Phi-3-V keeps its language model's settings at the top level */
     json_t *text_cfg = multimodal && json_object_get(cfg, "text_config") ? json_object_get(cfg, "text_config") : cfg;
-    int rc = vc_llm_config_from_hf(text_cfg, path, &m->llm.cfg);
+    /* a family whose decoder is not a transformers text_config describes it */
+    int rc = fam && fam->text_config ? fam->text_config(cfg, path, &m->llm.cfg)
+                                     : vc_llm_config_from_hf(text_cfg, path, &m->llm.cfg);
     /* A composite model ties (or not) by its own top-level tie_word_embeddings
      * (False by default in LlavaNextConfig, Idefics3Config, SmolVLMConfig):
      * PreTrainedModel.get_expanded_tied_weights_keys reads the config of the
@@ -222,7 +226,7 @@ static int open_hf(const char *dir, int quant, vc_model *m)
     if (rc == 0 && multimodal)
         m->llm.cfg.tie_embeddings = json_is_true(json_object_get(cfg, "tie_word_embeddings"));
     if (rc == 0)
-        rc = load_text_weights(dir, cfg, multimodal, quant, m);
+        rc = load_text_weights(dir, cfg, multimodal, fam ? fam->text_names : NULL, quant, m);
     if (rc == 0)
         rc = load_text_side(dir, m);
     if (rc == 0 && multimodal) {

@@ -33,6 +33,17 @@ int vc_model_prompt_ids(const vc_model *m, const vc_chat_msg *msgs, size_t n, co
 {
     if (n_images > 0 && !m->vision)
         return vc_fail_code(VC_EXIT_USAGE, "%s: this model takes no images", m->path);
+    if (m->vision && m->vision->image_ids_by_content) {   /* the last question about the latest image */
+        size_t u = n;
+        while (u > 0 && strcmp(msgs[u - 1].role, "user") != 0)
+            u--;
+        if (u == 0)
+            return vc_fail_code(VC_EXIT_INPUT, "no user message to answer");
+        msgs += u - 1;
+        n = 1;
+        images += n_images > 0 ? n_images - 1 : 0;
+        n_images = n_images > 0 ? 1 : 0;
+    }
     char *text = vc_chat_render(&m->chat, msgs, n, gen);
     if (!text)
         return -1;
@@ -81,13 +92,18 @@ int vc_model_prompt_embd(const vc_model *m, const int32_t *ids, size_t n, const 
                          float **embd)
 {
     int dim = m->llm.cfg.dim;
+    bool by_content = m->vision && m->vision->image_ids_by_content;
+    if (by_content && n_images > 1) {   /* the latest image is the one in the prompt */
+        images += n_images - 1;
+        n_images = 1;
+    }
     float *out = vc_malloc(n * (size_t)dim * sizeof *out);
     if (!out)
         return -1;
     int k = 0, row = 0, rc = 0;
     for (size_t i = 0; rc == 0 && i < n; i++) {
         float *dst = out + i * (size_t)dim;
-        if (m->vision && ids[i] == m->vision->image_token_id) {
+        if (m->vision && (by_content ? ids[i] < 0 : ids[i] == m->vision->image_token_id)) {
             while (k < n_images && row >= images[k].n_tokens)
                 k++, row = 0;
             if (k >= n_images) {

@@ -10,6 +10,7 @@
 
 #include "core/buf.h"
 #include "core/common.h"
+#include "model/skills.h"
 #include "core/meminfo.h"
 #include "model/generate.h"
 #include "model/prompt.h"
@@ -336,8 +337,90 @@ static int build_prompt(vc_engine *e, vc_job *j, vc_image_embd *images, int32_t 
     return rc;
 }
 
+/* The request's "task" extension: a Moondream2 skill on its one image, the
+ * last user message's text as the caption length, question or object. The
+ * answer is one JSON object; the KV cache is not kept for the next prompt. */
+static void run_skill_job(vc_engine *e, vc_job *j)
+{
+    const vc_api_request *r = &j->req;
+    const char *task = r->task, *arg = NULL;
+    for (size_t i = 0; i < r->n_msgs; i++)
+        if (strcmp(r->msgs[i].role, "user") == 0)
+            arg = r->msgs[i].content;
+    bool text = strcmp(task, "caption") == 0 || strcmp(task, "query") == 0;
+    if (!vc_skill_supported(e->m) || r->n_images != 1 || r->stream || (!arg && strcmp(task, "caption") != 0)) {
+        vc_fail_code(VC_EXIT_INPUT, !vc_skill_supported(e->m) ? "task: the model '%s' has no skills (Moondream2 has)"
+                                    : r->stream ? "task: not with stream"
+                                    : r->n_images != 1 ? "task: one image is needed (%s)"
+                                                       : "task: the user message names the question or object (%s)",
+                     e->opt.model_name);
+        job_fail(j, 400, "invalid_request_error", NULL);
+        return;
+    }
+    if (!arg || !*arg)
+        arg = "normal";
+    vc_image_embd embd;
+    int prefix = 0, rc = vc_session_image(&e->session, &j->images[0], j->keys[0], &embd);
+    if (rc == 0)
+        rc = vc_skill_prefix(e->m, &embd, &prefix);
+    vc_session_forget(&e->session);   /* the KV cache now holds the skill's prompt, not a chat's */
+    vc_buf b = { 0 };
+    vc_gen_result res = { 0 };
+    if (rc == 0 && text) {
+        int room = e->m->llm.n_ctx - prefix - 64;
+        vc_gen_options o = { .max_tokens = VC_MIN(r->max_tokens > 0 ? r->max_tokens : 768, VC_MAX(room, 1)),
+                             .sampling = job_sampling(e, r), .interrupt = &j->cancel };
+        if ((rc = vc_skill_text(e->m, prefix, task, arg, &o, &res)) == 0) {
+            vc_buf_printf(&b, "{\"id\":\"%s\",\"object\":\"vlmchat.skill\",\"created\":%ld,\"model\":", j->id,
+                          j->created);
+            vc_buf_json_string(&b, e->opt.model_name, strlen(e->opt.model_name));
+            vc_buf_printf(&b, ",\"task\":\"%s\",\"text\":", task);
+            vc_buf_json_string(&b, res.text, res.text_len);
+            vc_buf_printf(&b, ",\"finish_reason\":\"%s\",\"usage\":{\"prompt_tokens\":%zu,\"completion_tokens\":%zu}}",
+                          res.stop == VC_STOP_EOS ? "stop" : "length", (size_t)prefix + res.prompt_tokens,
+                          res.n_tokens);
+        }
+    } else if (rc == 0) {
+        vc_region *regions;
+        int n;
+        if ((rc = vc_skill_regions(e->m, prefix, task, arg, 50, &regions, &n)) == 0) {
+            char *list = vc_skill_regions_json(regions, n, j->images[0].width, j->images[0].height);
+            vc_buf_printf(&b, "{\"id\":\"%s\",\"object\":\"vlmchat.skill\",\"created\":%ld,\"model\":", j->id,
+                          j->created);
+            vc_buf_json_string(&b, e->opt.model_name, strlen(e->opt.model_name));
+            vc_buf_printf(&b, ",\"task\":\"%s\",\"object_name\":", task);
+            vc_buf_json_string(&b, arg, strlen(arg));
+            vc_buf_printf(&b, ",\"image\":{\"width\":%d,\"height\":%d},\"%s\":%s}", j->images[0].width,
+                          j->images[0].height, strcmp(task, "detect") == 0 ? "objects" : "points", list ? list : "[]");
+            rc = list ? 0 : -1;
+            free(list);
+            free(regions);
+        }
+    }
+    vc_llm_truncate(&e->m->llm, 0);
+    vc_gen_result_free(&res);
+    pthread_mutex_lock(&e->mu);
+    e->counts.completions += rc == 0;
+    e->counts.failed += rc != 0;
+    pthread_mutex_unlock(&e->mu);
+    char *body = vc_buf_take(&b, NULL);
+    if (rc != 0 || !body) {
+        free(body);
+        job_fail(j, 500, "server_error", NULL);
+        return;
+    }
+    job_finish(j, 200, body);
+}
+
 static void run_job(vc_engine *e, vc_job *j)
 {
+    if (j->req.task) {
+        vc_session_check_pressure(&e->session);
+        run_skill_job(e, j);
+        vc_session_end_turn(&e->session);
+        publish_images(e);
+        return;
+    }
     vc_image_embd images[VC_API_MAX_IMAGES];
     int32_t *ids = NULL;
     size_t n = 0;

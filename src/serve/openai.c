@@ -248,6 +248,14 @@ static int parse_params(json_t *root, vc_api_request *req)
     if (ie && !json_is_boolean(ie) && !json_is_null(ie))
         return bad("%s must be a boolean", "ignore_eos");
     req->ignore_eos = json_is_true(ie);
+    json_t *task = json_object_get(root, "task");
+    if (task && !json_is_null(task)) {
+        const char *t = json_string_value(task);
+        if (!t || (strcmp(t, "caption") && strcmp(t, "query") && strcmp(t, "detect") && strcmp(t, "point")))
+            return bad("%s must be caption, query, detect or point", "task");
+        if (!(req->task = vc_strdup(t)))
+            return -1;
+    }
     json_t *so = json_object_get(root, "stream_options");
     req->include_usage = json_is_object(so) && json_is_true(json_object_get(so, "include_usage"));
     return parse_stop(json_object_get(root, "stop"), req);
@@ -274,6 +282,7 @@ int vc_api_parse_chat(const char *body, size_t len, vc_api_request *req)
 
 void vc_api_request_free(vc_api_request *req)
 {
+    free(req->task);
     for (size_t i = 0; i < req->n_msgs; i++) {
         free(req->msgs[i].role);
         free(req->msgs[i].content);

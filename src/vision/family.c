@@ -10,12 +10,13 @@
 #include "core/buf.h"
 #include "core/common.h"
 
-extern const vc_vision_family vc_family_llava_next, vc_family_idefics3, vc_family_phi3v;
+extern const vc_vision_family vc_family_llava_next, vc_family_idefics3, vc_family_phi3v, vc_family_moondream;
 
 /* Adding a family: its file in src/vision/ and one row here. */
-static const vc_vision_family *const families[] = { &vc_family_llava_next, &vc_family_idefics3, &vc_family_phi3v };
+static const vc_vision_family *const families[] = { &vc_family_llava_next, &vc_family_idefics3, &vc_family_phi3v,
+                                                    &vc_family_moondream };
 
-static const vc_vision_family *family_of(json_t *config)
+const vc_vision_family *vc_vision_family_of(json_t *config)
 {
     const char *type = json_string_value(json_object_get(config, "model_type"));
     for (size_t i = 0; type && i < sizeof families / sizeof *families; i++)
@@ -25,7 +26,7 @@ static const vc_vision_family *family_of(json_t *config)
     return NULL;
 }
 
-bool vc_vision_is_multimodal(json_t *config) { return family_of(config) != NULL; }
+bool vc_vision_is_multimodal(json_t *config) { return vc_vision_family_of(config) != NULL; }
 
 void vc_image_embd_free(vc_image_embd *e)
 {
@@ -83,7 +84,9 @@ static int load_source(const vc_vision_family *f, const vc_vision_source *src, v
     v->family = f;
     v->tok = src->tok;
     v->state = state;
-    int rc = f->numbered_images ? 0 : placeholder_token(v, src->config, src->dir);
+    v->suppress_after_first = v->bos_id = v->eos_id = -1;
+    /* numbered placeholders and families with their own prompt settings name no placeholder token */
+    int rc = f->numbered_images || f->own_settings ? 0 : placeholder_token(v, src->config, src->dir);
     if (rc == 0)
         rc = f->load(state, src, v);
     if (rc == 0 && f->numbered_images)
@@ -102,11 +105,12 @@ static int load_source(const vc_vision_family *f, const vc_vision_source *src, v
 int vc_vision_load(const char *dir, json_t *config, const vc_tensor_set *w, const vc_tokenizer *tok, int text_dim,
                    vc_vision **out)
 {
-    const vc_vision_family *f = family_of(config);
+    const vc_vision_family *f = vc_vision_family_of(config);
     if (!f)
         return vc_fail_code(VC_EXIT_MODEL, "%s: not a vision-language model vlmchat knows", dir);
-    json_t *root = load_optional(dir, "processor_config.json");
-    json_t *proc = image_processor_config(dir, root);
+    /* a family whose settings are all in config.json reads no processor files */
+    json_t *root = f->own_settings ? NULL : load_optional(dir, "processor_config.json");
+    json_t *proc = f->own_settings ? json_object() : image_processor_config(dir, root);
     int rc = -1;
     if (proc) {
         vc_vision_source src = { dir, config, proc, root, w, tok, text_dim };
@@ -120,7 +124,7 @@ int vc_vision_load(const char *dir, json_t *config, const vc_tensor_set *w, cons
 int vc_vision_load_owned(const char *label, json_t *config, json_t *processor, json_t *processor_root,
                          vc_tensor_set *w, const vc_tokenizer *tok, int text_dim, vc_vision **out)
 {
-    const vc_vision_family *f = family_of(config);
+    const vc_vision_family *f = vc_vision_family_of(config);
     int rc = -1;
     if (!f) {
         vc_fail_code(VC_EXIT_MODEL, "%s: not a vision-language model vlmchat knows", label);
