@@ -307,6 +307,43 @@ static void test_legacy_llava(void)
     rmdir(dir);
 }
 
+/* LLaVA-1.6 through llama.cpp's own legacy converters (llava_surgery_v2.py,
+ * convert_image_encoder_to_gguf.py --clip-model-is-vision, run by
+ * tools/convert_mmproj_fixtures.py on the llava_next fixture): the files in
+ * vision/llava_next_mmproj beside the text GGUF vlmchat writes (llama.cpp's
+ * text converter splits the tiny tokenizer's words differently from HF).
+ * The script stores the patch embedding and the projector matrices in F16
+ * always, and with its default (no --use-f32) every 2-D tower matrix too, so
+ * each file is held to transformers run on the weights rounded as it stores
+ * them: llava_next_f16proj for the --use-f32 files (one with the
+ * clip.vision.feature_layer the config's vision_feature_layer -2 gives, one
+ * without: the last layer dropped), llava_next_f16tower for the default. */
+static void test_llamacpp_llava(void)
+{
+    static const char *const files[][2] = {
+        { "mmproj-model-f32.gguf", "llava_next_f16proj" },
+        { "mmproj-model-f32-feature-layer.gguf", "llava_next_f16proj" },
+        { "mmproj-model-f16.gguf", "llava_next_f16tower" },
+    };
+    char dir[] = "/tmp/vlmchat-llamacpp-llava-XXXXXX", out[512], mp[4096], model_dir[512], rel[256];
+    if (!mkdtemp(dir))
+        return;
+    snprintf(model_dir, sizeof model_dir, "%.300s/llava_next", fixture("vision"));
+    snprintf(out, sizeof out, "%s/llava-f32.gguf", dir);
+    snprintf(mp, sizeof mp, "%s/mmproj-llava-f32.gguf", dir);
+    int rc = vc_convert_to_gguf(model_dir, out, VC_F32);
+    CHECK(rc == 0, "convert llava_next: %s", vc_error());
+    unlink(mp);   /* vlmchat's own mmproj: not the one under test */
+    for (size_t i = 0; rc == 0 && i < sizeof files / sizeof files[0]; i++) {
+        snprintf(rel, sizeof rel, "vision/llava_next_mmproj/%s", files[i][0]);
+        snprintf(mp, sizeof mp, "%s", fixture(rel));   /* fixture() returns one static buffer */
+        CHECK(vc_mmproj_sniff(mp), "%s sniffs as an mmproj", files[i][0]);
+        test_path_opt(out, mp, files[i][1], VC_CHAT_LLAVA_MISTRAL);
+    }
+    unlink(out);
+    rmdir(dir);
+}
+
 static void test_family(const char *name, vc_chat_format format, bool int8)
 {
     char rel[256];
@@ -385,6 +422,7 @@ int main(void)
     test_converted("idefics3", VC_CHAT_IDEFICS3);
     test_converted("llava_next", VC_CHAT_LLAVA_MISTRAL);
     test_legacy_llava();
+    test_llamacpp_llava();
     test_token_counts();
     return harness_finish("test_vision");
 }

@@ -15,25 +15,29 @@ machine has them). Runs the converters in this one process (runpy) and writes OU
       CLIP vision config.json like cmp-nct's config_vit.json, convert_image_encoder_to_gguf.py
       --clip-model-is-vision: mmproj-f32.gguf (--use-f32), mmproj-f16.gguf (default), mmproj-fl.gguf (--use-f32,
       the config carrying vision_feature_layer -2, so the file has clip.vision.feature_layer); the text model
-      through convert_hf_to_gguf.py with text_config.architectures = ["MistralForCausalLM"].
+      through convert_hf_to_gguf.py with text_config.architectures = ["MistralForCausalLM"] (step llava_text).
       The legacy converter always stores the patch embedding and the projector matrices in F16, so a
       transformers reference is also recorded on exactly those weights (reference_f32file.*), and one with
       every 2-D vision matrix rounded as the default F16 file stores it (reference_f16file.*).
 
-Two shims, both in this process: transformers 5's CLIPVisionModel is the tower itself, while the legacy
-encoder script wants transformers 4's (the tower under .vision_model), so the script gets a wrapper of that
-shape whose weights are checked equal to llava.clip's; and the tiny tokenizers' pre-tokenizer hashes are not in
-get_vocab_base_pre's table, so an unknown hash returns the name the real model's tokenizer gets
-("smollm" for SmolVLM); known hashes are untouched. Nothing else in the converters is changed.
-Status (transformers 5.17 on the device): smolvlm, idefics3 and llava_references ran and are committed
-(tests/fixtures/vision/{smolvlm,idefics3}_gguf, tests/fixtures/vision/llava_next_f16proj). The legacy encoder
-script failed both times at `model.vision_model` (transformers 5's CLIPVisionModel has none); in the second run
-the wrapper above never ran (its from_pretrained printed nothing), so the script still got transformers' own
-class - why is not established. No llama.cpp-made LLaVA mmproj exists yet; test_vision rebuilds the legacy
-layout from a vlmchat-written file instead. The LLaVA text GGUF this script makes is not token-exact for the
-tiny fixture tokenizer (llama.cpp's LlamaHfVocab turns a BPE tokenizer.json into SentencePiece scores; " picture"
-splits differently from HF), so it is not committed either.
-Extra arguments name the steps to run (smolvlm idefics3 llava_next llava_references); default all.
+Two shims, both in this process. transformers 5's CLIPVisionModel is the tower itself (its state dict has
+embeddings.*, encoder.*, no .vision_model), while the legacy encoder script reads transformers 4's shape
+(model.vision_model.encoder.layers, state-dict keys vision_model.*): CLIPVisionModel.from_pretrained is replaced
+on the class object (an earlier version rebound the name transformers.CLIPVisionModel; in that run the script
+still got transformers' plain model, cause not established) by one that loads transformers' model and hands over a module holding it under .vision_model,
+after checking that its state dict is llava.clip's tensors, same names and values (else, fallback, those tensors
+as a module tree; the log says which one ran). And the tiny tokenizers' pre-tokenizer hashes are not in
+get_vocab_base_pre's table, so an unknown hash returns the name the real model's tokenizer gets ("smollm" for
+SmolVLM); known hashes are untouched. Nothing else in the converters is changed.
+Status (transformers 5.17 on the device): all steps ran and are committed: tests/fixtures/vision/{smolvlm,
+idefics3}_gguf; llava_next: tests/fixtures/vision/llava_next_mmproj/mmproj-model-{f32,f16,f32-feature-layer}.gguf
+(the shim's transformers path: "CLIPVisionModel under .vision_model"), references llava_next_f16proj
+(reference_f32file, byte-identical on a rerun) and llava_next_f16tower (reference_f16file). The LLaVA text GGUF
+(step llava_text, not run by default) is not token-exact for the tiny fixture tokenizer (llama.cpp's
+LlamaHfVocab turns a BPE tokenizer.json into SentencePiece scores; " picture" splits differently from HF), so
+test_vision pairs the llama.cpp mmproj files with the text GGUF vlmchat writes.
+Extra arguments name the steps to run (smolvlm idefics3 llava_next llava_references llava_text); default all but
+llava_text.
 """
 import json
 import os
