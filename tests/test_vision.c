@@ -307,6 +307,204 @@ static void test_legacy_llava(void)
     rmdir(dir);
 }
 
+/* LLaVA-1.6 through llama.cpp's own legacy converters (llava_surgery_v2.py,
+ * convert_image_encoder_to_gguf.py --clip-model-is-vision, run by
+ * tools/convert_mmproj_fixtures.py on the llava_next fixture): the files in
+ * vision/llava_next_mmproj beside the text GGUF vlmchat writes (llama.cpp's
+ * text converter splits the tiny tokenizer's words differently from HF).
+ * The script stores the patch embedding and the projector matrices in F16
+ * always, and with its default (no --use-f32) every 2-D tower matrix too, so
+ * each file is held to transformers run on the weights rounded as it stores
+ * them: llava_next_f16proj for the --use-f32 files (one with the
+ * clip.vision.feature_layer the config's vision_feature_layer -2 gives, one
+ * without: the last layer dropped), llava_next_f16tower for the default. */
+static void test_llamacpp_llava(void)
+{
+    static const char *const files[][2] = {
+        { "mmproj-model-f32.gguf", "llava_next_f16proj" },
+        { "mmproj-model-f32-feature-layer.gguf", "llava_next_f16proj" },
+        { "mmproj-model-f16.gguf", "llava_next_f16tower" },
+    };
+    char dir[] = "/tmp/vlmchat-llamacpp-llava-XXXXXX", out[512], mp[4096], model_dir[512], rel[256];
+    if (!mkdtemp(dir))
+        return;
+    snprintf(model_dir, sizeof model_dir, "%.300s/llava_next", fixture("vision"));
+    snprintf(out, sizeof out, "%s/llava-f32.gguf", dir);
+    snprintf(mp, sizeof mp, "%s/mmproj-llava-f32.gguf", dir);
+    int rc = vc_convert_to_gguf(model_dir, out, VC_F32);
+    CHECK(rc == 0, "convert llava_next: %s", vc_error());
+    unlink(mp);   /* vlmchat's own mmproj: not the one under test */
+    for (size_t i = 0; rc == 0 && i < sizeof files / sizeof files[0]; i++) {
+        snprintf(rel, sizeof rel, "vision/llava_next_mmproj/%s", files[i][0]);
+        snprintf(mp, sizeof mp, "%s", fixture(rel));   /* fixture() returns one static buffer */
+        CHECK(vc_mmproj_sniff(mp), "%s sniffs as an mmproj", files[i][0]);
+        test_path_opt(out, mp, files[i][1], VC_CHAT_LLAVA_MISTRAL);
+    }
+    unlink(out);
+    rmdir(dir);
+}
+
+/* First logits of reference case c (n_vocab floats, malloc'd), or NULL. */
+static float *case_logits(vc_model *m, json_t *c)
+{
+    json_t *files = json_object_get(c, "images");
+    int n_img = (int)json_array_size(files), ok = 0;
+    vc_image_embd images[4] = { 0 };
+    for (int i = 0; i < n_img && i < 4; i++) {
+        char rel[256];
+        snprintf(rel, sizeof rel, "images/%s", json_string_value(json_array_get(files, (size_t)i)));
+        ok += vc_model_encode_image(m, fixture(rel), &images[i]) == 0;
+    }
+    vc_chat_msg msg = { "user", json_string_value(json_object_get(c, "question")), n_img };
+    int32_t *ids = NULL;
+    size_t n = 0;
+    float *embd = NULL, *logits = malloc((size_t)m->llm.cfg.n_vocab * sizeof *logits);
+    vc_llm_truncate(&m->llm, 0);
+    bool done = logits && ok == n_img && vc_model_prompt_ids(m, &msg, 1, images, n_img, true, &ids, &n) == 0 &&
+                vc_model_prompt_embd(m, ids, n, images, n_img, &embd) == 0 &&
+                vc_llm_forward_embd(&m->llm, embd, (int)n, logits) == 0;
+    vc_llm_truncate(&m->llm, 0);
+    for (int i = 0; i < n_img && i < 4; i++)
+        vc_image_embd_free(&images[i]);
+    free(ids);
+    free(embd);
+    if (!done) {
+        free(logits);
+        return NULL;
+    }
+    return logits;
+}
+
+static float max_diff(const float *a, const float *b, int n, float *scale)
+{
+    float worst = 0;
+    *scale = 1;
+    for (int k = 0; k < n; k++) {
+        worst = fmaxf(worst, fabsf(a[k] - b[k]));
+        *scale = fmaxf(*scale, fabsf(a[k]));
+    }
+    return worst;
+}
+
+/* Matrices of type `type` in a set, and float matrices whose rows are whole
+ * blocks of it (what --quant re-encodes). */
+static void count_types(const vc_tensor_set *w, vc_dtype type, int *quantized, int *float_left)
+{
+    *quantized = *float_left = 0;
+    for (size_t i = 0; i < w->count; i++) {
+        const vc_tensor *t = &w->items[i];
+        bool is_float = t->type == VC_F32 || t->type == VC_F16 || t->type == VC_BF16;
+        *quantized += t->type == (int)type;
+        *float_left += is_float && t->n_dims == 2 && t->ne[0] % vc_dtype_block_elems(type) == 0;
+    }
+}
+
+/* --quant on a GGUF pair: the text GGUF's and the mmproj file's float
+ * matrices are re-encoded as the HF directory's (vision tower included) are,
+ * so the pair vlmchat convert writes (F32) and the HF directory, both opened
+ * with Q8_0, give the same first logits; unquantized, the pair is as far from
+ * them as Q8_0 rounding moves logits. */
+static void test_quant_pair(const char *name)
+{
+    char dir[] = "/tmp/vlmchat-quant-XXXXXX", out[512], mp[512], model_dir[512], rel[256];
+    if (!mkdtemp(dir))
+        return;
+    snprintf(model_dir, sizeof model_dir, "%.300s/%.100s", fixture("vision"), name);
+    snprintf(out, sizeof out, "%s/%s-f32.gguf", dir, name);
+    snprintf(mp, sizeof mp, "%s/mmproj-%s-f32.gguf", dir, name);
+    snprintf(rel, sizeof rel, "vision/%s/reference.json", name);
+    json_t *ref = json_load_file(fixture(rel), 0, NULL), *c = json_array_get(json_object_get(ref, "cases"), 0);
+    CHECK(c != NULL, "%s: a reference case", name);
+    int rc = c ? vc_convert_to_gguf(model_dir, out, VC_F32) : -1;
+    CHECK(rc == 0, "convert %s: %s", name, vc_error());
+    vc_model hf, pair, plain;
+    if (rc == 0 && vc_model_open(model_dir, &(vc_model_options){ .n_ctx = 512, .quant = VC_Q8_0 }, &hf) == 0) {
+        if (vc_model_open(out, &(vc_model_options){ .n_ctx = 512, .quant = VC_Q8_0 }, &pair) == 0) {
+            int q, left;
+            CHECK(pair.vision && pair.vision->owned_weights, "%s: the pair has its mmproj", name);
+            count_types(pair.vision->owned_weights, VC_Q8_0, &q, &left);
+            CHECK(q > 0 && left == 0, "%s --quant q8_0: mmproj matrices %d Q8_0, %d float left", name, q, left);
+            count_types(&pair.llm.weights, VC_Q8_0, &q, &left);
+            CHECK(q > 0 && left == 0, "%s --quant q8_0: text GGUF matrices %d Q8_0, %d float left", name, q, left);
+            float *a = case_logits(&hf, c), *b = case_logits(&pair, c), scale;
+            CHECK(a && b, "%s: logits: %s", name, vc_error());
+            float d = a && b ? max_diff(a, b, hf.llm.cfg.n_vocab, &scale) : 1e9f;
+            CHECK(d <= 1e-5f * scale, "%s --quant q8_0: pair and HF directory differ by %g (scale %g)", name, d, scale);
+            if (vc_model_open(out, &(vc_model_options){ .n_ctx = 512 }, &plain) == 0) {
+                float *p = case_logits(&plain, c);
+                d = a && p ? max_diff(a, p, hf.llm.cfg.n_vocab, &scale) : 0;
+                CHECK(d > 1e-3f * scale, "%s: Q8_0 moves the logits (by %g only)", name, d);
+                free(p);
+                vc_model_close(&plain);
+            }
+            free(a);
+            free(b);
+            vc_model_close(&pair);
+        } else {
+            CHECK(0, "%s pair --quant q8_0: %s", name, vc_error());
+        }
+        vc_model_close(&hf);
+    } else if (rc == 0) {
+        CHECK(0, "%s --quant q8_0: %s", name, vc_error());
+    }
+    json_decref(ref);
+    unlink(out);
+    unlink(mp);
+    rmdir(dir);
+}
+
+/* The memory budget counts the mmproj file's weights: the smallest budget the
+ * text GGUF opens in alone, plus exactly the mmproj's weight bytes, is the
+ * smallest the pair opens in. */
+static void test_budget_counts_mmproj(void)
+{
+    char dir[] = "/tmp/vlmchat-budget-XXXXXX", out[512], mp[512], moved[512], model_dir[512];
+    if (!mkdtemp(dir))
+        return;
+    snprintf(model_dir, sizeof model_dir, "%.300s/llava_next", fixture("vision"));
+    snprintf(out, sizeof out, "%s/llava-f32.gguf", dir);
+    snprintf(mp, sizeof mp, "%s/mmproj-llava-f32.gguf", dir);
+    snprintf(moved, sizeof moved, "%s/vision-half.gguf", dir);   /* not paired automatically */
+    int rc = vc_convert_to_gguf(model_dir, out, VC_F32);
+    CHECK(rc == 0 && rename(mp, moved) == 0, "convert llava_next: %s", vc_error());
+    vc_model m;
+    size_t proj = 0;
+    if (rc == 0 && vc_model_open(out, &(vc_model_options){ .n_ctx = 512, .mmproj = moved }, &m) == 0) {
+        proj = vc_tensors_bytes(m.vision->owned_weights);
+        CHECK(proj > 0 && vc_model_weight_bytes(&m) == vc_tensors_bytes(&m.llm.weights) + proj,
+              "weight bytes count the mmproj's %zu", proj);
+        vc_model_close(&m);
+    }
+    CHECK(proj > 0, "pair opens: %s", vc_error());
+    /* the smallest budget the text model alone opens in (64 positions of KV cache at least) */
+    size_t lo = 1, hi = (size_t)1 << 30;
+    while (proj && lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (vc_model_open(out, &(vc_model_options){ .n_ctx = 512, .mem_limit = mid }, &m) == 0) {
+            vc_model_close(&m);
+            hi = mid;
+        } else {
+            lo = mid + 1;
+        }
+    }
+    if (proj) {
+        CHECK(vc_model_open(out, &(vc_model_options){ .n_ctx = 512, .mem_limit = lo - 1 }, &m) != 0 &&
+              vc_error_code() == VC_EXIT_NOMEM, "text alone fails below %zu bytes, for memory", lo);
+        rc = vc_model_open(out, &(vc_model_options){ .n_ctx = 512, .mem_limit = lo + proj - 1, .mmproj = moved }, &m);
+        CHECK(rc != 0 && vc_error_code() == VC_EXIT_NOMEM, "pair fails with %zu - 1 bytes (text %zu + mmproj %zu)",
+              lo + proj, lo, proj);
+        if (rc == 0)
+            vc_model_close(&m);
+        rc = vc_model_open(out, &(vc_model_options){ .n_ctx = 512, .mem_limit = lo + proj, .mmproj = moved }, &m);
+        CHECK(rc == 0, "pair opens with %zu bytes (text %zu + mmproj %zu): %s", lo + proj, lo, proj, vc_error());
+        if (rc == 0)
+            vc_model_close(&m);
+    }
+    unlink(out);
+    unlink(moved);
+    rmdir(dir);
+}
+
 static void test_family(const char *name, vc_chat_format format, bool int8)
 {
     char rel[256];
@@ -385,6 +583,10 @@ int main(void)
     test_converted("idefics3", VC_CHAT_IDEFICS3);
     test_converted("llava_next", VC_CHAT_LLAVA_MISTRAL);
     test_legacy_llava();
+    test_llamacpp_llava();
+    test_quant_pair("llava_next");
+    test_quant_pair("smolvlm");
+    test_budget_counts_mmproj();
     test_token_counts();
     return harness_finish("test_vision");
 }

@@ -15,25 +15,29 @@ machine has them). Runs the converters in this one process (runpy) and writes OU
       CLIP vision config.json like cmp-nct's config_vit.json, convert_image_encoder_to_gguf.py
       --clip-model-is-vision: mmproj-f32.gguf (--use-f32), mmproj-f16.gguf (default), mmproj-fl.gguf (--use-f32,
       the config carrying vision_feature_layer -2, so the file has clip.vision.feature_layer); the text model
-      through convert_hf_to_gguf.py with text_config.architectures = ["MistralForCausalLM"].
+      through convert_hf_to_gguf.py with text_config.architectures = ["MistralForCausalLM"] (step llava_text).
       The legacy converter always stores the patch embedding and the projector matrices in F16, so a
       transformers reference is also recorded on exactly those weights (reference_f32file.*), and one with
       every 2-D vision matrix rounded as the default F16 file stores it (reference_f16file.*).
 
-Two shims, both in this process: transformers 5's CLIPVisionModel is the tower itself, while the legacy
-encoder script wants transformers 4's (the tower under .vision_model), so the script gets a wrapper of that
-shape whose weights are checked equal to llava.clip's; and the tiny tokenizers' pre-tokenizer hashes are not in
-get_vocab_base_pre's table, so an unknown hash returns the name the real model's tokenizer gets
-("smollm" for SmolVLM); known hashes are untouched. Nothing else in the converters is changed.
-Status (transformers 5.17 on the device): smolvlm, idefics3 and llava_references ran and are committed
-(tests/fixtures/vision/{smolvlm,idefics3}_gguf, tests/fixtures/vision/llava_next_f16proj). The legacy encoder
-script failed both times at `model.vision_model` (transformers 5's CLIPVisionModel has none); in the second run
-the wrapper above never ran (its from_pretrained printed nothing), so the script still got transformers' own
-class - why is not established. No llama.cpp-made LLaVA mmproj exists yet; test_vision rebuilds the legacy
-layout from a vlmchat-written file instead. The LLaVA text GGUF this script makes is not token-exact for the
-tiny fixture tokenizer (llama.cpp's LlamaHfVocab turns a BPE tokenizer.json into SentencePiece scores; " picture"
-splits differently from HF), so it is not committed either.
-Extra arguments name the steps to run (smolvlm idefics3 llava_next llava_references); default all.
+Two shims, both in this process. transformers 5's CLIPVisionModel is the tower itself (its state dict has
+embeddings.*, encoder.*, no .vision_model), while the legacy encoder script reads transformers 4's shape
+(model.vision_model.encoder.layers, state-dict keys vision_model.*): CLIPVisionModel.from_pretrained is replaced
+on the class object (an earlier version rebound the name transformers.CLIPVisionModel; in that run the script
+still got transformers' plain model, cause not established) by one that loads transformers' model and hands over a module holding it under .vision_model,
+after checking that its state dict is llava.clip's tensors, same names and values (else, fallback, those tensors
+as a module tree; the log says which one ran). And the tiny tokenizers' pre-tokenizer hashes are not in
+get_vocab_base_pre's table, so an unknown hash returns the name the real model's tokenizer gets ("smollm" for
+SmolVLM); known hashes are untouched. Nothing else in the converters is changed.
+Status (transformers 5.17 on the device): all steps ran and are committed: tests/fixtures/vision/{smolvlm,
+idefics3}_gguf; llava_next: tests/fixtures/vision/llava_next_mmproj/mmproj-model-{f32,f16,f32-feature-layer}.gguf
+(the shim's transformers path: "CLIPVisionModel under .vision_model"), references llava_next_f16proj
+(reference_f32file, byte-identical on a rerun) and llava_next_f16tower (reference_f16file). The LLaVA text GGUF
+(step llava_text, not run by default) is not token-exact for the tiny fixture tokenizer (llama.cpp's
+LlamaHfVocab turns a BPE tokenizer.json into SentencePiece scores; " picture" splits differently from HF), so
+test_vision pairs the llama.cpp mmproj files with the text GGUF vlmchat writes.
+Extra arguments name the steps to run (smolvlm idefics3 llava_next llava_references llava_text); default all but
+llava_text.
 """
 import json
 import os
@@ -118,41 +122,78 @@ def smolvlm(name):
     run(f"{name} text", CONVERT, [d, "--outtype", "f32", "--outfile", os.path.join(o, "text.gguf")])
 
 
-def legacy_clip_vision_model():
-    import transformers
-    base = transformers.CLIPVisionModel
+def module_tree(sd):
+    """A module tree holding sd under its dotted names (a ModuleList where the next part is an index): the shape
+    the legacy script reads (state_dict() and vision_model.encoder.layers), nothing else."""
+    root = torch.nn.Module()
+    for name, t in sd.items():
+        parts = name.split(".")
+        m = root
+        for i, p in enumerate(parts[:-1]):
+            if isinstance(m, torch.nn.ModuleList):
+                while len(m) <= int(p):
+                    m.append(torch.nn.Module())
+                m = m[int(p)]
+            else:
+                if p not in m._modules:
+                    m.add_module(p, torch.nn.ModuleList() if parts[i + 1].isdigit() else torch.nn.Module())
+                m = m._modules[p]
+        if t.is_floating_point():
+            m.register_parameter(parts[-1], torch.nn.Parameter(t.clone(), requires_grad=False))
+        else:
+            m.register_buffer(parts[-1], t.clone())
+    return root
 
-    class CLIPVisionModel4(torch.nn.Module):
+
+def legacy_clip_vision_model():
+    """The legacy encoder script does CLIPVisionModel.from_pretrained(vit) and then reads model.vision_model and
+    model.state_dict() (transformers 4's shape: the tower under .vision_model, keys vision_model.*). The patch is
+    on the class object itself (its from_pretrained), so it holds however the script's `from transformers import
+    CLIPVisionModel` resolves; the model it returns has that shape and is checked to hold exactly llava.clip's
+    tensors (same names, same values) before the script sees it."""
+    from transformers.models.clip import modeling_clip
+    cls = modeling_clip.CLIPVisionModel
+    orig = cls.from_pretrained  # bound classmethod
+
+    class Legacy(torch.nn.Module):
         def __init__(self, inner):
             super().__init__()
             self.vision_model = inner
 
-        @classmethod
-        def from_pretrained(cls, d, **kw):
-            inner = base.from_pretrained(d, **kw)
-            if hasattr(inner, "vision_model"):
-                return inner
-            want = torch.load(os.path.join(d, "pytorch_model.bin"))
-            m = cls(inner)
-            got = m.state_dict()
-            missing = sorted(set(want) - set(got))
-            if missing:
-                print("wrapper keys differ; trying CLIPVisionTransformer. missing:", missing[:5], "got:",
-                      sorted(got)[:5], flush=True)
-                from transformers.models.clip.modeling_clip import CLIPVisionTransformer
-                inner = CLIPVisionTransformer(inner.config)
-                inner.load_state_dict({k[len("vision_model."):]: v for k, v in want.items()}, strict=False)
-                m = cls(inner)
-                got = m.state_dict()
-                missing = sorted(set(want) - set(got))
-            bad = [k for k in want if k in got and not torch.equal(want[k].float(), got[k].float())]
-            print("legacy CLIPVisionModel wrapper: keys", len(got), "extra", sorted(set(got) - set(want)),
-                  "missing", missing, "differing", bad, flush=True)
-            if missing or bad:
-                raise RuntimeError("the wrapped CLIP tower does not hold llava.clip's weights")
-            return m.eval()
+    def check(model, want, how):
+        got = model.state_dict()
+        missing = sorted(k for k in set(want) - set(got) if not k.endswith("position_ids"))
+        extra = sorted(k for k in set(got) - set(want) if not k.endswith("position_ids"))
+        bad = [k for k in want if k in got and not k.endswith("position_ids") and
+               not (want[k].shape == got[k].shape and torch.equal(want[k].float(), got[k].float()))]
+        print(f"legacy shim [{how}]: {len(got)} tensors, missing {missing[:4]}, extra {extra[:4]}, "
+              f"differing {bad[:4]}", flush=True)
+        return not (missing or extra or bad)
 
-    transformers.CLIPVisionModel = CLIPVisionModel4
+    def from_pretrained(d, *a, **kw):
+        print("legacy shim: CLIPVisionModel.from_pretrained", d, flush=True)
+        want = torch.load(os.path.join(d, "pytorch_model.bin"), map_location="cpu")
+        try:
+            inner = orig(d, *a, **kw)
+        except Exception:
+            traceback.print_exc()
+            inner = None
+        if inner is not None:
+            inner.eval()
+            if "vision_model" in inner._modules and check(inner, want, "transformers' own, has .vision_model"):
+                return inner
+            m = Legacy(inner.vision_model if "vision_model" in inner._modules else inner).eval()
+            if check(m, want, f"{type(inner).__name__} under .vision_model"):
+                return m
+        m = module_tree(want).eval()
+        if not check(m, want, "llava.clip's tensors as a module tree"):
+            raise RuntimeError("legacy shim: no model holding llava.clip's tensors")
+        return m
+
+    cls.from_pretrained = staticmethod(from_pretrained)
+    import transformers
+    print("legacy shim installed on", cls.__module__, cls.__qualname__, "transformers", transformers.__version__,
+          "same class via transformers:", transformers.CLIPVisionModel is cls, flush=True)
 
 
 def llava_next():
@@ -188,7 +229,13 @@ def llava_next():
         for f in os.listdir(vit):
             if f.endswith(".gguf"):
                 shutil.copy(os.path.join(vit, f), os.path.join(o, f"mmproj-{variant}.gguf"))
+
+
+def llava_text():
+    """The LLaVA text half through convert_hf_to_gguf.py (not token-exact for the tiny tokenizer: see above)."""
     td = os.path.join(W, "llava_text")
+    o = os.path.join(OUT, "llava_next")
+    os.makedirs(o, exist_ok=True)
     copy_fixture("llava_next", td)
     set_text_arch(td, "MistralForCausalLM")
     PRE["name"] = "llama-bpe"
@@ -245,8 +292,8 @@ def llava_references():
 if __name__ == "__main__":
     os.makedirs(OUT, exist_ok=True)
     steps = {"smolvlm": lambda: smolvlm("smolvlm"), "idefics3": lambda: smolvlm("idefics3"),
-             "llava_next": llava_next, "llava_references": llava_references}
-    for step in [steps[a] for a in sys.argv[3:]] or steps.values():
+             "llava_next": llava_next, "llava_references": llava_references, "llava_text": llava_text}
+    for step in [steps[a] for a in sys.argv[3:]] or [v for k, v in steps.items() if k != "llava_text"]:
         try:
             step()
         except Exception:

@@ -20,7 +20,8 @@
 typedef struct {
     int n_ctx;                 /* 0: min(max_position_embeddings, 4096) */
     const char *template_name; /* NULL: detect from the model's template */
-    int quant;                 /* a vc_dtype to quantize float matrices to at load; 0 (f32): keep */
+    int quant;                 /* a vc_dtype to quantize float matrices to at load (an HF directory's, a GGUF
+                                  file's and its mmproj file's); 0 (f32): keep */
     size_t mem_limit;          /* memory budget in bytes; 0: the cgroup limit, else available memory */
     const char *mmproj;        /* a GGUF text model's vision half (llama.cpp mmproj file); NULL: the one
                                   "*mmproj*.gguf" beside it, if there is exactly one */
@@ -43,6 +44,9 @@ typedef struct {
 
 int vc_model_open(const char *path, const vc_model_options *opt, vc_model *m);
 void vc_model_close(vc_model *m);
+/* Bytes of the weights the model holds: the decoder's (an HF model's vision
+ * tower among them) and an mmproj file's; what the memory budget counts. */
+size_t vc_model_weight_bytes(const vc_model *m);
 /* True if id ends generation (eos of config, generation config, tokenizer or turn). */
 bool vc_model_is_eos(const vc_model *m, int32_t id);
 

@@ -239,12 +239,18 @@ static int open_hf(const char *dir, int quant, vc_model *m)
     return rc;
 }
 
-/* The image side of a GGUF text model from an mmproj file. */
-static int open_mmproj(const char *file, vc_model *m)
+/* The image side of a GGUF text model from an mmproj file; quant > 0: its
+ * float matrices re-encoded as an HF model's vision tower is (--quant). */
+static int open_mmproj(const char *file, int quant, vc_model *m)
 {
     vc_mmproj mp;
     if (vc_mmproj_open(file, m->llm.cfg.dim, &mp) != 0)
         return -1;
+    if (quant > 0 && vc_tensors_quantize(mp.weights, (vc_dtype)quant) != 0) {
+        vc_fail_ctx("%s", file);
+        vc_mmproj_free(&mp);
+        return -1;
+    }
     vc_tensor_set *w = mp.weights;
     mp.weights = NULL;
     int rc = vc_vision_load_owned(file, mp.config, mp.processor, mp.processor_root, w, m->tok, m->llm.cfg.dim,
@@ -256,20 +262,22 @@ static int open_mmproj(const char *file, vc_model *m)
 }
 
 /* --mmproj, else the one mmproj file beside the text GGUF. */
-static int pair_mmproj(const char *file, const char *given, vc_model *m)
+static int pair_mmproj(const char *file, const char *given, int quant, vc_model *m)
 {
     if (given)
-        return open_mmproj(given, m);
+        return open_mmproj(given, quant, m);
     bool ambiguous;
     char *found = vc_mmproj_find_beside(file, &ambiguous);
     if (ambiguous)
         return -1;
-    int rc = found ? open_mmproj(found, m) : 0;
+    int rc = found ? open_mmproj(found, quant, m) : 0;
     free(found);
     return rc;
 }
 
-static int open_gguf(const char *file, vc_model *m)
+/* quant > 0: the file's float matrices re-encoded at load, as an HF model's
+ * are (quantized ones stay as stored). */
+static int open_gguf(const char *file, int quant, vc_model *m)
 {
     if (vc_mmproj_sniff(file))
         return vc_fail_code(VC_EXIT_MODEL, "%s is an mmproj file (a model's vision half): open the text GGUF and "
@@ -286,6 +294,8 @@ static int open_gguf(const char *file, vc_model *m)
         rc = vc_chat_init(&m->chat, m->chat_template, bos >= 0 ? vc_tokenizer_piece(m->tok, bos) : "",
                           eos >= 0 ? vc_tokenizer_piece(m->tok, eos) : "");
     }
+    if (rc == 0 && quant > 0)
+        rc = vc_tensors_quantize(&g.tensors, (vc_dtype)quant);
     /* the weights (and the mapping the metadata points into) move to the model */
     if (rc == 0)
         rc = vc_llm_bind(&m->llm, &g.tensors, &VC_LLM_NAMES_GGUF);
@@ -327,19 +337,29 @@ static void add_turn_end(vc_model *m)
     vc_llm_config_add_eos(&m->llm.cfg, vc_tokenizer_eos(m->tok));
 }
 
+size_t vc_model_weight_bytes(const vc_model *m)
+{
+    size_t n = vc_tensors_bytes(&m->llm.weights);
+    if (m->vision && m->vision->owned_weights)
+        n += vc_tensors_bytes(m->vision->owned_weights);
+    return n;
+}
+
 /* Sizes the context to the memory budget: weights (mapped, but they become
- * resident), the KV cache and scratch must fit. A context that does not fit
- * is made smaller, down to 64 tokens; below that the model cannot run. */
+ * resident; an mmproj file's too), the KV cache and scratch must fit. A
+ * context that does not fit is made smaller, down to 64 tokens; below that
+ * the model cannot run. */
 static int fit_context(vc_model *m, const char *path, const vc_model_options *opt, int *n_ctx)
 {
+    size_t weights = vc_model_weight_bytes(m);
     size_t budget = opt && opt->mem_limit ? opt->mem_limit : vc_mem_cgroup_limit();
     if (!budget)
         budget = vc_mem_available();
     /* under ulimit -v the weights are already mapped: what is left of the
      * address space, plus the weights, is what the model can have */
     size_t as_left = vc_mem_address_space_left();
-    if (as_left && as_left + vc_tensors_bytes(&m->llm.weights) < budget)
-        budget = as_left + vc_tensors_bytes(&m->llm.weights);
+    if (as_left && as_left + weights < budget)
+        budget = as_left + weights;
     m->budget = budget;
     if (!budget)
         return 0;
@@ -347,7 +367,6 @@ static int fit_context(vc_model *m, const char *path, const vc_model_options *op
     size_t per_pos = 2 * (size_t)c->n_layers * c->n_kv_heads * c->head_dim * sizeof(float);
     if (c->rope == VC_ROPE_LONGROPE)
         per_pos += (size_t)c->dim * sizeof(float);
-    size_t weights = vc_tensors_bytes(&m->llm.weights);
     size_t scratch = ((size_t)2 << 20) + (size_t)256 * (4 * (size_t)c->dim + 2 * (size_t)c->ffn_dim) * sizeof(float);
     size_t fixed = weights + scratch;
     if (fixed + per_pos * 64 > budget)
@@ -377,9 +396,9 @@ int vc_model_open(const char *path, const vc_model_options *opt, vc_model *m)
     else if (is_dir(path))
         rc = open_hf(path, opt ? opt->quant : 0, m);
     else if (is_file(path) && vc_gguf_sniff(path)) {
-        rc = open_gguf(path, m);
+        rc = open_gguf(path, opt ? opt->quant : 0, m);
         if (rc == 0)
-            rc = pair_mmproj(path, opt ? opt->mmproj : NULL, m);
+            rc = pair_mmproj(path, opt ? opt->mmproj : NULL, opt ? opt->quant : 0, m);
     }
     else if (is_file(path))
         rc = vc_fail_code(VC_EXIT_MODEL, "%s: not a GGUF file or a model directory", path);
