@@ -117,7 +117,7 @@ int vc_skill_regions(vc_model *m, int prefix, const char *task, const char *obje
     int32_t next = rc == 0 ? argmax(L.logits, V) : -1;
     while (rc == 0 && next != m->vision->eos_id && count < max_objects) {
         vc_region r = { .box = det };
-        float x, y, w = 0, h = 0;
+        float x = 0, y = 0, w = 0, h = 0;
         rc = f->coord_decode(st, L.hidden, &x);
         if (rc == 0 && (rc = f->coord_encode(st, x, L.row)) == 0 && (rc = step(&L)) == 0)
             rc = f->coord_decode(st, L.hidden, &y);
