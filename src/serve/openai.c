@@ -9,6 +9,7 @@
 #include "core/base64.h"
 #include "core/buf.h"
 #include "core/common.h"
+#include "core/json.h"
 
 static int bad(const char *fmt, const char *field)
 {
@@ -155,34 +156,28 @@ static int parse_messages(json_t *messages, vc_api_request *req)
 
 /* ---- parameters ---- */
 
+/* Request fields through core/json's checks, in the API's words (a wrong
+ * kind is "must be a number", a value outside the range "must be in"). */
 static int get_number(json_t *root, const char *key, double lo, double hi, bool *has, double *out)
 {
-    json_t *v = json_object_get(root, key);
-    if (!v || json_is_null(v))
-        return 0;
-    if (!json_is_number(v))
-        return bad("%s must be a number", key);
-    double d = json_number_value(v);
-    if (!isfinite(d) || d < lo || d > hi)
-        return vc_fail_code(VC_EXIT_INPUT, "%s must be in %g..%g", key, lo, hi);
-    *has = true;
-    *out = d;
-    return 0;
+    switch (vc_json_check_num(json_object_get(root, key), lo, hi, out)) {
+    case VC_JSON_ABSENT: return 0;
+    case VC_JSON_OK: *has = true; return 0;
+    case VC_JSON_KIND: return bad("%s must be a number", key);
+    default: return vc_fail_code(VC_EXIT_INPUT, "%s must be in %g..%g", key, lo, hi);
+    }
 }
 
+/* Strict: 2.0 is not an integer here. */
 static int get_integer(json_t *root, const char *key, long long lo, long long hi, bool *has, long long *out)
 {
-    json_t *v = json_object_get(root, key);
-    if (!v || json_is_null(v))
-        return 0;
-    if (!json_is_integer(v))
-        return bad("%s must be an integer", key);
-    long long x = json_integer_value(v);
-    if (x < lo || x > hi)
-        return vc_fail_code(VC_EXIT_INPUT, "%s must be in %lld..%lld", key, lo, hi);
-    *has = true;
-    *out = x;
-    return 0;
+    int64_t x;
+    switch (vc_json_check_int(json_object_get(root, key), lo, hi, true, &x)) {
+    case VC_JSON_ABSENT: return 0;
+    case VC_JSON_OK: *has = true; *out = x; return 0;
+    case VC_JSON_KIND: return bad("%s must be an integer", key);
+    default: return vc_fail_code(VC_EXIT_INPUT, "%s must be in %lld..%lld", key, lo, hi);
+    }
 }
 
 static int parse_stop(json_t *stop, vc_api_request *req)
