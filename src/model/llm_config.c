@@ -96,7 +96,10 @@ static int parse_rope_hf(json_t *cfg, const char *origin, vc_llm_config *c)
         rp = NULL;
     bool bad = false;
     c->rope_theta = vc_json_num_or(rp, "rope_theta", vc_json_num_or(cfg, "rope_theta", 10000.0, &bad), &bad);
-    double partial = vc_json_num_or(rp, "partial_rotary_factor", vc_json_num_or(cfg, "partial_rotary_factor", 1.0, &bad), &bad);
+    double partial;   /* a fraction of head_dim (past 1, head_dim * partial could pass INT_MAX) */
+    if (vc_json_get_num(cfg, "partial_rotary_factor", 0, 1, 1.0, &partial) != 0 ||
+        vc_json_get_num(rp, "partial_rotary_factor", 0, 1, partial, &partial) != 0)
+        return vc_fail_ctx("%s", origin);
     if (bad)
         return vc_fail_ctx("%s", origin);
     const char *type = rp ? json_string_value(json_object_get(rp, "rope_type")) : NULL;
