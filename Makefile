@@ -78,7 +78,7 @@ fuzz:
 fuzz-targets: $(FUZZ_BIN)
 
 $(BUILD)/fuzz_%: tests/fuzz/fuzz_%.c $(BUILD)/libvlmchat.a
-	$(CC) $(CFLAGS) -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined $< $(BUILD)/libvlmchat.a -o $@ $(LDLIBS)
+	$(CC) $(CFLAGS) -fsanitize=fuzzer,address,undefined $< $(BUILD)/libvlmchat.a -o $@ $(LDLIBS)
 
 fuzz-smoke: fuzz
 	BUILD=build-fuzz bash tests/fuzz/run.sh 15

@@ -1,5 +1,6 @@
 /* test_json.c - core/json.h: the one set of rules for reading fields. */
 #include <limits.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "core/common.h"
@@ -76,9 +77,68 @@ static void test_numbers_strings_flags(void)
     json_decref(o);
 }
 
+/* The list readers: arrays, a lone number as one, absent as none, and the
+ * element named in the message. */
+static void test_lists(void)
+{
+    json_t *o = doc("{\"ids\": [1, 2.0, 3], \"one\": 7, \"bad\": [1, \"x\"], \"far\": [1, 5000000000],"
+                    " \"mean\": [0.5, 0.25, 0.125], \"neg\": [1, -0.5], \"n\": null}");
+    int ids[4] = { 0 };
+    float f[3] = { 0 };
+    size_t n = 99;
+    CHECK(vc_json_int_list(json_object_get(o, "ids"), "ids", 0, 10, ids, 4, &n) == 0 && n == 3 && ids[0] == 1 &&
+              ids[1] == 2 && ids[2] == 3,
+          "an int list, a whole real in it: n=%zu", n);
+    CHECK(vc_json_int_list(json_object_get(o, "one"), "one", 0, 10, ids, 4, &n) == 0 && n == 1 && ids[0] == 7,
+          "a lone integer is a list of one");
+    CHECK(vc_json_int_list(json_object_get(o, "missing"), "missing", 0, 10, ids, 4, &n) == 0 && n == 0, "absent: none");
+    CHECK(vc_json_int_list(json_object_get(o, "n"), "n", 0, 10, ids, 4, &n) == 0 && n == 0, "null: none");
+    CHECK(vc_json_int_list(json_object_get(o, "ids"), "ids", 0, 10, ids, 2, &n) == -1 && n == 0 &&
+              strstr(vc_error(), "ids must list at most 2 integers, not 3"),
+          "too long: %s", vc_error());
+    CHECK(vc_json_int_list(json_object_get(o, "bad"), "bad", 0, 10, ids, 4, &n) == -1 &&
+              strstr(vc_error(), "bad[1] must be an integer in 0..10, not \"x\"") && vc_error_code() == VC_EXIT_MODEL,
+          "a bad element is named: %s", vc_error());
+    CHECK(vc_json_int_list(json_object_get(o, "far"), "far", INT_MIN, INT_MAX, ids, 4, &n) == -1 &&
+              strstr(vc_error(), "far[1] must be an integer"),
+          "past INT_MAX: %s", vc_error());
+    CHECK(vc_json_float_list(json_object_get(o, "mean"), "mean", 0, 1, f, 3, &n) == 0 && n == 3 && f[0] == 0.5f &&
+              f[2] == 0.125f,
+          "a float list");
+    CHECK(vc_json_float_list(json_object_get(o, "neg"), "neg", 0, 1, f, 3, &n) == -1 &&
+              strstr(vc_error(), "neg[1] must be a number in 0..1, not -0.5"),
+          "a float out of range: %s", vc_error());
+    json_decref(o);
+}
+
+/* The checks beneath, on values: absent, kind, range; strict integers. */
+static void test_checks(void)
+{
+    json_t *o = doc("{\"i\": 5, \"whole\": 5.0, \"half\": 5.5, \"s\": \"5\", \"huge\": 1e300, \"n\": null}");
+    int64_t x = 42;
+    double d = 42;
+    CHECK(vc_json_check_int(json_object_get(o, "i"), 0, 9, true, &x) == VC_JSON_OK && x == 5, "an integer");
+    CHECK(vc_json_check_int(json_object_get(o, "whole"), 0, 9, true, &x) == VC_JSON_KIND, "strict: 5.0 is no integer");
+    CHECK(vc_json_check_int(json_object_get(o, "whole"), 0, 9, false, &x) == VC_JSON_OK && x == 5, "else it is 5");
+    CHECK(vc_json_check_int(json_object_get(o, "half"), 0, 9, false, &x) == VC_JSON_KIND, "5.5 is no integer");
+    CHECK(vc_json_check_int(json_object_get(o, "huge"), INT64_MIN, INT64_MAX, false, &x) == VC_JSON_RANGE,
+          "1e300 is past int64");
+    CHECK(vc_json_check_int(json_object_get(o, "i"), 6, 9, true, &x) == VC_JSON_RANGE, "out of range");
+    CHECK(vc_json_check_int(json_object_get(o, "s"), 0, 9, false, &x) == VC_JSON_KIND, "a string");
+    CHECK(vc_json_check_int(json_object_get(o, "n"), 0, 9, false, &x) == VC_JSON_ABSENT &&
+              vc_json_check_int(NULL, 0, 9, false, &x) == VC_JSON_ABSENT && x == 5,
+          "null and missing are absent, *out untouched");
+    CHECK(vc_json_check_num(json_object_get(o, "half"), 0, 9, &d) == VC_JSON_OK && d == 5.5, "a number");
+    CHECK(vc_json_check_num(json_object_get(o, "huge"), 0, 9, &d) == VC_JSON_RANGE, "a number out of range");
+    CHECK(vc_json_check_num(json_object_get(o, "s"), 0, 9, &d) == VC_JSON_KIND, "a string is no number");
+    json_decref(o);
+}
+
 int main(void)
 {
     test_ints();
     test_numbers_strings_flags();
+    test_lists();
+    test_checks();
     return harness_finish("test_json");
 }

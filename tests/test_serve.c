@@ -87,7 +87,13 @@ static void test_parse_errors(void)
     bad("{\"messages\":[]}", "messages");
     bad("{\"messages\":\"hi\"}", "messages");
     bad("{\"messages\":[{\"content\":\"hi\"}]}", "role");
-    bad("{\"messages\":[{\"role\":\"tool\",\"content\":\"hi\"}]}", "unsupported role");
+    bad("{\"messages\":[{\"role\":\"robot\",\"content\":\"hi\"}]}", "unsupported role");
+    bad("{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"tools\":{}}", "tools must be an array");
+    bad("{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"tools\":[1]}", "tools[] must be objects");
+    bad("{\"messages\":[{\"role\":\"assistant\",\"content\":null,\"tool_calls\":{}},"
+        "{\"role\":\"user\",\"content\":\"hi\"}]}", "messages[].tool_calls must be an array");
+    bad("{\"messages\":[{\"role\":\"tool\",\"content\":\"5\",\"tool_call_id\":7}]}",
+        "messages[].tool_call_id must be a string");
     bad("{\"messages\":[{\"role\":\"user\",\"content\":5}]}", "content");
     bad("{\"messages\":[{\"role\":\"user\",\"content\":\"a\\u0000b\"}]}", "NUL");
     bad("{\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"audio\"}]}]}", "unsupported part type");

@@ -7,6 +7,7 @@
 
 #include "core/common.h"
 #include "harness.h"
+#include "model/conversation.h"
 #include "model/session.h"
 
 typedef struct {
@@ -132,6 +133,22 @@ static void test_cache(fixture_t *f)
     f->s.cache_budget = VC_SESSION_CACHE_BYTES;
 }
 
+/* Images restored by /load are sent ones: not pinned, so memory pressure
+ * may drop them (they are encoded again from their files when needed). */
+static void test_load_unpins(fixture_t *f)
+{
+    vc_conversation c;
+    vc_conv_init(&c, f->m);
+    const char *doc = "{\"turns\": [{\"role\": \"user\", \"content\": \"<image>What is this?\", "
+                      "\"images\": [\"examples/scene1.png\"]}, {\"role\": \"assistant\", \"content\": \"A scene.\"}]}";
+    CHECK(vc_conv_load_json(&c, doc, strlen(doc), "test") == 0, "load: %s", vc_error());
+    CHECK(c.session.n_cache == 1 && c.n_images == 1 && vc_conv_pending(&c) == 0, "one image, sent");
+    c.session.mem_budget = 1;   /* any process is above 90% of one byte */
+    CHECK(vc_session_check_pressure(&c.session) && c.session.n_cache == 0, "a loaded image is dropped under pressure");
+    c.session.mem_budget = 0;
+    vc_conv_free(&c);
+}
+
 static int events_seen;
 static void count_event(void *ctx, const char *text)
 {
@@ -168,6 +185,7 @@ int main(void)
     test_text_only(&f);
     test_cache(&f);
     test_events(&f);
+    test_load_unpins(&f);
     vc_session_free(&f.s);
     for (int i = 0; i < 2; i++)
         vc_image_free(&f.px[i]);

@@ -14,7 +14,12 @@ struct json_t;
 int vc_llm_config_from_hf(struct json_t *cfg, const char *origin, vc_llm_config *out);
 /* Reads general.architecture and the {arch}.* keys of a GGUF file. */
 int vc_llm_config_from_gguf(const vc_gguf *g, vc_llm_config *out);
-/* Adds an end-of-sequence id if not present. */
+/* Adds an end-of-sequence id if not present (negative ids and those past
+ * VC_MAX_EOS are left out). */
 void vc_llm_config_add_eos(vc_llm_config *c, int32_t id);
+/* Adds the ids of an eos_token_id value (an integer or a list of them, as
+ * config.json and generation_config.json give it; NULL: none). Fails (-1,
+ * VC_EXIT_MODEL) for a value of another kind. */
+int vc_llm_config_eos_from_json(vc_llm_config *c, struct json_t *v);
 
 #endif

@@ -19,6 +19,12 @@ int vc_model_encode_pixels(const vc_model *m, const vc_image *img, vc_image_embd
  * messages, in order; their count must match the messages' n_images. */
 int vc_model_prompt_ids(const vc_model *m, const vc_chat_msg *msgs, size_t n, const vc_image_embd *images,
                         int n_images, bool add_generation_prompt, int32_t **ids, size_t *n_ids);
+/* The same with per-message fields and tool schemas for the chat template
+ * (vc_chat_render_tools; NULL: none). */
+int vc_model_prompt_ids_tools(const vc_model *m, const vc_chat_msg *msgs, size_t n, json_t *const *fields,
+                              const json_t *tools,
+                              const vc_image_embd *images, int n_images, bool add_generation_prompt, int32_t **ids,
+                              size_t *n_ids);
 /* Token ids of a raw prompt (no chat template; the tokenizer's special
  * tokens are added) with n_images images. Where the text holds the model's
  * own placeholders (e.g. "<image>"), the images go there, in order, and their

@@ -17,10 +17,14 @@
 #define VC_API_MAX_STOP 4
 #define VC_API_MAX_IMAGES 16
 
+struct json_t;
+
 typedef struct {
-    char *role;            /* "system", "user" or "assistant" */
+    char *role;            /* "system", "user", "assistant" or "tool" */
     char *content;         /* its text parts, joined by newlines */
     int n_images;          /* image parts, taken from the request's images in order */
+    struct json_t *fields; /* tool_calls (an assistant's), tool_call_id and name (a tool's) as given, for the
+                            * chat template; NULL: none */
 } vc_api_message;
 
 typedef struct {
@@ -31,6 +35,7 @@ typedef struct {
 
 typedef struct {
     char *model;
+    struct json_t *tools;  /* the "tools" array as given (function schemas for the chat template); NULL: none */
     vc_api_message *msgs;
     size_t n_msgs;
     vc_api_image images[VC_API_MAX_IMAGES];

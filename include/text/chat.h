@@ -28,7 +28,7 @@ typedef enum {
 } vc_chat_format;
 
 typedef struct {
-    const char *role;      /* "system", "user" or "assistant" */
+    const char *role;      /* "system", "user", "assistant" or "tool" */
     const char *content;
     int n_images;          /* images attached to this message, placed before its text */
 } vc_chat_msg;
@@ -66,6 +66,13 @@ int vc_chat_set_image_text(vc_chat *chat, const char *text);
  * assistant header. With a template, each message's images come before its
  * text as {"type": "image"} parts. Returns a malloc'd string or NULL. */
 char *vc_chat_render(const vc_chat *chat, const vc_chat_msg *msgs, size_t n, bool add_generation_prompt);
+/* The same with the tool schemas (NULL: none) passed to the template as
+ * `tools`, as vc_chat_render_json passes them, and for message i the fields
+ * of the object fields[i] (tool_calls, tool_call_id, name; fields or
+ * fields[i] NULL: none) beside its role and content. The built-in formats
+ * render the text only. */
+char *vc_chat_render_tools(const vc_chat *chat, const vc_chat_msg *msgs, size_t n, json_t *const *fields,
+                           const json_t *tools, bool add_generation_prompt);
 /* Renders an OpenAI-style messages array (content a string or a list of
  * {"type": "text", "text"} / {"type": "image"} parts; other fields such as
  * tool_calls pass through) with the tool schemas (NULL: none). Without a

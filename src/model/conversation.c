@@ -206,6 +206,7 @@ int vc_conv_load_json(vc_conversation *c, const char *text, size_t len, const ch
         if (rc == 0)
             rc = vc_conv_add_turn(c, role, content, c->n_images - before);
     }
+    vc_session_end_turn(&c->session);   /* the loaded images are sent ones: unpinned, like after a turn */
     json_decref(doc);
     if (rc != 0)
         vc_conv_clear(c);

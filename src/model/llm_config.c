@@ -51,14 +51,11 @@ static int factor_list(json_t *arr, int n, float **out, const char *origin, cons
     if (!json_is_array(arr) || (int)json_array_size(arr) != n)
         return vc_fail_code(VC_EXIT_MODEL, "%s: rope %s must list %d numbers", origin, name, n);
     *out = vc_malloc((size_t)n * sizeof **out);
+    size_t got;
     if (!*out)
         return -1;
-    for (int i = 0; i < n; i++) {
-        json_t *v = json_array_get(arr, (size_t)i);
-        if (!json_is_number(v) || !(json_number_value(v) > 0))
-            return vc_fail_code(VC_EXIT_MODEL, "%s: rope %s[%d] is not a positive number", origin, name, i);
-        (*out)[i] = (float)json_number_value(v);
-    }
+    if (vc_json_float_list(arr, name, FLT_MIN, FLT_MAX, *out, (size_t)n, &got) != 0)
+        return vc_fail_ctx("%s: rope", origin);
     return 0;
 }
 
@@ -73,10 +70,8 @@ static float longrope_attn_factor(double factor, int orig_max)
 /* A number the rope dict must have (transformers indexes it: KeyError). */
 static int rope_number(json_t *rp, const char *key, const char *type, const char *origin, double *out)
 {
-    json_t *v = json_object_get(rp, key);
-    if (!json_is_number(v))
+    if (vc_json_check_num(json_object_get(rp, key), -DBL_MAX, DBL_MAX, out) != VC_JSON_OK)
         return vc_fail_code(VC_EXIT_MODEL, "%s: rope type '%s' needs a number '%s'", origin, type, key);
-    *out = json_number_value(v);
     return 0;
 }
 
@@ -101,7 +96,10 @@ static int parse_rope_hf(json_t *cfg, const char *origin, vc_llm_config *c)
         rp = NULL;
     bool bad = false;
     c->rope_theta = vc_json_num_or(rp, "rope_theta", vc_json_num_or(cfg, "rope_theta", 10000.0, &bad), &bad);
-    double partial = vc_json_num_or(rp, "partial_rotary_factor", vc_json_num_or(cfg, "partial_rotary_factor", 1.0, &bad), &bad);
+    double partial;   /* a fraction of head_dim (past 1, head_dim * partial could pass INT_MAX) */
+    if (vc_json_get_num(cfg, "partial_rotary_factor", 0, 1, 1.0, &partial) != 0 ||
+        vc_json_get_num(rp, "partial_rotary_factor", 0, 1, partial, &partial) != 0)
+        return vc_fail_ctx("%s", origin);
     if (bad)
         return vc_fail_ctx("%s", origin);
     const char *type = rp ? json_string_value(json_object_get(rp, "rope_type")) : NULL;
@@ -150,15 +148,15 @@ static int parse_rope_hf(json_t *cfg, const char *origin, vc_llm_config *c)
         json_t *f = json_object_get(rp, "factor");
         if (!f)
             return vc_fail_code(VC_EXIT_MODEL, "%s: rope type 'yarn' needs a number 'factor'", origin);
-        factor = json_is_number(f) ? json_number_value(f) : (double)c->max_pos / orig;
+        factor = vc_json_num_or(rp, "factor", (double)c->max_pos / orig, &bad);
         c->rope_factor = factor;
         c->rope_orig_max_pos = orig;
         double mscale = vc_json_num_or(rp, "mscale", 0, &bad), mscale_all = vc_json_num_or(rp, "mscale_all_dim", 0, &bad);
-        json_t *af = json_object_get(rp, "attention_factor");
-        c->rope_attn_factor = json_is_number(af) ? (float)json_number_value(af)
-                              : mscale != 0 && mscale_all != 0
-                                  ? (float)(yarn_mscale(factor, mscale) / yarn_mscale(factor, mscale_all))
-                                  : (float)yarn_mscale(factor, 1);
+        c->rope_attn_factor = (float)vc_json_num_or(rp, "attention_factor",
+                                                    mscale != 0 && mscale_all != 0
+                                                        ? yarn_mscale(factor, mscale) / yarn_mscale(factor, mscale_all)
+                                                        : yarn_mscale(factor, 1),
+                                                    &bad);
         /* `get("beta_fast") or 32`: a missing, null or zero value takes the default */
         c->yarn_beta_fast = vc_json_num_or(rp, "beta_fast", 0, &bad) != 0 ? vc_json_num_or(rp, "beta_fast", 0, &bad) : 32;
         c->yarn_beta_slow = vc_json_num_or(rp, "beta_slow", 0, &bad) != 0 ? vc_json_num_or(rp, "beta_slow", 0, &bad) : 1;
@@ -198,15 +196,14 @@ static int parse_rope_hf(json_t *cfg, const char *origin, vc_llm_config *c)
     return bad ? vc_fail_ctx("%s", origin) : 0;
 }
 
-static int eos_from_json(json_t *v, vc_llm_config *c)
+int vc_llm_config_eos_from_json(vc_llm_config *c, json_t *v)
 {
-    if (json_is_integer(v))
-        vc_llm_config_add_eos(c, (int32_t)json_integer_value(v));
-    size_t i;
-    json_t *e;
-    json_array_foreach(v, i, e)
-        if (json_is_integer(e))
-            vc_llm_config_add_eos(c, (int32_t)json_integer_value(e));
+    int ids[64];
+    size_t n;
+    if (vc_json_int_list(v, "eos_token_id", INT_MIN, INT_MAX, ids, VC_ARRAY_LEN(ids), &n) != 0)
+        return -1;
+    for (size_t i = 0; i < n; i++)
+        vc_llm_config_add_eos(c, ids[i]);
     return 0;
 }
 
@@ -258,7 +255,8 @@ int vc_llm_config_from_hf(json_t *cfg, const char *origin, vc_llm_config *c)
     c->bos_id = vc_json_int_or(cfg, "bos_token_id", -1, &bad);
     if (bad)
         return vc_fail_ctx("%s", origin);
-    eos_from_json(json_object_get(cfg, "eos_token_id"), c);
+    if (vc_llm_config_eos_from_json(c, json_object_get(cfg, "eos_token_id")) != 0)
+        return vc_fail_ctx("%s", origin);
     if (parse_rope_hf(cfg, origin, c) != 0)
         return -1;
     if (vc_llm_config_check(c) != 0)

@@ -2,13 +2,16 @@
 #define _POSIX_C_SOURCE 200809L
 #include "model/model.h"
 
+#include <float.h>
 #include <jansson.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
 #include "core/common.h"
+#include "core/json.h"
 #include "core/meminfo.h"
 #include "loader/gguf.h"
 #include "loader/mmproj.h"
@@ -87,30 +90,29 @@ static char *find_template(const char *dir, json_t *tok_cfg)
     return out;
 }
 
-static void generation_defaults(vc_model *m, json_t *gen)
+/* generation_config.json: extra eos ids and the sampling defaults (HF's
+ * ranges: temperature >= 0, top_p in 0..1, top_k >= 0, a positive
+ * repetition_penalty). */
+static int generation_defaults(vc_model *m, json_t *gen)
 {
-    vc_llm_config *c = &m->llm.cfg;
-    json_t *eos = json_object_get(gen, "eos_token_id"), *e;
-    size_t i;
-    if (json_is_integer(eos))
-        vc_llm_config_add_eos(c, (int32_t)json_integer_value(eos));
-    json_array_foreach(eos, i, e)
-        vc_llm_config_add_eos(c, (int32_t)json_integer_value(e));
+    if (vc_llm_config_eos_from_json(&m->llm.cfg, json_object_get(gen, "eos_token_id")) != 0)
+        return -1;
     if (!gen)
-        return;
-    m->sampling = vc_sampler_defaults();
+        return 0;
+    vc_sampler_params p = vc_sampler_defaults();
+    double temp = p.temperature, top_p = p.top_p, penalty = p.repeat_penalty;
+    if ((json_is_true(json_object_get(gen, "do_sample")) &&
+         vc_json_get_num(gen, "temperature", 0, FLT_MAX, temp, &temp) != 0) ||
+        vc_json_get_num(gen, "top_p", 0, 1, top_p, &top_p) != 0 ||
+        vc_json_get_int(gen, "top_k", 0, INT_MAX, p.top_k, &p.top_k) != 0 ||
+        vc_json_get_num(gen, "repetition_penalty", FLT_MIN, FLT_MAX, penalty, &penalty) != 0)
+        return -1;
+    p.temperature = json_is_true(json_object_get(gen, "do_sample")) ? (float)temp : 0;
+    p.top_p = (float)top_p;
+    p.repeat_penalty = (float)penalty;
+    m->sampling = p;
     m->has_sampling_defaults = true;
-    json_t *v;
-    if (!json_is_true(json_object_get(gen, "do_sample")))
-        m->sampling.temperature = 0;
-    else if (json_is_number(v = json_object_get(gen, "temperature")))
-        m->sampling.temperature = (float)json_number_value(v);
-    if (json_is_number(v = json_object_get(gen, "top_p")))
-        m->sampling.top_p = (float)json_number_value(v);
-    if (json_is_integer(v = json_object_get(gen, "top_k")))
-        m->sampling.top_k = (int)json_integer_value(v);
-    if (json_is_number(v = json_object_get(gen, "repetition_penalty")))
-        m->sampling.repeat_penalty = (float)json_number_value(v);
+    return 0;
 }
 
 /* Where a multimodal checkpoint keeps its language model: the Hub layout
@@ -140,11 +142,12 @@ static int unpack_mlx(json_t *cfg, const char *dir, vc_tensor_set *weights)
                                 ? json_string_value(json_object_get(q, "quant_method")) : "?");
     if (!q)
         return 0;
-    json_t *gs = json_object_get(q, "group_size"), *bits = json_object_get(q, "bits");
-    if (!json_is_integer(gs) || !json_is_integer(bits) || json_integer_value(gs) > 4096 ||
-        json_integer_value(bits) > 64)
+    int gs, bits;
+    if (!vc_json_has(q, "group_size") || !vc_json_has(q, "bits"))
         return vc_fail_code(VC_EXIT_MODEL, "%s/config.json: quantization needs integer group_size and bits", dir);
-    return vc_tensors_unpack_mlx(weights, (int)json_integer_value(gs), (int)json_integer_value(bits));
+    if (vc_json_get_int(q, "group_size", 1, 4096, 0, &gs) != 0 || vc_json_get_int(q, "bits", 1, 64, 0, &bits) != 0)
+        return vc_fail_ctx("%s/config.json: quantization", dir);
+    return vc_tensors_unpack_mlx(weights, gs, bits);
 }
 
 /* Weights of the language model, bound under the names the checkpoint uses. */
@@ -187,7 +190,8 @@ static int load_text_side(const char *dir, vc_model *m)
     if (rc == 0)
         rc = vc_chat_set_tokens(&m->chat, token_text(json_object_get(tok_cfg, "unk_token")),
                                 token_text(json_object_get(tok_cfg, "pad_token")));
-    generation_defaults(m, gen);
+    if (rc == 0 && generation_defaults(m, gen) != 0)
+        rc = vc_fail_ctx("%s/generation_config.json", dir);
     json_decref(tok_cfg);
     json_decref(gen);
     return rc;

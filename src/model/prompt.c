@@ -31,6 +31,13 @@ int vc_model_encode_pixels(const vc_model *m, const vc_image *img, vc_image_embd
 int vc_model_prompt_ids(const vc_model *m, const vc_chat_msg *msgs, size_t n, const vc_image_embd *images,
                         int n_images, bool gen, int32_t **ids, size_t *n_ids)
 {
+    return vc_model_prompt_ids_tools(m, msgs, n, NULL, NULL, images, n_images, gen, ids, n_ids);
+}
+
+int vc_model_prompt_ids_tools(const vc_model *m, const vc_chat_msg *msgs, size_t n, json_t *const *fields,
+                              const json_t *tools,
+                              const vc_image_embd *images, int n_images, bool gen, int32_t **ids, size_t *n_ids)
+{
     if (n_images > 0 && !m->vision)
         return vc_fail_code(VC_EXIT_USAGE, "%s: this model takes no images", m->path);
     if (m->vision && m->vision->image_ids_by_content) {   /* the last question about the latest image */
@@ -44,7 +51,7 @@ int vc_model_prompt_ids(const vc_model *m, const vc_chat_msg *msgs, size_t n, co
         images += n_images > 0 ? n_images - 1 : 0;
         n_images = n_images > 0 ? 1 : 0;
     }
-    char *text = vc_chat_render(&m->chat, msgs, n, gen);
+    char *text = vc_chat_render_tools(&m->chat, msgs, n, fields, tools, gen);
     if (!text)
         return -1;
     int rc = vc_model_prompt_encode(m, text, images, n_images, ids, n_ids);

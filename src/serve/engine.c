@@ -323,12 +323,19 @@ static int build_prompt(vc_engine *e, vc_job *j, vc_image_embd *images, int32_t 
             return -1;
     }
     vc_chat_msg *msgs = vc_calloc(r->n_msgs, sizeof *msgs);
-    if (!msgs)
+    json_t **fields = vc_calloc(r->n_msgs, sizeof *fields);
+    if (!msgs || !fields) {
+        free(msgs);
+        free(fields);
         return *status = 500, -1;
-    for (size_t i = 0; i < r->n_msgs; i++)
+    }
+    for (size_t i = 0; i < r->n_msgs; i++) {
         msgs[i] = (vc_chat_msg){ r->msgs[i].role, r->msgs[i].content, r->msgs[i].n_images };
-    int rc = vc_model_prompt_ids(e->m, msgs, r->n_msgs, images, r->n_images, true, ids, n);
+        fields[i] = r->msgs[i].fields;
+    }
+    int rc = vc_model_prompt_ids_tools(e->m, msgs, r->n_msgs, fields, r->tools, images, r->n_images, true, ids, n);
     free(msgs);
+    free(fields);
     if (rc == 0 && (int)*n >= e->m->llm.n_ctx) {
         free(*ids);
         *code = "context_length_exceeded";

@@ -9,6 +9,7 @@
 #include "core/base64.h"
 #include "core/buf.h"
 #include "core/common.h"
+#include "core/json.h"
 
 static int bad(const char *fmt, const char *field)
 {
@@ -128,6 +129,26 @@ static int parse_content(json_t *content, vc_api_request *req, vc_api_message *m
     return msg->content ? 0 : -1;
 }
 
+/* An assistant's tool_calls (an array) and a tool message's tool_call_id
+ * and name (strings), kept for the chat template as they are. */
+static int tool_fields(json_t *m, vc_api_message *msg)
+{
+    static const char *const keys[] = { "tool_calls", "tool_call_id", "name" };
+    for (size_t k = 0; k < VC_ARRAY_LEN(keys); k++) {
+        json_t *v = json_object_get(m, keys[k]);
+        if (!v || json_is_null(v))
+            continue;
+        if (k == 0 ? !json_is_array(v) : !json_is_string(v))
+            return bad(k == 0 ? "%s must be an array" : "%s must be a string",
+                       k == 0 ? "messages[].tool_calls" : k == 1 ? "messages[].tool_call_id" : "messages[].name");
+        if (!msg->fields && !(msg->fields = json_object()))
+            return -1;
+        if (json_object_set(msg->fields, keys[k], v) != 0)
+            return -1;
+    }
+    return 0;
+}
+
 static int parse_messages(json_t *messages, vc_api_request *req)
 {
     if (!json_is_array(messages) || json_array_size(messages) == 0)
@@ -142,10 +163,11 @@ static int parse_messages(json_t *messages, vc_api_request *req)
             return bad("%s needs a role", "messages[]");
         if (strcmp(role, "developer") == 0)   /* newer clients' name for the system message */
             role = "system";
-        if (strcmp(role, "system") && strcmp(role, "user") && strcmp(role, "assistant"))
+        if (strcmp(role, "system") && strcmp(role, "user") && strcmp(role, "assistant") && strcmp(role, "tool"))
             return vc_fail_code(VC_EXIT_INPUT, "messages[]: unsupported role '%.40s'", role);
         vc_api_message *msg = &req->msgs[req->n_msgs++];
-        if (!(msg->role = vc_strdup(role)) || parse_content(json_object_get(m, "content"), req, msg) != 0)
+        if (!(msg->role = vc_strdup(role)) || parse_content(json_object_get(m, "content"), req, msg) != 0 ||
+            tool_fields(m, msg) != 0)
             return -1;
     }
     if (strcmp(req->msgs[n - 1].role, "assistant") == 0)
@@ -155,34 +177,28 @@ static int parse_messages(json_t *messages, vc_api_request *req)
 
 /* ---- parameters ---- */
 
+/* Request fields through core/json's checks, in the API's words (a wrong
+ * kind is "must be a number", a value outside the range "must be in"). */
 static int get_number(json_t *root, const char *key, double lo, double hi, bool *has, double *out)
 {
-    json_t *v = json_object_get(root, key);
-    if (!v || json_is_null(v))
-        return 0;
-    if (!json_is_number(v))
-        return bad("%s must be a number", key);
-    double d = json_number_value(v);
-    if (!isfinite(d) || d < lo || d > hi)
-        return vc_fail_code(VC_EXIT_INPUT, "%s must be in %g..%g", key, lo, hi);
-    *has = true;
-    *out = d;
-    return 0;
+    switch (vc_json_check_num(json_object_get(root, key), lo, hi, out)) {
+    case VC_JSON_ABSENT: return 0;
+    case VC_JSON_OK: *has = true; return 0;
+    case VC_JSON_KIND: return bad("%s must be a number", key);
+    default: return vc_fail_code(VC_EXIT_INPUT, "%s must be in %g..%g", key, lo, hi);
+    }
 }
 
+/* Strict: 2.0 is not an integer here. */
 static int get_integer(json_t *root, const char *key, long long lo, long long hi, bool *has, long long *out)
 {
-    json_t *v = json_object_get(root, key);
-    if (!v || json_is_null(v))
-        return 0;
-    if (!json_is_integer(v))
-        return bad("%s must be an integer", key);
-    long long x = json_integer_value(v);
-    if (x < lo || x > hi)
-        return vc_fail_code(VC_EXIT_INPUT, "%s must be in %lld..%lld", key, lo, hi);
-    *has = true;
-    *out = x;
-    return 0;
+    int64_t x;
+    switch (vc_json_check_int(json_object_get(root, key), lo, hi, true, &x)) {
+    case VC_JSON_ABSENT: return 0;
+    case VC_JSON_OK: *has = true; *out = x; return 0;
+    case VC_JSON_KIND: return bad("%s must be an integer", key);
+    default: return vc_fail_code(VC_EXIT_INPUT, "%s must be in %lld..%lld", key, lo, hi);
+    }
 }
 
 static int parse_stop(json_t *stop, vc_api_request *req)
@@ -261,6 +277,22 @@ static int parse_params(json_t *root, vc_api_request *req)
     return parse_stop(json_object_get(root, "stop"), req);
 }
 
+/* "tools": an array of objects (function schemas), kept as given. */
+static int parse_tools(json_t *tools, vc_api_request *req)
+{
+    if (!tools || json_is_null(tools))
+        return 0;
+    size_t i;
+    json_t *t;
+    if (!json_is_array(tools))
+        return bad("%s must be an array", "tools");
+    json_array_foreach(tools, i, t)
+        if (!json_is_object(t))
+            return bad("%s must be objects", "tools[]");
+    req->tools = json_incref(tools);
+    return 0;
+}
+
 int vc_api_parse_chat(const char *body, size_t len, vc_api_request *req)
 {
     memset(req, 0, sizeof *req);
@@ -274,6 +306,8 @@ int vc_api_parse_chat(const char *body, size_t len, vc_api_request *req)
         rc = parse_params(root, req);
     if (rc == 0)
         rc = parse_messages(json_object_get(root, "messages"), req);
+    if (rc == 0)
+        rc = parse_tools(json_object_get(root, "tools"), req);
     json_decref(root);
     if (rc != 0)
         vc_api_request_free(req);
@@ -286,7 +320,9 @@ void vc_api_request_free(vc_api_request *req)
     for (size_t i = 0; i < req->n_msgs; i++) {
         free(req->msgs[i].role);
         free(req->msgs[i].content);
+        json_decref(req->msgs[i].fields);
     }
+    json_decref(req->tools);
     free(req->msgs);
     for (int i = 0; i < req->n_images; i++) {
         free(req->images[i].data);

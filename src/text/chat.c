@@ -339,7 +339,7 @@ static char *render_template(const vc_chat *c, json_t *messages, const json_t *t
 /* Message i as the template sees it: images first as {"type": "image"},
  * then the text; or, for string content, the images' placeholder text
  * before the text (as put_content writes it). */
-static json_t *message_json(const vc_chat *c, const vc_chat_msg *all, size_t i)
+static json_t *message_json(const vc_chat *c, const vc_chat_msg *all, size_t i, json_t *fields)
 {
     const vc_chat_msg *m = &all[i];
     json_t *o = json_object(), *content;
@@ -360,10 +360,23 @@ static json_t *message_json(const vc_chat *c, const vc_chat_msg *all, size_t i)
         json_decref(o);
         return NULL;
     }
+    const char *key;
+    json_t *v;
+    json_object_foreach(fields, key, v)
+        if (strcmp(key, "role") != 0 && strcmp(key, "content") != 0 && json_object_set(o, key, v) != 0) {
+            json_decref(o);
+            return NULL;
+        }
     return o;
 }
 
 char *vc_chat_render(const vc_chat *c, const vc_chat_msg *m, size_t n, bool gen)
+{
+    return vc_chat_render_tools(c, m, n, NULL, NULL, gen);
+}
+
+char *vc_chat_render_tools(const vc_chat *c, const vc_chat_msg *m, size_t n, json_t *const *fields,
+                           const json_t *tools, bool gen)
 {
     if (!c->jinja)
         return render_builtin(c, m, n, gen);
@@ -377,7 +390,7 @@ char *vc_chat_render(const vc_chat *c, const vc_chat_msg *m, size_t n, bool gen)
     }
     json_t *msgs = json_array();
     for (size_t i = 0; msgs && i < n; i++)
-        if (json_array_append_new(msgs, message_json(c, m, i)) != 0) {
+        if (json_array_append_new(msgs, message_json(c, m, i, fields ? fields[i] : NULL)) != 0) {
             json_decref(msgs);
             msgs = NULL;
         }
@@ -385,7 +398,7 @@ char *vc_chat_render(const vc_chat *c, const vc_chat_msg *m, size_t n, bool gen)
         vc_fail("out of memory");
         return NULL;
     }
-    return render_template(c, msgs, NULL, gen);
+    return render_template(c, msgs, tools, gen);
 }
 
 /* For a processor's template: string contents as one text part. */

@@ -198,7 +198,8 @@ int tok_finish(vc_tokenizer *t)
     for (int32_t i = 0; i < t->n_ids; i++)
         if (!t->pieces[i] && tok_set_piece(t, i, "", 0) != 0)   /* holes decode to nothing */
             return -1;
-    qsort(t->added, (size_t)t->n_added, sizeof *t->added, longest_first);
+    if (t->n_added > 1)   /* qsort takes no NULL array, even of 0 items */
+        qsort(t->added, (size_t)t->n_added, sizeof *t->added, longest_first);
     return 0;
 }
 

@@ -4,6 +4,7 @@
  * name, so an unsupported tokenizer fails at load instead of mis-tokenizing.
  */
 #include <jansson.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -190,9 +191,10 @@ static int parse_decoder(vc_tokenizer *t, json_t *o)
         return tok_add_dec(t, (dec_step){ .kind = DEC_BYTELEVEL });
     if (type && strcmp(type, "Strip") == 0) {
         s.kind = DEC_STRIP;
+        if (vc_json_get_int(o, "start", 0, INT_MAX, 0, &s.start) != 0 ||
+            vc_json_get_int(o, "stop", 0, INT_MAX, 0, &s.stop) != 0)
+            return vc_fail_ctx("tokenizer Strip decoder");
         s.a = vc_strdup(vc_json_str(o, "content") ? vc_json_str(o, "content") : " ");
-        s.start = (int)json_integer_value(json_object_get(o, "start"));
-        s.stop = (int)json_integer_value(json_object_get(o, "stop"));
         return tok_add_dec(t, s);
     }
     if (type && strcmp(type, "Metaspace") == 0) {
@@ -208,19 +210,22 @@ static int parse_decoder(vc_tokenizer *t, json_t *o)
 
 static int special_ids(json_t *specials, const char *name, int32_t **ids, int *n)
 {
-    json_t *entry = json_object_get(specials, name), *list = json_object_get(entry, "ids"), *v;
-    size_t i;
+    json_t *entry = json_object_get(specials, name), *list = json_object_get(entry, "ids");
     if (!json_is_array(list))
         return vc_fail_code(VC_EXIT_MODEL, "tokenizer post-processor names unknown special token '%s'", name);
-    json_array_foreach(list, i, v)
-    {
-        int32_t *grown = vc_realloc(*ids, (size_t)(*n + 1) * sizeof **ids);
-        if (!grown)
-            return -1;
-        *ids = grown;
-        (*ids)[(*n)++] = (int32_t)json_integer_value(v);
+    size_t count = json_array_size(list), got;
+    int *read = vc_malloc((count ? count : 1) * sizeof *read);
+    int32_t *grown = read ? vc_realloc(*ids, ((size_t)*n + count + 1) * sizeof **ids) : NULL;
+    if (!grown) {
+        free(read);
+        return -1;
     }
-    return 0;
+    *ids = grown;
+    int rc = vc_json_int_list(list, name, 0, INT32_MAX, read, count, &got);
+    for (size_t i = 0; rc == 0 && i < got; i++)
+        (*ids)[(*n)++] = read[i];
+    free(read);
+    return rc != 0 ? vc_fail_ctx("tokenizer post-processor special token ids") : 0;
 }
 
 static int parse_post(vc_tokenizer *t, json_t *o)
@@ -257,15 +262,19 @@ static int parse_post(vc_tokenizer *t, json_t *o)
         return 0;
     }
     if (type && (strcmp(type, "BertProcessing") == 0 || strcmp(type, "RobertaProcessing") == 0)) {
-        json_t *cls = json_object_get(o, "cls"), *sep = json_object_get(o, "sep");
+        /* cls and sep are [token, id] */
+        int64_t cls, sep;
+        if (vc_json_check_int(json_array_get(json_object_get(o, "cls"), 1), 0, INT32_MAX, false, &cls) != VC_JSON_OK ||
+            vc_json_check_int(json_array_get(json_object_get(o, "sep"), 1), 0, INT32_MAX, false, &sep) != VC_JSON_OK)
+            return vc_fail_code(VC_EXIT_MODEL, "tokenizer post-processor: cls and sep must be [token, id]");
         int32_t *pre = vc_malloc(sizeof *pre), *suf = vc_malloc(sizeof *suf);
         if (!pre || !suf) {
             free(pre);
             free(suf);
             return -1;
         }
-        pre[0] = (int32_t)json_integer_value(json_array_get(cls, 1));
-        suf[0] = (int32_t)json_integer_value(json_array_get(sep, 1));
+        pre[0] = (int32_t)cls;
+        suf[0] = (int32_t)sep;
         free(t->post_prefix);
         free(t->post_suffix);
         t->post_prefix = pre;
@@ -284,12 +293,14 @@ static int32_t max_id(json_t *vocab, json_t *added)
     const char *k;
     json_t *v;
     size_t i;
+    int64_t id;
+    /* entries that are not ids are refused when the vocabulary is read */
     json_object_foreach(vocab, k, v)
-        if (json_integer_value(v) > m)
-            m = json_integer_value(v);
+        if (vc_json_check_int(v, 0, INT32_MAX, false, &id) == VC_JSON_OK && id > m)
+            m = id;
     json_array_foreach(added, i, v)
-        if (json_integer_value(json_object_get(v, "id")) > m)
-            m = json_integer_value(json_object_get(v, "id"));
+        if (vc_json_check_int(json_object_get(v, "id"), 0, INT32_MAX, false, &id) == VC_JSON_OK && id > m)
+            m = id;
     return m > 0x7ffffff ? -1 : (int32_t)m;
 }
 
@@ -353,9 +364,9 @@ static int load_model(vc_tokenizer *t, json_t *model)
     json_t *v;
     json_object_foreach(vocab, piece, v)
     {
-        int64_t id = json_integer_value(v);
+        int64_t id;
         size_t len = strlen(piece);
-        if (!json_is_integer(v) || id < 0 || id >= t->n_ids)
+        if (vc_json_check_int(v, 0, t->n_ids - 1, false, &id) != VC_JSON_OK)
             return vc_fail_code(VC_EXIT_MODEL, "tokenizer vocabulary entry has a bad id");
         if (tok_set_piece(t, (int32_t)id, piece, len) != 0 || vc_strmap_put(&t->vocab, piece, len, (int32_t)id))
             return -1;
@@ -364,8 +375,10 @@ static int load_model(vc_tokenizer *t, json_t *model)
     const char *suffix = vc_json_str(model, "end_of_word_suffix");
     if ((prefix && *prefix) || (suffix && *suffix))
         return unsupported("BPE option", prefix && *prefix ? "continuing_subword_prefix" : "end_of_word_suffix");
-    json_t *dropout = json_object_get(model, "dropout");
-    if (json_is_number(dropout) && json_number_value(dropout) > 0)
+    double dropout;
+    if (vc_json_get_num(model, "dropout", 0, 1, 0, &dropout) != 0)
+        return vc_fail_ctx("tokenizer model");
+    if (dropout > 0)
         return unsupported("BPE option", "dropout");
     t->byte_fallback = vc_json_flag(model, "byte_fallback", false);
     t->fuse_unk = vc_json_flag(model, "fuse_unk", false);
@@ -384,10 +397,10 @@ static int load_added(vc_tokenizer *t, json_t *added)
     json_array_foreach(added, i, a)
     {
         const char *content = vc_json_str(a, "content");
-        json_t *id = json_object_get(a, "id");
-        if (!content || !json_is_integer(id))
+        int64_t id;
+        if (!content || vc_json_check_int(json_object_get(a, "id"), 0, INT32_MAX, false, &id) != VC_JSON_OK)
             return vc_fail_code(VC_EXIT_MODEL, "tokenizer added_tokens entry %zu is malformed", i);
-        if (tok_add_token(t, (int32_t)json_integer_value(id), content, strlen(content), vc_json_flag(a, "special", false),
+        if (tok_add_token(t, (int32_t)id, content, strlen(content), vc_json_flag(a, "special", false),
                           vc_json_flag(a, "lstrip", false), vc_json_flag(a, "rstrip", false)) != 0)
             return -1;
     }

@@ -9,6 +9,7 @@
 
 #include "core/buf.h"
 #include "core/common.h"
+#include "core/json.h"
 
 extern const vc_vision_family vc_family_llava_next, vc_family_idefics3, vc_family_phi3v, vc_family_moondream;
 
@@ -60,10 +61,11 @@ static json_t *image_processor_config(const char *dir, json_t *root)
 /* config.json's image_token_index (or image_token_id), else "<image>". */
 static int placeholder_token(vc_vision *v, json_t *config, const char *dir)
 {
-    json_t *id = json_object_get(config, "image_token_index");
-    if (!json_is_integer(id))
-        id = json_object_get(config, "image_token_id");
-    v->image_token_id = json_is_integer(id) ? (int32_t)json_integer_value(id) : vc_tokenizer_find(v->tok, "<image>");
+    const char *key = vc_json_has(config, "image_token_index") ? "image_token_index" : "image_token_id";
+    int id;
+    if (vc_json_get_int(config, key, 0, INT32_MAX, -1, &id) != 0)
+        return vc_fail_ctx("%s", dir);
+    v->image_token_id = id >= 0 ? id : vc_tokenizer_find(v->tok, "<image>");
     const char *piece = vc_tokenizer_piece(v->tok, v->image_token_id);
     if (!piece || !*piece || strlen(piece) >= sizeof v->image_token)
         return vc_fail_code(VC_EXIT_MODEL, "%s: image token %d is not in the tokenizer", dir, v->image_token_id);

@@ -30,8 +30,10 @@ int vc_idefics3_load(vc_idefics3 *m, json_t *cfg, json_t *proc, json_t *proc_roo
         vc_json_get_int(vc, "image_size", INT_MIN, INT_MAX, 384, &c.image_size) != 0 ||
         vc_json_get_int(vc, "patch_size", INT_MIN, INT_MAX, 14, &c.patch_size) != 0)
         return vc_fail_ctx("vision_config");
-    json_t *eps = json_object_get(vc, "layer_norm_eps");
-    c.norm_eps = json_is_number(eps) ? (float)json_number_value(eps) : 1e-6f;
+    double eps;
+    if (vc_json_get_num(vc, "layer_norm_eps", 0, 1, 1e-6, &eps) != 0)
+        return vc_fail_ctx("vision_config");
+    c.norm_eps = (float)eps;
     const char *act = json_string_value(json_object_get(vc, "hidden_act"));
     int a = vc_act_from_name(act ? act : "gelu_pytorch_tanh");
     if (a < 0)

@@ -1,6 +1,7 @@
 /* llava_next.c - see include/vision/llava_next.h */
 #include "vision/llava_next.h"
 
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,12 +9,9 @@
 
 #include "core/buf.h"
 #include "core/common.h"
+#include "core/json.h"
 #include "vision/family.h"
 #include "vision/processor.h"
-
-#include <limits.h>
-
-#include "core/json.h"
 
 /* ---- configuration ---- */
 
@@ -79,22 +77,17 @@ int vc_llava_next_load(vc_llava_next *m, json_t *cfg, json_t *proc, const vc_ten
     if (vc_vit_bind(&m->vit, w, tower, &vc) != 0)
         return -1;
     /* an int, or a list whose hidden states are concatenated along the features */
-    json_t *layer = json_object_get(cfg, "vision_feature_layer"), *e;
-    size_t li;
-    if (!layer) {
-        m->feature_layers[m->n_feature_layers++] = -2;
-    } else if (json_is_integer(layer)) {
-        m->feature_layers[m->n_feature_layers++] = (int)json_integer_value(layer);
-    } else if (json_is_array(layer) && json_array_size(layer) > 0 && json_array_size(layer) <= VC_MAX_FEATURE_LAYERS) {
-        json_array_foreach(layer, li, e) {
-            if (!json_is_integer(e))
-                return vc_fail_code(VC_EXIT_MODEL, "vision_feature_layer must list integers");
-            m->feature_layers[m->n_feature_layers++] = (int)json_integer_value(e);
-        }
-    } else {
+    json_t *layer = json_object_get(cfg, "vision_feature_layer");
+    size_t n_layers;
+    if (vc_json_int_list(layer, "vision_feature_layer", INT_MIN, INT_MAX, m->feature_layers, VC_MAX_FEATURE_LAYERS,
+                         &n_layers) != 0)
+        return -1;
+    if (!layer || json_is_null(layer))
+        m->feature_layers[n_layers++] = -2;
+    if (n_layers == 0)
         return vc_fail_code(VC_EXIT_MODEL, "vision_feature_layer must be an integer or a list of 1 to %d integers",
                             VC_MAX_FEATURE_LAYERS);
-    }
+    m->n_feature_layers = (int)n_layers;
     for (int k = 0; k < m->n_feature_layers; k++) {
         int fl = m->feature_layers[k];
         if (fl < -(vc.layers + 1) || fl > vc.layers)
@@ -118,9 +111,8 @@ int vc_llava_next_load(vc_llava_next *m, json_t *cfg, json_t *proc, const vc_ten
     {
         if (i >= VC_MAX_PINPOINTS)
             return vc_fail_code(VC_EXIT_MODEL, "too many image_grid_pinpoints");
-        m->pinpoints[i][0] = (int)json_integer_value(json_array_get(pin, 0));
-        m->pinpoints[i][1] = (int)json_integer_value(json_array_get(pin, 1));
-        if (m->pinpoints[i][0] <= 0 || m->pinpoints[i][1] <= 0 || m->pinpoints[i][0] > 8192 || m->pinpoints[i][1] > 8192)
+        size_t n_pin;
+        if (vc_json_int_list(pin, "image_grid_pinpoints[]", 1, 8192, m->pinpoints[i], 2, &n_pin) != 0 || n_pin != 2)
             return vc_fail_code(VC_EXIT_MODEL, "image_grid_pinpoints has an invalid entry");
         m->n_pinpoints++;
     }

@@ -27,17 +27,15 @@ static int read_ids(json_t *arr, const vc_md_ids *dflt, vc_md_ids *out, const ch
         *out = *dflt;
         return 0;
     }
-    size_t n = json_array_size(arr), i;
-    json_t *v;
-    if (!json_is_array(arr) || n > VC_MD_MAX_TEMPLATE)
+    int ids[VC_MD_MAX_TEMPLATE];
+    size_t n;
+    if (!json_is_array(arr))
         return vc_fail_code(VC_EXIT_MODEL, "config.json: template %s is not a list of at most %d ids", what,
                             VC_MD_MAX_TEMPLATE);
-    json_array_foreach(arr, i, v)
-    {
-        if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > INT32_MAX)
-            return vc_fail_code(VC_EXIT_MODEL, "config.json: template %s has a bad id", what);
-        out->ids[i] = (int32_t)json_integer_value(v);
-    }
+    if (vc_json_int_list(arr, what, 0, INT32_MAX, ids, VC_MD_MAX_TEMPLATE, &n) != 0)
+        return vc_fail_ctx("config.json: template");
+    for (size_t i = 0; i < n; i++)
+        out->ids[i] = ids[i];
     out->n = (int)n;
     return 0;
 }

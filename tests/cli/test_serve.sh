@@ -241,4 +241,31 @@ check "pressure event counted" [ "$(field "d['cleanup_events']['count'] >= 1 and
 check "answers go on under pressure" [ "$(field "d['completions']['ok']")" = 2 ]
 stop_server
 
+# --- tools: the "tools" array, an assistant's tool_calls and role "tool" messages reach the chat template
+cat > "$TMP/tools.jinja" <<'EOF'
+{% for t in tools or [] %}[tool {{ t.function.name }}]{% endfor %}{% for m in messages %}<{{ m.role }}>{% if m.tool_calls %}[call {{ m.tool_calls[0].function.name }}]{% endif %}{% if m.tool_call_id %}[result of {{ m.tool_call_id }}]{% endif %}{{ m.content if m.content is string else '' }}
+{% endfor %}<assistant>
+EOF
+start_server --template "$TMP/tools.jinja"
+tokens() {
+    python3 - "$TMP/tools_req.json" "$1" <<'PY'
+import json, sys
+msgs = [{"role": "user", "content": "weather in Paris?"}]
+if sys.argv[2] != "plain":
+    msgs += [{"role": "assistant", "content": None, "tool_calls": [{"id": "c1", "type": "function",
+              "function": {"name": "get_weather", "arguments": "{\"city\": \"Paris\"}"}}]},
+             {"role": "tool", "tool_call_id": "c1", "content": "sunny"}]
+body = {"model": "demo", "temperature": 0, "max_tokens": 1, "messages": msgs}
+if sys.argv[2] == "tools":
+    body["tools"] = [{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}]
+json.dump(body, open(sys.argv[1], "w"))
+PY
+    req POST /v1/chat/completions "$TMP/tools_req.json"
+    [ "$status" = 200 ] && field "d['usage']['prompt_tokens']"
+}
+plain=$(tokens plain); calls=$(tokens calls); with_tools=$(tokens tools)
+check "tool_calls and tool messages are rendered ($plain < $calls)" [ "${calls:-0}" -gt "${plain:-99999}" ]
+check "tools are rendered ($calls < $with_tools)" [ "${with_tools:-0}" -gt "${calls:-99999}" ]
+stop_server
+
 finish test_serve

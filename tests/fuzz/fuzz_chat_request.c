@@ -1,6 +1,8 @@
 /* fuzz_chat_request.c - POST /v1/chat/completions bodies: the request parser
  * (JSON, messages, parts, data: URLs and their base64) and, for requests it
  * accepts, the response builders fed with the parsed text. */
+#define _GNU_SOURCE   /* memfd_create, in fuzz_common.h */
+
 #include <stdlib.h>
 #include <string.h>
 

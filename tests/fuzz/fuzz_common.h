@@ -1,7 +1,15 @@
-/* fuzz_common.h - helpers for the libFuzzer targets. */
+/* fuzz_common.h - helpers for the libFuzzer targets.
+ *
+ * memfd_create is a GNU extension: a target that includes this header
+ * defines _GNU_SOURCE above its first #include (as src/ files do with the
+ * feature macros they need), so that the build is the same with gcc and
+ * clang at -std=c11. */
 #ifndef VC_FUZZ_COMMON_H
 #define VC_FUZZ_COMMON_H
 
+#ifndef _GNU_SOURCE
+#error "define _GNU_SOURCE before the first #include (fuzz_common.h needs memfd_create)"
+#endif
 
 #include <stdint.h>
 #include <stdio.h>

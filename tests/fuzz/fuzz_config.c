@@ -1,5 +1,7 @@
 /* fuzz_config.c - config.json of a text model (both rope key styles) and of
  * a multimodal one (text_config inside). */
+#define _GNU_SOURCE   /* memfd_create, in fuzz_common.h */
+
 #include <jansson.h>
 #include <stdlib.h>
 

@@ -1,5 +1,7 @@
 /* fuzz_gguf.c - GGUF files: header, metadata, tensor infos, and building a
  * model (config, tokenizer, weights) from whatever loads. */
+#define _GNU_SOURCE   /* memfd_create, in fuzz_common.h */
+
 #include "fuzz_common.h"
 #include "model/model.h"
 

@@ -1,5 +1,7 @@
 /* fuzz_image.c - JPEG and PNG decoding (limits kept small so that huge
  * declared sizes are refused rather than allocated), then a resize. */
+#define _GNU_SOURCE   /* memfd_create, in fuzz_common.h */
+
 #include "fuzz_common.h"
 #include "image/resize.h"
 

@@ -1,6 +1,8 @@
 /* fuzz_jinja.c - the chat template parser and renderer: the input is a
  * template, rendered with a conversation (system, user, assistant with a
  * tool call, tool, user with image parts) and one tool schema. */
+#define _GNU_SOURCE   /* memfd_create, in fuzz_common.h */
+
 #include <jansson.h>
 #include <stdlib.h>
 

@@ -1,6 +1,8 @@
 /* fuzz_mmproj.c - mmproj files (llama.cpp's vision half): metadata, tensor
  * renaming and the vision family's load from what they stand for, beside the
  * fixture SmolVLM text GGUF's tokenizer (run from the repository root). */
+#define _GNU_SOURCE   /* memfd_create, in fuzz_common.h */
+
 #include "fuzz_common.h"
 #include "loader/gguf.h"
 #include "loader/mmproj.h"

@@ -1,5 +1,7 @@
 /* fuzz_safetensors.c - the safetensors header (length, JSON, dtypes,
  * shapes, offsets, overlaps). */
+#define _GNU_SOURCE   /* memfd_create, in fuzz_common.h */
+
 #include "fuzz_common.h"
 #include "loader/safetensors.h"
 

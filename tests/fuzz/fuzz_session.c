@@ -1,5 +1,7 @@
 /* fuzz_session.c - saved conversations (/load): any document either loads
  * into a conversation over the demo model or is refused. */
+#define _GNU_SOURCE   /* memfd_create, in fuzz_common.h */
+
 #include <stdlib.h>
 
 #include "fuzz_common.h"

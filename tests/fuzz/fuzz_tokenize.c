@@ -1,5 +1,7 @@
 /* fuzz_tokenize.c - encoding arbitrary bytes with real tokenizers of both
  * families, and decoding arbitrary id sequences. */
+#define _GNU_SOURCE   /* memfd_create, in fuzz_common.h */
+
 #include <stdlib.h>
 #include <string.h>
 

@@ -1,5 +1,7 @@
 /* fuzz_tokenizer_json.c - tokenizer.json parsing, then a round trip of the
  * input text through whatever tokenizer was built. */
+#define _GNU_SOURCE   /* memfd_create, in fuzz_common.h */
+
 #include <stdlib.h>
 #include <string.h>
 
