@@ -4,7 +4,9 @@
  * tokenizer.json, tokenizer_config.json, chat template, generation_config.json)
  * or a GGUF file, and fills everything the generation loop needs.  A GGUF
  * text model gets its image side from an mmproj file (include/loader/mmproj.h):
- * the one named in the options, else the single "*mmproj*.gguf" beside it.
+ * the one named in the options, else the single "*mmproj*.gguf" beside it;
+ * a Phi-3-V GGUF holds both halves in one file (include/loader/gguf_phi3v.h)
+ * and takes no mmproj.
  */
 #ifndef VC_MODEL_MODEL_H
 #define VC_MODEL_MODEL_H

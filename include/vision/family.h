@@ -133,6 +133,11 @@ int vc_vision_load(const char *dir, json_t *config, const vc_tensor_set *w, cons
  * side frees it. */
 int vc_vision_load_owned(const char *label, json_t *config, json_t *processor, json_t *processor_root,
                          vc_tensor_set *w, const vc_tokenizer *tok, int text_dim, vc_vision **out);
+/* As vc_vision_load_owned, but binding weights that stay the
+ * caller's (a single-file GGUF's, include/loader/gguf_phi3v.h): w must
+ * outlive the vision side. */
+int vc_vision_load_settings(const char *label, json_t *config, json_t *processor, json_t *processor_root,
+                            const vc_tensor_set *w, const vc_tokenizer *tok, int text_dim, vc_vision **out);
 void vc_vision_free(vc_vision *v);
 
 /* The family's operations, for any loaded vc_vision (see vc_vision_family). */

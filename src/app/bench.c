@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <jansson.h>
+#include <math.h>
 #include <png.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +16,7 @@
 #include "core/buf.h"
 #include "core/common.h"
 #include "core/dtype.h"
+#include "core/gemm.h"
 #include "core/kernels.h"
 #include "core/meminfo.h"
 #include "core/int8dot.h"
@@ -24,6 +26,7 @@
 #include "model/prompt.h"
 #include "model/skills.h"
 #include "vision/moondream.h"
+#include "vision/phi3v.h"
 
 /* Dimensions of a benchmark model: the text decoder (Llama layout) and, for
  * a VLM, an Idefics3/SigLIP vision tower with one 512-pixel tile; or
@@ -35,20 +38,30 @@ typedef struct {
     bool vision;
     int v_dim, v_inter, v_layers, v_heads, v_patch, v_image, scale;
     bool moondream;
+    bool phi3v;        /* Phi-3-V: Phi-3 decoder (fused qkv, gate_up), CLIP tower, num_crops 4, 1024x768 image */
 } bench_arch;
 
 static const bench_arch ARCHS[] = {
     { "smolvlm-256m", "SmolVLM-256M-Instruct", 576, 1536, 30, 9, 3, 49280, true, 768, 3072, 12, 12, 16, 512, 4,
-      false },
+      false, false },
     { "smolvlm-2b", "SmolVLM-Instruct (2.2B)", 2048, 8192, 24, 32, 32, 49155, true, 1152, 4304, 27, 16, 14, 384, 3,
-      false },
+      false, false },
     { "phi3-mini", "Phi-3-mini text dimensions (3.8B)", 3072, 8192, 32, 32, 32, 32064, false, 0, 0, 0, 0, 0, 0, 0,
-      false },
+      false, false },
     { "moondream2", "Moondream2 2025-06-21 (1.9B)", 2048, 8192, 24, 32, 32, 51200, true, 1152, 4304, 27, 16, 14, 378,
-      1, true },
+      1, true, false },
+    { "phi3.5-vision", "Phi-3.5-vision-instruct (4.2B)", 3072, 8192, 32, 32, 32, 32064, true, 1024, 4096, 24, 16, 14,
+      336, 0, false, true },
 };
 
-const char *vc_bench_arch_names(void) { return "smolvlm-256m, smolvlm-2b, phi3-mini, moondream2"; }
+const char *vc_bench_arch_names(void) { return "smolvlm-256m, smolvlm-2b, phi3-mini, moondream2, phi3.5-vision"; }
+
+/* Phi-3.5-vision: the processor's num_crops, the benchmark image, and the
+ * tower's hidden_states index (img_processor.layer_idx -2 of 24 layers). */
+#define PHI3V_CROPS 4
+#define PHI3V_IMAGE_W 1024
+#define PHI3V_IMAGE_H 768
+#define PHI3V_FEATURE_LAYERS 23
 
 static const bench_arch *find_arch(const char *name)
 {
@@ -139,6 +152,95 @@ static int vision_tensors(const bench_arch *a, spec_list *l)
     rc |= BIAS(l, a->v_dim, "%spost_layernorm.bias", p);
     rc |= W(l, a->dim, a->v_dim * a->scale * a->scale, "model.connector.modality_projection.proj.weight");
     return rc ? -1 : 0;
+}
+
+/* Phi-3.5-vision's tensors as the Hub checkpoint names them: the Phi-3
+ * decoder at the top (fused qkv_proj and gate_up_proj, an untied lm_head),
+ * CLIP ViT-L/14-336 under model.vision_embed_tokens.img_processor, the
+ * separators and the two-layer projection. */
+static int phi3v_tensors(const bench_arch *a, spec_list *l)
+{
+    int rc = 0, D = a->dim, d = a->v_dim, g = a->v_image / a->v_patch;
+    rc |= W(l, a->vocab, D, "model.embed_tokens.weight");
+    for (int i = 0; i < a->layers; i++) {
+        const char *p = "model.layers.";
+        rc |= NORM(l, D, "%s%d.input_layernorm.weight", p, i) | NORM(l, D, "%s%d.post_attention_layernorm.weight", p, i);
+        rc |= W(l, 3 * D, D, "%s%d.self_attn.qkv_proj.weight", p, i) | W(l, D, D, "%s%d.self_attn.o_proj.weight", p, i);
+        rc |= W(l, 2 * a->inter, D, "%s%d.mlp.gate_up_proj.weight", p, i);
+        rc |= W(l, D, a->inter, "%s%d.mlp.down_proj.weight", p, i);
+    }
+    rc |= NORM(l, D, "model.norm.weight") | W(l, a->vocab, D, "lm_head.weight");
+    const char *v = "model.vision_embed_tokens.img_processor.vision_model.";
+    rc |= add(l, FILL_RANDOM, 4, d, 3, a->v_patch, a->v_patch, "%sembeddings.patch_embedding.weight", v);
+    rc |= add(l, FILL_RANDOM, 1, d, 0, 0, 0, "%sembeddings.class_embedding", v);
+    rc |= W(l, g * g + 1, d, "%sembeddings.position_embedding.weight", v);
+    rc |= NORM(l, d, "%spre_layrnorm.weight", v) | BIAS(l, d, "%spre_layrnorm.bias", v);
+    for (int i = 0; i < a->v_layers; i++) {
+        static const char *attn[] = { "q_proj", "k_proj", "v_proj", "out_proj" };
+        for (int k = 0; k < 4; k++)
+            rc |= W(l, d, d, "%sencoder.layers.%d.self_attn.%s.weight", v, i, attn[k]) |
+                  BIAS(l, d, "%sencoder.layers.%d.self_attn.%s.bias", v, i, attn[k]);
+        rc |= NORM(l, d, "%sencoder.layers.%d.layer_norm1.weight", v, i) |
+              BIAS(l, d, "%sencoder.layers.%d.layer_norm1.bias", v, i);
+        rc |= NORM(l, d, "%sencoder.layers.%d.layer_norm2.weight", v, i) |
+              BIAS(l, d, "%sencoder.layers.%d.layer_norm2.bias", v, i);
+        rc |= W(l, a->v_inter, d, "%sencoder.layers.%d.mlp.fc1.weight", v, i) |
+              BIAS(l, a->v_inter, "%sencoder.layers.%d.mlp.fc1.bias", v, i);
+        rc |= W(l, d, a->v_inter, "%sencoder.layers.%d.mlp.fc2.weight", v, i) |
+              BIAS(l, d, "%sencoder.layers.%d.mlp.fc2.bias", v, i);
+    }
+    rc |= NORM(l, d, "%spost_layernorm.weight", v) | BIAS(l, d, "%spost_layernorm.bias", v);
+    const char *e = "model.vision_embed_tokens.";
+    rc |= add(l, FILL_RANDOM, 3, 1, 1, 4 * d, 0, "%sglb_GN", e);
+    rc |= add(l, FILL_RANDOM, 4, 1, 1, 1, 4 * d, "%ssub_GN", e);
+    rc |= W(l, D, 4 * d, "%simg_projection.0.weight", e) | BIAS(l, D, "%simg_projection.0.bias", e);
+    rc |= W(l, D, D, "%simg_projection.2.weight", e) | BIAS(l, D, "%simg_projection.2.bias", e);
+    return rc ? -1 : 0;
+}
+
+/* Phi-3.5-vision's config.json (text settings at the top, the CLIP tower
+ * left to the published code's defaults: ViT-L/14-336), its image processor
+ * and its chat template (the demo tokenizer has no <|user|> tokens, which
+ * changes nothing a speed measurement sees). */
+static int write_phi3v_configs(const bench_arch *a, const char *dir)
+{
+    char path[4200];
+    int rope_half = a->dim / a->heads / 2;
+    json_t *shortf = json_array(), *longf = json_array();
+    for (int i = 0; shortf && longf && i < rope_half; i++) {
+        json_array_append_new(shortf, json_real(1.0));
+        json_array_append_new(longf, json_real(1.0 + i));
+    }
+    json_t *c = json_pack("{s:[s],s:s,s:i,s:i,s:i,s:i,s:i,s:i,s:s,s:i,s:i,s:f,s:f,s:i,s:i,s:i,s:b,"
+                          "s:{s:s,s:o,s:o},s:{s:s,s:s,s:s,s:b,s:b},s:{s:i,s:s,s:s,s:i}}",
+                          "architectures", "Phi3VForCausalLM", "model_type", "phi3_v", "vocab_size", a->vocab,
+                          "hidden_size", a->dim, "intermediate_size", a->inter, "num_hidden_layers", a->layers,
+                          "num_attention_heads", a->heads, "num_key_value_heads", a->kv_heads, "hidden_act", "silu",
+                          "max_position_embeddings", 131072, "original_max_position_embeddings", 4096,
+                          "rms_norm_eps", 1e-5, "rope_theta", 10000.0, "bos_token_id", 1, "eos_token_id", 2,
+                          "sliding_window", 262144, "tie_word_embeddings", 0,
+                          "rope_scaling", "type", "su", "short_factor", shortf, "long_factor", longf,
+                          "embd_layer", "embedding_cls", "image", "hd_transform_order", "sub_glb", "projection_cls",
+                          "mlp", "use_hd_transform", 1, "with_learnable_separator", 1,
+                          "img_processor", "image_dim_out", a->v_dim, "model_name", "openai/clip-vit-large-patch14-336",
+                          "name", "clip_vision_model", "num_img_tokens", 144);
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    int rc = c ? json_dump_file(c, path, JSON_INDENT(2)) : -1;
+    json_decref(c);
+    if (rc != 0)
+        return vc_fail("%s: cannot write", path);
+    json_t *p = json_pack("{s:i,s:[f,f,f],s:[f,f,f]}", "num_crops", PHI3V_CROPS, "image_mean", 0.48145466, 0.4578275,
+                          0.40821073, "image_std", 0.26862954, 0.26130258, 0.27577711);
+    snprintf(path, sizeof path, "%s/preprocessor_config.json", dir);
+    rc = p ? json_dump_file(p, path, JSON_INDENT(2)) : -1;
+    json_decref(p);
+    if (rc != 0)
+        return vc_fail("%s: cannot write", path);
+    static const char tpl[] = "{% for message in messages %}{{'<|' + message['role'] + '|>' + '\n' + "
+                              "message['content'] + '<|end|>\n' }}{% endfor %}{% if add_generation_prompt and "
+                              "messages[-1]['role'] != 'assistant' %}{{- '<|assistant|>\n' -}}{% endif %}";
+    snprintf(path, sizeof path, "%s/chat_template.jinja", dir);
+    return vc_write_file_atomic(path, tpl, sizeof tpl - 1);
 }
 
 /* Moondream2's tensors (model.vision.*, model.text.*, model.region.*), config.py's sizes. */
@@ -397,8 +499,9 @@ static int make_model(const bench_arch *a, const char *dir)
     if (mkdir(dir, 0755) != 0 && errno != EEXIST)
         return vc_fail("%s: %s", dir, strerror(errno));
     spec_list l = { 0 };
-    int rc = a->moondream ? moondream_tensors(a, &l) : text_tensors(a, &l, a->vision ? "model.text_model." : "model.");
-    if (rc == 0 && a->vision && !a->moondream)
+    int rc = a->moondream ? moondream_tensors(a, &l) : a->phi3v ? phi3v_tensors(a, &l)
+             : text_tensors(a, &l, a->vision ? "model.text_model." : "model.");
+    if (rc == 0 && a->vision && !a->moondream && !a->phi3v)
         rc = vision_tensors(a, &l);
     snprintf(path, sizeof path, "%s/model.safetensors", dir);
     if (rc == 0)
@@ -406,18 +509,21 @@ static int make_model(const bench_arch *a, const char *dir)
     free(l.items);
     if (rc == 0)
         rc = write_tokenizer(a, demo.path, dir);
-    static const char *copied[] = { "tokenizer_config.json", "chat_template.jinja", "generation_config.json" };
-    for (size_t i = 0; rc == 0 && !a->moondream && i < VC_ARRAY_LEN(copied); i++) {
+    static const char *copied[] = { "tokenizer_config.json", "generation_config.json", "chat_template.jinja" };
+    /* Phi-3-V writes its own template */
+    for (size_t i = 0; rc == 0 && !a->moondream && i < VC_ARRAY_LEN(copied) - a->phi3v; i++) {
         char from[4200];
         snprintf(from, sizeof from, "%s/%s", demo.path, copied[i]);
         snprintf(path, sizeof path, "%s/%s", dir, copied[i]);
         rc = copy_file(from, path);
     }
     if (rc == 0)
-        rc = write_configs(a, demo.path, dir);
+        rc = a->phi3v ? write_phi3v_configs(a, dir) : write_configs(a, demo.path, dir);
     snprintf(path, sizeof path, "%s/image.png", dir);
-    if (rc == 0 && a->vision)   /* Moondream2: 640x480, the 9 crops */
-        rc = a->moondream ? write_image(path, 640, 480) : write_image(path, a->v_image, a->v_image * 3 / 4);
+    /* Moondream2: 640x480, the 9 crops; Phi-3.5-vision: 1024x768, 2x2 crops and the global image */
+    if (rc == 0 && a->vision)
+        rc = a->moondream ? write_image(path, 640, 480) : a->phi3v ? write_image(path, PHI3V_IMAGE_W, PHI3V_IMAGE_H)
+             : write_image(path, a->v_image, a->v_image * 3 / 4);
     return rc == 0 ? vc_write_file_atomic(marker, "", 0) : -1;
 }
 
@@ -458,11 +564,145 @@ static double read_bandwidth(void)
     return best;
 }
 
+/* ---- the machine's FP32 FMA peak ----
+ * Independent multiply-adds on every thread, on the vector width the GEMM
+ * uses (core/gemm.h's variant): enough accumulators to cover the FMA
+ * latency on two pipes, nothing loaded or stored in the loop. */
+
+typedef struct {
+    int64_t iters;
+    double sums[256];
+} peak_job;
+
+/* The accumulators are named variables, not an array, so that they stay in
+ * registers; each iteration updates every one once. */
+#define ACC_DECL(T, set) T a0 = set(0), a1 = set(1), a2 = set(2), a3 = set(3), a4 = set(4), a5 = set(5), \
+                         a6 = set(6), a7 = set(7), a8 = set(8), a9 = set(9), a10 = set(10), a11 = set(11)
+#define ACC_STEP(f) (a0 = f(a0), a1 = f(a1), a2 = f(a2), a3 = f(a3), a4 = f(a4), a5 = f(a5), a6 = f(a6), \
+                     a7 = f(a7), a8 = f(a8), a9 = f(a9), a10 = f(a10), a11 = f(a11))
+#define ACC_SUM(add) add(add(add(add(a0, a1), add(a2, a3)), add(add(a4, a5), add(a6, a7))), \
+                         add(add(a8, a9), add(a10, a11)))
+#define ACC_N 12
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+
+__attribute__((target("avx2,fma,avx512f"))) static double fma_avx512(int64_t iters)
+{
+    const __m512 m = _mm512_set1_ps(0.999999f), c = _mm512_set1_ps(1e-7f);
+#define SET(i) _mm512_set1_ps((float)(i))
+#define F(x) _mm512_fmadd_ps(x, m, c)
+    ACC_DECL(__m512, SET);
+    for (int64_t n = 0; n < iters; n++)
+        ACC_STEP(F);
+    return _mm512_reduce_add_ps(ACC_SUM(_mm512_add_ps));
+#undef SET
+#undef F
+}
+
+__attribute__((target("avx2,fma"))) static double fma_avx2(int64_t iters)
+{
+    const __m256 m = _mm256_set1_ps(0.999999f), c = _mm256_set1_ps(1e-7f);
+#define SET(i) _mm256_set1_ps((float)(i))
+#define F(x) _mm256_fmadd_ps(x, m, c)
+    ACC_DECL(__m256, SET);
+    for (int64_t n = 0; n < iters; n++)
+        ACC_STEP(F);
+    float out[8];
+    _mm256_storeu_ps(out, ACC_SUM(_mm256_add_ps));
+    return out[0] + out[1] + out[2] + out[3] + out[4] + out[5] + out[6] + out[7];
+#undef SET
+#undef F
+}
+#endif
+
+static float add_f(float x, float y) { return x + y; }
+
+static double fma_generic(int64_t iters)
+{
+#define SET(i) ((float)(i))
+#define F(x) fmaf(x, 0.999999f, 1e-7f)
+    ACC_DECL(float, SET);
+    for (int64_t n = 0; n < iters; n++)
+        ACC_STEP(F);
+    return ACC_SUM(add_f);
+#undef SET
+#undef F
+}
+
+/* FLOPs one call of the loop does per iteration, and the loop itself. */
+static int fma_flops_per_iter(void)
+{
+    const char *isa = vc_gemm_isa();
+    return ACC_N * 2 * (strcmp(isa, "avx512") == 0 ? 16 : strcmp(isa, "avx2") == 0 ? 8 : 1);
+}
+
+static void peak_range(void *ctx, int64_t begin, int64_t end, int worker)
+{
+    peak_job *j = ctx;
+    const char *isa = vc_gemm_isa();
+    for (int64_t i = begin; i < end; i++) {
+#if defined(__x86_64__)
+        if (strcmp(isa, "avx512") == 0)
+            j->sums[worker & 255] += fma_avx512(j->iters);
+        else if (strcmp(isa, "avx2") == 0)
+            j->sums[worker & 255] += fma_avx2(j->iters);
+        else
+#endif
+            j->sums[worker & 255] += fma_generic(j->iters);
+    }
+}
+
+/* FP32 FLOP/s of all threads: the best of five runs of about 0.2 s. */
+static double fma_peak(void)
+{
+    int chunks = 16 * vc_threads_count();
+    peak_job j = { .iters = 1000 };
+    double best = 0;
+    for (int rep = 0; rep < 8; rep++) {
+        double t0 = vc_now_ms();
+        vc_parallel_for(chunks, peak_range, &j);
+        double ms = vc_now_ms() - t0;
+        double flops = (double)chunks * (double)j.iters * fma_flops_per_iter();
+        if (ms < 50 && j.iters < ((int64_t)1 << 30)) {   /* too short to time: longer, and again */
+            j.iters *= ms > 1 ? (int64_t)(200 / ms) + 1 : 64;
+            rep--;
+            continue;
+        }
+        if (flops / (ms / 1e3) > best)
+            best = flops / (ms / 1e3);
+        if (rep >= 4)
+            break;
+    }
+    return best;
+}
+
+/* Phi-3.5-vision's image encode in FLOPs (a multiply-add is two): per crop,
+ * the patch embedding, then per tower layer the q/k/v/out projections,
+ * attention's two products (scores and the weighted values, all heads) and
+ * the MLP, over the layers the features are read after; the crops of the
+ * benchmark image (num_crops 4 on 1024x768: 2x2 and the global image). The
+ * projection to the text width, the 2x2 merge and preprocessing are not
+ * counted (they are in the measured time: the share is a lower bound). */
+static double phi3v_encode_flops(const bench_arch *a, int *crops)
+{
+    int W, H, hc, wc;
+    if (vc_phi3v_geometry(PHI3V_CROPS, PHI3V_IMAGE_W, PHI3V_IMAGE_H, &W, &H, &hc, &wc) != 0)
+        return 0;
+    *crops = 1 + hc * wc;
+    double g = a->v_image / a->v_patch, T = g * g + 1, d = a->v_dim, f = a->v_inter;
+    double patch = 2 * g * g * (3.0 * a->v_patch * a->v_patch) * d;
+    double layer = 2 * 4 * T * d * d + 2 * 2 * T * T * d + 2 * 2 * T * d * f;
+    return *crops * (patch + PHI3V_FEATURE_LAYERS * layer);
+}
+
 typedef struct {
     double load_ms, encode_ms, prefill_tok_s, decode_tok_s, ttft1_ms, ttft2_ms, bandwidth, bound_tok_s;
     int image_tokens, prefill_tokens, decode_tokens;
     size_t weights_bytes, peak_rss;
-    int crops;                 /* Moondream2: crops encoded (global + tiles) */
+    int crops;                 /* Moondream2, Phi-3.5-vision: crops encoded (global + tiles) */
+    double fma_peak;           /* FP32 FLOP/s of all threads (fma_peak) */
+    double encode_flops;       /* Phi-3.5-vision: the image encode's FLOPs (phi3v_encode_flops), else 0 */
 } bench_result;
 
 static int measure_text(vc_model *m, volatile sig_atomic_t *interrupt, bench_result *r)
@@ -584,6 +824,14 @@ static void print_table(const bench_arch *a, const char *type, const bench_resul
                r->image_tokens);
         printf("  %-28s %10.1f ms   (encode, prefix, question, first token)\n", "time to first token", r->ttft1_ms);
         printf("  %-28s %10.1f ms   (the image prefix reused)\n", "time to first token, again", r->ttft2_ms);
+    } else if (a->phi3v) {
+        printf("  %-28s %10.1f ms   (%dx%d: %d crops, %d image tokens)\n", "image encode", r->encode_ms,
+               PHI3V_IMAGE_W, PHI3V_IMAGE_H, r->crops, r->image_tokens);
+        printf("  %-28s %10.1f GFLOP/s (%.0f GFLOP in the tower: %.0f%% of the FP32 peak)\n", "image encode rate",
+               r->encode_ms > 0 ? r->encode_flops / (r->encode_ms / 1e3) / 1e9 : 0, r->encode_flops / 1e9,
+               r->encode_ms > 0 && r->fma_peak > 0 ? 100 * r->encode_flops / (r->encode_ms / 1e3) / r->fma_peak : 0);
+        printf("  %-28s %10.1f ms\n", "time to first token, turn 1", r->ttft1_ms);
+        printf("  %-28s %10.1f ms   (follow-up: no image encoding)\n", "time to first token, turn 2", r->ttft2_ms);
     } else if (a->vision) {
         printf("  %-28s %10.1f ms   (%d image tokens)\n", "image encode", r->encode_ms, r->image_tokens);
         printf("  %-28s %10.1f ms\n", "time to first token, turn 1", r->ttft1_ms);
@@ -594,6 +842,8 @@ static void print_table(const bench_arch *a, const char *type, const bench_resul
     printf("  %-28s %10.1f GB/s  -> decode bound %.2f tok/s for %.1f MiB of weights (%.0f%% reached)\n",
            "memory read bandwidth", r->bandwidth / 1e9, r->bound_tok_s, r->weights_bytes / 1048576.0,
            r->bound_tok_s > 0 ? 100 * r->decode_tok_s / r->bound_tok_s : 0);
+    printf("  %-28s %10.1f GFLOP/s (independent FMAs, %s, all threads)\n", "FP32 FMA peak", r->fma_peak / 1e9,
+           vc_gemm_isa());
     printf("  %-28s %10.1f MiB\n", "peak RSS", r->peak_rss / 1048576.0);
 }
 
@@ -608,8 +858,16 @@ static void print_json(const bench_arch *a, const char *type, const bench_result
                           "decode_bound_tok_s", r->bound_tok_s, "decode_share_of_bound",
                           r->bound_tok_s > 0 ? r->decode_tok_s / r->bound_tok_s : 0.0, "weights_bytes",
                           (json_int_t)r->weights_bytes, "peak_rss_bytes", (json_int_t)r->peak_rss);
-    if (j && a->moondream)
+    if (j && (a->moondream || a->phi3v))
         json_object_set_new(j, "crops", json_integer(r->crops));
+    if (j)
+        json_object_set_new(j, "fma_peak_gflop_s", json_real(r->fma_peak / 1e9));
+    if (j && a->phi3v) {
+        double rate = r->encode_ms > 0 ? r->encode_flops / (r->encode_ms / 1e3) : 0;
+        json_object_set_new(j, "image_encode_gflop", json_real(r->encode_flops / 1e9));
+        json_object_set_new(j, "image_encode_gflop_s", json_real(rate / 1e9));
+        json_object_set_new(j, "image_encode_share_of_peak", json_real(r->fma_peak > 0 ? rate / r->fma_peak : 0));
+    }
     if (j)   /* which integer kernels decoded, or null: float activations */
         json_object_set_new(j, "int8_dot", vc_int8dot_enabled() ? json_string(vc_int8dot_isa()) : json_null());
     char *s = json_dumps(j, JSON_COMPACT);
@@ -649,6 +907,9 @@ int vc_run_bench(const vc_cli *cli, volatile sig_atomic_t *interrupt)
     r.load_ms = m.load_ms;
     r.weights_bytes = vc_tensors_bytes(&m.llm.weights);
     snprintf(image, sizeof image, "%s/image.png", dir);
+    /* on a shared machine the rate the encode can get changes: the peak is
+     * measured right before it and again at the end, and the higher one kept */
+    r.fma_peak = a->phi3v ? fma_peak() : 0;
     int rc = a->moondream ? measure_moondream(&m, image, interrupt, &r)
              : a->vision  ? measure_turns(&m, image, interrupt, &r) : 0;
     if (rc == 0 && !a->moondream)
@@ -658,6 +919,9 @@ int vc_run_bench(const vc_cli *cli, volatile sig_atomic_t *interrupt)
     if (rc != 0)
         return -1;
     r.bandwidth = read_bandwidth();
+    r.fma_peak = VC_MAX(r.fma_peak, fma_peak());
+    if (a->phi3v)
+        r.encode_flops = phi3v_encode_flops(a, &r.crops);
     /* per token, decode reads every text weight once (the tied embedding table as the output head) */
     size_t text_bytes = r.weights_bytes;
     if (a->moondream) {   /* a decode step reads the decoder's layers and output head */
@@ -666,8 +930,9 @@ int vc_run_bench(const vc_cli *cli, volatile sig_atomic_t *interrupt)
     } else if (a->vision) {   /* the vision tower is not part of a decode step: scale by the text share */
         double text_params = (double)a->layers * (2.0 * a->dim * a->dim + 2.0 * a->dim * (a->dim / a->heads) *
                              a->kv_heads + 3.0 * a->dim * a->inter) + (double)a->vocab * a->dim;
-        double vision_params = (double)a->v_layers * (4.0 * a->v_dim * a->v_dim + 2.0 * a->v_dim * a->v_inter) +
-                               (double)a->dim * a->v_dim * a->scale * a->scale;
+        double proj = a->phi3v ? (double)a->dim * (4.0 * a->v_dim + a->dim)   /* img_projection's two layers */
+                               : (double)a->dim * a->v_dim * a->scale * a->scale;
+        double vision_params = (double)a->v_layers * (4.0 * a->v_dim * a->v_dim + 2.0 * a->v_dim * a->v_inter) + proj;
         text_bytes = (size_t)(r.weights_bytes * text_params / (text_params + vision_params));
     }
     r.bound_tok_s = text_bytes ? r.bandwidth / text_bytes : 0;

@@ -10,6 +10,7 @@
 #include "core/common.h"
 #include "loader/gguf.h"
 #include "model/model.h"
+#include "vision/phi3v.h"
 
 /* Matrices are stored in the requested type where their rows allow it. */
 static vc_dtype fit_type(vc_dtype want, int64_t cols)
@@ -205,6 +206,93 @@ int vc_convert_add_f32(vc_gguf_writer *w, const char *name, const float *v, int 
     return vc_gguf_add_tensor(w, name, VC_F32, n_dims, ne, copy, (size_t)n * sizeof *copy);
 }
 
+/* ---- Phi-3-V: its image side in the same file (include/loader/gguf_phi3v.h) ---- */
+
+static const char *act_name(vc_act a)
+{
+    return a == VC_ACT_QUICK_GELU ? "quick_gelu" : a == VC_ACT_GELU ? "gelu" : a == VC_ACT_GELU_TANH
+           ? "gelu_pytorch_tanh" : "silu";
+}
+
+static int add_vec(vc_gguf_writer *w, const char *name, const float *v, int64_t n)
+{
+    return vc_convert_add_f32(w, name, v, 1, &n);
+}
+
+/* The CLIP tower's first `layers` blocks under llama.cpp's clip names; the
+ * patch convolution [hidden][3][p][p] in ggml order, f32 or (else) f16. */
+static int write_phi3v_tower(vc_gguf_writer *w, const vc_vit *v, int layers, vc_dtype type)
+{
+    const vc_vit_config *c = &v->cfg;
+    int h = c->hidden, p = c->patch_size;
+    int64_t patch_ne[4] = { p, p, 3, h }, pos_ne[2] = { h, vc_vit_tokens(v) };
+    vc_dtype pt = type == VC_F32 ? VC_F32 : VC_F16;
+    size_t row_bytes;
+    uint8_t *patch = vc_matrix_requantize(&v->patch, pt, NULL, 0, &row_bytes);
+    if (!patch)
+        return -1;
+    int rc = vc_gguf_add_tensor(w, "v.patch_embd.weight", pt, 4, patch_ne, patch, (size_t)v->patch.rows * row_bytes);
+    rc |= add_vec(w, "v.class_embd", v->class_emb, h);
+    rc |= vc_convert_add_f32(w, "v.position_embd.weight", v->pos_emb, 2, pos_ne);
+    rc |= add_vec(w, "v.pre_ln.weight", v->pre_w, h);
+    rc |= add_vec(w, "v.pre_ln.bias", v->pre_b, h);
+    char name[96];
+    for (int l = 0; rc == 0 && l < layers; l++) {
+        const vc_vit_layer *L = &v->layers[l];
+        struct { const char *leaf; const vc_matrix *m; const float *b; int64_t nb; } parts[] = {
+            { "attn_q", &L->q, L->q_b, h },   { "attn_k", &L->k, L->k_b, h },        { "attn_v", &L->v, L->v_b, h },
+            { "attn_out", &L->o, L->o_b, h }, { "ffn_up", &L->fc1, L->fc1_b, c->ffn }, { "ffn_down", &L->fc2, L->fc2_b, h },
+        };
+        for (size_t i = 0; i < VC_ARRAY_LEN(parts); i++) {
+            snprintf(name, sizeof name, "v.blk.%d.%s.weight", l, parts[i].leaf);
+            rc |= add_matrix(w, name, parts[i].m, type, 0);
+            snprintf(name, sizeof name, "v.blk.%d.%s.bias", l, parts[i].leaf);
+            rc |= add_vec(w, name, parts[i].b, parts[i].nb);
+        }
+        const float *norms[4] = { L->ln1_w, L->ln1_b, L->ln2_w, L->ln2_b };
+        const char *norm_names[4] = { "ln1.weight", "ln1.bias", "ln2.weight", "ln2.bias" };
+        for (int i = 0; i < 4; i++) {
+            snprintf(name, sizeof name, "v.blk.%d.%s", l, norm_names[i]);
+            rc |= add_vec(w, name, norms[i], h);
+        }
+    }
+    return rc ? -1 : 0;
+}
+
+static int write_phi3v(vc_gguf_writer *w, const vc_model *m, const vc_phi3v *p, vc_dtype type)
+{
+    const vc_vit_config *c = &p->vit.cfg;
+    /* hidden_states[k] is the output of the first k blocks: only those are stored */
+    int layers = p->feature_layer < 0 ? c->layers + 1 + p->feature_layer : p->feature_layer;
+    if (layers < 0 || layers > c->layers || !p->vit.class_emb || !p->vit.pre_w)
+        return vc_fail_code(VC_EXIT_MODEL, "%s: Phi-3-V layer_idx %d or tower not expressible in GGUF", m->path,
+                            p->feature_layer);
+#define KEY(k) "vlmchat.phi3v." k
+    int rc = vc_gguf_set_u32(w, KEY("image_size"), (uint32_t)c->image_size);
+    rc |= vc_gguf_set_u32(w, KEY("patch_size"), (uint32_t)c->patch_size);
+    rc |= vc_gguf_set_u32(w, KEY("embedding_length"), (uint32_t)c->hidden);
+    rc |= vc_gguf_set_u32(w, KEY("feed_forward_length"), (uint32_t)c->ffn);
+    rc |= vc_gguf_set_u32(w, KEY("block_count"), (uint32_t)layers);
+    rc |= vc_gguf_set_u32(w, KEY("attention.head_count"), (uint32_t)c->heads);
+    rc |= vc_gguf_set_f32(w, KEY("attention.layer_norm_epsilon"), c->norm_eps);
+    rc |= vc_gguf_set_str(w, KEY("hidden_act"), act_name(c->act));
+    rc |= vc_gguf_set_i32(w, KEY("layer_idx"), layers);
+    rc |= vc_gguf_set_u32(w, KEY("num_crops"), (uint32_t)p->num_crops);
+    rc |= vc_gguf_set_arr_f32(w, KEY("image_mean"), p->mean, 3);
+    rc |= vc_gguf_set_arr_f32(w, KEY("image_std"), p->std, 3);
+#undef KEY
+    if (rc == 0)
+        rc = write_phi3v_tower(w, &p->vit, layers, type);
+    int64_t c4 = 4 * (int64_t)c->hidden;
+    rc |= add_vec(w, "v.glb_GN", p->glb_gn, c4);
+    rc |= add_vec(w, "v.sub_GN", p->sub_gn, c4);
+    rc |= add_matrix(w, "mm.0.weight", &p->proj1, type, 0);
+    rc |= add_vec(w, "mm.0.bias", p->proj1_b, p->text_dim);
+    rc |= add_matrix(w, "mm.2.weight", &p->proj2, type, 0);
+    rc |= add_vec(w, "mm.2.bias", p->proj2_b, p->text_dim);
+    return rc ? -1 : 0;
+}
+
 /* out_path's directory, "mmproj-" + its file name (malloc'd). */
 static char *mmproj_path(const char *out_path)
 {
@@ -242,10 +330,14 @@ int vc_convert_to_gguf(const char *model_dir, const char *out_path, vc_dtype typ
         rc = write_tokenizer(w, &m);
     if (rc == 0)
         rc = write_weights(w, &m, type, llama);
+    /* Phi-3-V, which llama.cpp has no mmproj layout for: both halves in one file */
+    bool one_file = m.vision && strcmp(m.vision->family->name, "phi3_v") == 0;
+    if (rc == 0 && one_file)
+        rc = write_phi3v(w, &m, m.vision->state, type);
     if (rc == 0)
         rc = vc_gguf_write(w, out_path);
     vc_gguf_writer_free(w);
-    if (rc == 0 && m.vision) {     /* the image side beside it, as llama.cpp's pair of files */
+    if (rc == 0 && m.vision && !one_file) {     /* the image side beside it, as llama.cpp's pair of files */
         char *mp = mmproj_path(out_path);
         rc = mp ? vc_convert_mmproj(&m, mp, type) : -1;
         free(mp);

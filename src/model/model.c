@@ -14,6 +14,7 @@
 #include "core/json.h"
 #include "core/meminfo.h"
 #include "loader/gguf.h"
+#include "loader/gguf_phi3v.h"
 #include "loader/mmproj.h"
 #include "loader/safetensors.h"
 #include "model/llm_config.h"
@@ -292,18 +293,35 @@ static int open_gguf(const char *file, int quant, vc_model *m)
     int rc = vc_llm_config_from_gguf(&g, &m->llm.cfg);
     if (rc == 0)
         rc = vc_tokenizer_load_gguf(&g, &m->tok);
+    /* the file's bos/eos, also where the tokenizer comes from the embedded tokenizer.json (which names none) */
+    int64_t id;
+    if (rc == 0 && vc_gguf_get_int(&g, "tokenizer.ggml.bos_token_id", &id) && id >= 0 && id < vc_tokenizer_size(m->tok))
+        vc_tokenizer_set_bos(m->tok, (int32_t)id);
+    if (rc == 0 && vc_gguf_get_int(&g, "tokenizer.ggml.eos_token_id", &id) && id >= 0 && id < vc_tokenizer_size(m->tok))
+        vc_tokenizer_set_eos(m->tok, (int32_t)id);
     if (rc == 0) {
         m->chat_template = vc_gguf_get_string(&g, "tokenizer.chat_template");
         int32_t bos = vc_tokenizer_bos(m->tok), eos = vc_tokenizer_eos(m->tok);
         rc = vc_chat_init(&m->chat, m->chat_template, bos >= 0 ? vc_tokenizer_piece(m->tok, bos) : "",
                           eos >= 0 ? vc_tokenizer_piece(m->tok, eos) : "");
     }
+    /* Phi-3-V's single file: its image side's settings, and its tensors under the HF names */
+    json_t *vcfg = NULL, *vproc = NULL;
+    if (rc == 0 && vc_gguf_phi3v_present(&g))
+        rc = vc_gguf_phi3v_read(&g, file, &vcfg, &vproc);
     if (rc == 0 && quant > 0)
         rc = vc_tensors_quantize(&g.tensors, (vc_dtype)quant);
     /* the weights (and the mapping the metadata points into) move to the model */
     if (rc == 0)
         rc = vc_llm_bind(&m->llm, &g.tensors, &VC_LLM_NAMES_GGUF);
     vc_gguf_close(&g);
+    if (rc == 0 && vcfg) {   /* bound from the model's weights, as a model directory's */
+        rc = vc_vision_load_settings(file, vcfg, vproc, NULL, &m->llm.weights, m->tok, m->llm.cfg.dim, &m->vision);
+        if (rc == 0)
+            rc = chat_takes_images(m);
+    }
+    json_decref(vcfg);
+    json_decref(vproc);
     m->format = "gguf";
     return rc;
 }
@@ -401,7 +419,9 @@ int vc_model_open(const char *path, const vc_model_options *opt, vc_model *m)
         rc = open_hf(path, opt ? opt->quant : 0, m);
     else if (is_file(path) && vc_gguf_sniff(path)) {
         rc = open_gguf(path, opt ? opt->quant : 0, m);
-        if (rc == 0)
+        if (rc == 0 && m->vision && opt && opt->mmproj)
+            rc = vc_fail_code(VC_EXIT_USAGE, "%s holds its own vision side: --mmproj does not go with it", path);
+        else if (rc == 0 && !m->vision)
             rc = pair_mmproj(path, opt ? opt->mmproj : NULL, opt ? opt->quant : 0, m);
     }
     else if (is_file(path))

@@ -123,17 +123,20 @@ int vc_vision_load(const char *dir, json_t *config, const vc_tensor_set *w, cons
     return rc;
 }
 
+int vc_vision_load_settings(const char *label, json_t *config, json_t *processor, json_t *processor_root,
+                            const vc_tensor_set *w, const vc_tokenizer *tok, int text_dim, vc_vision **out)
+{
+    const vc_vision_family *f = vc_vision_family_of(config);
+    if (!f)
+        return vc_fail_code(VC_EXIT_MODEL, "%s: not a vision-language model vlmchat knows", label);
+    vc_vision_source src = { label, config, processor, processor_root, w, tok, text_dim };
+    return load_source(f, &src, out);
+}
+
 int vc_vision_load_owned(const char *label, json_t *config, json_t *processor, json_t *processor_root,
                          vc_tensor_set *w, const vc_tokenizer *tok, int text_dim, vc_vision **out)
 {
-    const vc_vision_family *f = vc_vision_family_of(config);
-    int rc = -1;
-    if (!f) {
-        vc_fail_code(VC_EXIT_MODEL, "%s: not a vision-language model vlmchat knows", label);
-    } else {
-        vc_vision_source src = { label, config, processor, processor_root, w, tok, text_dim };
-        rc = load_source(f, &src, out);
-    }
+    int rc = vc_vision_load_settings(label, config, processor, processor_root, w, tok, text_dim, out);
     if (rc == 0) {
         (*out)->owned_weights = w;
     } else {

@@ -131,6 +131,40 @@ fc = mm_good.find(b"v.blk.0.ffn_up.weight") + len(b"v.blk.0.ffn_up.weight")
 mm_case("fc1 wrong shape", mm_patched(fc + 4, struct.pack("<QQ", 64, 32)), "fc")
 mm_case("patch embedding wrong shape", mm_patched(mm_good.find(b"v.patch_embd.weight") + len(b"v.patch_embd.weight")
                                                   + 4, struct.pack("<QQQQ", 14, 14, 1, 96)), "patch embedding")
+# ---- Phi-3-V as one GGUF (vlmchat.phi3v.* keys; include/loader/gguf_phi3v.h) -------------------------------
+p3_path = os.path.join(T, "phi3v-f32.gguf")
+subprocess.run([V, "convert", "--model", f"{FX}/vision/phi3v", "--out", p3_path, "--type", "f32"], check=True,
+               capture_output=True, timeout=120)
+p3_good = open(p3_path, "rb").read()
+
+
+def p3_value(key):
+    """Offset of a metadata value's type (u32), then the value, in the good Phi-3-V GGUF."""
+    k = struct.pack("<Q", len(key)) + key.encode()
+    i = p3_good.find(k)
+    assert i >= 0, key
+    return i + len(k)
+
+
+def p3_case(name, offset, data, mention):
+    b = bytearray(p3_good)
+    b[offset:offset + len(data)] = data
+    path = write(f"phi3v-{name.replace(' ', '_')}.gguf", bytes(b))
+    case(f"phi3v gguf: {name}", ["-m", path, "-p", "hi"], MODEL, mention)
+
+
+p3_case("num_crops 0", p3_value("vlmchat.phi3v.num_crops") + 4, struct.pack("<I", 0), "num_crops")
+p3_case("layer_idx past the stored blocks", p3_value("vlmchat.phi3v.layer_idx") + 4, struct.pack("<i", 9),
+        "layer_idx")
+p3_case("layer_idx as u32", p3_value("vlmchat.phi3v.layer_idx"), struct.pack("<I", 4), "GGUF type")
+p3_case("negative image_std", p3_value("vlmchat.phi3v.image_std") + 4 + 4 + 8, struct.pack("<f", -0.5), "image_std")
+p3_case("no hidden_act", p3_value("vlmchat.phi3v.hidden_act") - 4, b"acx", "hidden_act")
+p3_case("unknown activation", p3_value("vlmchat.phi3v.hidden_act") + 4 + 8, b"quick_gelx", "quick_gelx")
+p3_case("block_count past the tensors", p3_value("vlmchat.phi3v.block_count") + 4, struct.pack("<I", 7),
+        "encoder.layers")
+p3_case("no sub_GN", p3_good.find(b"v.sub_GN"), b"v.sub_GX", "sub_GN")
+case("phi3v gguf: with --mmproj", ["-m", p3_path, "--mmproj", f"{FX}/vision/smolvlm_gguf/mmproj-smolvlm-f32.gguf",
+                                   "-p", "hi"], USAGE, "--mmproj")
 case("mmproj: given as the model", ["-m", f"{FX}/vision/smolvlm_gguf/mmproj-smolvlm-f32.gguf", "-p", "hi"], MODEL,
      "--mmproj")
 case("mmproj: missing file", ["-m", mm_text, "--mmproj", os.path.join(T, "none.gguf"), "-p", "hi"], MODEL,
