@@ -1,15 +1,15 @@
-/* int8dot.h - integer dot products with 8-bit activations (--int8-dot).
+/* int8dot.h - integer dot products with 8-bit activations.
  *
- * A product over Q8_0, Q4_0 or MLX 4-bit weights normally expands each
- * weight to float and multiplies with float activations, which keeps
- * vlmchat's logits within 1e-4 of transformers running the same (dequantized)
- * weights.  This module is the other way, llama.cpp's: activations are
+ * A product over quantized weights can expand each weight to float and
+ * multiply with float activations (--float-act), which keeps vlmchat's
+ * logits within 1e-4 of transformers running the same (dequantized)
+ * weights.  This module is the other way, llama.cpp's and the vlmchat
+ * program's default: activations are
  * quantized to 8 bits in blocks of 32, and the products are integer
  * multiply-adds (AVX2 maddubs, or VNNI's dpbusd where the CPU has it) with one
  * float scale per block: row by row, or, for matrices interleaved at load in
  * groups of 8 rows, 8 or 16 rows and up to 8 tokens at a time.  About twice
- * as fast, and it moves logits by up to about 2% of their scale, so it is
- * opt-in (--int8-dot).
+ * as fast; it moves logits by up to about 2% of their scale.
  *
  * vc_dot_row_act_ref() is the plain-C definition the SIMD kernels are tested
  * against (tests/test_quant.c).
@@ -42,9 +42,17 @@ void vc_quantize_act_ref(const float *x, vc_block_q8_act *out, int64_t n);
 /* True for the weight types with an integer kernel: Q8_0, Q4_0, MLX 4-bit. */
 bool vc_int8dot_supports(vc_dtype t);
 
-/* Turns the integer path on or off for vc_matmul (off at start). */
+/* Turns the integer path on or off for vc_matmul and the loaders (off at
+ * start; the vlmchat program turns it on unless --float-act). On, quantized
+ * weights compute with 8-bit activations; float weights stay float. */
 void vc_int8dot_enable(bool on);
 bool vc_int8dot_enabled(void);
+
+/* With the integer path on, whether a vision tower's float matrices are
+ * also requantized to Q8_0 for the integer kernels at load (--int8-dot;
+ * off at start). Its quantized matrices take the integer kernels anyway. */
+void vc_int8dot_requantize_float(bool on);
+bool vc_int8dot_requantizes_float(void);
 
 /* The instruction set the integer kernels use, the best the level in effect
  * (core/cpu.h) allows: "avx512-vnni", "avx-vnni", "avx2" or "generic" (the

@@ -52,6 +52,10 @@ static bool enabled;
 void vc_int8dot_enable(bool on) { enabled = on; }
 bool vc_int8dot_enabled(void) { return enabled; }
 
+static bool requantize_float;
+void vc_int8dot_requantize_float(bool on) { requantize_float = on; }
+bool vc_int8dot_requantizes_float(void) { return requantize_float; }
+
 float vc_dot_row_act_ref(vc_dtype t, const void *row, const vc_block_q8_act *x, int64_t n)
 {
     float w[VC_QK_K];
