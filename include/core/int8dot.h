@@ -39,7 +39,7 @@ void vc_quantize_act(const float *x, vc_block_q8_act *out, int64_t n);
 /* Its plain-C definition; vc_quantize_act (AVX2 where there is) writes the same bytes. */
 void vc_quantize_act_ref(const float *x, vc_block_q8_act *out, int64_t n);
 
-/* True for the weight types with an integer kernel: Q8_0, Q4_0, MLX 4-bit. */
+/* True for the weight types with an integer kernel: Q8_0, Q4_0, Q4_K, Q6_K, MLX 4-bit. */
 bool vc_int8dot_supports(vc_dtype t);
 
 /* Turns the integer path on or off for vc_matmul and the loaders (off at
@@ -67,6 +67,13 @@ float vc_dot_row_act(vc_dtype t, const void *row, const vc_block_q8_act *x, int6
  * product instead of per row). */
 typedef float (*vc_dot_act_fn)(vc_dtype t, const void *row, const vc_block_q8_act *x, int64_t n);
 vc_dot_act_fn vc_int8dot_kernel(void);
+
+/* y[i * ldy + r] for tokens i < n and rows r in [r0, r1) of a stored
+ * matrix of a type vc_int8dot_supports accepts, from the tokens' quantized
+ * activations (w->cols / 32 blocks each); rows are numbered from r0 in y.
+ * K-quant rows go four tokens at a time (each weight unpacked once for
+ * them); the generic level is the reference, vc_dot_row_act_ref per token. */
+void vc_int8dot_rows(const vc_matrix *w, int64_t r0, int64_t r1, const vc_block_q8_act *x, int n, float *y, int ldy);
 
 /* ---- rows interleaved in groups of 8 ----
  * Matrices prepared by vc_matrix_prepare_int8 (core/matrix.h; the layout in

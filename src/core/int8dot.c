@@ -45,7 +45,7 @@ void vc_quantize_act_ref(const float *x, vc_block_q8_act *out, int64_t n)
 
 bool vc_int8dot_supports(vc_dtype t)
 {
-    return t == VC_Q8_0 || t == VC_Q4_0 || t == VC_MLX4_G32 || t == VC_MLX4_G64 || t == VC_MLX4_G128;
+    return t == VC_Q8_0 || t == VC_Q4_0 || t == VC_Q4_K || t == VC_Q6_K || t == VC_MLX4_G32 || t == VC_MLX4_G64 || t == VC_MLX4_G128;
 }
 
 static bool enabled;
@@ -82,6 +82,17 @@ float vc_dot_row_act_ref(vc_dtype t, const void *row, const vc_block_q8_act *x, 
 #define TARGET_AVX2 VC_TARGET_AVX2
 #define TARGET_AVXVNNI __attribute__((target("avx2,fma,f16c,avxvnni")))
 #define TARGET_AVX512VNNI __attribute__((target("avx2,fma,f16c,avx512f,avx512vl,avx512bw,avx512vnni")))
+
+/* Q4_K's eight 6-bit scales and mins from their 12 bytes (as dtype.c reads them). */
+static inline void q4k_unpack_scales(const uint8_t *q, uint8_t sc[8], uint8_t m[8])
+{
+    for (int j = 0; j < 4; j++) {
+        sc[j] = q[j] & 63;
+        m[j] = q[j + 4] & 63;
+        sc[j + 4] = (uint8_t)((q[j + 8] & 0xf) | ((q[j] >> 6) << 4));
+        m[j + 4] = (uint8_t)((q[j + 8] >> 4) | ((q[j + 4] >> 6) << 4));
+    }
+}
 
 /* 4 activation bytes, as one int32 to broadcast */
 static inline int32_t quad_at(const int8_t *p)
@@ -334,6 +345,23 @@ static void interleaved_ref(const vc_matrix *w, int64_t g0, int64_t g1, const vc
                 }
                 y[(size_t)i * ldy + (size_t)(g - g0) * 8 + r] = (float)sum;
             }
+}
+
+void vc_int8dot_rows(const vc_matrix *w, int64_t r0, int64_t r1, const vc_block_q8_act *x, int n, float *y, int ldy)
+{
+#ifdef VC_HAVE_X86
+    switch (current_isa()) {
+    case ISA_AVXVNNI: rows_avxvnni(w, r0, r1, x, n, y, ldy); return;
+    case ISA_AVX512VNNI: rows_avx512vnni(w, r0, r1, x, n, y, ldy); return;
+    case ISA_AVX2: rows_avx2(w, r0, r1, x, n, y, ldy); return;
+    case ISA_GENERIC: break;
+    }
+#endif
+    int64_t nbx = w->cols / VC_QK8_ACT;
+    for (int64_t r = r0; r < r1; r++)
+        for (int i = 0; i < n; i++)
+            y[(size_t)i * ldy + (r - r0)] = vc_dot_row_act_ref(w->type, (const uint8_t *)w->data + (size_t)r * w->row_bytes,
+                                                               x + (size_t)i * nbx, w->cols);
 }
 
 void vc_int8dot_interleaved(const vc_matrix *w, int64_t g0, int64_t g1, const vc_block_q8_act *x, int n, float *y,

@@ -47,9 +47,13 @@ static void product_rows(const vc_matrix *w, const float *x, const vc_block_q8_a
                          int n, float *y, int64_t begin, int64_t end)
 {
     int64_t cols = w->cols;
-    if (xq) {
+    if (xq && n == 1) {
         for (int64_t r = begin; r < end; r++)
             y[r] = dot_act(w->type, (const uint8_t *)w->data + (size_t)r * w->row_bytes, xq, cols);
+        return;
+    }
+    if (xq) {   /* K-quants, several tokens: rows as stored, four tokens at a time */
+        vc_int8dot_rows(w, begin, end, xq, n, y + begin, (int)w->rows);
         return;
     }
     if (n == 1) {
@@ -108,11 +112,13 @@ static bool interleaved(vc_dtype t) { return t == VC_Q4_0_X8 || t == VC_Q8_0_X8;
 /* What vc_parallel_for shares out: rows, or groups of 8 for interleaved matrices. */
 static int64_t work_units(const vc_matrix *w) { return interleaved(w->type) ? w->rows / 8 : w->rows; }
 
-/* Whether a stored (not interleaved) matrix takes integer dots row by row:
- * one token with --int8-dot on; several tokens stay on the float GEMM. */
+/* Whether a stored (not interleaved) matrix takes integer dots row by row
+ * with the integer path on: one token; several for K-quants (which have no
+ * interleaved layout); the other types' tokens stay on the float GEMM. */
 static bool int8_rows(const vc_matrix *w, int n)
 {
-    return n == 1 && vc_int8dot_enabled() && vc_int8dot_supports(w->type);
+    return vc_int8dot_enabled() && vc_int8dot_supports(w->type) &&
+           (n == 1 || w->type == VC_Q4_K || w->type == VC_Q6_K);
 }
 
 /* A range of the work units of all the matrices: each matrix's share of it. */
