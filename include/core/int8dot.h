@@ -63,6 +63,13 @@ const char *vc_int8dot_isa(void);
  * vc_int8dot_supports accepts) with quantized activations. */
 float vc_dot_row_act(vc_dtype t, const void *row, const vc_block_q8_act *x, int64_t n);
 
+/* For measuring the machine's int8 peak (vlmchat bench): `iters` rounds of
+ * independent multiply-adds of the kind the integer kernels use at the
+ * level in effect (AVX-512 VNNI's 512-bit dpbusd, AVX-VNNI's 256-bit one,
+ * AVX2's maddubs/madd pair, plain C), on the calling thread. Returns the
+ * count of byte multiply-adds done. */
+int64_t vc_int8dot_peak_run(int64_t iters);
+
 /* The kernel vc_dot_row_act would call now (decided once per matrix
  * product instead of per row). */
 typedef float (*vc_dot_act_fn)(vc_dtype t, const void *row, const vc_block_q8_act *x, int64_t n);

@@ -226,6 +226,46 @@ TARGET_AVX512VNNI static void interleaved_avx512(const vc_matrix *w, int64_t g0,
         interleaved_avx512vnni(w, g, g1, x, n, y + (size_t)(g - g0) * 8, ldy);
 }
 
+/* ---- the machine's int8 multiply-add peak (vc_int8dot_peak_run) ----
+ * Twelve independent accumulators, so that the multiply-adds' latency
+ * hides behind their throughput; the result goes to a volatile sink so
+ * that none of it is optimized away. */
+static volatile int32_t peak_sink;
+
+TARGET_AVX512VNNI static int64_t peak_avx512vnni(int64_t iters, int seed)
+{
+    __m512i a = _mm512_set1_epi32(0x01020304 + seed), b = _mm512_set1_epi32(0x05060708 - seed);
+    __m512i acc[12];
+    for (int k = 0; k < 12; k++)
+        acc[k] = _mm512_set1_epi32(k);
+    for (int64_t i = 0; i < iters; i++)
+#pragma GCC unroll 12
+        for (int k = 0; k < 12; k++)
+            acc[k] = _mm512_dpbusd_epi32(acc[k], a, b);
+    for (int k = 1; k < 12; k++)
+        acc[0] = _mm512_add_epi32(acc[0], acc[k]);
+    peak_sink = _mm512_reduce_add_epi32(acc[0]);
+    return iters * 12 * 64;
+}
+
+#define PEAK_256(name, target, mulacc)                                                                             \
+    target static int64_t name(int64_t iters, int seed)                                                             \
+    {                                                                                                              \
+        __m256i a = _mm256_set1_epi32(0x01020304 + seed), b = _mm256_set1_epi32(0x05060708 - seed);                 \
+        __m256i acc[12];                                                                                           \
+        for (int k = 0; k < 12; k++)                                                                               \
+            acc[k] = _mm256_set1_epi32(k);                                                                         \
+        for (int64_t i = 0; i < iters; i++)                                                                        \
+            _Pragma("GCC unroll 12") for (int k = 0; k < 12; k++) acc[k] = mulacc(acc[k], a, b);                   \
+        for (int k = 1; k < 12; k++)                                                                               \
+            acc[0] = _mm256_add_epi32(acc[0], acc[k]);                                                             \
+        peak_sink = _mm256_extract_epi32(acc[0], 0);                                                               \
+        return iters * 12 * 32;                                                                                    \
+    }
+PEAK_256(peak_avxvnni, TARGET_AVXVNNI, mulacc_avxvnni)
+PEAK_256(peak_avx2, TARGET_AVX2, mulacc_avx2)
+#undef PEAK_256
+
 typedef enum { ISA_GENERIC, ISA_AVX2, ISA_AVXVNNI, ISA_AVX512VNNI } isa_kind;
 static const char *const isa_names[] = { "generic", "avx2", "avx-vnni", "avx512-vnni" };
 
@@ -259,6 +299,25 @@ vc_dot_act_fn vc_int8dot_kernel(void)
     }
 #endif
     return vc_dot_row_act_ref;
+}
+
+int64_t vc_int8dot_peak_run(int64_t iters)
+{
+#ifdef VC_HAVE_X86
+    switch (current_isa()) {
+    case ISA_AVX512VNNI: return peak_avx512vnni(iters, (int)(iters & 1));
+    case ISA_AVXVNNI: return peak_avxvnni(iters, (int)(iters & 1));
+    case ISA_AVX2: return peak_avx2(iters, (int)(iters & 1));
+    case ISA_GENERIC: break;
+    }
+#endif
+    int32_t acc[8] = { 0 };   /* plain C: what the compiler makes of 8 lanes of 4 byte products */
+    for (int64_t i = 0; i < iters; i++)
+        for (int k = 0; k < 8; k++)
+            for (int j = 0; j < 4; j++)
+                acc[k] += (int32_t)(uint8_t)(k + j + i) * (int8_t)(j - k);
+    peak_sink = acc[0] + acc[7];
+    return iters * 32;
 }
 
 float vc_dot_row_act(vc_dtype t, const void *row, const vc_block_q8_act *x, int64_t n)
