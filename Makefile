@@ -84,12 +84,12 @@ fuzz-smoke: fuzz
 	BUILD=build-fuzz bash tests/fuzz/run.sh 15
 
 # Speed and memory on random-weight models of real dimensions (not a test: nothing is asserted).
-# A type ending in +int8 runs with --int8-dot.
+# A type ending in +float runs with --float-act (float activations; 8-bit is the default).
 BENCH_MODELS ?= smolvlm-256m
-BENCH_TYPES  ?= bf16 q8_0 q8_0+int8 q4_0 q4_0+int8
+BENCH_TYPES  ?= bf16 q8_0+float q8_0 q4_0+float q4_0
 bench: $(BUILD)/vlmchat
 	@for m in $(BENCH_MODELS); do for t in $(BENCH_TYPES); do \
-	    q=$${t%+int8}; f=; [ "$$q" = "$$t" ] || f=--int8-dot; \
+	    q=$${t%+float}; f=; [ "$$q" = "$$t" ] || f=--float-act; \
 	    $(BUILD)/vlmchat bench $$m --quant $$q $$f || exit 1; \
 	    $(BUILD)/vlmchat bench $$m --quant $$q $$f --json >>$(BUILD)/bench.jsonl || exit 1; done; done
 	@echo "JSON lines in $(BUILD)/bench.jsonl"

@@ -418,7 +418,7 @@ static void test_int8dot(void)
     for (int i = 0; i < N; i++)
         xd[i] = xq[i / 32].d * xq[i / 32].qs[i % 32];
     static const vc_isa isas[] = { VC_ISA_GENERIC, VC_ISA_AVX2, VC_ISA_AVX_VNNI, VC_ISA_AVX512_VNNI };
-    vc_dtype types[] = { VC_Q8_0, VC_Q4_0, VC_MLX4_G32, VC_MLX4_G64, VC_MLX4_G128 };
+    vc_dtype types[] = { VC_Q8_0, VC_Q4_0, VC_Q4_K, VC_Q6_K, VC_MLX4_G32, VC_MLX4_G64, VC_MLX4_G128 };
     for (size_t t = 0; t < sizeof types / sizeof *types; t++) {
         CHECK(vc_int8dot_supports(types[t]), "%s has an integer kernel", vc_dtype_name(types[t]));
         vc_quantize_row(types[t], w, q, N);
@@ -447,6 +447,12 @@ static void test_int8dot(void)
             float fast = vc_dot_row_act(types[t], q, xq, N);
             CHECK(fabsf(fast - ref) <= 1e-4f * (1 + fabsf(ref)), "%s: %s int8 dot %g vs reference %g",
                   vc_dtype_name(types[t]), vc_isa_name(isas[k]), fast, ref);
+            /* one block fewer: an odd count of blocks (of super-blocks for K-quants) */
+            int64_t odd = N - vc_dtype_block_elems(types[t]);
+            float ref_odd = vc_dot_row_act_ref(types[t], q, xq, odd), fast_odd = vc_dot_row_act(types[t], q, xq, odd);
+            CHECK(fabsf(fast_odd - ref_odd) <= 1e-4f * (1 + fabsf(ref_odd)),
+                  "%s: %s int8 dot over %lld elements %g vs reference %g", vc_dtype_name(types[t]),
+                  vc_isa_name(isas[k]), (long long)odd, fast_odd, ref_odd);
         }
         vc_isa_set(VC_ISA_DEFAULT);
         CHECK(tried >= 1, "at least the generic integer kernel runs");
@@ -479,6 +485,68 @@ static void test_int8dot(void)
     CHECK(same_as_kernel, "matmul with --int8-dot uses the integer kernel");
     CHECK(float_path, "matmul without it stays on float activations");
     vc_threads_shutdown();
+}
+
+/* K-quant rows with several tokens (prefill): vc_int8dot_rows on every
+ * instruction set here against the reference (per token vc_dot_row_act_ref),
+ * four-token tiles and the rest, an odd number of super-blocks; and
+ * vc_matmul with the integer path on takes it. */
+static void test_int8_rows(void)
+{
+    enum { ROWS = 5, COLS = 768, TOK = 7 };
+    static float w[ROWS * COLS], x[TOK * COLS], y_ref[TOK * ROWS], y[TOK * ROWS];
+    static uint8_t q[ROWS * COLS];
+    static vc_block_q8_act xq[TOK * COLS / VC_QK8_ACT];
+    static const vc_isa isas[] = { VC_ISA_AVX2, VC_ISA_AVX_VNNI, VC_ISA_AVX512_VNNI };
+    const vc_dtype types[] = { VC_Q4_K, VC_Q6_K };
+    unsigned seed = 41;
+    for (int i = 0; i < ROWS * COLS; i++)
+        w[i] = frand(&seed);
+    for (int i = 0; i < TOK * COLS; i++)
+        x[i] = frand(&seed) * 2;
+    vc_quantize_act(x, xq, (int64_t)TOK * COLS);
+    for (size_t t = 0; t < sizeof types / sizeof *types; t++) {
+        size_t rb;
+        vc_dtype_row_bytes(types[t], COLS, &rb);
+        for (int r = 0; r < ROWS; r++)
+            vc_quantize_row(types[t], w + r * COLS, q + r * rb, COLS);
+        vc_matrix m = { types[t], COLS, ROWS, rb, q };
+        vc_isa_set(VC_ISA_GENERIC);
+        vc_int8dot_rows(&m, 0, ROWS, xq, TOK, y_ref, ROWS);
+        bool ref_ok = true;
+        for (int i = 0; i < TOK; i++)
+            for (int r = 0; r < ROWS; r++)
+                ref_ok = ref_ok && y_ref[i * ROWS + r] == vc_dot_row_act_ref(types[t], q + r * rb, xq + i * (COLS / 32), COLS);
+        CHECK(ref_ok, "%s: generic rows are the reference's dots", vc_dtype_name(types[t]));
+        for (size_t k = 0; k < sizeof isas / sizeof *isas; k++) {
+            if (vc_isa_set(isas[k]) != isas[k])
+                continue;
+            memset(y, 0, sizeof y);
+            vc_int8dot_rows(&m, 1, ROWS, xq, TOK, y, ROWS);   /* rows 1.. numbered from 0 */
+            float worst = 0, scale = 0;
+            for (int i = 0; i < TOK; i++)
+                for (int r = 1; r < ROWS; r++) {
+                    worst = fmaxf(worst, fabsf(y[i * ROWS + r - 1] - y_ref[i * ROWS + r]));
+                    scale = fmaxf(scale, fabsf(y_ref[i * ROWS + r]));
+                }
+            CHECK(worst <= 1e-4f * (1 + scale), "%s: %s rows of %d tokens differ from the reference by %g (scale %g)",
+                  vc_dtype_name(types[t]), vc_isa_name(isas[k]), TOK, worst, scale);
+        }
+        vc_isa_set(VC_ISA_DEFAULT);
+        /* vc_matmul, several tokens, integer path on: these rows */
+        vc_threads_init(2);
+        vc_int8dot_enable(true);
+        vc_matmul(&m, x, TOK, y);
+        vc_int8dot_enable(false);
+        float worst = 0, scale = 0;
+        for (int i = 0; i < TOK * ROWS; i++) {
+            worst = fmaxf(worst, fabsf(y[i] - y_ref[i]));
+            scale = fmaxf(scale, fabsf(y_ref[i]));
+        }
+        CHECK(worst <= 1e-4f * (1 + scale), "%s: matmul of %d tokens with the integer path differs by %g", vc_dtype_name(types[t]),
+              TOK, worst);
+        vc_threads_shutdown();
+    }
 }
 
 /* vc_matmul_multi: matrices of different types and sizes in one dispatch
@@ -621,6 +689,7 @@ int main(void)
     test_activations();
     test_quantize_act();
     test_int8dot();
+    test_int8_rows();
     test_matmul_multi();
     test_interleaved();
     return harness_finish("test_quant");

@@ -133,6 +133,11 @@ static void check_case(vc_model *m, json_t *c, bool int8)
         vc_image_embd_free(&images[i]);
 }
 
+/* The vlmchat program's default: the integer path on, float towers left
+ * float (a float model then computes as with the path off, exactly), and
+ * quantized ones requantized to Q8_0. */
+static bool program_default;
+
 /* model: the path under fixtures/ to open (the HF directory, or a text GGUF
  * that pairs with the mmproj beside it); name: the HF fixture whose
  * transformers reference it must reproduce. */
@@ -141,7 +146,8 @@ static void test_path_mmproj(const char *path, const char *mmproj, const char *n
 {
     vc_model m;
     char rel[256];
-    vc_int8dot_enable(int8);   /* at load: the weights are interleaved, the vision tower's requantized */
+    vc_int8dot_enable(int8 || program_default);   /* at load: the weights are interleaved, */
+    vc_int8dot_requantize_float(int8 && !program_default);   /* the float tower's requantized (--int8-dot) */
     int rc = vc_model_open(path, &(vc_model_options){ .n_ctx = 512, .mmproj = mmproj }, &m);
     CHECK(rc == 0, "%s: %s", name, vc_error());
     if (rc != 0)
@@ -172,6 +178,7 @@ static void test_path_mmproj(const char *path, const char *mmproj, const char *n
     json_decref(ref);
     vc_model_close(&m);
     vc_int8dot_enable(false);
+    vc_int8dot_requantize_float(false);
 }
 
 static void test_path(const char *path, const char *name, vc_chat_format format, bool int8)
@@ -571,6 +578,11 @@ int main(void)
     test_family("idefics3", VC_CHAT_IDEFICS3, false);
     test_family("smolvlm", VC_CHAT_IDEFICS3, false);
     test_family("smolvlm_mlx4", VC_CHAT_IDEFICS3, false);
+    /* the program's default (8-bit activations on quantized weights) leaves a float model exact */
+    program_default = true;
+    test_family("smolvlm", VC_CHAT_IDEFICS3, false);
+    test_family("smolvlm_mlx4", VC_CHAT_IDEFICS3, true);   /* MLX 4-bit: the quantized tower integer too */
+    program_default = false;
     /* --int8-dot: integer products in the vision tower and the decoder, close to transformers */
     test_family("smolvlm", VC_CHAT_IDEFICS3, true);
     test_family("llava_next", VC_CHAT_LLAVA_MISTRAL, true);

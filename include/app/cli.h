@@ -33,7 +33,8 @@ typedef struct {
     const char *bench_arch;    /* bench: which model dimensions */
     const char *quant;         /* --quant: quantize float weights at load */
     const char *mmproj;        /* --mmproj: the vision half of a GGUF model */
-    bool int8_dot;             /* --int8-dot: 8-bit activations for quantized decode */
+    bool float_act;            /* --float-act: float activations on quantized weights (the reference's arithmetic) */
+    bool int8_dot;             /* --int8-dot: also float vision towers requantized to Q8_0 for the integer kernels */
     float min_accuracy;        /* eval: fail below this */
     const char *preview;       /* --preview auto|sixel|blocks|none */
     bool no_status;            /* --no-status */

@@ -1,15 +1,15 @@
-/* int8dot.h - integer dot products with 8-bit activations (--int8-dot).
+/* int8dot.h - integer dot products with 8-bit activations.
  *
- * A product over Q8_0, Q4_0 or MLX 4-bit weights normally expands each
- * weight to float and multiplies with float activations, which keeps
- * vlmchat's logits within 1e-4 of transformers running the same (dequantized)
- * weights.  This module is the other way, llama.cpp's: activations are
+ * A product over quantized weights can expand each weight to float and
+ * multiply with float activations (--float-act), which keeps vlmchat's
+ * logits within 1e-4 of transformers running the same (dequantized)
+ * weights.  This module is the other way, llama.cpp's and the vlmchat
+ * program's default: activations are
  * quantized to 8 bits in blocks of 32, and the products are integer
  * multiply-adds (AVX2 maddubs, or VNNI's dpbusd where the CPU has it) with one
  * float scale per block: row by row, or, for matrices interleaved at load in
  * groups of 8 rows, 8 or 16 rows and up to 8 tokens at a time.  About twice
- * as fast, and it moves logits by up to about 2% of their scale, so it is
- * opt-in (--int8-dot).
+ * as fast; it moves logits by up to about 2% of their scale.
  *
  * vc_dot_row_act_ref() is the plain-C definition the SIMD kernels are tested
  * against (tests/test_quant.c).
@@ -39,12 +39,20 @@ void vc_quantize_act(const float *x, vc_block_q8_act *out, int64_t n);
 /* Its plain-C definition; vc_quantize_act (AVX2 where there is) writes the same bytes. */
 void vc_quantize_act_ref(const float *x, vc_block_q8_act *out, int64_t n);
 
-/* True for the weight types with an integer kernel: Q8_0, Q4_0, MLX 4-bit. */
+/* True for the weight types with an integer kernel: Q8_0, Q4_0, Q4_K, Q6_K, MLX 4-bit. */
 bool vc_int8dot_supports(vc_dtype t);
 
-/* Turns the integer path on or off for vc_matmul (off at start). */
+/* Turns the integer path on or off for vc_matmul and the loaders (off at
+ * start; the vlmchat program turns it on unless --float-act). On, quantized
+ * weights compute with 8-bit activations; float weights stay float. */
 void vc_int8dot_enable(bool on);
 bool vc_int8dot_enabled(void);
+
+/* With the integer path on, whether a vision tower's float matrices are
+ * also requantized to Q8_0 for the integer kernels at load (--int8-dot;
+ * off at start). Its quantized matrices take the integer kernels anyway. */
+void vc_int8dot_requantize_float(bool on);
+bool vc_int8dot_requantizes_float(void);
 
 /* The instruction set the integer kernels use, the best the level in effect
  * (core/cpu.h) allows: "avx512-vnni", "avx-vnni", "avx2" or "generic" (the
@@ -55,10 +63,24 @@ const char *vc_int8dot_isa(void);
  * vc_int8dot_supports accepts) with quantized activations. */
 float vc_dot_row_act(vc_dtype t, const void *row, const vc_block_q8_act *x, int64_t n);
 
+/* For measuring the machine's int8 peak (vlmchat bench): `iters` rounds of
+ * independent multiply-adds of the kind the integer kernels use at the
+ * level in effect (AVX-512 VNNI's 512-bit dpbusd, AVX-VNNI's 256-bit one,
+ * AVX2's maddubs/madd pair, plain C), on the calling thread. Returns the
+ * count of byte multiply-adds done. */
+int64_t vc_int8dot_peak_run(int64_t iters);
+
 /* The kernel vc_dot_row_act would call now (decided once per matrix
  * product instead of per row). */
 typedef float (*vc_dot_act_fn)(vc_dtype t, const void *row, const vc_block_q8_act *x, int64_t n);
 vc_dot_act_fn vc_int8dot_kernel(void);
+
+/* y[i * ldy + r] for tokens i < n and rows r in [r0, r1) of a stored
+ * matrix of a type vc_int8dot_supports accepts, from the tokens' quantized
+ * activations (w->cols / 32 blocks each); rows are numbered from r0 in y.
+ * K-quant rows go four tokens at a time (each weight unpacked once for
+ * them); the generic level is the reference, vc_dot_row_act_ref per token. */
+void vc_int8dot_rows(const vc_matrix *w, int64_t r0, int64_t r1, const vc_block_q8_act *x, int n, float *y, int ldy);
 
 /* ---- rows interleaved in groups of 8 ----
  * Matrices prepared by vc_matrix_prepare_int8 (core/matrix.h; the layout in

@@ -22,9 +22,10 @@
 /* Y[i][r] = sum_c X[i][c] * W[r][c] for i < n tokens, r < W->rows.
  * X is n x W->cols, Y is n x W->rows (row-major). Runs on the thread pool.
  * One token: a dot product per row (vc_dot_row), or, with vc_int8dot_enable
- * on and Q8_0/Q4_0/MLX 4-bit weights, x quantized once to 8 bits and an
- * integer dot product per row (core/int8dot.h). Several: rows expanded to
- * f32 in blocks, then vc_gemm_nt. The float paths agree to float rounding (the
+ * on and Q8_0/Q4_0/Q4_K/Q6_K/MLX 4-bit weights, x quantized once to 8 bits
+ * and an integer dot product per row (core/int8dot.h); K-quant rows so up
+ * to 32 tokens too (vc_int8dot_rows). Several: rows expanded to f32 in
+ * blocks, then vc_gemm_nt. The float paths agree to float rounding (the
  * order of the sums differs). Matrices prepared for the integer kernels
  * (vc_matrix_prepare_int8: VC_Q4_0_X8, VC_Q8_0_X8) always take the integer
  * path, for any n. */

@@ -38,12 +38,16 @@ typedef enum {
      * stored (the decoder: MLX 4-bit keeps its row-wise integer dots,
      * K-quants the float ones). */
     VC_INT8_AS_STORED,
+    /* Q4_0 and Q8_0 as they are, the other quantized types (MLX 4-bit,
+     * K-quants) requantized to Q8_0 first; float ones stay as stored (a
+     * vision tower by default: its float weights stay exact) */
+    VC_INT8_QUANTIZED,
     /* Every stored type, requantized to Q8_0 first where it is not Q4_0 or
      * Q8_0 (a vision tower, whose weights are often kept in float). */
     VC_INT8_REQUANTIZE
 } vc_int8_prepare;
 
-/* Prepares w for the integer kernels (--int8-dot): when it qualifies under
+/* Prepares w for the integer kernels: when it qualifies under
  * `how` and has whole groups of 8 rows of whole 32-column blocks, writes its
  * rows in the layout those kernels read into a new buffer, *owned (malloc'd,
  * for the caller to free), makes *w describe it and returns 1. Returns 0,

@@ -677,6 +677,40 @@ static double fma_peak(void)
     return best;
 }
 
+/* ---- the machine's int8 multiply-add peak, and prefill's share of it ---- */
+
+typedef struct {
+    int64_t iters;
+    int64_t macs[256];
+} int8_peak_job;
+
+static void int8_peak_range(void *ctx, int64_t begin, int64_t end, int worker)
+{
+    int8_peak_job *j = ctx;
+    for (int64_t i = begin; i < end; i++)
+        j->macs[worker & 255] += vc_int8dot_peak_run(j->iters);
+}
+
+/* Byte multiply-adds per second of all threads together, with the kind of
+ * instruction the integer kernels use at the level in effect; the best of 5. */
+static double measure_int8_peak(void)
+{
+    int n = vc_threads_count();
+    double best = 0;
+    for (int rep = 0; rep < 5; rep++) {
+        int8_peak_job j = { .iters = 1 << 22 };
+        double t0 = vc_now_ms();
+        vc_parallel_for(n, int8_peak_range, &j);
+        double ms = vc_now_ms() - t0;
+        double macs = 0;
+        for (int k = 0; k < 256; k++)
+            macs += (double)j.macs[k];
+        if (ms > 0 && macs / (ms / 1e3) > best)
+            best = macs / (ms / 1e3);
+    }
+    return best;
+}
+
 /* Phi-3.5-vision's image encode in FLOPs (a multiply-add is two): per crop,
  * the patch embedding, then per tower layer the q/k/v/out projections,
  * attention's two products (scores and the weighted values, all heads) and
@@ -696,6 +730,20 @@ static double phi3v_encode_flops(const bench_arch *a, int *crops)
     return *crops * (patch + PHI3V_FEATURE_LAYERS * layer);
 }
 
+/* Multiply-adds per token of a prefill of n tokens: the decoder's matrices
+ * (attention's and the MLP's; the output head runs for the last token only)
+ * and attention's scores and weighted sums over the n/2 earlier tokens an
+ * average token sees. */
+static double prefill_macs_per_token(const bench_arch *a, int n)
+{
+    double kv = (double)(a->dim / a->heads) * a->kv_heads;
+    double matrices = (double)a->layers * (2.0 * a->dim * a->dim + 2.0 * a->dim * kv +
+                                           (a->moondream ? 2.0 : 3.0) * a->dim * a->inter);
+    double attention = (double)a->layers * 2.0 * a->dim * (n / 2.0);
+    return matrices + attention + (double)a->vocab * a->dim / n;
+}
+
+
 typedef struct {
     double load_ms, encode_ms, prefill_tok_s, decode_tok_s, ttft1_ms, ttft2_ms, bandwidth, bound_tok_s;
     int image_tokens, prefill_tokens, decode_tokens;
@@ -703,6 +751,7 @@ typedef struct {
     int crops;                 /* Moondream2, Phi-3.5-vision: crops encoded (global + tiles) */
     double fma_peak;           /* FP32 FLOP/s of all threads (fma_peak) */
     double encode_flops;       /* Phi-3.5-vision: the image encode's FLOPs (phi3v_encode_flops), else 0 */
+    double int8_peak, prefill_macs;   /* int8 multiply-adds/s of all threads; per prefill token (measure_int8_peak) */
 } bench_result;
 
 static int measure_text(vc_model *m, volatile sig_atomic_t *interrupt, bench_result *r)
@@ -813,6 +862,13 @@ static int measure_moondream(vc_model *m, const char *image, volatile sig_atomic
     return rc;
 }
 
+static void print_int8_peak(const bench_result *r)
+{
+    printf("  %-28s %10.1f GMAC/s -> prefill at %.0f%% of it (%.2f GMAC per token)\n", "int8 multiply-add peak",
+           r->int8_peak / 1e9, r->int8_peak > 0 ? 100 * r->prefill_tok_s * r->prefill_macs / r->int8_peak : 0,
+           r->prefill_macs / 1e9);
+}
+
 static void print_table(const bench_arch *a, const char *type, const bench_result *r)
 {
     printf("vlmchat bench: %s (%s), %s weights, %d threads, %s kernels%s%s\n", a->name, a->like, type,
@@ -867,6 +923,11 @@ static void print_json(const bench_arch *a, const char *type, const bench_result
         json_object_set_new(j, "image_encode_gflop", json_real(r->encode_flops / 1e9));
         json_object_set_new(j, "image_encode_gflop_s", json_real(rate / 1e9));
         json_object_set_new(j, "image_encode_share_of_peak", json_real(r->fma_peak > 0 ? rate / r->fma_peak : 0));
+    }
+    if (j) {   /* the int8 peak (multiply-adds/s) and prefill's share of it */
+        json_object_set_new(j, "int8_peak_gmac_s", json_real(r->int8_peak / 1e9));
+        json_object_set_new(j, "prefill_share_of_int8_peak",
+                            json_real(r->int8_peak > 0 ? r->prefill_tok_s * r->prefill_macs / r->int8_peak : 0));
     }
     if (j)   /* which integer kernels decoded, or null: float activations */
         json_object_set_new(j, "int8_dot", vc_int8dot_enabled() ? json_string(vc_int8dot_isa()) : json_null());
@@ -936,10 +997,14 @@ int vc_run_bench(const vc_cli *cli, volatile sig_atomic_t *interrupt)
         text_bytes = (size_t)(r.weights_bytes * text_params / (text_params + vision_params));
     }
     r.bound_tok_s = text_bytes ? r.bandwidth / text_bytes : 0;
+    r.int8_peak = measure_int8_peak();
+    r.prefill_macs = r.prefill_tokens ? prefill_macs_per_token(a, r.prefill_tokens) : 0;
     const char *type = quant > 0 ? vc_dtype_name((vc_dtype)quant) : "bf16";
-    if (cli->json)
+    if (cli->json) {
         print_json(a, type, &r);
-    else
+    } else {
         print_table(a, type, &r);
+        print_int8_peak(&r);
+    }
     return 0;
 }

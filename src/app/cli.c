@@ -19,7 +19,7 @@ const char *vc_cli_usage(void)
            "       vlmchat eval FILE.jsonl [options]              accuracy, latency and speed on a question set\n"
            "       vlmchat template FILE [--messages M.json] [--tools T.json] [--bos TEXT] [--eos TEXT]\n"
            "                        [--no-generation-prompt] [--var NAME=JSON]   print a chat template's rendering\n"
-           "       vlmchat bench [MODEL] [--quant TYPE] [--int8-dot] [--json]   speed and memory on a random-weight model of real\n"
+           "       vlmchat bench [MODEL] [--quant TYPE] [--float-act] [--json]   speed and memory on a random-weight model of real\n"
            "                                                      dimensions: smolvlm-256m (default), smolvlm-2b, phi3-mini\n"
            "\n"
            "model:\n"
@@ -31,8 +31,9 @@ const char *vc_cli_usage(void)
            "      --template FILE     Jinja chat template to use instead of the model's; or a built-in format:\n"
            "                          chatml, phi3, mistral, llama2, llama3, llava-mistral, idefics3, raw\n"
            "      --threads N         worker threads (default: all CPUs)\n"
-           "      --int8-dot          8-bit activations on Q8_0/Q4_0/MLX 4-bit weights, as llama.cpp computes:\n"
-           "                          faster, but logits no longer match transformers to 1e-4\n"
+           "      --float-act         float activations on quantized weights (default: 8-bit, as llama.cpp):\n"
+           "                          slower, logits within 1e-4 of transformers on the dequantized weights\n"
+           "      --int8-dot          8-bit activations also for a float vision tower (requantized to Q8_0)\n"
            "prompting:\n"
            "  -p, --prompt TEXT       the prompt; without it, each stdin line is one\n"
            "      --whole-input       all of stdin is one prompt\n"
@@ -109,7 +110,7 @@ enum {
     OPT_CTX = 256, OPT_TEMPLATE, OPT_THREADS, OPT_WHOLE, OPT_SYSTEM, OPT_RAW, OPT_TEMP, OPT_TOPK, OPT_TOPP,
     OPT_MINP, OPT_REPEAT, OPT_SEED, OPT_IGNORE_EOS, OPT_JSON, OPT_VERSION, OPT_OUT, OPT_TYPE, OPT_QUANT, OPT_MIN_ACC,
     OPT_PREVIEW, OPT_NO_STATUS, OPT_MEM_LIMIT, OPT_SERVE, OPT_API_KEY, OPT_ALLOW_FILES, OPT_QUEUE, OPT_MAX_BODY,
-    OPT_MAX_IMAGE_PIXELS, OPT_INT8_DOT, OPT_MESSAGES, OPT_TOOLS, OPT_BOS, OPT_EOS, OPT_NO_GEN, OPT_VAR,
+    OPT_MAX_IMAGE_PIXELS, OPT_INT8_DOT, OPT_FLOAT_ACT, OPT_MESSAGES, OPT_TOOLS, OPT_BOS, OPT_EOS, OPT_NO_GEN, OPT_VAR,
     OPT_PRINT_PROMPT, OPT_MMPROJ, OPT_TASK, OPT_MAX_OBJECTS
 };
 
@@ -178,6 +179,7 @@ static int apply(vc_cli *c, int opt, const char *arg, const char *name)
         return 0;
     case OPT_NO_STATUS: c->no_status = true; return 0;
     case OPT_INT8_DOT: c->int8_dot = true; return 0;
+    case OPT_FLOAT_ACT: c->float_act = true; return 0;
     case OPT_MEM_LIMIT: return parse_size(name, arg, &c->mem_limit);
     case OPT_SERVE: c->serve = arg; return 0;
     case OPT_API_KEY: c->api_key = arg; return 0;
@@ -229,7 +231,7 @@ int vc_cli_parse(int argc, char **argv, vc_cli *c)
         { "api-key", required_argument, 0, OPT_API_KEY }, { "allow-files", required_argument, 0, OPT_ALLOW_FILES },
         { "queue", required_argument, 0, OPT_QUEUE }, { "max-body", required_argument, 0, OPT_MAX_BODY },
         { "max-image-pixels", required_argument, 0, OPT_MAX_IMAGE_PIXELS },
-        { "int8-dot", no_argument, 0, OPT_INT8_DOT }, { "messages", required_argument, 0, OPT_MESSAGES },
+        { "int8-dot", no_argument, 0, OPT_INT8_DOT }, { "float-act", no_argument, 0, OPT_FLOAT_ACT }, { "messages", required_argument, 0, OPT_MESSAGES },
         { "tools", required_argument, 0, OPT_TOOLS }, { "bos", required_argument, 0, OPT_BOS },
         { "eos", required_argument, 0, OPT_EOS }, { "no-generation-prompt", no_argument, 0, OPT_NO_GEN },
         { "var", required_argument, 0, OPT_VAR }, { "print-prompt", no_argument, 0, OPT_PRINT_PROMPT },
@@ -298,6 +300,8 @@ int vc_cli_parse(int argc, char **argv, vc_cli *c)
         return vc_fail_code(VC_EXIT_USAGE, "--serve takes requests over HTTP: no --prompt, --json, --whole-input or subcommand");
     if ((c->api_key || c->allow_files) && !c->serve)
         return vc_fail_code(VC_EXIT_USAGE, "--api-key and --allow-files go with --serve");
+    if (c->float_act && c->int8_dot)
+        return vc_fail_code(VC_EXIT_USAGE, "--float-act and --int8-dot contradict each other (8-bit activations are the default)");
     if (c->command == VC_CMD_CONVERT && (!c->model || !c->out))
         return vc_fail_code(VC_EXIT_USAGE, "convert needs --model DIR and --out FILE.gguf");
     return 0;

@@ -126,7 +126,8 @@ int main(int argc, char **argv)
         return vc_run_template(&cli) == 0 ? 0 : fail();
     if (vc_threads_init(cli.threads) != 0)
         return fail();
-    vc_int8dot_enable(cli.int8_dot);
+    vc_int8dot_enable(!cli.float_act);   /* 8-bit activations on quantized weights unless --float-act */
+    vc_int8dot_requantize_float(cli.int8_dot);
     int rc;
     if (cli.command == VC_CMD_BENCH) {
         rc = vc_run_bench(&cli, &interrupted);

@@ -45,12 +45,16 @@ void vc_quantize_act_ref(const float *x, vc_block_q8_act *out, int64_t n)
 
 bool vc_int8dot_supports(vc_dtype t)
 {
-    return t == VC_Q8_0 || t == VC_Q4_0 || t == VC_MLX4_G32 || t == VC_MLX4_G64 || t == VC_MLX4_G128;
+    return t == VC_Q8_0 || t == VC_Q4_0 || t == VC_Q4_K || t == VC_Q6_K || t == VC_MLX4_G32 || t == VC_MLX4_G64 || t == VC_MLX4_G128;
 }
 
 static bool enabled;
 void vc_int8dot_enable(bool on) { enabled = on; }
 bool vc_int8dot_enabled(void) { return enabled; }
+
+static bool requantize_float;
+void vc_int8dot_requantize_float(bool on) { requantize_float = on; }
+bool vc_int8dot_requantizes_float(void) { return requantize_float; }
 
 float vc_dot_row_act_ref(vc_dtype t, const void *row, const vc_block_q8_act *x, int64_t n)
 {
@@ -78,6 +82,17 @@ float vc_dot_row_act_ref(vc_dtype t, const void *row, const vc_block_q8_act *x, 
 #define TARGET_AVX2 VC_TARGET_AVX2
 #define TARGET_AVXVNNI __attribute__((target("avx2,fma,f16c,avxvnni")))
 #define TARGET_AVX512VNNI __attribute__((target("avx2,fma,f16c,avx512f,avx512vl,avx512bw,avx512vnni")))
+
+/* Q4_K's eight 6-bit scales and mins from their 12 bytes (as dtype.c reads them). */
+static inline void q4k_unpack_scales(const uint8_t *q, uint8_t sc[8], uint8_t m[8])
+{
+    for (int j = 0; j < 4; j++) {
+        sc[j] = q[j] & 63;
+        m[j] = q[j + 4] & 63;
+        sc[j + 4] = (uint8_t)((q[j + 8] & 0xf) | ((q[j] >> 6) << 4));
+        m[j + 4] = (uint8_t)((q[j + 8] >> 4) | ((q[j + 4] >> 6) << 4));
+    }
+}
 
 /* 4 activation bytes, as one int32 to broadcast */
 static inline int32_t quad_at(const int8_t *p)
@@ -211,6 +226,46 @@ TARGET_AVX512VNNI static void interleaved_avx512(const vc_matrix *w, int64_t g0,
         interleaved_avx512vnni(w, g, g1, x, n, y + (size_t)(g - g0) * 8, ldy);
 }
 
+/* ---- the machine's int8 multiply-add peak (vc_int8dot_peak_run) ----
+ * Twelve independent accumulators, so that the multiply-adds' latency
+ * hides behind their throughput; the result goes to a volatile sink so
+ * that none of it is optimized away. */
+static volatile int32_t peak_sink;
+
+TARGET_AVX512VNNI static int64_t peak_avx512vnni(int64_t iters, int seed)
+{
+    __m512i a = _mm512_set1_epi32(0x01020304 + seed), b = _mm512_set1_epi32(0x05060708 - seed);
+    __m512i acc[12];
+    for (int k = 0; k < 12; k++)
+        acc[k] = _mm512_set1_epi32(k);
+    for (int64_t i = 0; i < iters; i++)
+#pragma GCC unroll 12
+        for (int k = 0; k < 12; k++)
+            acc[k] = _mm512_dpbusd_epi32(acc[k], a, b);
+    for (int k = 1; k < 12; k++)
+        acc[0] = _mm512_add_epi32(acc[0], acc[k]);
+    peak_sink = _mm512_reduce_add_epi32(acc[0]);
+    return iters * 12 * 64;
+}
+
+#define PEAK_256(name, target, mulacc)                                                                             \
+    target static int64_t name(int64_t iters, int seed)                                                             \
+    {                                                                                                              \
+        __m256i a = _mm256_set1_epi32(0x01020304 + seed), b = _mm256_set1_epi32(0x05060708 - seed);                 \
+        __m256i acc[12];                                                                                           \
+        for (int k = 0; k < 12; k++)                                                                               \
+            acc[k] = _mm256_set1_epi32(k);                                                                         \
+        for (int64_t i = 0; i < iters; i++)                                                                        \
+            _Pragma("GCC unroll 12") for (int k = 0; k < 12; k++) acc[k] = mulacc(acc[k], a, b);                   \
+        for (int k = 1; k < 12; k++)                                                                               \
+            acc[0] = _mm256_add_epi32(acc[0], acc[k]);                                                             \
+        peak_sink = _mm256_extract_epi32(acc[0], 0);                                                               \
+        return iters * 12 * 32;                                                                                    \
+    }
+PEAK_256(peak_avxvnni, TARGET_AVXVNNI, mulacc_avxvnni)
+PEAK_256(peak_avx2, TARGET_AVX2, mulacc_avx2)
+#undef PEAK_256
+
 typedef enum { ISA_GENERIC, ISA_AVX2, ISA_AVXVNNI, ISA_AVX512VNNI } isa_kind;
 static const char *const isa_names[] = { "generic", "avx2", "avx-vnni", "avx512-vnni" };
 
@@ -244,6 +299,25 @@ vc_dot_act_fn vc_int8dot_kernel(void)
     }
 #endif
     return vc_dot_row_act_ref;
+}
+
+int64_t vc_int8dot_peak_run(int64_t iters)
+{
+#ifdef VC_HAVE_X86
+    switch (current_isa()) {
+    case ISA_AVX512VNNI: return peak_avx512vnni(iters, (int)(iters & 1));
+    case ISA_AVXVNNI: return peak_avxvnni(iters, (int)(iters & 1));
+    case ISA_AVX2: return peak_avx2(iters, (int)(iters & 1));
+    case ISA_GENERIC: break;
+    }
+#endif
+    int32_t acc[8] = { 0 };   /* plain C: what the compiler makes of 8 lanes of 4 byte products */
+    for (int64_t i = 0; i < iters; i++)
+        for (int k = 0; k < 8; k++)
+            for (int j = 0; j < 4; j++)
+                acc[k] += (int32_t)(uint8_t)(k + j + i) * (int8_t)(j - k);
+    peak_sink = acc[0] + acc[7];
+    return iters * 32;
 }
 
 float vc_dot_row_act(vc_dtype t, const void *row, const vc_block_q8_act *x, int64_t n)
@@ -330,6 +404,23 @@ static void interleaved_ref(const vc_matrix *w, int64_t g0, int64_t g1, const vc
                 }
                 y[(size_t)i * ldy + (size_t)(g - g0) * 8 + r] = (float)sum;
             }
+}
+
+void vc_int8dot_rows(const vc_matrix *w, int64_t r0, int64_t r1, const vc_block_q8_act *x, int n, float *y, int ldy)
+{
+#ifdef VC_HAVE_X86
+    switch (current_isa()) {
+    case ISA_AVXVNNI: rows_avxvnni(w, r0, r1, x, n, y, ldy); return;
+    case ISA_AVX512VNNI: rows_avx512vnni(w, r0, r1, x, n, y, ldy); return;
+    case ISA_AVX2: rows_avx2(w, r0, r1, x, n, y, ldy); return;
+    case ISA_GENERIC: break;
+    }
+#endif
+    int64_t nbx = w->cols / VC_QK8_ACT;
+    for (int64_t r = r0; r < r1; r++)
+        for (int i = 0; i < n; i++)
+            y[(size_t)i * ldy + (r - r0)] = vc_dot_row_act_ref(w->type, (const uint8_t *)w->data + (size_t)r * w->row_bytes,
+                                                               x + (size_t)i * nbx, w->cols);
 }
 
 void vc_int8dot_interleaved(const vc_matrix *w, int64_t g0, int64_t g1, const vc_block_q8_act *x, int n, float *y,

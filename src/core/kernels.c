@@ -47,9 +47,13 @@ static void product_rows(const vc_matrix *w, const float *x, const vc_block_q8_a
                          int n, float *y, int64_t begin, int64_t end)
 {
     int64_t cols = w->cols;
-    if (xq) {
+    if (xq && n == 1) {
         for (int64_t r = begin; r < end; r++)
             y[r] = dot_act(w->type, (const uint8_t *)w->data + (size_t)r * w->row_bytes, xq, cols);
+        return;
+    }
+    if (xq) {   /* K-quants, a few tokens: rows as stored, four tokens at a time */
+        vc_int8dot_rows(w, begin, end, xq, n, y + begin, (int)w->rows);
         return;
     }
     if (n == 1) {
@@ -108,11 +112,20 @@ static bool interleaved(vc_dtype t) { return t == VC_Q4_0_X8 || t == VC_Q8_0_X8;
 /* What vc_parallel_for shares out: rows, or groups of 8 for interleaved matrices. */
 static int64_t work_units(const vc_matrix *w) { return interleaved(w->type) ? w->rows / 8 : w->rows; }
 
-/* Whether a stored (not interleaved) matrix takes integer dots row by row:
- * one token with --int8-dot on; several tokens stay on the float GEMM. */
+/* Most tokens for which K-quant rows (no interleaved layout yet) take the
+ * integer row kernels; past it the float GEMM, which expands a block of
+ * rows once for all the tokens, was faster (3072 x 8192 Q4_K/Q6_K, 1
+ * thread, loaded machine: about 2x slower at 256 tokens, mixed at 64,
+ * faster at 16). */
+#define KQUANT_INT8_MAX_TOKENS 32
+
+/* Whether a stored (not interleaved) matrix takes integer dots row by row
+ * with the integer path on: one token; up to KQUANT_INT8_MAX_TOKENS for
+ * K-quants; the other tokens stay on the float GEMM. */
 static bool int8_rows(const vc_matrix *w, int n)
 {
-    return n == 1 && vc_int8dot_enabled() && vc_int8dot_supports(w->type);
+    return vc_int8dot_enabled() && vc_int8dot_supports(w->type) &&
+           (n == 1 || ((w->type == VC_Q4_K || w->type == VC_Q6_K) && n <= KQUANT_INT8_MAX_TOKENS));
 }
 
 /* A range of the work units of all the matrices: each matrix's share of it. */

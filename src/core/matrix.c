@@ -101,7 +101,10 @@ int vc_matrix_prepare_int8(vc_matrix *w, vc_int8_prepare how, void **owned)
     if (w->type == VC_Q4_0 || w->type == VC_Q8_0)
         return interleave(w, owned) == 0 ? 1 : -1;
     /* every stored type; not an interleaved one */
-    if (how != VC_INT8_REQUANTIZE || !vc_dtype_valid((uint32_t)w->type))
+    if (how == VC_INT8_AS_STORED || !vc_dtype_valid((uint32_t)w->type))
+        return 0;
+    bool is_float = w->type == VC_F32 || w->type == VC_F16 || w->type == VC_BF16;
+    if (how == VC_INT8_QUANTIZED && is_float)
         return 0;
     size_t rb;
     uint8_t *q8 = vc_matrix_requantize(w, VC_Q8_0, NULL, 0, &rb);

@@ -122,17 +122,18 @@ static int bind_mlx_patch(vc_vit *v, const vc_tensor *pt)
     return 0;
 }
 
-/* --int8-dot: each layer's matrices as interleaved Q8_0 for the integer
- * kernels (an image's 1000-odd patches are one long prefill). Out of memory
- * it stops: the rest stay float. */
-static void requantize_layers(vc_vit *v)
+/* Each layer's matrices laid out for the integer kernels (an image's
+ * 1000-odd patches are one long prefill): the Q4_0/Q8_0 ones interleaved,
+ * the other quantized ones requantized to Q8_0 first, and, with how
+ * VC_INT8_REQUANTIZE (--int8-dot), the float ones too. Out of memory it stops: the rest stay as stored. */
+static void requantize_layers(vc_vit *v, vc_int8_prepare how)
 {
     v->int8_owned = vc_calloc((size_t)v->cfg.layers * 6, sizeof *v->int8_owned);
     for (int l = 0; v->int8_owned && l < v->cfg.layers; l++) {
         vc_vit_layer *L = &v->layers[l];
         vc_matrix *all[] = { &L->q, &L->k, &L->v, &L->o, &L->fc1, &L->fc2 };
         for (int i = 0; i < 6; i++) {
-            int rc = vc_matrix_prepare_int8(all[i], VC_INT8_REQUANTIZE, &v->int8_owned[v->n_int8_owned]);
+            int rc = vc_matrix_prepare_int8(all[i], how, &v->int8_owned[v->n_int8_owned]);
             if (rc < 0)
                 return;
             v->n_int8_owned += rc;
@@ -187,8 +188,8 @@ int vc_vit_bind(vc_vit *v, const vc_tensor_set *w, const char *prefix, const vc_
     if (vc_tensors_find(w, name) &&
         (!(v->post_w = vec(&b, "post_layernorm.weight", h)) || !(v->post_b = vec(&b, "post_layernorm.bias", h))))
         return -1;
-    if (vc_int8dot_enabled())
-        requantize_layers(v);
+    if (vc_int8dot_enabled())   /* float towers stay exact unless --int8-dot asks for Q8_0 */
+        requantize_layers(v, vc_int8dot_requantizes_float() ? VC_INT8_REQUANTIZE : VC_INT8_QUANTIZED);
     return 0;
 }
 

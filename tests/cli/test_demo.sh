@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # test_demo.sh - the bundled demo model: found by default, answers like
 # transformers, and reaches >= 90% on the held-out set, measured by
-# `vlmchat eval`, also when loaded quantized to Q8_0, or to Q4_0 with 8-bit
-# activations.
+# `vlmchat eval`, also when loaded quantized to Q8_0 with float activations
+# (--float-act), or to Q4_0 with 8-bit ones (the default).
 set -u
 V=${VLMCHAT:-build/vlmchat}
 FX=tests/fixtures/demo_eval
@@ -16,13 +16,16 @@ check "eval reports accuracy, latency, speed, memory" python3 -c "
 import json; d=json.load(open('$TMP/eval.json'))
 assert d['total'] == 150 and d['accuracy'] >= 0.9 and d['latency_ms']['p90'] > 0 and d['decode_tok_s'] > 0
 assert d['peak_rss_bytes'] > 0 and len(d['items']) == 150"
-"$V" eval $FX/eval.jsonl --min-accuracy 0.9 --quant q8_0 >"$TMP/q8.txt" 2>"$TMP/err"
-check "eval >= 90% with Q8_0 weights" [ $? -eq 0 ]
+"$V" eval $FX/eval.jsonl --min-accuracy 0.9 --quant q8_0 --float-act -v >"$TMP/q8.txt" 2>"$TMP/err"
+check "eval >= 90% with Q8_0 weights and --float-act" [ $? -eq 0 ]
 check "eval table summary" grep -q '^accuracy ' "$TMP/q8.txt"
-# Q4_0 weights decoded with 8-bit activations (llama.cpp's arithmetic)
-"$V" eval $FX/eval.jsonl --min-accuracy 0.9 --quant q4_0 --int8-dot -v >"$TMP/q4.txt" 2>"$TMP/err"
-check "eval >= 90% with Q4_0 weights and --int8-dot" [ $? -eq 0 ]
+check "--float-act: no integer kernels" bash -c "grep -q 'kernels, loaded' '$TMP/err' && ! grep -q 'int8 dot' '$TMP/err'"
+# Q4_0 weights decoded with 8-bit activations (llama.cpp's arithmetic): the default
+"$V" eval $FX/eval.jsonl --min-accuracy 0.9 --quant q4_0 -v >"$TMP/q4.txt" 2>"$TMP/err"
+check "eval >= 90% with Q4_0 weights and the default 8-bit activations" [ $? -eq 0 ]
 check "-v names the integer kernels" grep -Eq 'int8 dot (avx-vnni|avx512-vnni|avx2|generic)' "$TMP/err"
+"$V" --float-act --int8-dot -p hi >/dev/null 2>"$TMP/err"
+check "--float-act with --int8-dot is a usage error" [ $? -eq 2 ]
 # without AVX-512 (as on most CPUs): the same answers from the AVX2 kernels
 VLMCHAT_ISA=avx-vnni "$V" eval $FX/eval.jsonl --min-accuracy 0.9 --quant q4_0 --int8-dot -v >"$TMP/q4n.txt" 2>"$TMP/err"
 check "eval >= 90% with VLMCHAT_ISA=avx-vnni" [ $? -eq 0 ]
