@@ -81,6 +81,49 @@ static void test_layouts(void)
     vc_dequantize_row(VC_Q6_K, &k6, y, 256);
     CHECK(y[0] == -22.0f && y[32] == 31.0f, "q6_K layout: %g %g", y[0], y[32]);
 
+    /* Q5_0: element e's fifth bit is bit e of qh (little-endian), w = d (q - 16) */
+    vc_block_q5_0 q50;
+    memset(&q50, 0, sizeof q50);
+    q50.d = 0x3c00;
+    q50.qs[0] = 0x1f;          /* element 0: nibble 0xf, element 16: nibble 1 */
+    q50.qh[0] = 0x01;          /* element 0's fifth bit */
+    q50.qh[2] = 0x01;          /* element 16's */
+    q50.qh[3] = 0x80;          /* element 31's */
+    vc_dequantize_row(VC_Q5_0, &q50, y, 32);
+    CHECK(y[0] == 15.0f && y[16] == 1.0f && y[1] == -16.0f && y[31] == 0.0f, "q5_0 layout: %g %g %g %g", y[0], y[16],
+          y[1], y[31]);
+    CHECK(vc_dtype_block_bytes(VC_Q5_0) == 22 && vc_dtype_from_name("q5_0") == VC_Q5_0, "q5_0 is GGML's type 6");
+
+    /* Q5_1: the same bits, w = d q + m */
+    vc_block_q5_1 q51;
+    memset(&q51, 0, sizeof q51);
+    q51.d = 0x3800;            /* 0.5 */
+    q51.m = 0xbc00;            /* -1 */
+    q51.qs[0] = 0x1f;
+    q51.qh[0] = 0x01;
+    q51.qh[3] = 0x80;
+    vc_dequantize_row(VC_Q5_1, &q51, y, 32);
+    CHECK(y[0] == 14.5f && y[16] == -0.5f && y[31] == 7.0f && y[1] == -1.0f, "q5_1 layout: %g %g %g %g", y[0], y[16],
+          y[31], y[1]);
+    CHECK(vc_dtype_block_bytes(VC_Q5_1) == 24 && vc_dtype_from_name("Q5_1") == VC_Q5_1, "q5_1 is GGML's type 7");
+
+    /* Q5_K: Q4_K's scales and nibbles, the fifth bit of sub-block s's element l is bit s of qh[l] */
+    vc_block_q5_k k5;
+    memset(&k5, 0, sizeof k5);
+    k5.d = 0x3c00;
+    k5.dmin = 0x3c00;
+    k5.scales[0] = 5;          /* sub-block 0: scale 5 */
+    k5.scales[4] = 2;          /* sub-block 0: min 2 */
+    k5.scales[1] = 1;          /* sub-block 1: scale 1, min 0 */
+    k5.scales[8] = 0x13;       /* sub-block 4: scale 3, min 1 */
+    k5.qs[0] = 0x03;
+    k5.qs[64] = 0x02;
+    k5.qh[0] = 0x13;           /* fifth bits of sub-blocks 0, 1 and 4, element 0 */
+    vc_dequantize_row(VC_Q5_K, &k5, y, 256);
+    CHECK(y[0] == 93.0f && y[32] == 16.0f && y[128] == 53.0f && y[129] == -1.0f && y[1] == -2.0f,
+          "q5_K layout: %g %g %g %g %g", y[0], y[32], y[128], y[129], y[1]);
+    CHECK(vc_dtype_block_bytes(VC_Q5_K) == 176 && vc_dtype_is_ggml(13), "q5_K is GGML's type 13");
+
     /* MLX: element j is nibble j % 2 of byte j / 2, w = scale * q + bias */
     _Alignas(float) uint8_t mlx[VC_MLX4_BLOCK_BYTES(32)];
     memset(mlx, 0, sizeof mlx);
@@ -99,7 +142,8 @@ static void test_layouts(void)
 static void test_roundtrip(void)
 {
     const struct { vc_dtype t; float max_rel_rms; } cases[] = {
-        { VC_F16, 1e-3f }, { VC_BF16, 8e-3f }, { VC_Q8_0, 1e-2f }, { VC_Q6_K, 4e-2f }, { VC_Q4_K, 0.12f }, { VC_Q4_0, 0.15f },
+        { VC_F16, 1e-3f }, { VC_BF16, 8e-3f }, { VC_Q8_0, 1e-2f }, { VC_Q6_K, 4e-2f }, { VC_Q5_K, 0.05f }, { VC_Q5_0, 0.055f },
+        { VC_Q5_1, 0.05f }, { VC_Q4_K, 0.12f }, { VC_Q4_0, 0.15f },
         { VC_MLX4_G32, 0.12f }, { VC_MLX4_G64, 0.13f }, { VC_MLX4_G128, 0.14f },
     };
     enum { N = 4096 };
@@ -260,7 +304,7 @@ static void test_kernels(void)
         x[i] = frand(&seed);
         w[i] = frand(&seed) * 2;
     }
-    vc_dtype types[] = { VC_F32, VC_F16, VC_BF16, VC_Q8_0, VC_Q4_0, VC_Q4_K, VC_Q6_K,
+    vc_dtype types[] = { VC_F32, VC_F16, VC_BF16, VC_Q8_0, VC_Q4_0, VC_Q5_0, VC_Q5_1, VC_Q4_K, VC_Q5_K, VC_Q6_K,
                          VC_MLX4_G32, VC_MLX4_G64, VC_MLX4_G128 };
     for (size_t t = 0; t < sizeof types / sizeof *types; t++) {
         vc_quantize_row(types[t], w, q, N);
@@ -282,7 +326,7 @@ static void test_kernels(void)
               vc_dtype_name(types[t]), generic, ref);
         /* shorter rows: dense ones with a tail past whole vectors, 32-blocks an odd count of blocks */
         int be = vc_dtype_block_elems(types[t]);
-        int64_t n2 = be == 1 ? N - 5 : be == 32 && types[t] != VC_MLX4_G32 ? N - 32 : 0;
+        int64_t n2 = be == 1 ? N - 5 : be == 32 && types[t] != VC_MLX4_G32 ? N - 32 : be == VC_QK_K ? N - VC_QK_K : 0;
         if (n2) {
             float r2 = vc_dot_row_ref(types[t], q, x, n2), f2 = vc_dot_row(types[t], q, x, n2);
             CHECK(fabsf(f2 - r2) <= 1e-4f * (1 + fabsf(r2)), "%s, %lld elements: %s dot %g vs reference %g",
@@ -418,7 +462,7 @@ static void test_int8dot(void)
     for (int i = 0; i < N; i++)
         xd[i] = xq[i / 32].d * xq[i / 32].qs[i % 32];
     static const vc_isa isas[] = { VC_ISA_GENERIC, VC_ISA_AVX2, VC_ISA_AVX_VNNI, VC_ISA_AVX512_VNNI };
-    vc_dtype types[] = { VC_Q8_0, VC_Q4_0, VC_Q4_K, VC_Q6_K, VC_MLX4_G32, VC_MLX4_G64, VC_MLX4_G128 };
+    vc_dtype types[] = { VC_Q8_0, VC_Q4_0, VC_Q5_0, VC_Q5_1, VC_Q4_K, VC_Q5_K, VC_Q6_K, VC_MLX4_G32, VC_MLX4_G64, VC_MLX4_G128 };
     for (size_t t = 0; t < sizeof types / sizeof *types; t++) {
         CHECK(vc_int8dot_supports(types[t]), "%s has an integer kernel", vc_dtype_name(types[t]));
         vc_quantize_row(types[t], w, q, N);
@@ -498,7 +542,7 @@ static void test_int8_rows(void)
     static uint8_t q[ROWS * COLS];
     static vc_block_q8_act xq[TOK * COLS / VC_QK8_ACT];
     static const vc_isa isas[] = { VC_ISA_AVX2, VC_ISA_AVX_VNNI, VC_ISA_AVX512_VNNI };
-    const vc_dtype types[] = { VC_Q4_K, VC_Q6_K };
+    const vc_dtype types[] = { VC_Q4_K, VC_Q5_K, VC_Q6_K, VC_Q5_0, VC_Q5_1 };
     unsigned seed = 41;
     for (int i = 0; i < ROWS * COLS; i++)
         w[i] = frand(&seed);
@@ -533,7 +577,10 @@ static void test_int8_rows(void)
                   vc_dtype_name(types[t]), vc_isa_name(isas[k]), TOK, worst, scale);
         }
         vc_isa_set(VC_ISA_DEFAULT);
-        /* vc_matmul, several tokens, integer path on: these rows */
+        /* vc_matmul, several tokens, integer path on: these rows for the
+         * K-quants (Q5_0 / Q5_1 prefill stays on the float GEMM) */
+        if (vc_dtype_block_elems(types[t]) != VC_QK_K)
+            continue;
         vc_threads_init(2);
         vc_int8dot_enable(true);
         vc_matmul(&m, x, TOK, y);

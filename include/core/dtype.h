@@ -16,8 +16,11 @@ typedef enum {
     VC_F32 = 0,
     VC_F16 = 1,
     VC_Q4_0 = 2,
+    VC_Q5_0 = 6,
+    VC_Q5_1 = 7,
     VC_Q8_0 = 8,
     VC_Q4_K = 12,
+    VC_Q5_K = 13,
     VC_Q6_K = 14,
     VC_BF16 = 30,
     /* Not GGML's: MLX's affine 4-bit layout (w = scale * q + bias per group of
@@ -35,11 +38,22 @@ typedef enum {
 
 #define VC_QK8_0 32
 #define VC_QK4_0 32
+#define VC_QK5_0 32
+#define VC_QK5_1 32
 #define VC_QK_K 256
 
 typedef struct { uint16_t d; int8_t qs[VC_QK8_0]; } vc_block_q8_0;
 typedef struct { uint16_t d; uint8_t qs[VC_QK4_0 / 2]; } vc_block_q4_0;
 typedef struct { uint16_t d, dmin; uint8_t scales[12]; uint8_t qs[VC_QK_K / 2]; } vc_block_q4_k;
+/* Q5_0: w = d (q - 16), q = 5 bits: element j < 16 in the low nibble of
+ * qs[j], element j + 16 in its high nibble, element e's fifth bit is bit e
+ * of qh (read as a little-endian uint32). Q5_1: the same q, w = d q + m. */
+typedef struct { uint16_t d; uint8_t qh[4]; uint8_t qs[VC_QK5_0 / 2]; } vc_block_q5_0;
+typedef struct { uint16_t d, m; uint8_t qh[4]; uint8_t qs[VC_QK5_1 / 2]; } vc_block_q5_1;
+/* Q5_K: Q4_K's scales, mins and nibbles (sub-block 2j in the low nibbles of
+ * qs[32j..32j+31], 2j+1 in the high ones) plus a fifth bit: bit s of qh[l]
+ * for element l of sub-block s; w = d sc q - dmin m, q = 0..31. */
+typedef struct { uint16_t d, dmin; uint8_t scales[12]; uint8_t qh[VC_QK_K / 8]; uint8_t qs[VC_QK_K / 2]; } vc_block_q5_k;
 /* One MLX group: scale and bias widened to float (exact for MLX's f16/bf16),
  * then the group's 4-bit values as MLX packs them: element j in byte j/2, the
  * low nibble for even j (little-endian uint32 words of eight). */

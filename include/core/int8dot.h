@@ -39,7 +39,7 @@ void vc_quantize_act(const float *x, vc_block_q8_act *out, int64_t n);
 /* Its plain-C definition; vc_quantize_act (AVX2 where there is) writes the same bytes. */
 void vc_quantize_act_ref(const float *x, vc_block_q8_act *out, int64_t n);
 
-/* True for the weight types with an integer kernel: Q8_0, Q4_0, Q4_K, Q6_K, MLX 4-bit. */
+/* True for the weight types with an integer kernel: Q8_0, Q4_0, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K, MLX 4-bit. */
 bool vc_int8dot_supports(vc_dtype t);
 
 /* Turns the integer path on or off for vc_matmul and the loaders (off at

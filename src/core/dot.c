@@ -185,16 +185,20 @@ AVX2 static void softmax_avx2(float *x, int n)
         x[i] *= 1.0f / sum;
 }
 
-/* K-quants: expand one 256-element block, then a float dot product. */
+/* K-quants and Q5_0 / Q5_1: expand up to 256 elements (whole blocks) with
+ * the plain-C dequantization, then a float dot product. */
 AVX2 static float dot_kquant_avx2(vc_dtype t, const void *row, const float *x, int64_t n)
 {
     float buf[VC_QK_K];
+    int be = vc_dtype_block_elems(t);
     size_t bb = vc_dtype_block_bytes(t);
     const uint8_t *p = row;
     float s = 0;
-    for (int64_t i = 0; i < n; i += VC_QK_K, p += bb) {
-        vc_dequantize_row(t, p, buf, VC_QK_K);
-        s += dot_f32_avx2(buf, x + i, VC_QK_K);
+    for (int64_t i = 0; i < n; i += VC_QK_K) {
+        int m = (int)(n - i < VC_QK_K ? n - i : VC_QK_K);
+        vc_dequantize_row(t, p, buf, m);
+        p += (size_t)(m / be) * bb;
+        s += dot_f32_avx2(buf, x + i, m);
     }
     return s;
 }
@@ -265,7 +269,10 @@ float vc_dot_row(vc_dtype t, const void *row, const float *x, int64_t n)
         case VC_BF16: return dot_bf16_avx2(row, x, n);
         case VC_Q8_0: return dot_q8_0_avx2(row, x, n);
         case VC_Q4_0: return dot_q4_0_avx2(row, x, n);
+        case VC_Q5_0:
+        case VC_Q5_1:
         case VC_Q4_K:
+        case VC_Q5_K:
         case VC_Q6_K: return dot_kquant_avx2(t, row, x, n);
         case VC_MLX4_G32:
         case VC_MLX4_G64:

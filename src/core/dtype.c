@@ -10,6 +10,9 @@ _Static_assert(sizeof(vc_block_q8_0) == 34, "q8_0 block layout");
 _Static_assert(sizeof(vc_block_q4_0) == 18, "q4_0 block layout");
 _Static_assert(sizeof(vc_block_q4_k) == 144, "q4_K block layout");
 _Static_assert(sizeof(vc_block_q6_k) == 210, "q6_K block layout");
+_Static_assert(sizeof(vc_block_q5_0) == 22, "q5_0 block layout");
+_Static_assert(sizeof(vc_block_q5_1) == 24, "q5_1 block layout");
+_Static_assert(sizeof(vc_block_q5_k) == 176, "q5_K block layout");
 
 static const struct {
     vc_dtype type;
@@ -22,7 +25,10 @@ static const struct {
     { VC_BF16, "bf16", 1, 2 },
     { VC_Q8_0, "q8_0", VC_QK8_0, sizeof(vc_block_q8_0) },
     { VC_Q4_0, "q4_0", VC_QK4_0, sizeof(vc_block_q4_0) },
+    { VC_Q5_0, "q5_0", VC_QK5_0, sizeof(vc_block_q5_0) },
+    { VC_Q5_1, "q5_1", VC_QK5_1, sizeof(vc_block_q5_1) },
     { VC_Q4_K, "q4_k", VC_QK_K, sizeof(vc_block_q4_k) },
+    { VC_Q5_K, "q5_k", VC_QK_K, sizeof(vc_block_q5_k) },
     { VC_Q6_K, "q6_k", VC_QK_K, sizeof(vc_block_q6_k) },
     { VC_MLX4_G32, "mlx4_g32", 32, VC_MLX4_BLOCK_BYTES(32) },
     { VC_MLX4_G64, "mlx4_g64", 64, VC_MLX4_BLOCK_BYTES(64) },
@@ -200,6 +206,59 @@ static void dequant_q4_k(const vc_block_q4_k *b, float *y, int64_t nb)
     }
 }
 
+/* The 32 fifth bits of a Q5_0 / Q5_1 block, element e's at bit e. */
+static uint32_t q5_high_bits(const uint8_t qh[4])
+{
+    return (uint32_t)qh[0] | (uint32_t)qh[1] << 8 | (uint32_t)qh[2] << 16 | (uint32_t)qh[3] << 24;
+}
+
+static void dequant_q5_0(const vc_block_q5_0 *b, float *y, int64_t nb)
+{
+    for (int64_t i = 0; i < nb; i++, y += VC_QK5_0) {
+        float d = vc_f16_to_f32(b[i].d);
+        uint32_t qh = q5_high_bits(b[i].qh);
+        for (int j = 0; j < VC_QK5_0 / 2; j++) {
+            int q0 = (b[i].qs[j] & 0xf) | (int)((qh >> j) & 1) << 4;
+            int q1 = (b[i].qs[j] >> 4) | (int)((qh >> (j + 16)) & 1) << 4;
+            y[j] = d * (q0 - 16);
+            y[j + 16] = d * (q1 - 16);
+        }
+    }
+}
+
+static void dequant_q5_1(const vc_block_q5_1 *b, float *y, int64_t nb)
+{
+    for (int64_t i = 0; i < nb; i++, y += VC_QK5_1) {
+        float d = vc_f16_to_f32(b[i].d), m = vc_f16_to_f32(b[i].m);
+        uint32_t qh = q5_high_bits(b[i].qh);
+        for (int j = 0; j < VC_QK5_1 / 2; j++) {
+            int q0 = (b[i].qs[j] & 0xf) | (int)((qh >> j) & 1) << 4;
+            int q1 = (b[i].qs[j] >> 4) | (int)((qh >> (j + 16)) & 1) << 4;
+            y[j] = d * q0 + m;
+            y[j + 16] = d * q1 + m;
+        }
+    }
+}
+
+static void dequant_q5_k(const vc_block_q5_k *b, float *y, int64_t nb)
+{
+    for (int64_t i = 0; i < nb; i++) {
+        float d = vc_f16_to_f32(b[i].d), dmin = vc_f16_to_f32(b[i].dmin);
+        const uint8_t *q = b[i].qs, *qh = b[i].qh;
+        for (int s = 0; s < 8; s += 2, q += 32) {
+            uint8_t sc, m;
+            q4k_scale_min(s, b[i].scales, &sc, &m);
+            float d1 = d * sc, m1 = dmin * m;
+            q4k_scale_min(s + 1, b[i].scales, &sc, &m);
+            float d2 = d * sc, m2 = dmin * m;
+            for (int l = 0; l < 32; l++)
+                *y++ = d1 * ((q[l] & 0xf) | ((qh[l] >> s) & 1) << 4) - m1;
+            for (int l = 0; l < 32; l++)
+                *y++ = d2 * ((q[l] >> 4) | ((qh[l] >> (s + 1)) & 1) << 4) - m2;
+        }
+    }
+}
+
 static void dequant_q6_k(const vc_block_q6_k *b, float *y, int64_t nb)
 {
     for (int64_t i = 0; i < nb; i++) {
@@ -252,7 +311,10 @@ void vc_dequantize_row(vc_dtype t, const void *src, float *dst, int64_t n)
         break;
     case VC_Q8_0: dequant_q8_0(src, dst, n / VC_QK8_0); break;
     case VC_Q4_0: dequant_q4_0(src, dst, n / VC_QK4_0); break;
+    case VC_Q5_0: dequant_q5_0(src, dst, n / VC_QK5_0); break;
+    case VC_Q5_1: dequant_q5_1(src, dst, n / VC_QK5_1); break;
     case VC_Q4_K: dequant_q4_k(src, dst, n / VC_QK_K); break;
+    case VC_Q5_K: dequant_q5_k(src, dst, n / VC_QK_K); break;
     case VC_Q6_K: dequant_q6_k(src, dst, n / VC_QK_K); break;
     case VC_MLX4_G32:
     case VC_MLX4_G64:
@@ -355,6 +417,182 @@ static void quant_q4_k(const float *x, vc_block_q4_k *b, int64_t nb)
     }
 }
 
+/* Q5_0 as llama.cpp's reference quantizer: the value of largest magnitude
+ * maps to -16 (keeping its sign exactly), q = floor(x / d + 16.5) up to 31. */
+static void quant_q5_0(const float *x, vc_block_q5_0 *b, int64_t nb)
+{
+    for (int64_t i = 0; i < nb; i++, x += VC_QK5_0) {
+        float amax = 0, max = 0;
+        for (int j = 0; j < VC_QK5_0; j++)
+            if (fabsf(x[j]) > amax) {
+                amax = fabsf(x[j]);
+                max = x[j];
+            }
+        float d = max / -16.0f, id = d ? 1.0f / d : 0.0f;
+        b[i].d = vc_f32_to_f16(d);
+        uint32_t qh = 0;
+        for (int j = 0; j < VC_QK5_0 / 2; j++) {
+            int q0 = clampi((int)floorf(x[j] * id + 16.5f), 0, 31), q1 = clampi((int)floorf(x[j + 16] * id + 16.5f), 0, 31);
+            b[i].qs[j] = (uint8_t)((q0 & 0xf) | (q1 & 0xf) << 4);
+            qh |= (uint32_t)(q0 >> 4) << j | (uint32_t)(q1 >> 4) << (j + 16);
+        }
+        for (int k = 0; k < 4; k++)
+            b[i].qh[k] = (uint8_t)(qh >> (8 * k));
+    }
+}
+
+/* Q5_1 as llama.cpp's reference quantizer: the block's minimum is m and its
+ * range spans the 32 levels, q = floor((x - m) / d + 0.5). */
+static void quant_q5_1(const float *x, vc_block_q5_1 *b, int64_t nb)
+{
+    for (int64_t i = 0; i < nb; i++, x += VC_QK5_1) {
+        float lo = x[0], hi = x[0];
+        for (int j = 1; j < VC_QK5_1; j++) {
+            lo = fminf(lo, x[j]);
+            hi = fmaxf(hi, x[j]);
+        }
+        float d = (hi - lo) / 31.0f, id = d ? 1.0f / d : 0.0f;
+        b[i].d = vc_f32_to_f16(d);
+        b[i].m = vc_f32_to_f16(lo);
+        uint32_t qh = 0;
+        for (int j = 0; j < VC_QK5_1 / 2; j++) {
+            int q0 = clampi((int)floorf((x[j] - lo) * id + 0.5f), 0, 31);
+            int q1 = clampi((int)floorf((x[j + 16] - lo) * id + 0.5f), 0, 31);
+            b[i].qs[j] = (uint8_t)((q0 & 0xf) | (q1 & 0xf) << 4);
+            qh |= (uint32_t)(q0 >> 4) << j | (uint32_t)(q1 >> 4) << (j + 16);
+        }
+        for (int k = 0; k < 4; k++)
+            b[i].qh[k] = (uint8_t)(qh >> (8 * k));
+    }
+}
+
+/* Q4_K's 6-bit scales and mins packed into 12 bytes (Q5_K shares them). */
+static void pack_k_scales(uint8_t out[12], const uint8_t ls[8], const uint8_t lm[8])
+{
+    memset(out, 0, 12);
+    for (int j = 0; j < 8; j++) {
+        if (j < 4) {
+            out[j] = ls[j];
+            out[j + 4] = lm[j];
+        } else {
+            out[j + 4] = (uint8_t)((ls[j] & 0xf) | ((lm[j] & 0xf) << 4));
+            out[j - 4] |= (uint8_t)((ls[j] >> 4) << 6);
+            out[j] |= (uint8_t)((lm[j] >> 4) << 6);
+        }
+    }
+}
+
+/* One sub-block of n values, w ~ scale * L - min with L = 0..nmax and a
+ * min >= 0, fitted as llama.cpp's make_qkx2_quants does: from the range,
+ * try nstep + 1 grid densities around nmax / range, fit scale and min to
+ * each one's levels by weighted least squares, keep the least weighted
+ * squared error. */
+static float fit_scale_min(int n, int nmax, const float *x, const float *wt, uint8_t *L, float *the_min)
+{
+    float lo = x[0], hi = x[0], sum_w = wt[0], sum_x = wt[0] * x[0];
+    for (int i = 1; i < n; i++) {
+        lo = fminf(lo, x[i]);
+        hi = fmaxf(hi, x[i]);
+        sum_w += wt[i];
+        sum_x += wt[i] * x[i];
+    }
+    if (lo > 0)
+        lo = 0;
+    if (hi <= lo) {
+        memset(L, 0, (size_t)n);
+        *the_min = -lo;
+        return 0;
+    }
+    float iscale = nmax / (hi - lo), scale = 1 / iscale, best = 0;
+    for (int i = 0; i < n; i++) {
+        L[i] = (uint8_t)clampi((int)lroundf(iscale * (x[i] - lo)), 0, nmax);
+        float e = scale * L[i] + lo - x[i];
+        best += wt[i] * e * e;
+    }
+    uint8_t aux[32];
+    /* llama.cpp's 16 densities (nmax - 0.5 .. nmax + 1 levels over the
+     * range), then, vlmchat's addition, whole spans of nmax - 1 down to
+     * nmax / 2 levels: values dequantized from a sub-block whose levels did
+     * not reach nmax fit exactly again (re-quantization is a fixed point). */
+    for (int step = 0; step <= 15 + nmax - nmax / 2; step++) {
+        float levels = step <= 15 ? -0.5f + 0.1f * step + nmax : (float)(nmax - (step - 15));
+        float is = levels / (hi - lo);
+        float sum_l = 0, sum_l2 = 0, sum_xl = 0;
+        for (int i = 0; i < n; i++) {
+            int l = clampi((int)lroundf(is * (x[i] - lo)), 0, nmax);
+            aux[i] = (uint8_t)l;
+            sum_l += wt[i] * l;
+            sum_l2 += wt[i] * l * l;
+            sum_xl += wt[i] * l * x[i];
+        }
+        float D = sum_w * sum_l2 - sum_l * sum_l;
+        if (D <= 0)
+            continue;
+        float this_scale = (sum_w * sum_xl - sum_x * sum_l) / D, this_min = (sum_l2 * sum_x - sum_l * sum_xl) / D;
+        if (this_min > 0) {
+            this_min = 0;
+            this_scale = sum_xl / sum_l2;
+        }
+        float err = 0;
+        for (int i = 0; i < n; i++) {
+            float e = this_scale * aux[i] + this_min - x[i];
+            err += wt[i] * e * e;
+        }
+        if (err < best) {
+            memcpy(L, aux, (size_t)n);
+            best = err;
+            scale = this_scale;
+            lo = this_min;
+        }
+    }
+    *the_min = -lo;
+    return scale;
+}
+
+/* Q5_K as llama.cpp's reference quantizer: per sub-block of 32 a scale and
+ * a min (fit_scale_min, weights rms + |x|), both quantized to 6 bits against
+ * the super-block's d = largest scale / 63 and dmin = largest min / 63; then
+ * the 5-bit values against the scales as stored. */
+static void quant_q5_k(const float *x, vc_block_q5_k *b, int64_t nb)
+{
+    for (int64_t i = 0; i < nb; i++, x += VC_QK_K) {
+        float scale[8], minv[8], max_scale = 0, max_min = 0, wt[32];
+        uint8_t L[32];
+        for (int s = 0; s < 8; s++) {
+            const float *xs = x + s * 32;
+            float sum_x2 = 0;
+            for (int l = 0; l < 32; l++)
+                sum_x2 += xs[l] * xs[l];
+            float av_x = sqrtf(sum_x2 / 32);
+            for (int l = 0; l < 32; l++)
+                wt[l] = av_x + fabsf(xs[l]);
+            scale[s] = fit_scale_min(32, 31, xs, wt, L, &minv[s]);
+            max_scale = fmaxf(max_scale, scale[s]);
+            max_min = fmaxf(max_min, minv[s]);
+        }
+        float inv_scale = max_scale > 0 ? 63.0f / max_scale : 0.0f, inv_min = max_min > 0 ? 63.0f / max_min : 0.0f;
+        uint8_t ls[8], lm[8];
+        for (int s = 0; s < 8; s++) {
+            ls[s] = (uint8_t)clampi((int)lroundf(inv_scale * scale[s]), 0, 63);
+            lm[s] = (uint8_t)clampi((int)lroundf(inv_min * minv[s]), 0, 63);
+        }
+        pack_k_scales(b[i].scales, ls, lm);
+        b[i].d = vc_f32_to_f16(max_scale / 63.0f);
+        b[i].dmin = vc_f32_to_f16(max_min / 63.0f);
+        float d = vc_f16_to_f32(b[i].d), dmin = vc_f16_to_f32(b[i].dmin);
+        memset(b[i].qh, 0, sizeof b[i].qh);
+        memset(b[i].qs, 0, sizeof b[i].qs);
+        for (int s = 0; s < 8; s++) {
+            float ds = d * ls[s], dm = dmin * lm[s];
+            for (int l = 0; l < 32; l++) {
+                int v = ds ? clampi((int)lroundf((x[s * 32 + l] + dm) / ds), 0, 31) : 0;
+                b[i].qs[(s / 2) * 32 + l] |= (uint8_t)((v & 0xf) << (4 * (s & 1)));
+                b[i].qh[l] |= (uint8_t)((v >> 4) << s);
+            }
+        }
+    }
+}
+
 static void quant_q6_k(const float *x, vc_block_q6_k *b, int64_t nb)
 {
     for (int64_t i = 0; i < nb; i++, x += VC_QK_K) {
@@ -431,7 +669,10 @@ void vc_quantize_row(vc_dtype t, const float *src, void *dst, int64_t n)
         break;
     case VC_Q8_0: quant_q8_0(src, dst, n / VC_QK8_0); break;
     case VC_Q4_0: quant_q4_0(src, dst, n / VC_QK4_0); break;
+    case VC_Q5_0: quant_q5_0(src, dst, n / VC_QK5_0); break;
+    case VC_Q5_1: quant_q5_1(src, dst, n / VC_QK5_1); break;
     case VC_Q4_K: quant_q4_k(src, dst, n / VC_QK_K); break;
+    case VC_Q5_K: quant_q5_k(src, dst, n / VC_QK_K); break;
     case VC_Q6_K: quant_q6_k(src, dst, n / VC_QK_K); break;
     case VC_MLX4_G32:
     case VC_MLX4_G64:

@@ -45,7 +45,8 @@ void vc_quantize_act_ref(const float *x, vc_block_q8_act *out, int64_t n)
 
 bool vc_int8dot_supports(vc_dtype t)
 {
-    return t == VC_Q8_0 || t == VC_Q4_0 || t == VC_Q4_K || t == VC_Q6_K || t == VC_MLX4_G32 || t == VC_MLX4_G64 || t == VC_MLX4_G128;
+    return t == VC_Q8_0 || t == VC_Q4_0 || t == VC_Q5_0 || t == VC_Q5_1 || t == VC_Q4_K || t == VC_Q5_K || t == VC_Q6_K ||
+           t == VC_MLX4_G32 || t == VC_MLX4_G64 || t == VC_MLX4_G128;
 }
 
 static bool enabled;

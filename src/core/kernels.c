@@ -125,7 +125,7 @@ static int64_t work_units(const vc_matrix *w) { return interleaved(w->type) ? w-
 static bool int8_rows(const vc_matrix *w, int n)
 {
     return vc_int8dot_enabled() && vc_int8dot_supports(w->type) &&
-           (n == 1 || ((w->type == VC_Q4_K || w->type == VC_Q6_K) && n <= KQUANT_INT8_MAX_TOKENS));
+           (n == 1 || ((w->type == VC_Q4_K || w->type == VC_Q5_K || w->type == VC_Q6_K) && n <= KQUANT_INT8_MAX_TOKENS));
 }
 
 /* A range of the work units of all the matrices: each matrix's share of it. */
