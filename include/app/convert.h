@@ -14,6 +14,18 @@
 /* Converts `model_dir` to `out_path`, storing 2-D weights as `type` (rows
  * that are not a whole number of blocks fall back to q8_0, then f16). */
 int vc_convert_to_gguf(const char *model_dir, const char *out_path, vc_dtype type);
+
+/* llama.cpp's per-tensor K-quant mixes (llama-quantize's Q4_K_M, Q5_K_M):
+ * Q4_K or Q5_K for most matrices, Q6_K for output.weight and for attn_v /
+ * attn_qkv and ffn_down in some layers (the rule is in convert.c), norms
+ * F32; rows that are no whole number of 256-blocks fall back as llama.cpp's
+ * do (Q4_K -> Q5_0, Q5_K -> Q5_1, Q6_K -> Q8_0, then F16). */
+typedef enum { VC_MIX_NONE, VC_MIX_Q4_K_M, VC_MIX_Q5_K_M } vc_convert_mix;
+/* "q4_k_m" / "q5_k_m" (any case) -> the mix; VC_MIX_NONE for other names. */
+vc_convert_mix vc_convert_mix_from_name(const char *name);
+/* As vc_convert_to_gguf with the mix's types (type is ignored unless mix is
+ * VC_MIX_NONE; the vision side takes the mix's base type). */
+int vc_convert_to_gguf_mix(const char *model_dir, const char *out_path, vc_dtype type, vc_convert_mix mix);
 /* A vision-language model's image side goes to "mmproj-<name of out_path>" in
  * the same directory (include/app/convert_mmproj.h), where vlmchat pairs it
  * with the text file automatically. */

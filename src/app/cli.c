@@ -81,7 +81,8 @@ const char *vc_cli_usage(void)
            "      --var NAME=JSON     one more template variable (repeatable)\n"
            "convert:\n"
            "      --out FILE          GGUF file to write\n"
-           "      --type TYPE         f32, f16, bf16, q8_0, q4_0, q4_k, q6_k (default f16)\n";
+           "      --type TYPE         f32, f16, bf16, q8_0, q4_0, q5_0, q5_1, q4_k, q5_k, q6_k, or\n"
+           "                          llama.cpp's mixes q4_k_m, q5_k_m (default f16)\n";
 }
 
 static int parse_int(const char *opt, const char *s, long lo, long hi, int *out)

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "app/convert_mmproj.h"
 #include "core/common.h"
@@ -12,10 +13,19 @@
 #include "model/model.h"
 #include "vision/phi3v.h"
 
-/* Matrices are stored in the requested type where their rows allow it. */
+/* The mix being written (vc_convert_to_gguf_mix); fallbacks follow it. */
+static vc_convert_mix current_mix;
+
+/* Matrices are stored in the requested type where their rows allow it;
+ * otherwise Q8_0, or, in a K-quant mix, llama.cpp's fallback
+ * (tensor_type_fallback in src/llama-quant.cpp: Q4_K -> Q5_0, Q5_K -> Q5_1,
+ * Q6_K -> Q8_0); then F16. */
 static vc_dtype fit_type(vc_dtype want, int64_t cols)
 {
-    vc_dtype order[] = { want, VC_Q8_0, VC_F16 };
+    vc_dtype fallback = VC_Q8_0;
+    if (current_mix != VC_MIX_NONE)
+        fallback = want == VC_Q4_K ? VC_Q5_0 : want == VC_Q5_K ? VC_Q5_1 : VC_Q8_0;
+    vc_dtype order[] = { want, fallback, VC_F16 };
     for (size_t i = 0; i < VC_ARRAY_LEN(order); i++)
         if (cols % vc_dtype_block_elems(order[i]) == 0)
             return order[i];
@@ -57,7 +67,12 @@ static int write_hparams(vc_gguf_writer *w, const vc_model *m, const char *arch,
     char key[128];
     int rc = vc_gguf_set_str(w, "general.architecture", arch);
     rc |= vc_gguf_set_str(w, "general.name", m->path);
-    rc |= vc_gguf_set_u32(w, "general.file_type", type == VC_F32 ? 0 : type == VC_F16 ? 1 : type == VC_Q8_0 ? 7 : type == VC_Q4_0 ? 2 : type == VC_Q4_K ? 15 : type == VC_Q6_K ? 18 : 32);
+    /* llama.cpp's llama_ftype: Q4_K_M 15, Q5_K_M 17 for the mixes */
+    uint32_t ftype = current_mix == VC_MIX_Q4_K_M ? 15 : current_mix == VC_MIX_Q5_K_M ? 17
+                     : type == VC_F32 ? 0 : type == VC_F16 ? 1 : type == VC_Q8_0 ? 7 : type == VC_Q4_0 ? 2
+                     : type == VC_Q5_0 ? 8 : type == VC_Q5_1 ? 9 : type == VC_Q4_K ? 15 : type == VC_Q5_K ? 17
+                     : type == VC_Q6_K ? 18 : 32;
+    rc |= vc_gguf_set_u32(w, "general.file_type", ftype);
 #define KEY(k) (snprintf(key, sizeof key, "%s." k, arch), key)
     rc |= vc_gguf_set_u32(w, KEY("context_length"), (uint32_t)c->max_pos);
     rc |= vc_gguf_set_u32(w, KEY("embedding_length"), (uint32_t)c->dim);
@@ -150,14 +165,43 @@ static int write_tokenizer(vc_gguf_writer *w, const vc_model *m)
     return rc ? -1 : 0;
 }
 
+/* The type of one tensor in a mix, as llama.cpp's llama_tensor_get_type
+ * (src/llama-quant.cpp) picks it for LLAMA_FTYPE_MOSTLY_Q4_K_M and Q5_K_M
+ * on the architectures vlmchat writes (no experts, not Falcon, not the 70B
+ * rule, no imatrix or overrides): the base type (Q4_K, Q5_K) everywhere,
+ * except
+ *  - output.weight: Q6_K; with tied embeddings token_embd.weight, which
+ *    then serves as the output, too;
+ *  - attn_v (and Phi-3's fused attn_qkv, which llama.cpp counts as attn_v)
+ *    and ffn_down of layer i of n: Q6_K where use_more_bits(i, n), i.e.
+ *    i < n/8 || i >= 7n/8 || (i - n/8) % 3 == 2.
+ * Row widths that are no whole number of 256-blocks fall back (fit_type). */
+typedef enum { T_OTHER, T_OUTPUT, T_ATTN_V, T_FFN_DOWN } tensor_role;
+
+static bool use_more_bits(int i, int n) { return i < n / 8 || i >= 7 * n / 8 || (i - n / 8) % 3 == 2; }
+
+static vc_dtype mix_type(vc_dtype base, tensor_role role, int layer, int n_layers)
+{
+    if (current_mix == VC_MIX_NONE)
+        return base;
+    base = current_mix == VC_MIX_Q4_K_M ? VC_Q4_K : VC_Q5_K;
+    if (role == T_OUTPUT)
+        return VC_Q6_K;
+    if ((role == T_ATTN_V || role == T_FFN_DOWN) && use_more_bits(layer, n_layers))
+        return VC_Q6_K;
+    return base;
+}
+
 static int write_weights(vc_gguf_writer *w, const vc_model *m, vc_dtype type, bool llama)
 {
     const vc_llm *l = &m->llm;
     const vc_llm_config *c = &l->cfg;
     char name[128];
-    int rc = add_matrix(w, "token_embd.weight", &l->embed, type, 0);
-    if (!c->tie_embeddings && l->lm_head.data != l->embed.data)
-        rc |= add_matrix(w, "output.weight", &l->lm_head, type, 0);
+    bool tied = c->tie_embeddings || l->lm_head.data == l->embed.data;
+    int nl = c->n_layers;
+    int rc = add_matrix(w, "token_embd.weight", &l->embed, mix_type(type, tied ? T_OUTPUT : T_OTHER, 0, nl), 0);
+    if (!tied)
+        rc |= add_matrix(w, "output.weight", &l->lm_head, mix_type(type, T_OUTPUT, 0, nl), 0);
     rc |= add_f32(w, "output_norm.weight", l->final_norm, c->dim);
     if (c->rope == VC_ROPE_LONGROPE) {
         rc |= add_f32(w, "rope_factors_long.weight", c->rope_long, c->rope_dim / 2);
@@ -168,21 +212,22 @@ static int write_weights(vc_gguf_writer *w, const vc_model *m, vc_dtype type, bo
 #define NAME(s) (snprintf(name, sizeof name, "blk.%d." s ".weight", i), name)
         rc |= add_f32(w, NAME("attn_norm"), L->attn_norm, c->dim);
         rc |= add_f32(w, NAME("ffn_norm"), L->ffn_norm, c->dim);
-        rc |= add_matrix(w, NAME("attn_output"), &L->wo, type, 0);
-        rc |= add_matrix(w, NAME("ffn_down"), &L->down, type, 0);
+        vc_dtype base = mix_type(type, T_OTHER, i, nl), more = mix_type(type, T_ATTN_V, i, nl);
+        rc |= add_matrix(w, NAME("attn_output"), &L->wo, base, 0);
+        rc |= add_matrix(w, NAME("ffn_down"), &L->down, mix_type(type, T_FFN_DOWN, i, nl), 0);
         if (llama) {
-            rc |= add_matrix(w, NAME("attn_q"), &L->wq, type, c->head_dim);
-            rc |= add_matrix(w, NAME("attn_k"), &L->wk, type, c->head_dim);
-            rc |= add_matrix(w, NAME("attn_v"), &L->wv, type, 0);
-            rc |= add_matrix(w, NAME("ffn_gate"), &L->gate, type, 0);
-            rc |= add_matrix(w, NAME("ffn_up"), &L->up, type, 0);
+            rc |= add_matrix(w, NAME("attn_q"), &L->wq, base, c->head_dim);
+            rc |= add_matrix(w, NAME("attn_k"), &L->wk, base, c->head_dim);
+            rc |= add_matrix(w, NAME("attn_v"), &L->wv, more, 0);
+            rc |= add_matrix(w, NAME("ffn_gate"), &L->gate, base, 0);
+            rc |= add_matrix(w, NAME("ffn_up"), &L->up, base, 0);
         } else {
             /* Phi-3 keeps its fused tensors: the bound slices are consecutive rows */
             vc_matrix qkv = L->wq, gate_up = L->gate;
             qkv.rows = L->wq.rows + L->wk.rows + L->wv.rows;
             gate_up.rows = L->gate.rows + L->up.rows;
-            rc |= add_matrix(w, NAME("attn_qkv"), &qkv, type, 0);
-            rc |= add_matrix(w, NAME("ffn_up"), &gate_up, type, 0);
+            rc |= add_matrix(w, NAME("attn_qkv"), &qkv, more, 0);
+            rc |= add_matrix(w, NAME("ffn_up"), &gate_up, base, 0);
         }
 #undef NAME
     }
@@ -305,6 +350,31 @@ static char *mmproj_path(const char *out_path)
 }
 
 int vc_convert_to_gguf(const char *model_dir, const char *out_path, vc_dtype type)
+{
+    return vc_convert_to_gguf_mix(model_dir, out_path, type, VC_MIX_NONE);
+}
+
+static int convert(const char *model_dir, const char *out_path, vc_dtype type);
+
+vc_convert_mix vc_convert_mix_from_name(const char *name)
+{
+    if (!name)
+        return VC_MIX_NONE;
+    return strcasecmp(name, "q4_k_m") == 0 ? VC_MIX_Q4_K_M : strcasecmp(name, "q5_k_m") == 0 ? VC_MIX_Q5_K_M : VC_MIX_NONE;
+}
+
+int vc_convert_to_gguf_mix(const char *model_dir, const char *out_path, vc_dtype type, vc_convert_mix mix)
+{
+    /* a mix's other tensors (vision tower, projector) take its base type */
+    if (mix != VC_MIX_NONE)
+        type = mix == VC_MIX_Q4_K_M ? VC_Q4_K : VC_Q5_K;
+    current_mix = mix;
+    int rc = convert(model_dir, out_path, type);
+    current_mix = VC_MIX_NONE;
+    return rc;
+}
+
+static int convert(const char *model_dir, const char *out_path, vc_dtype type)
 {
     vc_model m;
     if (vc_model_open(model_dir, &(vc_model_options){ .n_ctx = 1 }, &m) != 0)

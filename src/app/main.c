@@ -132,10 +132,12 @@ int main(int argc, char **argv)
     if (cli.command == VC_CMD_BENCH) {
         rc = vc_run_bench(&cli, &interrupted);
     } else if (cli.command == VC_CMD_CONVERT) {
+        vc_convert_mix mix = vc_convert_mix_from_name(cli.out_type);
         int type = vc_dtype_from_name(cli.out_type ? cli.out_type : "f16");
-        rc = type < 0 || !vc_dtype_is_ggml((uint32_t)type)
+        rc = mix != VC_MIX_NONE ? vc_convert_to_gguf_mix(cli.model, cli.out, VC_F16, mix)
+             : type < 0 || !vc_dtype_is_ggml((uint32_t)type)
                  ? vc_fail_code(VC_EXIT_USAGE, "unknown GGUF --type '%s'", cli.out_type)
-                      : vc_convert_to_gguf(cli.model, cli.out, (vc_dtype)type);
+                 : vc_convert_to_gguf(cli.model, cli.out, (vc_dtype)type);
     } else {
         rc = run(&cli);
     }
