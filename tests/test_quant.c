@@ -204,20 +204,24 @@ static void test_isa(void)
 /* Both GEMM shapes, with every variant the CPU has, against the plain
  * loops, on sizes that leave every kind of remainder (NT: rows of A past a
  * multiple of 4, of B past 3, K past 8 and 16; NN: rows past 6, columns
- * past 8, 16 and 64), and with leading dimensions wider than the rows. */
+ * past 8, 16 and 64; strided B of K >= 1024, which goes in blocks of 256:
+ * whole blocks, one row past them, a short tail), and with leading
+ * dimensions wider than the rows; NN also with B's rows packed (ldb = N:
+ * the one pass over K of a panel as wide as the tile, 16 or 64 columns). */
 static void test_gemm(void)
 {
     const int sizes[][3] = { { 1, 1, 1 },    { 4, 3, 8 },    { 5, 7, 13 },  { 9, 50, 37 },  { 17, 101, 64 },
-                             { 64, 97, 300 }, { 6, 64, 64 }, { 13, 83, 5 }, { 32, 64, 130 }, { 7, 129, 64 } };
+                             { 64, 97, 300 }, { 6, 64, 64 }, { 13, 83, 5 }, { 32, 64, 130 }, { 7, 129, 64 },
+                             { 13, 64, 1024 }, { 19, 70, 1025 }, { 25, 131, 600 }, { 8, 16, 521 }, { 31, 64, 1030 } };
     const vc_isa isas[] = { VC_ISA_AVX512, VC_ISA_AVX2, VC_ISA_GENERIC };
     unsigned seed = 5;
     for (size_t v = 0; v < sizeof isas / sizeof *isas; v++) {
         if (vc_isa_set(isas[v]) != isas[v])
             continue;   /* not on this CPU */
         for (size_t c = 0; c < sizeof sizes / sizeof *sizes; c++)
-            for (int nn = 0; nn < 2; nn++) {
+            for (int nn = 0; nn < 3; nn++) {   /* 0: NT, 1: NN, 2: NN with B packed */
                 int M = sizes[c][0], N = sizes[c][1], K = sizes[c][2], lda = K + 3, ldc = N + 2;
-                int ldb = nn ? N + 5 : K + 1, b_rows = nn ? K : N;
+                int ldb = nn == 2 ? N : nn ? N + 5 : K + 1, b_rows = nn ? K : N;
                 float *A = malloc(sizeof(float) * (size_t)M * lda), *B = malloc(sizeof(float) * (size_t)b_rows * ldb);
                 float *C = malloc(sizeof(float) * (size_t)M * ldc), *R = malloc(sizeof(float) * (size_t)M * ldc);
                 for (int i = 0; i < M * lda; i++)
@@ -231,8 +235,8 @@ static void test_gemm(void)
                 float worst = 0;
                 for (int i = 0; i < M * ldc; i++)
                     worst = fmaxf(worst, fabsf(C[i] - R[i]));
-                CHECK(worst <= 1e-5f * K, "gemm_%s %dx%dx%d (%s): differs from the reference by %g", nn ? "nn" : "nt",
-                      M, N, K, vc_gemm_isa(), worst);
+                CHECK(worst <= 1e-5f * K, "gemm_%s %dx%dx%d ldb %d (%s): differs from the reference by %g",
+                      nn ? "nn" : "nt", M, N, K, ldb, vc_gemm_isa(), worst);
                 free(A), free(B), free(C), free(R);
             }
     }

@@ -162,19 +162,24 @@ FN_avx2 void gemm_nt_avx2(int M, int N, int K, const float *A, int lda, const fl
 
 /* ---- NN ---- */
 
-/* An mr x (8 nv) block (mr <= 6, nv <= 2) of C = A B; the last vector's
- * columns are `last` (1..8), loaded and stored under a mask. */
-INLINE_avx2 void nn_tile_avx2(int mr, int nv, int last, int K, const float *A, int lda, const float *B, int ldb, float *C,
-                       int ldc)
+/* An mr x (8 nv) block (mr <= 6, nv <= 2) of C = A B, or of C += A B
+ * where `add` (a later block of K); the last vector's columns are `last`
+ * (1..8), loaded and stored under a mask. `next`: the next tile's A, to
+ * prefetch (AVX-512 only; NULL: none). */
+INLINE_avx2 void nn_tile_avx2(int mr, int nv, int last, bool add, int K, const float *A, int lda, const float *B,
+                              int ldb, float *C, int ldc, const float *next)
 {
+    (void)next;
     const __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
     __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(last), lanes);
     __m256 acc[6][2];
 #pragma GCC unroll 6
     for (int i = 0; i < mr; i++)
 #pragma GCC unroll 2
-        for (int j = 0; j < nv; j++)
-            acc[i][j] = _mm256_setzero_ps();
+        for (int j = 0; j < nv; j++) {
+            const float *c = C + (size_t)i * ldc + 8 * j;
+            acc[i][j] = !add ? _mm256_setzero_ps() : j + 1 < nv ? _mm256_loadu_ps(c) : _mm256_maskload_ps(c, mask);
+        }
     for (int k = 0; k < K; k++) {
         const float *b = B + (size_t)k * ldb;
         __m256 w[2];
@@ -201,17 +206,23 @@ INLINE_avx2 void nn_tile_avx2(int mr, int nv, int last, int K, const float *A, i
         }
 }
 
-INLINE_avx512 void nn_tile_avx512(int mr, int nv, int last, int K, const float *A, int lda, const float *B, int ldb,
-                           float *C, int ldc)
+INLINE_avx512 void nn_tile_avx512(int mr, int nv, int last, bool add, int K, const float *A, int lda, const float *B,
+                                  int ldb, float *C, int ldc, const float *next)
 {
     __mmask16 mask = (__mmask16)((1u << last) - 1);
     __m512 acc[6][4];
 #pragma GCC unroll 6
     for (int i = 0; i < mr; i++)
 #pragma GCC unroll 4
-        for (int j = 0; j < nv; j++)
-            acc[i][j] = _mm512_setzero_ps();
+        for (int j = 0; j < nv; j++) {
+            const float *c = C + (size_t)i * ldc + 16 * j;
+            acc[i][j] = !add ? _mm512_setzero_ps() : j + 1 < nv ? _mm512_loadu_ps(c) : _mm512_maskz_loadu_ps(mask, c);
+        }
     for (int k = 0; k < K; k++) {
+        if ((k & 15) == 0 && next)   /* a line of each of the next tile's rows of A every 16 k */
+#pragma GCC unroll 6
+            for (int i = 0; i < 6; i++)
+                _mm_prefetch((const char *)(next + (size_t)i * lda + k), _MM_HINT_T0);
         const float *b = B + (size_t)k * ldb;
         __m512 w[4];
 #pragma GCC unroll 4
@@ -238,35 +249,58 @@ INLINE_avx512 void nn_tile_avx512(int mr, int nv, int last, int K, const float *
 }
 
 /* One call of the mr x nv tile for mr = 1..6. */
-#define NN_TILE(ISA, mr, nv, last, K, A, lda, B, ldb, C, ldc)                                                        \
+#define NN_TILE(ISA, mr, nv, last, add, K, A, lda, B, ldb, C, ldc, next)                                             \
     switch (mr) {                                                                                                    \
-    case 6: nn_tile_##ISA(6, nv, last, K, A, lda, B, ldb, C, ldc); break;                                            \
-    case 5: nn_tile_##ISA(5, nv, last, K, A, lda, B, ldb, C, ldc); break;                                            \
-    case 4: nn_tile_##ISA(4, nv, last, K, A, lda, B, ldb, C, ldc); break;                                            \
-    case 3: nn_tile_##ISA(3, nv, last, K, A, lda, B, ldb, C, ldc); break;                                            \
-    case 2: nn_tile_##ISA(2, nv, last, K, A, lda, B, ldb, C, ldc); break;                                            \
-    default: nn_tile_##ISA(1, nv, last, K, A, lda, B, ldb, C, ldc); break;                                           \
+    case 6: nn_tile_##ISA(6, nv, last, add, K, A, lda, B, ldb, C, ldc, next); break;                                 \
+    case 5: nn_tile_##ISA(5, nv, last, add, K, A, lda, B, ldb, C, ldc, next); break;                                 \
+    case 4: nn_tile_##ISA(4, nv, last, add, K, A, lda, B, ldb, C, ldc, next); break;                                 \
+    case 3: nn_tile_##ISA(3, nv, last, add, K, A, lda, B, ldb, C, ldc, next); break;                                 \
+    case 2: nn_tile_##ISA(2, nv, last, add, K, A, lda, B, ldb, C, ldc, next); break;                                 \
+    default: nn_tile_##ISA(1, nv, last, add, K, A, lda, B, ldb, C, ldc, next); break;                                \
     }
 
 /* Panels of WIDE vectors of VL floats, each K rows of B read from cache by
  * every 6-row block of A in turn; the columns past the last whole panel go
- * one vector at a time, the very last one masked. */
+ * one vector at a time, the very last one masked.
+ *
+ * Where B's rows are a packed panel (ldb = VL * WIDE, as the prefill and
+ * vision matmuls lay out their weights) the panel streams from L2 or L3 in
+ * one pass over K, the prefetchers following it and the rows of A. Where
+ * they are strided (a whole matrix, V's columns of one head) a panel of
+ * long K falls out of cache between the blocks of A (1 thread, M = 577,
+ * K = 1024, N = 4096: about half the speed of a packed panel): there, from
+ * K = 4 NN_KC on, K goes in blocks of NN_KC rows, which stay in L2 while
+ * every block of A goes by, the tiles after the first block adding to C
+ * (the same FMAs in the same order over k as one pass), each tile
+ * prefetching the next one's rows of A for its block. Blocking the packed panels too measured 3-8% slower,
+ * and strided ones of shorter K (a ViT's 577 keys, 32 queries) about 5%:
+ * the rows of A then come in short pieces that the prefetchers miss. */
+#define NN_KC 256
 #define NN_DRIVER(ISA, VL, WIDE)                                                                                      \
     FN_##ISA void gemm_nn_##ISA(int M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C,    \
                                 int ldc)                                                                             \
     {                                                                                                                \
+        int kb = ldb > (VL) * (WIDE) && K >= 4 * NN_KC ? NN_KC : K;                                                  \
         for (int n = 0; n < N;) {                                                                                    \
             bool whole = n + (VL) * (WIDE) <= N;                                                                     \
             int last = N - n < (VL) ? N - n : (VL);                                                                  \
-            for (int m = 0; m < M; m += 6) {                                                                         \
-                int mr = M - m < 6 ? M - m : 6;                                                                      \
-                const float *a = A + (size_t)m * lda;                                                                \
-                float *c = C + (size_t)m * ldc + n;                                                                  \
-                if (whole)                                                                                           \
-                    NN_TILE(ISA, mr, WIDE, VL, K, a, lda, B + n, ldb, c, ldc)                                        \
-                else                                                                                                 \
-                    NN_TILE(ISA, mr, 1, last, K, a, lda, B + n, ldb, c, ldc)                                         \
-            }                                                                                                        \
+            int k0 = 0;                                                                                              \
+            do {                                                                                                     \
+                int kc = K - k0 < kb ? K - k0 : kb;                                                                  \
+                bool add = k0 > 0;                                                                                   \
+                const float *b = B + (size_t)k0 * ldb + n;                                                           \
+                for (int m = 0; m < M; m += 6) {                                                                     \
+                    int mr = M - m < 6 ? M - m : 6;                                                                  \
+                    const float *a = A + (size_t)m * lda + k0;                                                       \
+                    float *c = C + (size_t)m * ldc + n;                                                              \
+                    const float *next = kb < K && m + 12 <= M ? a + (size_t)6 * lda : NULL;                          \
+                    if (whole)                                                                                       \
+                        NN_TILE(ISA, mr, WIDE, VL, add, kc, a, lda, b, ldb, c, ldc, next)                            \
+                    else                                                                                             \
+                        NN_TILE(ISA, mr, 1, last, add, kc, a, lda, b, ldb, c, ldc, next)                             \
+                }                                                                                                    \
+                k0 += kc;                                                                                            \
+            } while (k0 < K);                                                                                        \
             n += whole ? (VL) * (WIDE) : (VL);                                                                       \
         }                                                                                                            \
     }
