@@ -709,7 +709,7 @@ def main():
     ap.add_argument("--conversations", type=int, default=300000)
     ap.add_argument("--eval-conversations", type=int, default=360)
     ap.add_argument("--batch", type=int, default=256)
-    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--lr", type=float, default=6e-4)
     ap.add_argument("--show-data", type=int, default=0)
     ap.add_argument("--pack", help="where the packed results and the log go (default: OUTDIR)")
     args = ap.parse_args()
@@ -973,13 +973,15 @@ def main():
     warm, step, next_log, next_eval = 300, 0, 0.0, t_train + 100
     gen = torch.Generator(device=device)
     gen.manual_seed(3)
+    snapshot = [p.detach().clone() for p in model.parameters()]
+    snap_step, lr_scale, restarts = 0, 1.0, 0
     model.train()
     while True:
         now = time.time()
         frac = (now - t_train) / budget
         if frac >= 1:
             break
-        lr = args.lr * min(1.0, (step + 1) / warm) * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * frac)))
+        lr = lr_scale * args.lr * min(1.0, (step + 1) / warm) * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * frac)))
         for gp in opt.param_groups:
             gp["lr"] = lr
         pick_idx = g_keep[torch.randint(0, len(g_keep), (args.batch,), device=device, generator=gen)]
@@ -995,10 +997,28 @@ def main():
         loss = torch.nn.functional.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]),
                                                  lab[:, 1:].reshape(-1), ignore_index=-100)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        if not (torch.isfinite(loss) and torch.isfinite(gnorm)):
+            # the first GPU run of this script diverged to NaN after ~1000 steps at lr 1e-3: go back to the last
+            # good weights, forget the optimizer's moments and continue at a lower learning rate
+            opt.zero_grad(set_to_none=True)
+            with torch.no_grad():
+                for p_, s_ in zip(model.parameters(), snapshot):
+                    p_.copy_(s_)
+            opt.state.clear()
+            lr_scale *= 0.6
+            restarts += 1
+            log(f"step {step}: non-finite loss or gradient; back to the weights of step {snap_step}, "
+                f"learning rate x{lr_scale:.2f}")
+            continue
         opt.step()
         opt.zero_grad(set_to_none=True)
         step += 1
+        if step % 200 == 0:
+            with torch.no_grad():
+                for p_, s_ in zip(model.parameters(), snapshot):
+                    s_.copy_(p_)
+            snap_step = step
         if now - t_train >= next_log:
             log(f"step {step} loss {loss.item():.4f} lr {lr:.2e}")
             next_log += 20
@@ -1006,7 +1026,7 @@ def main():
             _, st = run_eval(eval_convs, eval_images, limit=120)
             log(f"step {step} quick held-out (120 conversations): {fmt(st)}")
             next_eval = now + 100
-    log(f"trained {step} steps, {step * args.batch} conversations")
+    log(f"trained {step} steps, {step * args.batch} conversations, {restarts} restarts after non-finite steps")
 
     # ---- the model, rounded to bf16, written first (what follows is measurement)
     model = model.float().eval()

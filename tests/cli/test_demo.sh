@@ -28,6 +28,47 @@ VLMCHAT_ISA=avx-vnni "$V" eval $FX/eval.jsonl --min-accuracy 0.9 --quant q4_0 --
 check "eval >= 90% with VLMCHAT_ISA=avx-vnni" [ $? -eq 0 ]
 check "VLMCHAT_ISA=avx-vnni leaves no AVX-512 kernel" grep -Eq 'avx2 kernels, int8 dot (avx-vnni|avx2)' "$TMP/err"
 
+# multi-turn, multi-image conversations (the --messages format, the model's
+# own answers fed back): every answered turn scored and counted in its
+# category. A subset of the held-out set, image paths made absolute.
+python3 -c "
+import json, os
+fx = os.path.abspath('$FX')
+with open('$FX/conversations.jsonl') as f, open('$TMP/conv.jsonl', 'w') as out:
+    for line in list(f)[:12]:
+        d = json.loads(line)
+        for m in d['messages']:
+            for p in m['content'] if isinstance(m['content'], list) else []:
+                if p['type'] == 'image_url':
+                    p['image_url']['url'] = fx + '/' + p['image_url']['url']
+        out.write(json.dumps(d) + '\n')"
+"$V" eval "$TMP/conv.jsonl" --json >"$TMP/conv.json" 2>"$TMP/err"
+check "eval runs conversations" [ $? -eq 0 ]
+check "conversation eval: one item per assistant turn, per-category totals" python3 -c "
+import json
+d = json.load(open('$TMP/conv.json'))
+want = [m for l in open('$TMP/conv.jsonl') for m in json.loads(l)['messages'] if m['role'] == 'assistant']
+assert d['total'] == len(want) == len(d['items']), (d['total'], len(want))
+assert [i['category'] for i in d['items']] == [m['category'] for m in want]
+assert [i['expected'] for i in d['items']] == [m['answers'][0] for m in want]
+cats = d['categories']
+assert set(cats) == {'first', 'follow-up', 'cross-image'}, cats
+assert sum(c['total'] for c in cats.values()) == d['total'] and cats['first']['total'] == 12
+for name, c in cats.items():
+    got = [i['score'] for i in d['items'] if i['category'] == name]
+    assert abs(c['score'] - sum(got)) < 1e-9 and abs(c['accuracy'] - sum(got) / len(got)) < 1e-9"
+"$V" eval "$TMP/conv.jsonl" >"$TMP/conv.txt" 2>"$TMP/err"
+check "conversation eval table lists the categories" grep -Eq '^  cross-image +[0-9.]+% \(' "$TMP/conv.txt"
+# the full held-out set: 360 conversations, 1227 turns (first 360, follow-up 675, cross-image 192)
+check "held-out conversations" python3 -c "
+import json
+rows = [json.loads(l) for l in open('$FX/conversations.jsonl')]
+cats = [m['category'] for r in rows for m in r['messages'] if m['role'] == 'assistant']
+assert len(rows) == 360 and len(cats) == 1227 and cats.count('first') == 360 and cats.count('cross-image') == 192"
+printf '%s\n' '{"messages": [{"role": "user", "content": "hi"}]}' >"$TMP/noref.jsonl"
+"$V" eval "$TMP/noref.jsonl" 2>"$TMP/err"
+check "a conversation with no reference answer is refused (exit 4)" [ $? -eq 4 ]
+
 # the same greedy tokens as transformers on held-out questions
 python3 -c "
 import json
