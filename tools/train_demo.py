@@ -973,15 +973,18 @@ def main():
     warm, step, next_log, next_eval = 300, 0, 0.0, t_train + 100
     gen = torch.Generator(device=device)
     gen.manual_seed(3)
-    snapshot = [p.detach().clone() for p in model.parameters()]
-    snap_step, lr_scale, restarts = 0, 1.0, 0
+    params = list(model.parameters())
+    snapshot = [p.detach().clone() for p in params]
+    snap_step, lr_scale, restarts, warm_from = 0, 1.0, 0, 0
     model.train()
     while True:
         now = time.time()
         frac = (now - t_train) / budget
         if frac >= 1:
             break
-        lr = lr_scale * args.lr * min(1.0, (step + 1) / warm) * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * frac)))
+        # warm-up at the start and again after a restart (Adam's moments are then new: its first steps are ~lr)
+        lr = (lr_scale * args.lr * min(1.0, (step - warm_from + 1) / warm) *
+              (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * frac))))
         for gp in opt.param_groups:
             gp["lr"] = lr
         pick_idx = g_keep[torch.randint(0, len(g_keep), (args.batch,), device=device, generator=gen)]
@@ -998,7 +1001,7 @@ def main():
                                                  lab[:, 1:].reshape(-1), ignore_index=-100)
         loss.backward()
         gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        if not (torch.isfinite(loss) and torch.isfinite(gnorm)):
+        if not bool(torch.isfinite(loss.detach()) & torch.isfinite(gnorm)):     # one host sync a step
             # the first GPU run of this script diverged to NaN after ~1000 steps at lr 1e-3: go back to the last
             # good weights, forget the optimizer's moments and continue at a lower learning rate
             opt.zero_grad(set_to_none=True)
@@ -1008,6 +1011,7 @@ def main():
             opt.state.clear()
             lr_scale *= 0.6
             restarts += 1
+            warm_from = step
             log(f"step {step}: non-finite loss or gradient; back to the weights of step {snap_step}, "
                 f"learning rate x{lr_scale:.2f}")
             continue
@@ -1015,10 +1019,14 @@ def main():
         opt.zero_grad(set_to_none=True)
         step += 1
         if step % 200 == 0:
+            # a snapshot only of finite weights (a restore must never bring back NaN)
             with torch.no_grad():
-                for p_, s_ in zip(model.parameters(), snapshot):
-                    s_.copy_(p_)
-            snap_step = step
+                if bool(torch.stack([torch.isfinite(p_).all() for p_ in params]).all()):
+                    for p_, s_ in zip(params, snapshot):
+                        s_.copy_(p_)
+                    snap_step = step
+                else:
+                    log(f"step {step}: non-finite weights, not snapshotted (last snapshot: step {snap_step})")
         if now - t_train >= next_log:
             log(f"step {step} loss {loss.item():.4f} lr {lr:.2e}")
             next_log += 20
