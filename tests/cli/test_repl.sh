@@ -36,7 +36,7 @@ send "/image examples/scene3.png" Enter
 check "image attached" wait_for "\[image 1: examples/scene3.png, 16 tokens"
 check "half-block preview" bash -c "tmux -S '$SOCK' capture-pane -t s -p | grep -q '▀▀▀▀'"
 send "Describe the image." Enter
-check "first answer" wait_for "^a green star and a orange circle"
+check "first answer" wait_for "^a green star and an orange circle"
 check "status bar at the bottom" bash -c "tmux -S '$SOCK' capture-pane -t s -p | tail -1 | grep -q 'RSS .* KV [0-9]*/100000 '"
 send "/stats" Enter
 check "stats after one turn" wait_for "context [0-9]* of 100000 tokens, 2 turns, 1 images"

@@ -232,7 +232,7 @@ check "shutdown exit 0" [ $stop_rc -eq 0 ]
 
 # --- memory pressure: a tight budget drops the image cache, visibly
 unset VLMCHAT_TEST_TOKEN_DELAY_MS
-start_server --mem-limit 16M -v
+start_server --mem-limit 38M -v
 mkreq "$TMP/req.json" $IMG "$Q"
 req POST /v1/chat/completions "$TMP/req.json"
 req POST /v1/chat/completions "$TMP/req.json"
