@@ -10,6 +10,7 @@
 #include "core/dtype.h"
 #include "core/kernels.h"
 #include "loader/gguf.h"
+#include "vision/vit.h"
 
 /* Converts `model_dir` to `out_path`, storing 2-D weights as `type` (rows
  * that are not a whole number of blocks fall back to q8_0, then f16). */
@@ -34,5 +35,11 @@ int vc_convert_to_gguf_mix(const char *model_dir, const char *out_path, vc_dtype
  * floats of an n_dims shape ne (ggml order) as F32. */
 int vc_convert_add_matrix(vc_gguf_writer *w, const char *name, const vc_matrix *m, vc_dtype type);
 int vc_convert_add_f32(vc_gguf_writer *w, const char *name, const float *v, int n_dims, const int64_t *ne);
+/* A vision tower's first `layers` blocks under llama.cpp's clip names (v.*):
+ * the patch convolution [hidden][3][p][p] in ggml order (f32 when type is
+ * F32, else f16) and its bias, class and position embeddings, the
+ * pre-LayerNorm where the tower has one, each block's matrices as type with
+ * f32 biases and norms, and post_ln when post_norm. Returns 0 or -1. */
+int vc_convert_add_vit(vc_gguf_writer *w, const vc_vit *v, int layers, vc_dtype type, bool post_norm);
 
 #endif

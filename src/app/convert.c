@@ -264,46 +264,6 @@ static int add_vec(vc_gguf_writer *w, const char *name, const float *v, int64_t 
     return vc_convert_add_f32(w, name, v, 1, &n);
 }
 
-/* The CLIP tower's first `layers` blocks under llama.cpp's clip names; the
- * patch convolution [hidden][3][p][p] in ggml order, f32 or (else) f16. */
-static int write_phi3v_tower(vc_gguf_writer *w, const vc_vit *v, int layers, vc_dtype type)
-{
-    const vc_vit_config *c = &v->cfg;
-    int h = c->hidden, p = c->patch_size;
-    int64_t patch_ne[4] = { p, p, 3, h }, pos_ne[2] = { h, vc_vit_tokens(v) };
-    vc_dtype pt = type == VC_F32 ? VC_F32 : VC_F16;
-    size_t row_bytes;
-    uint8_t *patch = vc_matrix_requantize(&v->patch, pt, NULL, 0, &row_bytes);
-    if (!patch)
-        return -1;
-    int rc = vc_gguf_add_tensor(w, "v.patch_embd.weight", pt, 4, patch_ne, patch, (size_t)v->patch.rows * row_bytes);
-    rc |= add_vec(w, "v.class_embd", v->class_emb, h);
-    rc |= vc_convert_add_f32(w, "v.position_embd.weight", v->pos_emb, 2, pos_ne);
-    rc |= add_vec(w, "v.pre_ln.weight", v->pre_w, h);
-    rc |= add_vec(w, "v.pre_ln.bias", v->pre_b, h);
-    char name[96];
-    for (int l = 0; rc == 0 && l < layers; l++) {
-        const vc_vit_layer *L = &v->layers[l];
-        struct { const char *leaf; const vc_matrix *m; const float *b; int64_t nb; } parts[] = {
-            { "attn_q", &L->q, L->q_b, h },   { "attn_k", &L->k, L->k_b, h },        { "attn_v", &L->v, L->v_b, h },
-            { "attn_out", &L->o, L->o_b, h }, { "ffn_up", &L->fc1, L->fc1_b, c->ffn }, { "ffn_down", &L->fc2, L->fc2_b, h },
-        };
-        for (size_t i = 0; i < VC_ARRAY_LEN(parts); i++) {
-            snprintf(name, sizeof name, "v.blk.%d.%s.weight", l, parts[i].leaf);
-            rc |= add_matrix(w, name, parts[i].m, type, 0);
-            snprintf(name, sizeof name, "v.blk.%d.%s.bias", l, parts[i].leaf);
-            rc |= add_vec(w, name, parts[i].b, parts[i].nb);
-        }
-        const float *norms[4] = { L->ln1_w, L->ln1_b, L->ln2_w, L->ln2_b };
-        const char *norm_names[4] = { "ln1.weight", "ln1.bias", "ln2.weight", "ln2.bias" };
-        for (int i = 0; i < 4; i++) {
-            snprintf(name, sizeof name, "v.blk.%d.%s", l, norm_names[i]);
-            rc |= add_vec(w, name, norms[i], h);
-        }
-    }
-    return rc ? -1 : 0;
-}
-
 static int write_phi3v(vc_gguf_writer *w, const vc_model *m, const vc_phi3v *p, vc_dtype type)
 {
     const vc_vit_config *c = &p->vit.cfg;
@@ -327,7 +287,7 @@ static int write_phi3v(vc_gguf_writer *w, const vc_model *m, const vc_phi3v *p, 
     rc |= vc_gguf_set_arr_f32(w, KEY("image_std"), p->std, 3);
 #undef KEY
     if (rc == 0)
-        rc = write_phi3v_tower(w, &p->vit, layers, type);
+        rc = vc_convert_add_vit(w, &p->vit, layers, type, false);   /* features before post_layernorm */
     int64_t c4 = 4 * (int64_t)c->hidden;
     rc |= add_vec(w, "v.glb_GN", p->glb_gn, c4);
     rc |= add_vec(w, "v.sub_GN", p->sub_gn, c4);

@@ -30,7 +30,7 @@ static int add_patch(vc_gguf_writer *w, const vc_vit *v, vc_dtype type)
     return vc_gguf_add_tensor(w, "v.patch_embd.weight", t, 4, ne, data, (size_t)v->patch.rows * row_bytes);
 }
 
-static int write_tower(vc_gguf_writer *w, const vc_vit *v, int layers, vc_dtype type, bool post_norm)
+int vc_convert_add_vit(vc_gguf_writer *w, const vc_vit *v, int layers, vc_dtype type, bool post_norm)
 {
     const vc_vit_config *c = &v->cfg;
     int h = c->hidden, n_pos = vc_vit_tokens(v);
@@ -125,7 +125,7 @@ static int write_llava_next(vc_gguf_writer *w, const vc_model *m, const vc_llava
     rc |= vc_gguf_set_arr_i32(w, "clip.vision.feature_layer", &feature, 1);
     rc |= vc_gguf_set_str(w, "clip.vision.mm_patch_merge_type", "spatial_unpad");
     if (rc == 0)
-        rc = write_tower(w, &ln->vit, layers, type, false);
+        rc = vc_convert_add_vit(w, &ln->vit, layers, type, false);
     int D = ln->text_dim;
     rc |= vc_convert_add_matrix(w, "mm.0.weight", &ln->proj1, type);
     rc |= add_vec(w, "mm.0.bias", ln->proj1_b, D);
@@ -150,7 +150,7 @@ static int write_idefics3(vc_gguf_writer *w, const vc_model *m, const vc_idefics
     rc |= vc_gguf_set_u32(w, "clip.vision.projector.scale_factor", (uint32_t)id->scale);
     rc |= vc_gguf_set_u32(w, "clip.vision.preproc_image_size", (uint32_t)(id->do_split ? id->longest_edge : id->tile));
     if (rc == 0)
-        rc = write_tower(w, &id->vit, c->layers, type, true);
+        rc = vc_convert_add_vit(w, &id->vit, c->layers, type, true);
     rc |= vc_convert_add_matrix(w, "mm.model.fc.weight", &id->proj, type);
     return rc ? -1 : 0;
 }
