@@ -2,6 +2,7 @@
 #include "harness.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 int harness_passed, harness_failed;
 
@@ -26,4 +27,15 @@ int harness_finish(const char *name)
 {
     printf("%s: %d passed, %d failed\n", name, harness_passed, harness_failed);
     return harness_failed ? 1 : 0;
+}
+
+float *blob_floats(const unsigned char *blob, size_t blob_len, json_t *loc, size_t n)
+{
+    size_t off = (size_t)json_integer_value(json_array_get(loc, 0)), len = (size_t)json_integer_value(json_array_get(loc, 1));
+    if (len != n * sizeof(float) || off > blob_len || len > blob_len - off)
+        return NULL;
+    float *out = malloc(len);
+    if (out)
+        memcpy(out, blob + off, len);
+    return out;
 }

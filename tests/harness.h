@@ -26,6 +26,10 @@ extern int harness_passed, harness_failed;
 const char *fixture(const char *relative);
 /* A JSON array of integers as a malloc'd id array; *n gets its length. */
 int32_t *json_ids(json_t *arr, size_t *n);
+/* n floats of a reference blob at loc, a JSON [offset, length] pair, as a
+ * malloc'd copy (the offset need not be aligned); NULL when the length is not
+ * n floats, the range leaves the blob, or memory runs out. */
+float *blob_floats(const unsigned char *blob, size_t blob_len, json_t *loc, size_t n);
 /* Prints the summary line and returns the exit status. */
 int harness_finish(const char *name);
 

@@ -26,16 +26,6 @@
 static unsigned char *blob;
 static size_t blob_len;
 
-static float *ref_floats(json_t *loc, size_t n)
-{
-    size_t off = (size_t)json_integer_value(json_array_get(loc, 0)), len = (size_t)json_integer_value(json_array_get(loc, 1));
-    if (len != n * sizeof(float) || off > blob_len || len > blob_len - off)
-        return NULL;
-    float *out = malloc(len);
-    memcpy(out, blob + off, len);
-    return out;
-}
-
 static bool ids_equal(json_t *want, const int32_t *got, size_t n)
 {
     size_t nw;
@@ -120,7 +110,7 @@ static void check_case(vc_model *m, json_t *c)
     vc_image_free(&img);
     if (rc != 0)
         return;
-    float *want = ref_floats(json_object_get(c, "embd"), (size_t)729 * m->llm.cfg.dim);
+    float *want = blob_floats(blob, blob_len, json_object_get(c, "embd"), (size_t)729 * m->llm.cfg.dim);
     float worst = 0;
     for (size_t i = 0; want && i < (size_t)729 * m->llm.cfg.dim; i++)
         worst = fmaxf(worst, fabsf(e.embd[i] - want[i]));
@@ -155,7 +145,7 @@ static void check_case(vc_model *m, json_t *c)
               "%s: greedy ids differ (%zu tokens, first %d)", what, r.n_tokens, r.n_tokens ? r.tokens[0] : -1);
         vc_gen_result_free(&r);
         /* the first step's logits, for a closer look when ids differ */
-        float *wl = ref_floats(json_object_get(t, "first_logits"), (size_t)m->llm.cfg.n_vocab);
+        float *wl = blob_floats(blob, blob_len, json_object_get(t, "first_logits"), (size_t)m->llm.cfg.n_vocab);
         float *logits = malloc((size_t)m->llm.cfg.n_vocab * sizeof *logits);
         vc_skill_prompt(m, task, arg, &ids, &n);
         vc_llm_truncate(&m->llm, prefix);

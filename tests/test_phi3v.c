@@ -35,16 +35,6 @@
 static unsigned char *blob;
 static size_t blob_len;
 
-static float *ref_floats(json_t *loc, size_t n)
-{
-    size_t off = (size_t)json_integer_value(json_array_get(loc, 0)), len = (size_t)json_integer_value(json_array_get(loc, 1));
-    if (len != n * sizeof(float) || off > blob_len || len > blob_len - off)
-        return NULL;
-    float *out = malloc(len);
-    memcpy(out, blob + off, len);
-    return out;
-}
-
 static void check_pixels(const vc_model *m, const char *label, json_t *c, int stride)
 {
     json_t *files = json_object_get(c, "images"), *crops = json_object_get(c, "crops");
@@ -54,8 +44,8 @@ static void check_pixels(const vc_model *m, const char *label, json_t *c, int st
         int want_n = (int)json_integer_value(json_object_get(cr, "n_crops"));
         size_t ns = (size_t)json_integer_value(json_object_get(cr, "n_samples"));
         CHECK(ns == (tile + (size_t)stride - 1) / (size_t)stride, "%s: %zu samples per crop", label, ns);
-        float *samples = ref_floats(json_object_get(cr, "samples"), (size_t)want_n * ns);
-        float *rows = ref_floats(json_object_get(cr, "row_sums"), (size_t)want_n * 3 * VC_PHI3V_CROP);
+        float *samples = blob_floats(blob, blob_len, json_object_get(cr, "samples"), (size_t)want_n * ns);
+        float *rows = blob_floats(blob, blob_len, json_object_get(cr, "row_sums"), (size_t)want_n * 3 * VC_PHI3V_CROP);
         vc_image img;
         float *px = NULL;
         int n_tiles = 0;

@@ -28,16 +28,6 @@
 static unsigned char *blob;
 static size_t blob_len;
 
-static float *ref_floats(json_t *loc, size_t n)
-{
-    size_t off = (size_t)json_integer_value(json_array_get(loc, 0)), len = (size_t)json_integer_value(json_array_get(loc, 1));
-    if (len != n * sizeof(float) || off > blob_len || len > blob_len - off)
-        return NULL;
-    float *out = malloc(len);
-    memcpy(out, blob + off, len);   /* the blob offset need not be aligned */
-    return out;
-}
-
 /* LLaVA's pixel values are (images, max tiles, ...) padded per image;
  * Idefics3's put every image's tiles in one row: (1, all tiles, ...). */
 static void check_pixels(const vc_model *m, const char *label, json_t *c)
@@ -48,7 +38,7 @@ static void check_pixels(const vc_model *m, const char *label, json_t *c)
     size_t S = (size_t)json_integer_value(json_array_get(shape, 3)), tile = 3 * S * S;
     size_t n_img = json_array_size(files), next = 0;
     bool packed = m->vision->family->pixels_packed;
-    float *want = ref_floats(json_object_get(c, "pixel_values"), rows * per_row * tile);
+    float *want = blob_floats(blob, blob_len, json_object_get(c, "pixel_values"), rows * per_row * tile);
     CHECK(want != NULL, "%s: reference pixel values", label);
     for (size_t i = 0; want && i < n_img; i++) {
         char rel[256];
