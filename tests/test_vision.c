@@ -23,7 +23,9 @@
 #include "model/generate.h"
 #include "model/prompt.h"
 #include "vision/idefics3.h"
+#include "loader/safetensors.h"
 #include "vision/llava_next.h"
+#include "vision/vit.h"
 
 static unsigned char *blob;
 static size_t blob_len;
@@ -562,8 +564,68 @@ static void test_token_counts(void)
     json_decref(counts);
 }
 
+
+/* Images encoded together (vc_vit_encode_batch: their tokens share each
+ * matrix product, in groups of a few thousand tokens) give each image the
+ * very floats it gets alone: 241 images of the LLaVA fixture's 17-token
+ * tower span two groups. Also at the last layer with the post-LayerNorm. */
+static void test_vit_batch(void)
+{
+    char dir[1024];
+    snprintf(dir, sizeof dir, "%s", fixture("vision/llava_next"));
+    char path[1100];
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    json_error_t jerr;
+    json_t *cfg = json_load_file(path, 0, &jerr);
+    vc_tensor_set w = { 0 };
+    vc_vit v = { 0 };
+    vc_vit_config c;
+    int ok = cfg && vc_vit_read_clip_config(json_object_get(cfg, "vision_config"), &c) == 0 &&
+             vc_safetensors_load_dir(dir, &w) == 0 && vc_vit_bind(&v, &w, "vision_tower.", &c) == 0;
+    CHECK(ok, "vit batch: bind the llava_next fixture's tower: %s", vc_error());
+    enum { N = 241 };
+    int T = ok ? vc_vit_tokens(&v) : 0, h = c.hidden;
+    size_t per = 3 * (size_t)c.image_size * c.image_size, rows = (size_t)T * h;
+    float *pixels = ok ? malloc(N * per * sizeof(float)) : NULL;
+    float *batch = ok ? malloc(N * rows * sizeof(float)) : NULL, *one = ok ? malloc(rows * sizeof(float)) : NULL;
+    CHECK(!ok || (pixels && batch && one), "vit batch: memory");
+    if (pixels && batch && one) {
+        CHECK(N * T > 4096, "vit batch: %d images of %d tokens span more than one group", N, T);
+        uint64_t s = 0x9e3779b97f4a7c15u;
+        for (size_t i = 0; i < N * per; i++) {
+            s = s * 6364136223846793005u + 1442695040888963407u;
+            pixels[i] = (float)((s >> 40) & 0xffff) / 32768.0f - 1.0f;
+        }
+        for (int post = 0; post < 2; post++) {
+            int layer = post ? -1 : -2;
+            CHECK(vc_vit_encode_batch(&v, pixels, N, layer, post, batch) == 0, "vit batch: encode: %s", vc_error());
+            int same = 0;
+            for (int i = 0; i < N; i++) {
+                if (vc_vit_encode(&v, pixels + (size_t)i * per, layer, post, one) != 0)
+                    break;
+                same += memcmp(one, batch + (size_t)i * rows, rows * sizeof(float)) == 0;
+            }
+            CHECK(same == N, "vit batch (layer %d): %d of %d images equal alone and together", layer, same, N);
+        }
+        /* a different image in the batch changes only its own rows */
+        memcpy(one, batch + 7 * rows, rows * sizeof(float));
+        for (size_t i = 0; i < per; i++)
+            pixels[3 * per + i] = -pixels[3 * per + i];
+        CHECK(vc_vit_encode_batch(&v, pixels, 8, -1, true, batch) == 0 &&
+                  memcmp(one, batch + 7 * rows, rows * sizeof(float)) == 0,
+              "vit batch: another image changed a neighbour's rows");
+    }
+    free(pixels);
+    free(batch);
+    free(one);
+    vc_vit_free(&v);
+    vc_tensors_free(&w);
+    json_decref(cfg);
+}
+
 int main(void)
 {
+    test_vit_batch();
     test_family("llava_next", VC_CHAT_LLAVA_MISTRAL, false);
     test_family("idefics3", VC_CHAT_IDEFICS3, false);
     test_family("smolvlm", VC_CHAT_IDEFICS3, false);

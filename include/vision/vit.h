@@ -58,10 +58,18 @@ int vc_vit_tokens(const vc_vit *v);
  * (tokens x hidden). post_norm applies the final LayerNorm to it (fails if the
  * tower was bound without one: post_layernorm.* is optional at bind). */
 int vc_vit_encode(const vc_vit *v, const float *pixels, int layer, bool post_norm, float *out);
+/* vc_vit_encode for n images laid end to end (n x 3 x S x S floats): out
+ * gets n x tokens x hidden, each image's rows as vc_vit_encode writes them
+ * (the same arithmetic: the images' tokens share each matrix product, a few
+ * thousand tokens at a time, so the weights are read once for all of them). */
+int vc_vit_encode_batch(const vc_vit *v, const float *pixels, int n, int layer, bool post_norm, float *out);
 
 /* LayerNorm over rows of n floats (shared with projectors). */
 void vc_layernorm(float *out, const float *x, const float *w, const float *b, int n, float eps);
 /* y = W x + b over `tokens` rows (b may be NULL). */
 void vc_linear(const vc_matrix *w, const float *b, const float *x, int tokens, float *y);
+/* y[t][r] += b[r] for `tokens` rows of `width` (nothing where b is NULL),
+ * on the thread pool when there is enough of it; not from inside a pool job. */
+void vc_add_bias(float *y, const float *b, int tokens, int64_t width);
 
 #endif

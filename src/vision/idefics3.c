@@ -234,17 +234,17 @@ int vc_idefics3_encode(const vc_idefics3 *m, const vc_image *img, float **embd, 
     if (vc_idefics3_preprocess(m, img, &pixels, &n_tiles, rows, cols) != 0)
         return -1;
     int g = m->vit.cfg.image_size / m->vit.cfg.patch_size, D = m->vit.cfg.hidden, T = g * g;
-    int per = m->image_seq_len, S = m->tile;
-    size_t tile = 3 * (size_t)S * S;
-    float *hidden = vc_malloc((size_t)T * D * sizeof(float)), *shuffled = vc_malloc((size_t)T * D * sizeof(float));
+    int per = m->image_seq_len;
+    float *hidden = vc_malloc((size_t)n_tiles * T * D * sizeof(float));
+    float *shuffled = vc_malloc((size_t)n_tiles * T * D * sizeof(float));
     float *out = vc_malloc((size_t)n_tiles * per * m->text_dim * sizeof(float));
     int rc = hidden && shuffled && out ? 0 : -1;
-    for (int t = 0; rc == 0 && t < n_tiles; t++) {
-        rc = vc_vit_encode(&m->vit, pixels + (size_t)t * tile, -1, true, hidden);
-        if (rc == 0) {
-            pixel_shuffle(hidden, g, D, m->scale, shuffled);
-            vc_linear(&m->proj, NULL, shuffled, per, out + (size_t)t * per * m->text_dim);
-        }
+    if (rc == 0)
+        rc = vc_vit_encode_batch(&m->vit, pixels, n_tiles, -1, true, hidden);
+    if (rc == 0) {   /* every tile's T x D shuffles to per rows of D * scale^2 */
+        for (int t = 0; t < n_tiles; t++)
+            pixel_shuffle(hidden + (size_t)t * T * D, g, D, m->scale, shuffled + (size_t)t * T * D);
+        vc_linear(&m->proj, NULL, shuffled, n_tiles * per, out);
     }
     free(pixels);
     free(hidden);

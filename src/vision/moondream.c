@@ -450,15 +450,14 @@ static int md_encode(const vc_moondream *m, const vc_image *img, float **embd, i
         return -1;
     vc_moondream_tiling(m, img->width, img->height, &th, &tw);
     int OH = (g - 2 * M) * th + 2 * M, OW = (g - 2 * M) * tw + 2 * M;
-    size_t per = 3 * (size_t)m->crop * m->crop;
     float *feats = vc_malloc((size_t)n * T * d * sizeof(float));
     float *grid = vc_calloc((size_t)OH * OW * d, sizeof(float));
     float *cat = vc_malloc((size_t)T * 2 * d * sizeof(float));
     float *mid = vc_malloc((size_t)T * m->proj_inner * sizeof(float));
     float *out = vc_malloc((size_t)T * m->proj_out * sizeof(float));
     int rc = feats && grid && cat && mid && out ? 0 : -1;
-    for (int i = 0; rc == 0 && i < n; i++)
-        rc = vc_vit_encode(&m->vit, pixels + (size_t)i * per, -1, true, feats + (size_t)i * T * d);
+    if (rc == 0)
+        rc = vc_vit_encode_batch(&m->vit, pixels, n, -1, true, feats);
     if (rc == 0) {
         reconstruct(feats + (size_t)T * d, th, tw, g, M, d, grid, OW);
         float *tmp = vc_malloc((size_t)T * d * sizeof(float));

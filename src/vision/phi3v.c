@@ -267,20 +267,19 @@ int vc_phi3v_encode(const vc_phi3v *m, const vc_image *img, float **embd, int *n
     int W, H, hc, wc;
     vc_phi3v_geometry(m->num_crops, img->width, img->height, &W, &H, &hc, &wc);
     int C = m->vit.cfg.hidden, T = vc_vit_tokens(&m->vit), D = m->text_dim;
-    size_t c4 = 4 * (size_t)C, tile = 3 * (size_t)CROP * CROP;
+    size_t c4 = 4 * (size_t)C;
     int total = (hc * wc + 1) * PER_CROP + 1 + (hc + 1) * MERGED;
-    float *hidden = vc_malloc((size_t)T * C * sizeof(float));
+    float *hidden = vc_malloc((size_t)n_tiles * T * C * sizeof(float));
     float *merged = vc_malloc((size_t)n_tiles * PER_CROP * c4 * sizeof(float));
     float *seq = vc_malloc((size_t)total * c4 * sizeof(float));
     float *mid = vc_malloc((size_t)total * D * sizeof(float));
     float *out = vc_malloc((size_t)total * D * sizeof(float));
     int rc = hidden && merged && seq && mid && out && n_tiles == 1 + hc * wc ? 0 : -1;
     /* img_processor(pixels).hidden_states[layer_idx] for every tile, 2x2-merged */
-    for (int t = 0; rc == 0 && t < n_tiles; t++) {
-        rc = vc_vit_encode(&m->vit, pixels + (size_t)t * tile, m->feature_layer, false, hidden);
-        if (rc == 0)
-            merge_2x2(hidden, C, merged + (size_t)t * PER_CROP * c4);
-    }
+    if (rc == 0)
+        rc = vc_vit_encode_batch(&m->vit, pixels, n_tiles, m->feature_layer, false, hidden);
+    for (int t = 0; rc == 0 && t < n_tiles; t++)
+        merge_2x2(hidden + (size_t)t * T * C, C, merged + (size_t)t * PER_CROP * c4);
     if (rc == 0) {
         float *o = seq;
         /* sub_image_features_hd_newline: the crops tiled (h_crop*12) x (w_crop*12), sub_GN after each row */

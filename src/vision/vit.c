@@ -27,13 +27,36 @@ void vc_layernorm(float *out, const float *x, const float *w, const float *b, in
         out[i] = (float)(x[i] - mean) * inv * w[i] + b[i];
 }
 
+typedef struct {
+    float *y;
+    const float *b;
+    int64_t width;
+} bias_job;
+
+static void bias_rows(void *ctx, int64_t begin, int64_t end, int worker)
+{
+    (void)worker;
+    const bias_job *j = ctx;
+    for (int64_t t = begin; t < end; t++)
+        for (int64_t r = 0; r < j->width; r++)
+            j->y[t * j->width + r] += j->b[r];
+}
+
+void vc_add_bias(float *y, const float *b, int tokens, int64_t width)
+{
+    if (!b)
+        return;
+    bias_job job = { y, b, width };
+    if ((int64_t)tokens * width < 65536)   /* too little to share out */
+        bias_rows(&job, 0, tokens, 0);
+    else
+        vc_parallel_for(tokens, bias_rows, &job);
+}
+
 void vc_linear(const vc_matrix *w, const float *b, const float *x, int tokens, float *y)
 {
     vc_matmul(w, x, tokens, y);
-    if (b)
-        for (int t = 0; t < tokens; t++)
-            for (int64_t r = 0; r < w->rows; r++)
-                y[(size_t)t * w->rows + r] += b[r];
+    vc_add_bias(y, b, tokens, w->rows);
 }
 
 /* ---- binding ---- */
@@ -287,66 +310,110 @@ static void patch_vector(const float *pixels, int S, int p, int py, int px, floa
                    (size_t)p * sizeof(float));
 }
 
-int vc_vit_encode(const vc_vit *v, const float *pixels, int layer, bool post_norm, float *out)
+/* Row-wise work over the tokens, on the pool: LayerNorm of x into y, and
+ * for RESIDUAL first x += y (the block's output added to the stream). */
+typedef struct {
+    float *x, *y;
+    const float *w, *b;
+    int h;
+    float eps;
+    bool residual;
+} rows_job;
+
+static void norm_rows(void *ctx, int64_t begin, int64_t end, int worker)
+{
+    (void)worker;
+    const rows_job *j = ctx;
+    for (int64_t t = begin; t < end; t++) {
+        float *x = j->x + (size_t)t * j->h, *y = j->y + (size_t)t * j->h;
+        if (j->residual)
+            for (int d = 0; d < j->h; d++)
+                x[d] += y[d];
+        if (j->w)
+            vc_layernorm(y, x, j->w, j->b, j->h, j->eps);
+    }
+}
+
+static void norm_tokens(float *x, float *y, const float *w, const float *b, int h, float eps, bool residual,
+                        int64_t tokens)
+{
+    rows_job job = { x, y, w, b, h, eps, residual };
+    vc_parallel_for(tokens, norm_rows, &job);
+}
+
+/* Images encoded together: their tokens go through each matrix product as
+ * one block (the weights expanded once for all of them), attention stays
+ * per image. About 4096 tokens at a time bounds the scratch memory. */
+#define VIT_BATCH_TOKENS 4096
+
+/* Encodes n images (n <= the group size) whose tokens are laid end to end. */
+static int encode_group(const vc_vit *v, const float *pixels, int n, int stop, bool post_norm, float *out)
 {
     const vc_vit_config *c = &v->cfg;
     int T = vc_vit_tokens(v), h = c->hidden, g = c->image_size / c->patch_size, first = c->class_token ? 1 : 0;
-    int stop = layer < 0 ? c->layers + 1 + layer : layer;
-    if (stop < 0 || stop > c->layers)
-        return vc_fail_code(VC_EXIT_MODEL, "vision feature layer %d does not exist (%d layers)", layer, c->layers);
-    if (post_norm && !v->post_w)
-        return vc_fail_code(VC_EXIT_MODEL, "the vision tower has no post_layernorm");
-    size_t th = (size_t)T * h, tf = (size_t)T * c->ffn, pp = 3 * (size_t)c->patch_size * c->patch_size;
+    size_t NT = (size_t)n * T, th = NT * h, tf = NT * c->ffn, pp = 3 * (size_t)c->patch_size * c->patch_size;
+    size_t per_image = 3 * (size_t)c->image_size * c->image_size, gg = (size_t)g * g;
     float *x = out, *xb = vc_malloc(th * sizeof(float)), *q = vc_malloc(th * sizeof(float));
     float *k = vc_malloc(th * sizeof(float)), *vv = vc_malloc(th * sizeof(float)), *att = vc_malloc(th * sizeof(float));
-    float *f = vc_malloc(tf * sizeof(float)), *patches = vc_malloc((size_t)g * g * pp * sizeof(float));
+    float *f = vc_malloc(tf * sizeof(float)), *patches = vc_malloc((size_t)n * gg * pp * sizeof(float));
     float *scores = vc_malloc((size_t)vc_threads_count() * ATTN_QBLOCK * T * sizeof(float));
-    float *kt = vc_malloc(th * sizeof(float));
+    float *kt = vc_malloc((size_t)T * h * sizeof(float));
     int rc = xb && q && k && vv && att && f && patches && scores && kt ? 0 : -1;
     if (rc == 0) {
-        for (int py = 0; py < g; py++)
-            for (int px = 0; px < g; px++)
-                patch_vector(pixels, c->image_size, c->patch_size, py, px, patches + ((size_t)py * g + px) * pp);
-        vc_linear(&v->patch, v->patch_b, patches, g * g, x + (size_t)first * h);
-        if (first)
-            memcpy(x, v->class_emb, (size_t)h * sizeof(float));
-        for (int t = first; t < T; t++) {
-            int p = t - first, pos = t;
-            if (c->bucketed_positions)
-                pos = bucket_index(p / g, g) * g + bucket_index(p % g, g);
-            for (int d = 0; d < h; d++)
-                x[(size_t)t * h + d] += v->pos_emb[(size_t)pos * h + d];
+        for (int i = 0; i < n; i++)
+            for (int py = 0; py < g; py++)
+                for (int px = 0; px < g; px++)
+                    patch_vector(pixels + i * per_image, c->image_size, c->patch_size, py, px,
+                                 patches + ((size_t)i * gg + (size_t)py * g + px) * pp);
+        /* the patch embeddings land in q (n * g * g rows), then move to their tokens */
+        vc_linear(&v->patch, v->patch_b, patches, n * g * g, q);
+        for (int i = 0; i < n; i++) {
+            float *xi = x + (size_t)i * T * h;
+            memcpy(xi + (size_t)first * h, q + (size_t)i * gg * h, gg * h * sizeof(float));
+            if (first)
+                memcpy(xi, v->class_emb, (size_t)h * sizeof(float));
+            for (int t = first; t < T; t++) {
+                int p = t - first, pos = t;
+                if (c->bucketed_positions)
+                    pos = bucket_index(p / g, g) * g + bucket_index(p % g, g);
+                for (int d = 0; d < h; d++)
+                    xi[(size_t)t * h + d] += v->pos_emb[(size_t)pos * h + d];
+            }
+            if (first)
+                for (int d = 0; d < h; d++)
+                    xi[d] += v->pos_emb[d];
         }
-        if (first)
-            for (int d = 0; d < h; d++)
-                x[d] += v->pos_emb[d];
         if (c->pre_norm)
-            for (int t = 0; t < T; t++)
-                vc_layernorm(x + (size_t)t * h, x + (size_t)t * h, v->pre_w, v->pre_b, h, c->norm_eps);
+            norm_tokens(x, x, v->pre_w, v->pre_b, h, c->norm_eps, false, (int64_t)NT);
         for (int l = 0; l < stop; l++) {
             const vc_vit_layer *L = &v->layers[l];
-            for (int t = 0; t < T; t++)
-                vc_layernorm(xb + (size_t)t * h, x + (size_t)t * h, L->ln1_w, L->ln1_b, h, c->norm_eps);
-            vc_linear(&L->q, L->q_b, xb, T, q);
-            vc_linear(&L->k, L->k_b, xb, T, k);
-            vc_linear(&L->v, L->v_b, xb, T, vv);
-            attn_job job = { q, k, vv, kt, att, scores, T, c->heads, h / c->heads, h };
-            vc_parallel_for(h, transpose_k, &job);
-            vc_parallel_for((int64_t)c->heads * ((T + ATTN_QBLOCK - 1) / ATTN_QBLOCK), attention_blocks, &job);
-            vc_linear(&L->o, L->o_b, att, T, xb);
-            for (size_t i = 0; i < th; i++)
-                x[i] += xb[i];
-            for (int t = 0; t < T; t++)
-                vc_layernorm(xb + (size_t)t * h, x + (size_t)t * h, L->ln2_w, L->ln2_b, h, c->norm_eps);
-            vc_linear(&L->fc1, L->fc1_b, xb, T, f);
+            if (l == 0)
+                norm_tokens(x, xb, L->ln1_w, L->ln1_b, h, c->norm_eps, false, (int64_t)NT);
+            /* (later layers: the previous layer's last step left ln1(x) in xb) */
+            vc_matrix qkv[3] = { L->q, L->k, L->v };
+            float *const y3[3] = { q, k, vv };
+            const float *b3[3] = { L->q_b, L->k_b, L->v_b };
+            vc_matmul_multi(3, qkv, xb, (int)NT, y3);
+            for (int m = 0; m < 3; m++)
+                vc_add_bias(y3[m], b3[m], (int)NT, h);
+            for (int i = 0; i < n; i++) {
+                size_t o = (size_t)i * T * h;
+                attn_job job = { q + o, k + o, vv + o, kt, att + o, scores, T, c->heads, h / c->heads, h };
+                vc_parallel_for(h, transpose_k, &job);
+                vc_parallel_for((int64_t)c->heads * ((T + ATTN_QBLOCK - 1) / ATTN_QBLOCK), attention_blocks, &job);
+            }
+            vc_linear(&L->o, L->o_b, att, (int)NT, xb);
+            norm_tokens(x, xb, L->ln2_w, L->ln2_b, h, c->norm_eps, true, (int64_t)NT);
+            vc_linear(&L->fc1, L->fc1_b, xb, (int)NT, f);
             vc_act_apply(c->act, f, tf);
-            vc_linear(&L->fc2, L->fc2_b, f, T, xb);
-            for (size_t i = 0; i < th; i++)
-                x[i] += xb[i];
+            vc_linear(&L->fc2, L->fc2_b, f, (int)NT, xb);
+            /* x += mlp; then the next layer's ln1(x) into xb (or nothing after the last) */
+            const float *nw = l + 1 < stop ? v->layers[l + 1].ln1_w : NULL;
+            const float *nb = l + 1 < stop ? v->layers[l + 1].ln1_b : NULL;
+            norm_tokens(x, xb, nw, nb, h, c->norm_eps, true, (int64_t)NT);
         }
         if (post_norm)
-            for (int t = 0; t < T; t++)
-                vc_layernorm(x + (size_t)t * h, x + (size_t)t * h, v->post_w, v->post_b, h, c->norm_eps);
+            norm_tokens(x, x, v->post_w, v->post_b, h, c->norm_eps, false, (int64_t)NT);
     }
     free(xb);
     free(q);
@@ -358,6 +425,29 @@ int vc_vit_encode(const vc_vit *v, const float *pixels, int layer, bool post_nor
     free(scores);
     free(kt);
     return rc;
+}
+
+int vc_vit_encode_batch(const vc_vit *v, const float *pixels, int n, int layer, bool post_norm, float *out)
+{
+    const vc_vit_config *c = &v->cfg;
+    int stop = layer < 0 ? c->layers + 1 + layer : layer;
+    if (stop < 0 || stop > c->layers)
+        return vc_fail_code(VC_EXIT_MODEL, "vision feature layer %d does not exist (%d layers)", layer, c->layers);
+    if (post_norm && !v->post_w)
+        return vc_fail_code(VC_EXIT_MODEL, "the vision tower has no post_layernorm");
+    int T = vc_vit_tokens(v), group = VC_MAX(1, VIT_BATCH_TOKENS / T);
+    size_t per_image = 3 * (size_t)c->image_size * c->image_size;
+    for (int i = 0; i < n; i += group) {
+        int m = VC_MIN(group, n - i);
+        if (encode_group(v, pixels + (size_t)i * per_image, m, stop, post_norm, out + (size_t)i * T * c->hidden) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+int vc_vit_encode(const vc_vit *v, const float *pixels, int layer, bool post_norm, float *out)
+{
+    return vc_vit_encode_batch(v, pixels, 1, layer, post_norm, out);
 }
 
 int vc_vit_read_clip_config(json_t *vc, vc_vit_config *c)
