@@ -2,6 +2,7 @@
 #include "core/matrix.h"
 
 #include <stdlib.h>
+#include <sys/mman.h>
 #include <string.h>
 
 #include "core/common.h"
@@ -87,6 +88,12 @@ static int interleave(vc_matrix *w, void **owned)
     uint8_t *out = vc_malloc(bytes);
     if (!out)
         return -1;
+#ifdef MADV_POPULATE_WRITE
+    /* its pages in one call rather than a fault each (advice only) */
+    uintptr_t page = 4096, first = ((uintptr_t)out + page - 1) / page * page, last = ((uintptr_t)out + bytes) / page * page;
+    if (last > first)
+        madvise((void *)first, last - first, MADV_POPULATE_WRITE);
+#endif
     int64_t nb = w->cols / VC_QK8_0;
     bool q4 = w->type == VC_Q4_0;
     size_t block_bytes = q4 ? sizeof(vc_block_q4_0x8) : sizeof(vc_block_q8_0x8);
