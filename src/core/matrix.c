@@ -2,8 +2,9 @@
 #include "core/matrix.h"
 
 #include <stdlib.h>
-#include <sys/mman.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "core/common.h"
 
@@ -90,7 +91,8 @@ static int interleave(vc_matrix *w, void **owned)
         return -1;
 #ifdef MADV_POPULATE_WRITE
     /* its pages in one call rather than a fault each (advice only) */
-    uintptr_t page = 4096, first = ((uintptr_t)out + page - 1) / page * page, last = ((uintptr_t)out + bytes) / page * page;
+    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    uintptr_t first = ((uintptr_t)out + page - 1) / page * page, last = ((uintptr_t)out + bytes) / page * page;
     if (last > first)
         madvise((void *)first, last - first, MADV_POPULATE_WRITE);
 #endif
