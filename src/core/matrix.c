@@ -3,6 +3,8 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "core/common.h"
 
@@ -54,12 +56,17 @@ static void interleave_block(const vc_matrix *w, int64_t g, int64_t b, uint8_t *
         for (int r = 0; r < 8; r++) {
             const vc_block_q4_0 *blk = (const vc_block_q4_0 *)(rows + (size_t)r * w->row_bytes) + b;
             out->d[r] = blk->d;
+            /* four bytes at a time (the masks keep each byte's nibbles in it):
+             * quad p = 0, 1 takes the low nibbles of bytes 8p..8p+7, p = 2, 3
+             * the high ones of bytes 8(p-2).. */
+            uint32_t q[4], lo = 0x0f0f0f0fu, quad[4];
+            memcpy(q, blk->qs, sizeof q);
+            quad[0] = (q[0] & lo) | (q[1] & lo) << 4;
+            quad[1] = (q[2] & lo) | (q[3] & lo) << 4;
+            quad[2] = (q[0] >> 4 & lo) | (q[1] & ~lo);
+            quad[3] = (q[2] >> 4 & lo) | (q[3] & ~lo);
             for (int p = 0; p < 4; p++)
-                for (int i = 0; i < 4; i++) {
-                    int shift = p < 2 ? 0 : 4, at = 8 * (p % 2) + i;
-                    int lo = (blk->qs[at] >> shift) & 0xf, hi = (blk->qs[at + 4] >> shift) & 0xf;
-                    out->qs[32 * p + 4 * r + i] = (uint8_t)(lo | hi << 4);
-                }
+                memcpy(out->qs + 32 * p + 4 * r, &quad[p], 4);
         }
     } else {
         vc_block_q8_0x8 *out = (vc_block_q8_0x8 *)dst;
@@ -82,6 +89,13 @@ static int interleave(vc_matrix *w, void **owned)
     uint8_t *out = vc_malloc(bytes);
     if (!out)
         return -1;
+#ifdef MADV_POPULATE_WRITE
+    /* its pages in one call rather than a fault each (advice only) */
+    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    uintptr_t first = ((uintptr_t)out + page - 1) / page * page, last = ((uintptr_t)out + bytes) / page * page;
+    if (last > first)
+        madvise((void *)first, last - first, MADV_POPULATE_WRITE);
+#endif
     int64_t nb = w->cols / VC_QK8_0;
     bool q4 = w->type == VC_Q4_0;
     size_t block_bytes = q4 ? sizeof(vc_block_q4_0x8) : sizeof(vc_block_q8_0x8);

@@ -10,6 +10,7 @@
 
 #include "core/common.h"
 #include "core/int8dot.h"
+#include "core/threads.h"
 #include "model/llm.h"
 
 const vc_llm_names VC_LLM_NAMES_HF = { false, "model.", "lm_head.weight", false };
@@ -131,39 +132,58 @@ static int bind_layer(vc_llm *m, const namer *nm, int l, float *norms)
 }
 
 /* An HF tensor name under the body prefix. */
-/* --int8-dot: a Q4_0 or Q8_0 matrix that decode and prefill multiply with,
- * laid out for the integer kernels (a copy: the file's pages of the stored
- * rows are released, and a tied embedding table reads its rows back). False
- * when there was no memory for the copy; w is then as it was. */
-static bool interleave(vc_llm *m, vc_matrix *w)
+/* --int8-dot: the Q4_0 and Q8_0 matrices that decode and prefill multiply
+ * with, laid out for the integer kernels (copies: the file's pages of the
+ * stored rows are released, and a tied embedding table reads its rows back),
+ * the matrices spread over the thread pool. */
+typedef struct {
+    vc_llm *m;
+    vc_matrix **w;
+    vc_matrix *stored;
+    void **owned;
+    int *rc;               /* vc_matrix_prepare_int8's */
+} interleave_job;
+
+static void interleave_range(void *ctx, int64_t begin, int64_t end, int worker)
 {
-    vc_matrix stored = *w;
-    void *owned;
-    int rc = vc_matrix_prepare_int8(w, VC_INT8_AS_STORED, &owned);
-    if (rc <= 0)
-        return rc == 0;
-    if (vc_tensors_own(&m->weights, owned) != 0) {
-        *w = stored;
-        return false;
+    interleave_job *j = ctx;
+    for (int64_t i = begin; i < end; i++) {
+        j->stored[i] = *j->w[i];
+        j->rc[i] = vc_matrix_prepare_int8(j->w[i], VC_INT8_AS_STORED, &j->owned[i]);
+        if (j->rc[i] > 0)   /* madvise: safe beside the other threads */
+            vc_tensors_drop_pages(&j->m->weights, j->stored[i].data, (size_t)j->stored[i].rows * j->stored[i].row_bytes);
     }
-    vc_tensors_drop_pages(&m->weights, stored.data, (size_t)stored.rows * stored.row_bytes);
-    m->n_interleaved++;
-    return true;
 }
 
-/* The output head and every layer's matrices. Out of memory it stops there:
- * the matrices not done work as stored (row-wise integer dots), only slower. */
+/* The output head and every layer's matrices. A matrix whose copy finds no
+ * memory works as stored (row-wise integer dots), only slower. */
 static void interleave_matrices(vc_llm *m)
 {
-    if (!interleave(m, &m->lm_head))
-        return;
-    for (int l = 0; l < m->cfg.n_layers; l++) {
-        vc_llm_layer *L = &m->layers[l];
-        vc_matrix *layer[] = { &L->wq, &L->wk, &L->wv, &L->wo, &L->gate, &L->up, &L->down };
-        for (size_t i = 0; i < sizeof layer / sizeof *layer; i++)
-            if (!interleave(m, layer[i]))
-                return;
+    enum { PER_LAYER = 7 };
+    size_t n = 1 + (size_t)m->cfg.n_layers * PER_LAYER;
+    interleave_job j = { m, vc_calloc(n, sizeof *j.w), vc_calloc(n, sizeof *j.stored), vc_calloc(n, sizeof *j.owned),
+                         vc_calloc(n, sizeof *j.rc) };
+    if (j.w && j.stored && j.owned && j.rc) {
+        j.w[0] = &m->lm_head;
+        for (int l = 0; l < m->cfg.n_layers; l++) {
+            vc_llm_layer *L = &m->layers[l];
+            vc_matrix *layer[PER_LAYER] = { &L->wq, &L->wk, &L->wv, &L->wo, &L->gate, &L->up, &L->down };
+            memcpy(j.w + 1 + (size_t)l * PER_LAYER, layer, sizeof layer);
+        }
+        vc_parallel_for((int64_t)n, interleave_range, &j);
+        for (size_t i = 0; i < n; i++) {
+            if (j.rc[i] <= 0)
+                continue;
+            if (vc_tensors_own(&m->weights, j.owned[i]) != 0)   /* freed it: back to the stored rows */
+                *j.w[i] = j.stored[i];
+            else
+                m->n_interleaved++;
+        }
     }
+    free(j.w);
+    free(j.stored);
+    free(j.owned);
+    free(j.rc);
 }
 
 /* ---- Moondream's decoder: Phi-style blocks with biases ---- */
