@@ -72,23 +72,108 @@ static void interleave_block(const vc_matrix *w, int64_t g, int64_t b, uint8_t *
     }
 }
 
-/* A Q4_0 or Q8_0 matrix of whole groups interleaved into a new buffer
- * (*owned), *w describing it; 0, or -1 (no memory; *w unchanged). */
+/* ---- K-quants: their 6-bit values (0..15, 0..31, 0..63) and scales ---- */
+
+/* Sub-block s's 6-bit scale and min of a Q4_K / Q5_K block (as dtype.c reads them). */
+static void k4_scale_min(const uint8_t q[12], int s, uint8_t *sc, uint8_t *m)
+{
+    if (s < 4) {
+        *sc = q[s] & 63;
+        *m = q[s + 4] & 63;
+    } else {
+        *sc = (uint8_t)((q[s + 4] & 0xf) | ((q[s - 4] >> 6) << 4));
+        *m = (uint8_t)((q[s + 4] >> 4) | ((q[s] >> 6) << 4));
+    }
+}
+
+/* Element e (0..255) of a stored super-block, unsigned (w = d sc q - dmin m,
+ * or d sc (q - 32) for Q6_K). */
+static int kquant_value(vc_dtype t, const uint8_t *blk, int e)
+{
+    int s = e / 32, l = e % 32;
+    if (t == VC_Q4_K) {
+        const vc_block_q4_k *b = (const vc_block_q4_k *)blk;
+        return (b->qs[32 * (s / 2) + l] >> (4 * (s % 2))) & 0xf;
+    }
+    if (t == VC_Q5_K) {
+        const vc_block_q5_k *b = (const vc_block_q5_k *)blk;
+        return ((b->qs[32 * (s / 2) + l] >> (4 * (s % 2))) & 0xf) | ((b->qh[l] >> s) & 1) << 4;
+    }
+    const vc_block_q6_k *b = (const vc_block_q6_k *)blk;
+    int h = e / 128, k = (e % 128) / 32;   /* q1..q4 of dtype.c's half h */
+    int lo = (b->ql[64 * h + 32 * (k % 2) + l] >> (4 * (k / 2))) & 0xf;
+    return lo | ((b->qh[32 * h + l] >> (2 * k)) & 3) << 4;
+}
+
+/* Super-block k of the 8 rows of group g into the K-quant x8 layout (dtype.h). */
+static void interleave_kquant(const vc_matrix *w, int64_t g, int64_t k, uint8_t *dst)
+{
+    const uint8_t *rows = (const uint8_t *)w->data + (size_t)g * 8 * w->row_bytes;
+    size_t bb = vc_dtype_block_bytes(w->type);
+    bool q6 = w->type == VC_Q6_K;
+    vc_block_q4_kx8 *o4 = (vc_block_q4_kx8 *)dst;   /* Q5_K_X8 begins as Q4_K_X8 */
+    vc_block_q5_kx8 *o5 = (vc_block_q5_kx8 *)dst;
+    vc_block_q6_kx8 *o6 = (vc_block_q6_kx8 *)dst;
+    memset(dst, 0, q6 ? sizeof *o6 : w->type == VC_Q5_K ? sizeof *o5 : sizeof *o4);
+    for (int r = 0; r < 8; r++) {
+        const uint8_t *blk = rows + (size_t)r * w->row_bytes + (size_t)k * bb;
+        if (q6) {
+            const vc_block_q6_k *b = (const vc_block_q6_k *)blk;
+            o6->d[r] = b->d;
+            for (int h = 0; h < 16; h++)
+                o6->sc[h][r] = b->scales[h];
+        } else {
+            const vc_block_q4_k *b = (const vc_block_q4_k *)blk;   /* Q5_K: the same d, dmin, scales */
+            o4->d[r] = b->d;
+            o4->dmin[r] = b->dmin;
+            for (int s = 0; s < 8; s++)
+                k4_scale_min(b->scales, s, &o4->sc[s][r], &o4->m[s][r]);
+        }
+        for (int e = 0; e < VC_QK_K; e++) {
+            int q = kquant_value(w->type, blk, e), s = e / 32, c = e % 32, j = c / 4, i = c % 4;
+            uint8_t *nib = (q6 ? o6->ql[s] : o4->qs[s]) + 32 * (j / 2) + 4 * r + i;
+            *nib |= (uint8_t)((q & 0xf) << (4 * (j % 2)));
+            if (w->type == VC_Q5_K)
+                o5->qh[s][4 * r + i] |= (uint8_t)(((q >> 4) & 1) << j);
+            else if (q6)
+                o6->qh[s][32 * (j / 4) + 4 * r + i] |= (uint8_t)(((q >> 4) & 3) << (2 * (j % 4)));
+        }
+    }
+}
+
+static bool is_kquant(vc_dtype t) { return t == VC_Q4_K || t == VC_Q5_K || t == VC_Q6_K; }
+
+/* A Q4_0, Q8_0 or K-quant matrix of whole groups interleaved into a new
+ * buffer (*owned), *w describing it; 0, or -1 (no memory; *w unchanged). */
 static int interleave(vc_matrix *w, void **owned)
 {
-    size_t bytes;
-    if (!vc_mul_size((size_t)w->rows, w->row_bytes, &bytes))
+    bool kq = is_kquant(w->type);
+    size_t unit = w->type == VC_Q4_0   ? sizeof(vc_block_q4_0x8)
+                  : w->type == VC_Q8_0 ? sizeof(vc_block_q8_0x8)
+                  : w->type == VC_Q4_K ? sizeof(vc_block_q4_kx8)
+                  : w->type == VC_Q5_K ? sizeof(vc_block_q5_kx8)
+                                       : sizeof(vc_block_q6_kx8);
+    int64_t nb = w->cols / (kq ? VC_QK_K : VC_QK8_0);
+    size_t row_bytes = unit / 8 * (size_t)nb, bytes;
+    if (!vc_mul_size((size_t)w->rows, row_bytes, &bytes))
         return -1;
     uint8_t *out = vc_malloc(bytes);
     if (!out)
         return -1;
-    int64_t nb = w->cols / VC_QK8_0;
-    bool q4 = w->type == VC_Q4_0;
-    size_t block_bytes = q4 ? sizeof(vc_block_q4_0x8) : sizeof(vc_block_q8_0x8);
     for (int64_t g = 0; g < w->rows / 8; g++)
-        for (int64_t b = 0; b < nb; b++)
-            interleave_block(w, g, b, out + (size_t)g * 8 * w->row_bytes + (size_t)b * block_bytes);
-    w->type = q4 ? VC_Q4_0_X8 : VC_Q8_0_X8;
+        for (int64_t b = 0; b < nb; b++) {
+            uint8_t *dst = out + (size_t)g * 8 * row_bytes + (size_t)b * unit;
+            if (kq)
+                interleave_kquant(w, g, b, dst);
+            else
+                interleave_block(w, g, b, dst);
+        }
+    w->type = w->type == VC_Q4_0   ? VC_Q4_0_X8
+              : w->type == VC_Q8_0 ? VC_Q8_0_X8
+              : w->type == VC_Q4_K ? VC_Q4_K_X8
+              : w->type == VC_Q5_K ? VC_Q5_K_X8
+                                   : VC_Q6_K_X8;
+    w->row_bytes = row_bytes;
     w->data = out;
     *owned = out;
     return 0;
@@ -98,7 +183,7 @@ int vc_matrix_prepare_int8(vc_matrix *w, vc_int8_prepare how, void **owned)
 {
     if (!whole_groups(w))
         return 0;
-    if (w->type == VC_Q4_0 || w->type == VC_Q8_0)
+    if (w->type == VC_Q4_0 || w->type == VC_Q8_0 || (is_kquant(w->type) && w->cols % VC_QK_K == 0))
         return interleave(w, owned) == 0 ? 1 : -1;
     /* every stored type; not an interleaved one */
     if (how == VC_INT8_AS_STORED || !vc_dtype_valid((uint32_t)w->type))

@@ -131,7 +131,7 @@ static int bind_layer(vc_llm *m, const namer *nm, int l, float *norms)
 }
 
 /* An HF tensor name under the body prefix. */
-/* --int8-dot: a Q4_0 or Q8_0 matrix that decode and prefill multiply with,
+/* --int8-dot: a Q4_0, Q8_0 or K-quant matrix that decode and prefill multiply with,
  * laid out for the integer kernels (a copy: the file's pages of the stored
  * rows are released, and a tied embedding table reads its rows back). False
  * when there was no memory for the copy; w is then as it was. */
