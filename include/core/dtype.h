@@ -94,19 +94,24 @@ _Static_assert(sizeof(vc_block_q8_0x8) == 8 * sizeof(vc_block_q8_0), "q8_0x8: th
  *            sc[8][8] and m[8][8] (sub-block s, row r at [s][r]: the 6-bit
  *            scales and mins unpacked), then qs[8][128], sub-block s's
  *            nibbles (q = 0..15, w = d sc q - dmin m);
- *   Q5_K_X8: Q4_K_X8, then qh[8][32]: bit j of byte 4r+i of qh[s] is the
- *            fifth bit (16) of row r's column 4j+i of sub-block s;
+ *   Q5_K_X8: Q4_K_X8's header, then per sub-block s its 128 bytes of
+ *            nibbles and 32 of high bits, qh: bit j of byte 4r+i is the
+ *            fifth bit (16) of row r's column 4j+i;
  *   Q6_K_X8: uint16 d[8], int8 sc[16][8] (the scale of 16 columns h of the
- *            super-block, row r at [h][r]), ql[8][128] (the low 4 bits as
- *            Q4_K_X8's qs), qh[8][64]: bits 2k, 2k+1 of byte 4r+i of
- *            qh[s][32 h'..] are bits 4, 5 of row r's column 4(4h'+k)+i of
- *            sub-block s (q = 0..63, w = d sc (q - 32)).
+ *            super-block, row r at [h][r]), then per sub-block s its low 4
+ *            bits (ql, 128 bytes, as Q4_K_X8's qs) and 64 bytes qh: bits
+ *            2k, 2k+1 of byte 4r+i of qh[32 h'..] are bits 4, 5 of row r's
+ *            column 4(4h'+k)+i (q = 0..63, w = d sc (q - 32)).
+ * The high bits follow their sub-block's nibbles, so that a product reads
+ * each super-block front to back, one stream (two interleaved forward
+ * streams in a page, nibbles and high bits apart, defeat the hardware
+ * prefetcher: a third of the speed at one token).
  * A group of 8 rows is 8 * row_bytes bytes (row_bytes: the structure's size
  * over 8, for Q6_K the stored size; Q4_K and Q5_K 4 bytes more a row), and
  * its super-block k is at k * sizeof(structure). */
 typedef struct { uint16_t d[8], dmin[8]; uint8_t sc[8][8], m[8][8]; uint8_t qs[8][128]; } vc_block_q4_kx8;
-typedef struct { uint16_t d[8], dmin[8]; uint8_t sc[8][8], m[8][8]; uint8_t qs[8][128]; uint8_t qh[8][32]; } vc_block_q5_kx8;
-typedef struct { uint16_t d[8]; int8_t sc[16][8]; uint8_t ql[8][128]; uint8_t qh[8][64]; } vc_block_q6_kx8;
+typedef struct { uint16_t d[8], dmin[8]; uint8_t sc[8][8], m[8][8]; struct { uint8_t qs[128], qh[32]; } sub[8]; } vc_block_q5_kx8;
+typedef struct { uint16_t d[8]; int8_t sc[16][8]; struct { uint8_t ql[128], qh[64]; } sub[8]; } vc_block_q6_kx8;
 _Static_assert(sizeof(vc_block_q6_kx8) == 8 * sizeof(vc_block_q6_k), "q6_kx8: the bytes of 8 blocks");
 _Static_assert(sizeof(vc_block_q4_kx8) % 8 == 0 && sizeof(vc_block_q5_kx8) % 8 == 0, "k x8: whole bytes a row");
 

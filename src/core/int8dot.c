@@ -253,35 +253,34 @@ __attribute__((always_inline)) TARGET_AVX512VNNI static inline void kx8_pair_til
         __m512 d = kind == 6 ? join_scales(a6->d, b6->d) : join_scales(a4->d, b4->d);
         __m512 dmin = kind == 6 ? d : join_scales(a4->dmin, b4->dmin);
         for (int s = 0; s < 8; s++) {
-            const uint8_t *qa = kind == 6 ? a6->ql[s] : a4->qs[s], *qb = kind == 6 ? b6->ql[s] : b4->qs[s];
-            const uint8_t *ha = kind == 5 ? a5->qh[s] : kind == 6 ? a6->qh[s] : NULL;
-            const uint8_t *hb = kind == 5 ? b5->qh[s] : kind == 6 ? b6->qh[s] : NULL;
+            const uint8_t *qa = kind == 6 ? a6->sub[s].ql : kind == 5 ? a5->sub[s].qs : a4->qs[s];
+            const uint8_t *qb = kind == 6 ? b6->sub[s].ql : kind == 5 ? b5->sub[s].qs : b4->qs[s];
+            const uint8_t *ha = kind == 5 ? a5->sub[s].qh : kind == 6 ? a6->sub[s].qh : NULL;
+            const uint8_t *hb = kind == 5 ? b5->sub[s].qh : kind == 6 ? b6->sub[s].qh : NULL;
             int64_t b = 8 * k + s;
-            int halves = kind == 6 ? 2 : 1, per = 8 / halves;
-            for (int half = 0; half < halves; half++) {
-                __m512 sc = kind == 6 ? _mm512_mul_ps(d, join_bytes_ps(a6->sc[2 * s + half], b6->sc[2 * s + half], true))
-                                      : _mm512_mul_ps(d, join_bytes_ps(a4->sc[s], b4->sc[s], false));
-                __m512i sum[8];
+            __m512i sum[8];
+#pragma GCC unroll 8
+            for (int t = 0; t < 8; t++)
+                sum[t] = _mm512_setzero_si512();
+#pragma GCC unroll 8
+            for (int j = 0; j < 8; j++) {   /* constant j: fixed shifts; Q6_K closes a half after 4 quads */
+                __m512i u = kx8_quad16(kind, qa, qb, ha, hb, j);
 #pragma GCC unroll 8
                 for (int t = 0; t < 8; t++)
-                    sum[t] = _mm512_setzero_si512();
-#pragma GCC unroll 8
-                for (int jj = 0; jj < per; jj++) {
-                    int j = per * half + jj;
-                    __m512i u = kx8_quad16(kind, qa, qb, ha, hb, j);
-#pragma GCC unroll 8
-                    for (int t = 0; t < 8; t++)
-                        sum[t] = _mm512_dpbusd_epi32(sum[t], u, _mm512_set1_epi32(quad_at(x[t * xs + b].qs + 4 * j)));
-                }
-                if (kind == 6) {
+                    sum[t] = _mm512_dpbusd_epi32(sum[t], u, _mm512_set1_epi32(quad_at(x[t * xs + b].qs + 4 * j)));
+                if (kind == 6 && j % 4 == 3) {
+                    int half = j / 4;
+                    __m512 sc = _mm512_mul_ps(d, join_bytes_ps(a6->sc[2 * s + half], b6->sc[2 * s + half], true));
 #pragma GCC unroll 8
                     for (int t = 0; t < 8; t++) {
                         const vc_block_q8_act *xb = &x[t * xs + b];
                         int xsum = half ? xb->qsum - xb->qsum16 : xb->qsum16;
                         __m512i st = _mm512_sub_epi32(sum[t], _mm512_set1_epi32(32 * xsum));
                         acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(st), _mm512_mul_ps(sc, _mm512_set1_ps(xb->d)), acc[t]);
+                        sum[t] = _mm512_setzero_si512();
                     }
-                } else {
+                } else if (kind != 6 && j == 7) {
+                    __m512 sc = _mm512_mul_ps(d, join_bytes_ps(a4->sc[s], b4->sc[s], false));
                     __m512 m = _mm512_mul_ps(dmin, join_bytes_ps(a4->m[s], b4->m[s], false));
 #pragma GCC unroll 8
                     for (int t = 0; t < 8; t++) {
@@ -502,12 +501,14 @@ bool vc_int8dot_is_interleaved(vc_dtype t)
 static int kx8_value(vc_dtype t, const uint8_t *sb, int s, int r, int c)
 {
     int j = c / 4, i = c % 4;
-    const uint8_t *qs = t == VC_Q6_K_X8 ? ((const vc_block_q6_kx8 *)sb)->ql[s] : ((const vc_block_q4_kx8 *)sb)->qs[s];
+    const uint8_t *qs = t == VC_Q6_K_X8   ? ((const vc_block_q6_kx8 *)sb)->sub[s].ql
+                        : t == VC_Q5_K_X8 ? ((const vc_block_q5_kx8 *)sb)->sub[s].qs
+                                          : ((const vc_block_q4_kx8 *)sb)->qs[s];
     int q = (qs[32 * (j / 2) + 4 * r + i] >> (4 * (j % 2))) & 0xf;
     if (t == VC_Q5_K_X8)
-        q |= ((((const vc_block_q5_kx8 *)sb)->qh[s][4 * r + i] >> j) & 1) << 4;
+        q |= ((((const vc_block_q5_kx8 *)sb)->sub[s].qh[4 * r + i] >> j) & 1) << 4;
     else if (t == VC_Q6_K_X8)
-        q |= ((((const vc_block_q6_kx8 *)sb)->qh[s][32 * (j / 4) + 4 * r + i] >> (2 * (j % 4))) & 3) << 4;
+        q |= ((((const vc_block_q6_kx8 *)sb)->sub[s].qh[32 * (j / 4) + 4 * r + i] >> (2 * (j % 4))) & 3) << 4;
     return q;
 }
 

@@ -86,23 +86,36 @@ static void k4_scale_min(const uint8_t q[12], int s, uint8_t *sc, uint8_t *m)
     }
 }
 
-/* Element e (0..255) of a stored super-block, unsigned (w = d sc q - dmin m,
- * or d sc (q - 32) for Q6_K). */
-static int kquant_value(vc_dtype t, const uint8_t *blk, int e)
+/* The 256 values of a stored super-block, unsigned (w = d sc q - dmin m, or
+ * d sc (q - 32) for Q6_K), in column order. */
+static void kquant_values(vc_dtype t, const uint8_t *blk, uint8_t q[VC_QK_K])
 {
-    int s = e / 32, l = e % 32;
-    if (t == VC_Q4_K) {
-        const vc_block_q4_k *b = (const vc_block_q4_k *)blk;
-        return (b->qs[32 * (s / 2) + l] >> (4 * (s % 2))) & 0xf;
+    if (t == VC_Q6_K) {
+        const vc_block_q6_k *b = (const vc_block_q6_k *)blk;
+        for (int h = 0; h < 2; h++)   /* dtype.c's q1..q4 of half h */
+            for (int l = 0; l < 32; l++) {
+                const uint8_t *ql = b->ql + 64 * h, hb = b->qh[32 * h + l];
+                uint8_t *o = q + 128 * h + l;
+                o[0] = (uint8_t)((ql[l] & 0xf) | (hb & 3) << 4);
+                o[32] = (uint8_t)((ql[l + 32] & 0xf) | ((hb >> 2) & 3) << 4);
+                o[64] = (uint8_t)((ql[l] >> 4) | ((hb >> 4) & 3) << 4);
+                o[96] = (uint8_t)((ql[l + 32] >> 4) | ((hb >> 6) & 3) << 4);
+            }
+        return;
     }
+    /* Q4_K / Q5_K: sub-block 2j in the low nibbles of qs[32j..], 2j+1 in the high ones */
+    const uint8_t *qs = t == VC_Q4_K ? ((const vc_block_q4_k *)blk)->qs : ((const vc_block_q5_k *)blk)->qs;
+    for (int j = 0; j < 4; j++)
+        for (int l = 0; l < 32; l++) {
+            q[64 * j + l] = qs[32 * j + l] & 0xf;
+            q[64 * j + 32 + l] = qs[32 * j + l] >> 4;
+        }
     if (t == VC_Q5_K) {
-        const vc_block_q5_k *b = (const vc_block_q5_k *)blk;
-        return ((b->qs[32 * (s / 2) + l] >> (4 * (s % 2))) & 0xf) | ((b->qh[l] >> s) & 1) << 4;
+        const uint8_t *qh = ((const vc_block_q5_k *)blk)->qh;
+        for (int s = 0; s < 8; s++)
+            for (int l = 0; l < 32; l++)
+                q[32 * s + l] |= (uint8_t)(((qh[l] >> s) & 1) << 4);
     }
-    const vc_block_q6_k *b = (const vc_block_q6_k *)blk;
-    int h = e / 128, k = (e % 128) / 32;   /* q1..q4 of dtype.c's half h */
-    int lo = (b->ql[64 * h + 32 * (k % 2) + l] >> (4 * (k / 2))) & 0xf;
-    return lo | ((b->qh[32 * h + l] >> (2 * k)) & 3) << 4;
 }
 
 /* Super-block k of the 8 rows of group g into the K-quant x8 layout (dtype.h). */
@@ -110,11 +123,10 @@ static void interleave_kquant(const vc_matrix *w, int64_t g, int64_t k, uint8_t 
 {
     const uint8_t *rows = (const uint8_t *)w->data + (size_t)g * 8 * w->row_bytes;
     size_t bb = vc_dtype_block_bytes(w->type);
-    bool q6 = w->type == VC_Q6_K;
-    vc_block_q4_kx8 *o4 = (vc_block_q4_kx8 *)dst;   /* Q5_K_X8 begins as Q4_K_X8 */
+    bool q5 = w->type == VC_Q5_K, q6 = w->type == VC_Q6_K;
+    vc_block_q4_kx8 *o4 = (vc_block_q4_kx8 *)dst;   /* Q5_K_X8 has Q4_K_X8's header */
     vc_block_q5_kx8 *o5 = (vc_block_q5_kx8 *)dst;
     vc_block_q6_kx8 *o6 = (vc_block_q6_kx8 *)dst;
-    memset(dst, 0, q6 ? sizeof *o6 : w->type == VC_Q5_K ? sizeof *o5 : sizeof *o4);
     for (int r = 0; r < 8; r++) {
         const uint8_t *blk = rows + (size_t)r * w->row_bytes + (size_t)k * bb;
         if (q6) {
@@ -129,14 +141,27 @@ static void interleave_kquant(const vc_matrix *w, int64_t g, int64_t k, uint8_t 
             for (int s = 0; s < 8; s++)
                 k4_scale_min(b->scales, s, &o4->sc[s][r], &o4->m[s][r]);
         }
-        for (int e = 0; e < VC_QK_K; e++) {
-            int q = kquant_value(w->type, blk, e), s = e / 32, c = e % 32, j = c / 4, i = c % 4;
-            uint8_t *nib = (q6 ? o6->ql[s] : o4->qs[s]) + 32 * (j / 2) + 4 * r + i;
-            *nib |= (uint8_t)((q & 0xf) << (4 * (j % 2)));
-            if (w->type == VC_Q5_K)
-                o5->qh[s][4 * r + i] |= (uint8_t)(((q >> 4) & 1) << j);
-            else if (q6)
-                o6->qh[s][32 * (j / 4) + 4 * r + i] |= (uint8_t)(((q >> 4) & 3) << (2 * (j % 4)));
+        uint8_t q[VC_QK_K];
+        kquant_values(w->type, blk, q);
+        for (int s = 0; s < 8; s++) {
+            const uint8_t *v = q + 32 * s;   /* column c = 4j + i of the sub-block */
+            uint8_t *nib = q6 ? o6->sub[s].ql : q5 ? o5->sub[s].qs : o4->qs[s];
+            for (int p = 0; p < 4; p++)   /* quads 2p (low nibbles) and 2p+1 (high) */
+                for (int i = 0; i < 4; i++)
+                    nib[32 * p + 4 * r + i] = (uint8_t)((v[8 * p + i] & 0xf) | (v[8 * p + 4 + i] & 0xf) << 4);
+            for (int i = 0; q5 && i < 4; i++) {
+                unsigned bits = 0;
+                for (int j = 0; j < 8; j++)
+                    bits |= (unsigned)((v[4 * j + i] >> 4) & 1) << j;
+                o5->sub[s].qh[4 * r + i] = (uint8_t)bits;
+            }
+            for (int h = 0; q6 && h < 2; h++)
+                for (int i = 0; i < 4; i++) {
+                    unsigned bits = 0;
+                    for (int j = 0; j < 4; j++)
+                        bits |= (unsigned)((v[4 * (4 * h + j) + i] >> 4) & 3) << (2 * j);
+                    o6->sub[s].qh[32 * h + 4 * r + i] = (uint8_t)bits;
+                }
         }
     }
 }
