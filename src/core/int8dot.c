@@ -260,8 +260,8 @@ __attribute__((always_inline)) TARGET_AVX512VNNI static inline void kx8_pair_til
             int64_t b = 8 * k + s;
             __m512i sum[8];
 #pragma GCC unroll 8
-            for (int t = 0; t < 8; t++)
-                sum[t] = _mm512_setzero_si512();
+            for (int t = 0; t < 8; t++)   /* Q6_K: its offset of 32 on the first 16 columns, ahead */
+                sum[t] = kind == 6 ? _mm512_set1_epi32(-32 * x[t * xs + b].qsum16) : _mm512_setzero_si512();
 #pragma GCC unroll 8
             for (int j = 0; j < 8; j++) {   /* constant j: fixed shifts; Q6_K closes a half after 4 quads */
                 __m512i u = kx8_quad16(kind, qa, qb, ha, hb, j);
@@ -274,10 +274,9 @@ __attribute__((always_inline)) TARGET_AVX512VNNI static inline void kx8_pair_til
 #pragma GCC unroll 8
                     for (int t = 0; t < 8; t++) {
                         const vc_block_q8_act *xb = &x[t * xs + b];
-                        int xsum = half ? xb->qsum - xb->qsum16 : xb->qsum16;
-                        __m512i st = _mm512_sub_epi32(sum[t], _mm512_set1_epi32(32 * xsum));
-                        acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(st), _mm512_mul_ps(sc, _mm512_set1_ps(xb->d)), acc[t]);
-                        sum[t] = _mm512_setzero_si512();
+                        acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum[t]), _mm512_mul_ps(sc, _mm512_set1_ps(xb->d)), acc[t]);
+                        if (!half)   /* the offset on the second 16 */
+                            sum[t] = _mm512_set1_epi32(-32 * (xb->qsum - xb->qsum16));
                     }
                 } else if (kind != 6 && j == 7) {
                     __m512 sc = _mm512_mul_ps(d, join_bytes_ps(a4->sc[s], b4->sc[s], false));
