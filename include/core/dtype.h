@@ -105,9 +105,10 @@ _Static_assert(sizeof(vc_block_q8_0x8) == 8 * sizeof(vc_block_q8_0), "q8_0x8: th
  * The high bits follow their sub-block's nibbles, so that a product reads
  * each super-block front to back, one stream (two interleaved forward
  * streams in a page, nibbles and high bits apart, defeat the hardware
- * prefetcher: a third of the speed at one token).
+ * prefetcher: less than half the speed at one token).
  * A group of 8 rows is 8 * row_bytes bytes (row_bytes: the structure's size
- * over 8, for Q6_K the stored size; Q4_K and Q5_K 4 bytes more a row), and
+ * over 8 per super-block: for Q6_K the stored size, for Q4_K and Q5_K 4 bytes
+ * more a row per 256 columns, the scales and mins unpacked), and
  * its super-block k is at k * sizeof(structure). */
 typedef struct { uint16_t d[8], dmin[8]; uint8_t sc[8][8], m[8][8]; uint8_t qs[8][128]; } vc_block_q4_kx8;
 typedef struct { uint16_t d[8], dmin[8]; uint8_t sc[8][8], m[8][8]; struct { uint8_t qs[128], qh[32]; } sub[8]; } vc_block_q5_kx8;
