@@ -94,6 +94,10 @@ bench: $(BUILD)/vlmchat
 	    $(BUILD)/vlmchat bench $$m --quant $$q $$f --json >>$(BUILD)/bench.jsonl || exit 1; done; done
 	@echo "JSON lines in $(BUILD)/bench.jsonl"
 
+# GMAC/s of the integer matrix products (interleaved and stored rows; not a test).
+$(BUILD)/bench_int8: tools/bench_int8.c $(BUILD)/libvlmchat.a
+	$(CC) $(CFLAGS) $< $(BUILD)/libvlmchat.a -o $@ $(LDLIBS)
+
 install: $(BUILD)/vlmchat
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/vlmchat/configs
 	install -m 755 $(BUILD)/vlmchat $(DESTDIR)$(PREFIX)/bin/vlmchat

@@ -423,6 +423,10 @@ static void test_quantize_act(void)
         worst = fmaxf(worst, fabsf(x[j] - b[0].d * b[0].qs[j]));
     }
     CHECK(b[0].qsum == sum, "act qsum %d, want %d", b[0].qsum, sum);
+    int sum16 = 0;
+    for (int j = 0; j < 16; j++)
+        sum16 += b[0].qs[j];
+    CHECK(b[0].qsum16 == sum16 && sum16 != sum, "act qsum16 %d, want %d", b[0].qsum16, sum16);
     CHECK(worst <= b[0].d / 2 * 1.0001f, "act rounding error %g above half a step %g", worst, b[0].d / 2);
     bool zero = b[1].d == 0 && b[1].qsum == 0;
     for (int j = 0; j < 32; j++)
@@ -444,6 +448,7 @@ static void test_quantize_act(void)
     bool same = true;
     for (int k = 0; k < NB; k++)
         same = same && memcmp(fast[k].qs, ref[k].qs, 32) == 0 && fast[k].qsum == ref[k].qsum &&
+               fast[k].qsum16 == ref[k].qsum16 &&
                (fast[k].d == ref[k].d || (fast[k].d != fast[k].d && ref[k].d != ref[k].d));
     CHECK(same, "%s activation quantization writes the reference's blocks", vc_int8dot_isa());
 }
@@ -729,6 +734,121 @@ static void test_interleaved(void)
     vc_threads_shutdown();
 }
 
+/* K-quant matrices interleaved in groups of 8 (Q4_K_X8, Q5_K_X8, Q6_K_X8):
+ * on random super-blocks (quantized rows whose value, scale and min bytes
+ * are then made random, so every 6-bit value and Q6_K's negative scales
+ * occur), several shapes and 1..17 tokens, every instruction set's
+ * interleaved kernel against the plain-C one, and both against the row
+ * kernels on the stored rows (the same integer sums and scales: equal up to
+ * the order of the float sums); vc_matmul over the prepared matrix too. */
+static void test_interleaved_k(void)
+{
+    enum { MAXR = 32, MAXC = 1024, TOK = 17 };
+    static const int shapes[][2] = { { 8, 256 }, { 16, 512 }, { 24, 768 }, { 32, 1024 } };
+    static float w[MAXR * MAXC], x[TOK * MAXC], y_rows[TOK * MAXR], y_ref[TOK * MAXR], y[TOK * MAXR];
+    static uint8_t q[MAXR * MAXC];
+    static vc_block_q8_act xq[TOK * MAXC / VC_QK8_ACT];
+    static const vc_isa isas[] = { VC_ISA_AVX2, VC_ISA_AVX_VNNI, VC_ISA_AVX512_VNNI };
+    const vc_dtype types[] = { VC_Q4_K, VC_Q5_K, VC_Q6_K };
+    const vc_dtype x8[] = { VC_Q4_K_X8, VC_Q5_K_X8, VC_Q6_K_X8 };
+    unsigned seed = 97;
+    for (size_t sh = 0; sh < sizeof shapes / sizeof *shapes; sh++) {
+        int rows = shapes[sh][0], cols = shapes[sh][1];
+        for (int i = 0; i < rows * cols; i++)
+            w[i] = frand(&seed);
+        for (int i = 0; i < TOK * cols; i++)
+            x[i] = frand(&seed) * (1 + i % 5);
+        vc_quantize_act(x, xq, (int64_t)TOK * cols);
+        for (size_t t = 0; t < sizeof types / sizeof *types; t++) {
+            size_t rb, bb = vc_dtype_block_bytes(types[t]);
+            vc_dtype_row_bytes(types[t], cols, &rb);
+            for (int r = 0; r < rows; r++)
+                vc_quantize_row(types[t], w + r * cols, q + r * rb, cols);
+            for (int r = 0; r < rows; r++)   /* random bytes past each super-block's f16 scale(s) */
+                for (int k = 0; k < cols / VC_QK_K; k++) {
+                    uint8_t *blk = q + r * rb + k * bb;
+                    size_t from = types[t] == VC_Q6_K ? 0 : 4, to = types[t] == VC_Q6_K ? bb - 2 : bb;
+                    for (size_t i = from; i < to; i++) {
+                        seed = seed * 1103515245u + 12345u;
+                        blk[i] = (uint8_t)(seed >> 16);
+                    }
+                }
+            vc_matrix plain = { types[t], cols, rows, rb, q }, il = plain;
+            void *owned = NULL;
+            CHECK(vc_matrix_prepare_int8(&il, VC_INT8_AS_STORED, &owned) == 1 && il.type == x8[t] && il.data == owned &&
+                      il.rows == rows && il.cols == cols,
+                  "%s %dx%d interleaves", vc_dtype_name(types[t]), rows, cols);
+            if (!owned)
+                continue;
+            size_t want_rb = (types[t] == VC_Q4_K ? sizeof(vc_block_q4_kx8) : types[t] == VC_Q5_K ? sizeof(vc_block_q5_kx8)
+                                                                                  : sizeof(vc_block_q6_kx8)) / 8 * (cols / VC_QK_K);
+            CHECK(il.row_bytes == want_rb, "%s x8 rows of %zu bytes, want %zu", vc_dtype_name(types[t]), il.row_bytes, want_rb);
+            vc_isa_set(VC_ISA_GENERIC);
+            vc_int8dot_rows(&plain, 0, rows, xq, TOK, y_rows, rows);
+            vc_int8dot_interleaved(&il, 0, rows / 8, xq, TOK, y_ref, rows);
+            float scale = 0, worst = 0;   /* differences relative to the products' scale */
+            for (int i = 0; i < TOK * rows; i++)
+                scale = fmaxf(scale, fabsf(y_rows[i]));
+            for (int i = 0; i < TOK * rows; i++) {
+                float d = fabsf(y_ref[i] - y_rows[i]) / (1 + scale);
+                worst = d > worst || d != d ? d : worst;
+            }
+            CHECK(worst <= 1e-6f, "%s %dx%d: generic interleaved vs the stored rows' reference: %g (of the scale %g)",
+                  vc_dtype_name(types[t]), rows, cols, worst, scale);
+            for (size_t k = 0; k < sizeof isas / sizeof *isas; k++) {
+                if (vc_isa_set(isas[k]) != isas[k])
+                    continue;
+                vc_int8dot_rows(&plain, 0, rows, xq, TOK, y_rows, rows);
+                float worst_ref = 0, worst_rows = 0;
+                for (int n = 1; n <= TOK; n++) {
+                    /* groups 1.. where there are several (numbered from 0 in y), all tokens n */
+                    int64_t g0 = rows > 8 ? 1 : 0;
+                    for (int i = 0; i < TOK * rows; i++)
+                        y[i] = NAN;
+                    vc_int8dot_interleaved(&il, g0, rows / 8, xq, n, y, rows);
+                    for (int i = 0; i < n; i++)
+                        for (int r = (int)g0 * 8; r < rows; r++) {
+                            float got = y[i * rows + r - g0 * 8], ref = y_ref[i * rows + r], rw = y_rows[i * rows + r];
+                            float d1 = fabsf(got - ref) / (1 + scale), d2 = fabsf(got - rw) / (1 + scale);
+                            worst_ref = d1 > worst_ref || d1 != d1 ? d1 : worst_ref;
+                            worst_rows = d2 > worst_rows || d2 != d2 ? d2 : worst_rows;
+                        }
+                }
+                CHECK(worst_ref <= 1e-5f && worst_rows <= 1e-5f,
+                      "%s %dx%d, %s, 1..%d tokens: interleaved %g from the reference, %g from the row kernel (of the scale)",
+                      vc_dtype_name(types[t]), rows, cols, vc_isa_name(isas[k]), TOK, worst_ref, worst_rows);
+            }
+            vc_isa_set(VC_ISA_DEFAULT);
+            /* vc_matmul over the prepared matrix, every token count: the integer path */
+            vc_threads_init(2);
+            vc_int8dot_enable(true);
+            float worst_mm = 0;
+            for (int n = 1; n <= TOK; n += 4) {
+                vc_matmul(&il, x, n, y);
+                for (int i = 0; i < n * rows; i++) {
+                    float d = fabsf(y[i] - y_ref[i]) / (1 + scale);
+                    worst_mm = d > worst_mm || d != d ? d : worst_mm;
+                }
+            }
+            vc_int8dot_enable(false);
+            vc_threads_shutdown();
+            CHECK(worst_mm <= 1e-5f, "%s %dx%d: matmul over the interleaved matrix %g from the reference (of the scale)",
+                  vc_dtype_name(types[t]), rows, cols, worst_mm);
+            free(owned);
+        }
+    }
+    /* the vision tower's setting keeps K-quant values too (no Q8_0 requantization) */
+    size_t rb;
+    vc_dtype_row_bytes(VC_Q6_K, 256, &rb);
+    for (int r = 0; r < 8; r++)
+        vc_quantize_row(VC_Q6_K, w + r * 256, q + r * rb, 256);
+    vc_matrix m6 = { VC_Q6_K, 256, 8, rb, q };
+    void *owned6 = NULL;
+    CHECK(vc_matrix_prepare_int8(&m6, VC_INT8_QUANTIZED, &owned6) == 1 && m6.type == VC_Q6_K_X8 && m6.row_bytes == rb,
+          "VC_INT8_QUANTIZED lays a Q6_K matrix out as Q6_K_X8, of the stored size");
+    free(owned6);
+}
+
 int main(void)
 {
     test_half();
@@ -743,5 +863,6 @@ int main(void)
     test_int8_rows();
     test_matmul_multi();
     test_interleaved();
+    test_interleaved_k();
     return harness_finish("test_quant");
 }

@@ -28,12 +28,15 @@ typedef enum {
     VC_MLX4_G32 = 232,
     VC_MLX4_G64 = 264,
     VC_MLX4_G128 = 328,
-    /* Not in any file: Q4_0 / Q8_0 matrices whose rows are interleaved in
-     * groups of 8 for the integer kernels (laid out below; written by
-     * core/matrix.h, read by core/int8dot.h). vc_dtype_valid and the
-     * functions here do not know them. */
+    /* Not in any file: Q4_0 / Q8_0 / K-quant matrices whose rows are
+     * interleaved in groups of 8 for the integer kernels (laid out below;
+     * written by core/matrix.h, read by core/int8dot.h). vc_dtype_valid and
+     * the functions here do not know them. */
     VC_Q4_0_X8 = 1002,
-    VC_Q8_0_X8 = 1008
+    VC_Q8_0_X8 = 1008,
+    VC_Q4_K_X8 = 1012,
+    VC_Q5_K_X8 = 1013,
+    VC_Q6_K_X8 = 1014
 } vc_dtype;
 
 #define VC_QK8_0 32
@@ -78,6 +81,40 @@ typedef struct { uint16_t d[8]; uint8_t qs[128]; } vc_block_q4_0x8;
 typedef struct { uint16_t d[8]; int8_t qs[256]; } vc_block_q8_0x8;
 _Static_assert(sizeof(vc_block_q4_0x8) == 8 * sizeof(vc_block_q4_0), "q4_0x8: the bytes of 8 blocks");
 _Static_assert(sizeof(vc_block_q8_0x8) == 8 * sizeof(vc_block_q8_0), "q8_0x8: the bytes of 8 blocks");
+
+/* ---- K-quant rows interleaved in groups of 8 (VC_Q4_K_X8, VC_Q5_K_X8,
+ * VC_Q6_K_X8) ----
+ * The same values and scales as the stored super-blocks, rearranged so
+ * that the 32 columns of one activation block (one sub-block) of 8 rows
+ * are Q4_0_X8's 4 x 32 bytes of nibbles: in the p-th 32 bytes, byte 4r+i
+ * holds row r's column 8p+i (low nibble) and 8p+4+i (high nibble), so the
+ * j-th column quad (columns 4j..4j+3, j = 2p + high) of the 8 rows is one
+ * vector. Per group of 8 rows and super-block of 256 columns:
+ *   Q4_K_X8: uint16 d[8], dmin[8] (f16, the rows' d and dmin), uint8
+ *            sc[8][8] and m[8][8] (sub-block s, row r at [s][r]: the 6-bit
+ *            scales and mins unpacked), then qs[8][128], sub-block s's
+ *            nibbles (q = 0..15, w = d sc q - dmin m);
+ *   Q5_K_X8: Q4_K_X8's header, then per sub-block s its 128 bytes of
+ *            nibbles and 32 of high bits, qh: bit j of byte 4r+i is the
+ *            fifth bit (16) of row r's column 4j+i;
+ *   Q6_K_X8: uint16 d[8], int8 sc[16][8] (the scale of 16 columns h of the
+ *            super-block, row r at [h][r]), then per sub-block s its low 4
+ *            bits (ql, 128 bytes, as Q4_K_X8's qs) and 64 bytes qh: bits
+ *            2k, 2k+1 of byte 4r+i of qh[32 h'..] are bits 4, 5 of row r's
+ *            column 4(4h'+k)+i (q = 0..63, w = d sc (q - 32)).
+ * The high bits follow their sub-block's nibbles, so that a product reads
+ * each super-block front to back, one stream (two interleaved forward
+ * streams in a page, nibbles and high bits apart, defeat the hardware
+ * prefetcher: less than half the speed at one token).
+ * A group of 8 rows is 8 * row_bytes bytes (row_bytes: the structure's size
+ * over 8 per super-block: for Q6_K the stored size, for Q4_K and Q5_K 4 bytes
+ * more a row per 256 columns, the scales and mins unpacked), and
+ * its super-block k is at k * sizeof(structure). */
+typedef struct { uint16_t d[8], dmin[8]; uint8_t sc[8][8], m[8][8]; uint8_t qs[8][128]; } vc_block_q4_kx8;
+typedef struct { uint16_t d[8], dmin[8]; uint8_t sc[8][8], m[8][8]; struct { uint8_t qs[128], qh[32]; } sub[8]; } vc_block_q5_kx8;
+typedef struct { uint16_t d[8]; int8_t sc[16][8]; struct { uint8_t ql[128], qh[64]; } sub[8]; } vc_block_q6_kx8;
+_Static_assert(sizeof(vc_block_q6_kx8) == 8 * sizeof(vc_block_q6_k), "q6_kx8: the bytes of 8 blocks");
+_Static_assert(sizeof(vc_block_q4_kx8) % 8 == 0 && sizeof(vc_block_q5_kx8) % 8 == 0, "k x8: whole bytes a row");
 
 /* True for the GGML type ids vlmchat can compute with. */
 bool vc_dtype_valid(uint32_t type);

@@ -26,10 +26,11 @@
 #define VC_QK8_ACT 32
 
 /* 32 activations: x[i] ~ d * qs[i] with |qs[i]| <= 127; qsum is the sum of qs
- * (the kernels need it for 4-bit weights stored with an offset or a bias). */
+ * (the kernels need it for 4-bit weights stored with an offset or a bias),
+ * qsum16 that of qs[0..15] (for Q6_K_X8's offset of 32 on scales per 16). */
 typedef struct {
     float d;
-    int16_t qsum;
+    int16_t qsum, qsum16;
     int8_t qs[VC_QK8_ACT];
 } vc_block_q8_act;
 
@@ -83,9 +84,15 @@ vc_dot_act_fn vc_int8dot_kernel(void);
 void vc_int8dot_rows(const vc_matrix *w, int64_t r0, int64_t r1, const vc_block_q8_act *x, int n, float *y, int ldy);
 
 /* ---- rows interleaved in groups of 8 ----
- * Matrices prepared by vc_matrix_prepare_int8 (core/matrix.h; the layout in
- * dtype.h, VC_Q4_0_X8 and VC_Q8_0_X8) go 8 or 16 rows and up to 8 tokens at
- * a time. */
+ * Matrices prepared by vc_matrix_prepare_int8 (core/matrix.h; the layouts in
+ * dtype.h, VC_Q4_0_X8, VC_Q8_0_X8, VC_Q4_K_X8, VC_Q5_K_X8, VC_Q6_K_X8) go 8
+ * or 16 rows and up to 8 tokens at a time. The K-quant ones compute what
+ * vc_int8dot_rows computes on the stored rows (the same integer sums per
+ * block of 32, or 16 for Q6_K, the same float scales d sc and mins dmin m),
+ * up to the order of the float sums. */
+
+/* True for the interleaved types (VC_Q4_0_X8 ... VC_Q6_K_X8). */
+bool vc_int8dot_is_interleaved(vc_dtype t);
 
 /* y[i * ldy + r] for tokens i < n and rows r in [8 * g0, 8 * g1) of an
  * interleaved matrix, from the tokens' quantized activations (w->cols / 32

@@ -22,13 +22,13 @@
 /* Y[i][r] = sum_c X[i][c] * W[r][c] for i < n tokens, r < W->rows.
  * X is n x W->cols, Y is n x W->rows (row-major). Runs on the thread pool.
  * One token: a dot product per row (vc_dot_row), or, with vc_int8dot_enable
- * on and Q8_0/Q4_0/Q4_K/Q6_K/MLX 4-bit weights, x quantized once to 8 bits
- * and an integer dot product per row (core/int8dot.h); K-quant rows so up
- * to 32 tokens too (vc_int8dot_rows). Several: rows expanded to f32 in
+ * on and Q8_0/Q4_0/Q5_0/Q5_1/K-quant/MLX 4-bit weights, x quantized once to 8 bits
+ * and an integer dot product per row (core/int8dot.h); stored K-quant rows
+ * so up to 32 tokens too (vc_int8dot_rows). Several: rows expanded to f32 in
  * blocks, then vc_gemm_nt. The float paths agree to float rounding (the
  * order of the sums differs). Matrices prepared for the integer kernels
- * (vc_matrix_prepare_int8: VC_Q4_0_X8, VC_Q8_0_X8) always take the integer
- * path, for any n. */
+ * (vc_matrix_prepare_int8: VC_Q4_0_X8, VC_Q8_0_X8, VC_Q4_K_X8, VC_Q5_K_X8,
+ * VC_Q6_K_X8) always take the integer path, for any n. */
 void vc_matmul(const vc_matrix *w, const float *x, int n, float *y);
 /* vc_matmul for count matrices with the same cols and the same X (q/k/v,
  * gate/up) in one dispatch to the pool: Y[k] = X W[k]^T. */

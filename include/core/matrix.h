@@ -34,23 +34,25 @@ uint8_t *vc_matrix_requantize(const vc_matrix *m, vc_dtype t, int64_t (*dst_row)
 
 /* Which matrices vc_matrix_prepare_int8 lays out for the integer kernels. */
 typedef enum {
-    /* Q4_0 and Q8_0 only, their bytes as they are; any other type stays as
-     * stored (the decoder: MLX 4-bit keeps its row-wise integer dots,
-     * K-quants the float ones). */
+    /* Q4_0, Q8_0 and the K-quants (Q4_K, Q5_K, Q6_K) only, their values
+     * and scales as they are; any other type stays as stored (the decoder:
+     * MLX 4-bit keeps its row-wise integer dots). */
     VC_INT8_AS_STORED,
-    /* Q4_0 and Q8_0 as they are, the other quantized types (MLX 4-bit,
-     * K-quants) requantized to Q8_0 first; float ones stay as stored (a
-     * vision tower by default: its float weights stay exact) */
+    /* Those as they are, the other quantized types (MLX 4-bit, Q5_0, Q5_1)
+     * requantized to Q8_0 first; float ones stay as stored (a vision tower
+     * by default: its float weights stay exact) */
     VC_INT8_QUANTIZED,
-    /* Every stored type, requantized to Q8_0 first where it is not Q4_0 or
-     * Q8_0 (a vision tower, whose weights are often kept in float). */
+    /* Every stored type, requantized to Q8_0 first where it is not Q4_0,
+     * Q8_0 or a K-quant (a vision tower, whose weights are often kept in
+     * float). */
     VC_INT8_REQUANTIZE
 } vc_int8_prepare;
 
 /* Prepares w for the integer kernels: when it qualifies under
  * `how` and has whole groups of 8 rows of whole 32-column blocks, writes its
  * rows in the layout those kernels read into a new buffer, *owned (malloc'd,
- * for the caller to free), makes *w describe it and returns 1. Returns 0,
+ * for the caller to free), makes *w describe it (its row_bytes that of the
+ * layout: a group of 8 rows is 8 * row_bytes bytes) and returns 1. Returns 0,
  * w and *owned untouched, for a matrix that does not qualify (an already
  * prepared one included), and -1, w unchanged, when memory runs out. */
 int vc_matrix_prepare_int8(vc_matrix *w, vc_int8_prepare how, void **owned);

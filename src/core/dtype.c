@@ -320,7 +320,10 @@ void vc_dequantize_row(vc_dtype t, const void *src, float *dst, int64_t n)
     case VC_MLX4_G64:
     case VC_MLX4_G128: dequant_mlx4(src, dst, n, vc_dtype_block_elems(t)); break;
     case VC_Q4_0_X8:
-    case VC_Q8_0_X8:   /* interleaved rows are no rows: only core/int8dot reads them; NaN shows a misuse */
+    case VC_Q8_0_X8:
+    case VC_Q4_K_X8:
+    case VC_Q5_K_X8:
+    case VC_Q6_K_X8:   /* interleaved rows are no rows: only core/int8dot reads them; NaN shows a misuse */
         for (int64_t i = 0; i < n; i++)
             dst[i] = NAN;
         break;
@@ -678,7 +681,10 @@ void vc_quantize_row(vc_dtype t, const float *src, void *dst, int64_t n)
     case VC_MLX4_G64:
     case VC_MLX4_G128: quant_mlx4(src, dst, n, vc_dtype_block_elems(t)); break;
     case VC_Q4_0_X8:
-    case VC_Q8_0_X8: break;   /* made by vc_matrix_prepare_int8 only */
+    case VC_Q8_0_X8:
+    case VC_Q4_K_X8:
+    case VC_Q5_K_X8:
+    case VC_Q6_K_X8: break;   /* made by vc_matrix_prepare_int8 only */
     }
 }
 

@@ -28,8 +28,10 @@ void vc_quantize_act_ref(const float *x, vc_block_q8_act *out, int64_t n)
             amax = a > amax ? a : amax;
         }
         float d = amax / 127.0f, id = d > 0 ? 1.0f / d : 0.0f;
-        int sum = 0;
+        int sum = 0, sum16 = 0;
         for (int j = 0; j < VC_QK8_ACT; j++) {
+            if (j == 16)
+                sum16 = sum;
             /* round to nearest, ties to even, without a libm call: adding
              * 1.5 * 2^23 leaves no fraction bits; exact for |v| < 2^22 */
             float v = x[j] * id;
@@ -40,6 +42,7 @@ void vc_quantize_act_ref(const float *x, vc_block_q8_act *out, int64_t n)
         }
         out[b].d = d;
         out[b].qsum = (int16_t)sum;
+        out[b].qsum16 = (int16_t)sum16;
     }
 }
 
@@ -206,6 +209,104 @@ TARGET_AVX512VNNI static void pair_tile8_q8(const uint8_t *ga, const uint8_t *gb
     pair_tile8(false, ga, gb, x, xs, nb, y, ldy);
 }
 
+/* K-quant x8 (kind 4, 5, 6): kx8_tile's sums on two groups (16 rows) and 8
+ * tokens at a time. The 16 rows' scales (and mins) of a sub-block: their
+ * bytes from the two groups, widened and times the rows' d (dmin). */
+TARGET_AVX512VNNI static inline __m512 join_bytes_ps(const void *a, const void *b, bool is_signed)
+{
+    __m128i v = _mm_unpacklo_epi64(_mm_loadl_epi64((const __m128i *)a), _mm_loadl_epi64((const __m128i *)b));
+    return _mm512_cvtepi32_ps(is_signed ? _mm512_cvtepi8_epi32(v) : _mm512_cvtepu8_epi32(v));
+}
+
+/* The j-th column quad of 16 rows (kx8_quad's bytes for two groups). */
+__attribute__((always_inline)) TARGET_AVX512VNNI static inline __m512i kx8_quad16(int kind, const uint8_t *qa, const uint8_t *qb,
+                                                                                  const uint8_t *ha, const uint8_t *hb, int j)
+{
+    __m512i v = join_groups(qa + 32 * (j / 2), qb + 32 * (j / 2));
+    __m512i u = _mm512_and_si512(j & 1 ? _mm512_srli_epi16(v, 4) : v, _mm512_set1_epi8(0xf));
+    if (kind == 5) {
+        __m512i h = join_groups(ha, hb);
+        h = j <= 4 ? _mm512_slli_epi16(h, 4 - j) : _mm512_srli_epi16(h, j - 4);
+        u = _mm512_ternarylogic_epi32(u, h, _mm512_set1_epi8(0x10), 0xf8);   /* u | (h & 0x10) */
+    } else if (kind == 6) {
+        __m512i h = join_groups(ha + 32 * (j / 4), hb + 32 * (j / 4));
+        int k = j % 4;
+        h = 2 * k <= 4 ? _mm512_slli_epi16(h, 4 - 2 * k) : _mm512_srli_epi16(h, 2 * k - 4);
+        u = _mm512_ternarylogic_epi32(u, h, _mm512_set1_epi8(0x30), 0xf8);
+    }
+    return u;
+}
+
+__attribute__((always_inline)) TARGET_AVX512VNNI static inline void kx8_pair_tile8(int kind, const uint8_t *ga, const uint8_t *gb,
+                                                                                   const vc_block_q8_act *x, int64_t xs,
+                                                                                   int64_t nsb, float *y, int ldy)
+{
+    size_t unit = kind == 4 ? sizeof(vc_block_q4_kx8) : kind == 5 ? sizeof(vc_block_q5_kx8) : sizeof(vc_block_q6_kx8);
+    __m512 acc[8];
+#pragma GCC unroll 8
+    for (int t = 0; t < 8; t++)
+        acc[t] = _mm512_setzero_ps();
+    for (int64_t k = 0; k < nsb; k++, ga += unit, gb += unit) {
+        const vc_block_q4_kx8 *a4 = (const vc_block_q4_kx8 *)ga, *b4 = (const vc_block_q4_kx8 *)gb;
+        const vc_block_q5_kx8 *a5 = (const vc_block_q5_kx8 *)ga, *b5 = (const vc_block_q5_kx8 *)gb;
+        const vc_block_q6_kx8 *a6 = (const vc_block_q6_kx8 *)ga, *b6 = (const vc_block_q6_kx8 *)gb;
+        __m512 d = kind == 6 ? join_scales(a6->d, b6->d) : join_scales(a4->d, b4->d);
+        __m512 dmin = kind == 6 ? d : join_scales(a4->dmin, b4->dmin);
+        for (int s = 0; s < 8; s++) {
+            const uint8_t *qa = kind == 6 ? a6->sub[s].ql : kind == 5 ? a5->sub[s].qs : a4->qs[s];
+            const uint8_t *qb = kind == 6 ? b6->sub[s].ql : kind == 5 ? b5->sub[s].qs : b4->qs[s];
+            const uint8_t *ha = kind == 5 ? a5->sub[s].qh : kind == 6 ? a6->sub[s].qh : NULL;
+            const uint8_t *hb = kind == 5 ? b5->sub[s].qh : kind == 6 ? b6->sub[s].qh : NULL;
+            int64_t b = 8 * k + s;
+            __m512i sum[8];
+#pragma GCC unroll 8
+            for (int t = 0; t < 8; t++)   /* Q6_K: its offset of 32 on the first 16 columns, ahead */
+                sum[t] = kind == 6 ? _mm512_set1_epi32(-32 * x[t * xs + b].qsum16) : _mm512_setzero_si512();
+#pragma GCC unroll 8
+            for (int j = 0; j < 8; j++) {   /* constant j: fixed shifts; Q6_K closes a half after 4 quads */
+                __m512i u = kx8_quad16(kind, qa, qb, ha, hb, j);
+#pragma GCC unroll 8
+                for (int t = 0; t < 8; t++)
+                    sum[t] = _mm512_dpbusd_epi32(sum[t], u, _mm512_set1_epi32(quad_at(x[t * xs + b].qs + 4 * j)));
+                if (kind == 6 && j % 4 == 3) {
+                    int half = j / 4;
+                    __m512 sc = _mm512_mul_ps(d, join_bytes_ps(a6->sc[2 * s + half], b6->sc[2 * s + half], true));
+#pragma GCC unroll 8
+                    for (int t = 0; t < 8; t++) {
+                        const vc_block_q8_act *xb = &x[t * xs + b];
+                        acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum[t]), _mm512_mul_ps(sc, _mm512_set1_ps(xb->d)), acc[t]);
+                        if (!half)   /* the offset on the second 16 */
+                            sum[t] = _mm512_set1_epi32(-32 * (xb->qsum - xb->qsum16));
+                    }
+                } else if (kind != 6 && j == 7) {
+                    __m512 sc = _mm512_mul_ps(d, join_bytes_ps(a4->sc[s], b4->sc[s], false));
+                    __m512 m = _mm512_mul_ps(dmin, join_bytes_ps(a4->m[s], b4->m[s], false));
+#pragma GCC unroll 8
+                    for (int t = 0; t < 8; t++) {
+                        const vc_block_q8_act *xb = &x[t * xs + b];
+                        acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum[t]), _mm512_mul_ps(sc, _mm512_set1_ps(xb->d)), acc[t]);
+                        acc[t] = _mm512_fnmadd_ps(m, _mm512_set1_ps(xb->d * xb->qsum), acc[t]);
+                    }
+                }
+            }
+        }
+    }
+#pragma GCC unroll 8
+    for (int t = 0; t < 8; t++)
+        _mm512_storeu_ps(y + (size_t)t * ldy, acc[t]);
+}
+
+#define KX8_PAIR(kind)                                                                                                \
+    TARGET_AVX512VNNI static void kx8_pair_##kind(const uint8_t *ga, const uint8_t *gb, const vc_block_q8_act *x,      \
+                                                  int64_t xs, int64_t nb, float *y, int ldy)                          \
+    {                                                                                                                 \
+        kx8_pair_tile8(kind, ga, gb, x, xs, nb / 8, y, ldy);                                                          \
+    }
+KX8_PAIR(4)
+KX8_PAIR(5)
+KX8_PAIR(6)
+#undef KX8_PAIR
+
 /* interleaved_avx512vnni, with pairs of groups and 8 tokens at a time where they fit. */
 TARGET_AVX512VNNI static void interleaved_avx512(const vc_matrix *w, int64_t g0, int64_t g1, const vc_block_q8_act *x,
                                                  int n, float *y, int ldy)
@@ -214,11 +315,16 @@ TARGET_AVX512VNNI static void interleaved_avx512(const vc_matrix *w, int64_t g0,
     size_t group_bytes = 8 * w->row_bytes;
     int tiled = n / 8 * 8;
     int64_t g = g0;
+    void (*tile)(const uint8_t *, const uint8_t *, const vc_block_q8_act *, int64_t, int64_t, float *, int) =
+        w->type == VC_Q4_0_X8   ? pair_tile8_q4
+        : w->type == VC_Q8_0_X8 ? pair_tile8_q8
+        : w->type == VC_Q4_K_X8 ? kx8_pair_4
+        : w->type == VC_Q5_K_X8 ? kx8_pair_5
+                                : kx8_pair_6;
     for (; tiled && g + 2 <= g1; g += 2) {
         const uint8_t *ga = (const uint8_t *)w->data + (size_t)g * group_bytes;
         for (int i = 0; i < tiled; i += 8)
-            (w->type == VC_Q4_0_X8 ? pair_tile8_q4 : pair_tile8_q8)(ga, ga + group_bytes, x + (size_t)i * nb, nb, nb,
-                                                                   y + (size_t)i * ldy + (size_t)(g - g0) * 8, ldy);
+            tile(ga, ga + group_bytes, x + (size_t)i * nb, nb, nb, y + (size_t)i * ldy + (size_t)(g - g0) * 8, ldy);
         if (tiled < n)   /* the last tokens of these two groups */
             interleaved_avx512vnni(w, g, g + 2, x + (size_t)tiled * nb, n - tiled,
                                    y + (size_t)tiled * ldy + (size_t)(g - g0) * 8, ldy);
@@ -359,6 +465,12 @@ TARGET_AVX2 static void quantize_act_avx2(const float *x, vc_block_q8_act *out, 
         s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0xb1));
         out[b].d = d;
         out[b].qsum = (int16_t)_mm_cvtsi128_si32(s4);
+        /* q[0], q[1]: the first 16 values */
+        __m256i lo16 = _mm256_add_epi32(q[0], q[1]);
+        __m128i h4 = _mm_add_epi32(_mm256_castsi256_si128(lo16), _mm256_extracti128_si256(lo16, 1));
+        h4 = _mm_add_epi32(h4, _mm_shuffle_epi32(h4, 0x4e));
+        h4 = _mm_add_epi32(h4, _mm_shuffle_epi32(h4, 0xb1));
+        out[b].qsum16 = (int16_t)_mm_cvtsi128_si32(h4);
     }
 }
 #endif
@@ -376,10 +488,68 @@ void vc_quantize_act(const float *x, vc_block_q8_act *out, int64_t n)
 
 /* ---- interleaved groups of 8 rows (the layout in dtype.h) ---- */
 
+bool vc_int8dot_is_interleaved(vc_dtype t)
+{
+    return t == VC_Q4_0_X8 || t == VC_Q8_0_X8 || t == VC_Q4_K_X8 || t == VC_Q5_K_X8 || t == VC_Q6_K_X8;
+}
+
+/* Plain C for the K-quant layouts: each row's 6-bit value q of column c of
+ * sub-block s read back from the interleaved bytes, the integer sum of each
+ * sub-block (of each 16 columns for Q6_K) scaled as the stored rows'
+ * kernels scale it, in double. */
+static int kx8_value(vc_dtype t, const uint8_t *sb, int s, int r, int c)
+{
+    int j = c / 4, i = c % 4;
+    const uint8_t *qs = t == VC_Q6_K_X8   ? ((const vc_block_q6_kx8 *)sb)->sub[s].ql
+                        : t == VC_Q5_K_X8 ? ((const vc_block_q5_kx8 *)sb)->sub[s].qs
+                                          : ((const vc_block_q4_kx8 *)sb)->qs[s];
+    int q = (qs[32 * (j / 2) + 4 * r + i] >> (4 * (j % 2))) & 0xf;
+    if (t == VC_Q5_K_X8)
+        q |= ((((const vc_block_q5_kx8 *)sb)->sub[s].qh[4 * r + i] >> j) & 1) << 4;
+    else if (t == VC_Q6_K_X8)
+        q |= ((((const vc_block_q6_kx8 *)sb)->sub[s].qh[32 * (j / 4) + 4 * r + i] >> (2 * (j % 4))) & 3) << 4;
+    return q;
+}
+
+static void interleaved_k_ref(const vc_matrix *w, int64_t g0, int64_t g1, const vc_block_q8_act *x, int n, float *y,
+                              int ldy)
+{
+    int64_t nb = w->cols / VC_QK8_ACT, nsb = w->cols / VC_QK_K;
+    size_t unit = 8 * w->row_bytes / (size_t)nsb;
+    for (int64_t g = g0; g < g1; g++)
+        for (int i = 0; i < n; i++)
+            for (int r = 0; r < 8; r++) {
+                double sum = 0;
+                for (int64_t k = 0; k < nsb; k++) {
+                    const uint8_t *sb = (const uint8_t *)w->data + (size_t)g * 8 * w->row_bytes + (size_t)k * unit;
+                    const vc_block_q4_kx8 *b4 = (const vc_block_q4_kx8 *)sb;
+                    const vc_block_q6_kx8 *b6 = (const vc_block_q6_kx8 *)sb;
+                    for (int s = 0; s < 8; s++) {
+                        const vc_block_q8_act *a = &x[(size_t)i * nb + 8 * k + s];
+                        long isum[2] = { 0, 0 };
+                        for (int c = 0; c < 32; c++)
+                            isum[c / 16] += (long)(kx8_value(w->type, sb, s, r, c) - (w->type == VC_Q6_K_X8 ? 32 : 0)) * a->qs[c];
+                        if (w->type == VC_Q6_K_X8) {
+                            double d = vc_f16_to_f32(b6->d[r]);
+                            sum += d * b6->sc[2 * s][r] * a->d * (double)isum[0] + d * b6->sc[2 * s + 1][r] * a->d * (double)isum[1];
+                        } else {
+                            double d = vc_f16_to_f32(b4->d[r]), dmin = vc_f16_to_f32(b4->dmin[r]);
+                            sum += d * b4->sc[s][r] * a->d * (double)(isum[0] + isum[1]) - dmin * b4->m[s][r] * a->d * a->qsum;
+                        }
+                    }
+                }
+                y[(size_t)i * ldy + (size_t)(g - g0) * 8 + r] = (float)sum;
+            }
+}
+
 /* Plain C: undoes the interleaving weight by weight. */
 static void interleaved_ref(const vc_matrix *w, int64_t g0, int64_t g1, const vc_block_q8_act *x, int n, float *y,
                             int ldy)
 {
+    if (w->type != VC_Q4_0_X8 && w->type != VC_Q8_0_X8) {
+        interleaved_k_ref(w, g0, g1, x, n, y, ldy);
+        return;
+    }
     int64_t nb = w->cols / VC_QK8_ACT;
     bool q4 = w->type == VC_Q4_0_X8;
     size_t block_bytes = q4 ? sizeof(vc_block_q4_0x8) : sizeof(vc_block_q8_0x8);

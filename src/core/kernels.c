@@ -107,16 +107,19 @@ typedef struct {
     int n;
 } matmul_job;
 
-static bool interleaved(vc_dtype t) { return t == VC_Q4_0_X8 || t == VC_Q8_0_X8; }
+static bool interleaved(vc_dtype t) { return vc_int8dot_is_interleaved(t); }
 
 /* What vc_parallel_for shares out: rows, or groups of 8 for interleaved matrices. */
 static int64_t work_units(const vc_matrix *w) { return interleaved(w->type) ? w->rows / 8 : w->rows; }
 
-/* Most tokens for which K-quant rows (no interleaved layout yet) take the
- * integer row kernels; past it the float GEMM, which expands a block of
- * rows once for all the tokens, was faster (3072 x 8192 Q4_K/Q6_K, 1
- * thread, loaded machine: about 2x slower at 256 tokens, mixed at 64,
- * faster at 16). */
+/* Most tokens for which stored K-quant rows take the integer row kernels;
+ * past it the float GEMM, which expands a block of rows once for all the
+ * tokens, was faster (3072 x 8192 Q4_K/Q6_K, 1 thread, loaded machine:
+ * about 2x slower at 256 tokens, mixed at 64, faster at 16). Prepared
+ * K-quant matrices (Q4_K_X8 ...: the loaders' whenever rows come in groups
+ * of 8) take the interleaved integer tiles for any count; this is for the
+ * others (an output head of a vocabulary not a multiple of 8, a matrix left
+ * as stored when memory ran out). */
 #define KQUANT_INT8_MAX_TOKENS 32
 
 /* Whether a stored (not interleaved) matrix takes integer dots row by row

@@ -79,12 +79,115 @@ static void interleave_block(const vc_matrix *w, int64_t g, int64_t b, uint8_t *
     }
 }
 
-/* A Q4_0 or Q8_0 matrix of whole groups interleaved into a new buffer
- * (*owned), *w describing it; 0, or -1 (no memory; *w unchanged). */
+/* ---- K-quants: their 6-bit values (0..15, 0..31, 0..63) and scales ---- */
+
+/* Sub-block s's 6-bit scale and min of a Q4_K / Q5_K block (as dtype.c reads them). */
+static void k4_scale_min(const uint8_t q[12], int s, uint8_t *sc, uint8_t *m)
+{
+    if (s < 4) {
+        *sc = q[s] & 63;
+        *m = q[s + 4] & 63;
+    } else {
+        *sc = (uint8_t)((q[s + 4] & 0xf) | ((q[s - 4] >> 6) << 4));
+        *m = (uint8_t)((q[s + 4] >> 4) | ((q[s] >> 6) << 4));
+    }
+}
+
+/* The 256 values of a stored super-block, unsigned (w = d sc q - dmin m, or
+ * d sc (q - 32) for Q6_K), in column order. */
+static void kquant_values(vc_dtype t, const uint8_t *blk, uint8_t q[VC_QK_K])
+{
+    if (t == VC_Q6_K) {
+        const vc_block_q6_k *b = (const vc_block_q6_k *)blk;
+        for (int h = 0; h < 2; h++)   /* dtype.c's q1..q4 of half h */
+            for (int l = 0; l < 32; l++) {
+                const uint8_t *ql = b->ql + 64 * h, hb = b->qh[32 * h + l];
+                uint8_t *o = q + 128 * h + l;
+                o[0] = (uint8_t)((ql[l] & 0xf) | (hb & 3) << 4);
+                o[32] = (uint8_t)((ql[l + 32] & 0xf) | ((hb >> 2) & 3) << 4);
+                o[64] = (uint8_t)((ql[l] >> 4) | ((hb >> 4) & 3) << 4);
+                o[96] = (uint8_t)((ql[l + 32] >> 4) | ((hb >> 6) & 3) << 4);
+            }
+        return;
+    }
+    /* Q4_K / Q5_K: sub-block 2j in the low nibbles of qs[32j..], 2j+1 in the high ones */
+    const uint8_t *qs = t == VC_Q4_K ? ((const vc_block_q4_k *)blk)->qs : ((const vc_block_q5_k *)blk)->qs;
+    for (int j = 0; j < 4; j++)
+        for (int l = 0; l < 32; l++) {
+            q[64 * j + l] = qs[32 * j + l] & 0xf;
+            q[64 * j + 32 + l] = qs[32 * j + l] >> 4;
+        }
+    if (t == VC_Q5_K) {
+        const uint8_t *qh = ((const vc_block_q5_k *)blk)->qh;
+        for (int s = 0; s < 8; s++)
+            for (int l = 0; l < 32; l++)
+                q[32 * s + l] |= (uint8_t)(((qh[l] >> s) & 1) << 4);
+    }
+}
+
+/* Super-block k of the 8 rows of group g into the K-quant x8 layout (dtype.h). */
+static void interleave_kquant(const vc_matrix *w, int64_t g, int64_t k, uint8_t *dst)
+{
+    const uint8_t *rows = (const uint8_t *)w->data + (size_t)g * 8 * w->row_bytes;
+    size_t bb = vc_dtype_block_bytes(w->type);
+    bool q5 = w->type == VC_Q5_K, q6 = w->type == VC_Q6_K;
+    vc_block_q4_kx8 *o4 = (vc_block_q4_kx8 *)dst;   /* Q5_K_X8 has Q4_K_X8's header */
+    vc_block_q5_kx8 *o5 = (vc_block_q5_kx8 *)dst;
+    vc_block_q6_kx8 *o6 = (vc_block_q6_kx8 *)dst;
+    for (int r = 0; r < 8; r++) {
+        const uint8_t *blk = rows + (size_t)r * w->row_bytes + (size_t)k * bb;
+        if (q6) {
+            const vc_block_q6_k *b = (const vc_block_q6_k *)blk;
+            o6->d[r] = b->d;
+            for (int h = 0; h < 16; h++)
+                o6->sc[h][r] = b->scales[h];
+        } else {
+            const vc_block_q4_k *b = (const vc_block_q4_k *)blk;   /* Q5_K: the same d, dmin, scales */
+            o4->d[r] = b->d;
+            o4->dmin[r] = b->dmin;
+            for (int s = 0; s < 8; s++)
+                k4_scale_min(b->scales, s, &o4->sc[s][r], &o4->m[s][r]);
+        }
+        uint8_t q[VC_QK_K];
+        kquant_values(w->type, blk, q);
+        for (int s = 0; s < 8; s++) {
+            const uint8_t *v = q + 32 * s;   /* column c = 4j + i of the sub-block */
+            uint8_t *nib = q6 ? o6->sub[s].ql : q5 ? o5->sub[s].qs : o4->qs[s];
+            for (int p = 0; p < 4; p++)   /* quads 2p (low nibbles) and 2p+1 (high) */
+                for (int i = 0; i < 4; i++)
+                    nib[32 * p + 4 * r + i] = (uint8_t)((v[8 * p + i] & 0xf) | (v[8 * p + 4 + i] & 0xf) << 4);
+            for (int i = 0; q5 && i < 4; i++) {
+                unsigned bits = 0;
+                for (int j = 0; j < 8; j++)
+                    bits |= (unsigned)((v[4 * j + i] >> 4) & 1) << j;
+                o5->sub[s].qh[4 * r + i] = (uint8_t)bits;
+            }
+            for (int h = 0; q6 && h < 2; h++)
+                for (int i = 0; i < 4; i++) {
+                    unsigned bits = 0;
+                    for (int j = 0; j < 4; j++)
+                        bits |= (unsigned)((v[4 * (4 * h + j) + i] >> 4) & 3) << (2 * j);
+                    o6->sub[s].qh[32 * h + 4 * r + i] = (uint8_t)bits;
+                }
+        }
+    }
+}
+
+static bool is_kquant(vc_dtype t) { return t == VC_Q4_K || t == VC_Q5_K || t == VC_Q6_K; }
+
+/* A Q4_0, Q8_0 or K-quant matrix of whole groups interleaved into a new
+ * buffer (*owned), *w describing it; 0, or -1 (no memory; *w unchanged). */
 static int interleave(vc_matrix *w, void **owned)
 {
-    size_t bytes;
-    if (!vc_mul_size((size_t)w->rows, w->row_bytes, &bytes))
+    bool kq = is_kquant(w->type);
+    size_t unit = w->type == VC_Q4_0   ? sizeof(vc_block_q4_0x8)
+                  : w->type == VC_Q8_0 ? sizeof(vc_block_q8_0x8)
+                  : w->type == VC_Q4_K ? sizeof(vc_block_q4_kx8)
+                  : w->type == VC_Q5_K ? sizeof(vc_block_q5_kx8)
+                                       : sizeof(vc_block_q6_kx8);
+    int64_t nb = w->cols / (kq ? VC_QK_K : VC_QK8_0);
+    size_t row_bytes = unit / 8 * (size_t)nb, bytes;
+    if (!vc_mul_size((size_t)w->rows, row_bytes, &bytes))
         return -1;
     uint8_t *out = vc_malloc(bytes);
     if (!out)
@@ -96,13 +199,20 @@ static int interleave(vc_matrix *w, void **owned)
     if (last > first)
         madvise((void *)first, last - first, MADV_POPULATE_WRITE);
 #endif
-    int64_t nb = w->cols / VC_QK8_0;
-    bool q4 = w->type == VC_Q4_0;
-    size_t block_bytes = q4 ? sizeof(vc_block_q4_0x8) : sizeof(vc_block_q8_0x8);
     for (int64_t g = 0; g < w->rows / 8; g++)
-        for (int64_t b = 0; b < nb; b++)
-            interleave_block(w, g, b, out + (size_t)g * 8 * w->row_bytes + (size_t)b * block_bytes);
-    w->type = q4 ? VC_Q4_0_X8 : VC_Q8_0_X8;
+        for (int64_t b = 0; b < nb; b++) {
+            uint8_t *dst = out + (size_t)g * 8 * row_bytes + (size_t)b * unit;
+            if (kq)
+                interleave_kquant(w, g, b, dst);
+            else
+                interleave_block(w, g, b, dst);
+        }
+    w->type = w->type == VC_Q4_0   ? VC_Q4_0_X8
+              : w->type == VC_Q8_0 ? VC_Q8_0_X8
+              : w->type == VC_Q4_K ? VC_Q4_K_X8
+              : w->type == VC_Q5_K ? VC_Q5_K_X8
+                                   : VC_Q6_K_X8;
+    w->row_bytes = row_bytes;
     w->data = out;
     *owned = out;
     return 0;
@@ -112,7 +222,7 @@ int vc_matrix_prepare_int8(vc_matrix *w, vc_int8_prepare how, void **owned)
 {
     if (!whole_groups(w))
         return 0;
-    if (w->type == VC_Q4_0 || w->type == VC_Q8_0)
+    if (w->type == VC_Q4_0 || w->type == VC_Q8_0 || (is_kquant(w->type) && w->cols % VC_QK_K == 0))
         return interleave(w, owned) == 0 ? 1 : -1;
     /* every stored type; not an interleaved one */
     if (how == VC_INT8_AS_STORED || !vc_dtype_valid((uint32_t)w->type))
