@@ -1,6 +1,9 @@
 /* harness.c - see harness.h */
 #include "harness.h"
 
+#include "core/common.h"
+
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -38,4 +41,18 @@ float *blob_floats(const unsigned char *blob, size_t blob_len, json_t *loc, size
     if (out)
         memcpy(out, blob + off, len);
     return out;
+}
+
+int copy_file(const char *from, const char *to)
+{
+    size_t len;
+    char *data = vc_read_file(from, &len);
+    if (!data)
+        return -1;
+    FILE *f = fopen(to, "wb");
+    int rc = f && fwrite(data, 1, len, f) == len ? 0 : -1;
+    if (f && fclose(f) != 0)
+        rc = -1;
+    free(data);
+    return rc;
 }

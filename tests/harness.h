@@ -30,6 +30,9 @@ int32_t *json_ids(json_t *arr, size_t *n);
  * malloc'd copy (the offset need not be aligned); NULL when the length is not
  * n floats, the range leaves the blob, or memory runs out. */
 float *blob_floats(const unsigned char *blob, size_t blob_len, json_t *loc, size_t n);
+/* Copies the file `from` to `to` (created or truncated): 0, or -1 when
+ * either cannot be read or written whole. */
+int copy_file(const char *from, const char *to);
 /* Prints the summary line and returns the exit status. */
 int harness_finish(const char *name);
 

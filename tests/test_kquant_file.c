@@ -132,20 +132,6 @@ static int write_safetensors(const char *path)
     return rc;
 }
 
-static int copy_file(const char *from, const char *to)
-{
-    size_t len;
-    char *data = vc_read_file(from, &len);
-    if (!data)
-        return -1;
-    FILE *f = fopen(to, "wb");
-    int rc = f && fwrite(data, 1, len, f) == len ? 0 : -1;
-    if (f && fclose(f) != 0)
-        rc = -1;
-    free(data);
-    return rc;
-}
-
 static int make_model(const char *dir)
 {
     char path[600], from[600];

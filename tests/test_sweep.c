@@ -79,20 +79,6 @@ static int make_image(int w, int h, uint64_t seed, vc_image *img)
 
 /* ---- rebuilding a case's directory ---- */
 
-static int copy_file(const char *from, const char *to)
-{
-    size_t len;
-    char *data = vc_read_file(from, &len);
-    if (!data)
-        return -1;
-    FILE *f = fopen(to, "wb");
-    int rc = f && fwrite(data, 1, len, f) == len ? 0 : -1;
-    if (f && fclose(f) != 0)
-        rc = -1;
-    free(data);
-    return rc;
-}
-
 /* model.safetensors with every tensor of the case's list, float32. */
 static int write_weights(const char *path, json_t *tensors)
 {
