@@ -55,8 +55,11 @@ gguf_of() {   # the GGUF file of a TYPE, written once
     [ -f "$f" ] || "$V" convert --model "$OUT/bench-model" --out "$f" --type "${1%+*}" >/dev/null
     echo "$f"
 }
+# The mmproj file convert wrote beside a type's GGUF, named for vlmchat (several
+# types in one folder would leave its pairing ambiguous); nothing for text-only models.
+mm_of() { local f="$OUT/mmproj-$NAME-${1%+*}.gguf"; [ ! -f "$f" ] || echo "--mmproj $f"; }
 prompt_tokens() {
-    "$V" -m "$1" --threads "$THREADS" --raw -p "$2" -n 1 --temp 0 --json |
+    "$V" -m "$1" $(mm_of "${TYPES%% *}") --threads "$THREADS" --raw -p "$2" -n 1 --temp 0 --json |
         python3 -c "import json,sys; print(json.load(sys.stdin)['prompt_tokens'])"
 }
 # A prompt of exactly PP tokens in vlmchat: words scaled to fewer than PP
@@ -89,7 +92,7 @@ if [ "${IMAGE:-1}" != 0 ]; then
         q=${t%+*} flag=$(flag_of "$t") file=$(gguf_of "$t")
         enc=() ref=()
         for _ in $(seq "$RUNS"); do
-            enc+=("$("$V" -m "$file" $flag --threads "$THREADS" -i "$CACHE/image.png" -p hi -n 1 --temp 0 -v 2>&1 \
+            enc+=("$("$V" -m "$file" $(mm_of "$t") $flag --threads "$THREADS" -i "$CACHE/image.png" -p hi -n 1 --temp 0 -v 2>&1 \
                     >/dev/null | sed -n 's/.*image tokens in \([0-9.]*\) ms.*/\1/p')")
             ref+=("$("$BIN/llama-mtmd-cli" -m "$file" --mmproj "$OUT/mmproj-$NAME-$q.gguf" --image "$CACHE/image.png" \
                     -p hi -n 1 -t "$THREADS" --temp 0 2>&1 |
@@ -107,11 +110,11 @@ for t in $TYPES; do
     q=${t%+*} flag=$(flag_of "$t") file=$(gguf_of "$t")
     pp=() tg=() rss=()
     for _ in $(seq "$RUNS"); do
-        pp+=("$("$V" -m "$file" $flag --threads "$THREADS" --raw -p "$LONG" -n 1 --temp 0 --json |
+        pp+=("$("$V" -m "$file" $(mm_of "$t") $flag --threads "$THREADS" --raw -p "$LONG" -n 1 --temp 0 --json |
                 python3 -c "import json,sys; print(json.load(sys.stdin)['timings']['prefill_tok_s'])")")
-        tg+=("$("$V" -m "$file" $flag --threads "$THREADS" --raw -p "$SHORT" -n "$TG" --ignore-eos --temp 0 --json |
+        tg+=("$("$V" -m "$file" $(mm_of "$t") $flag --threads "$THREADS" --raw -p "$SHORT" -n "$TG" --ignore-eos --temp 0 --json |
                 python3 -c "import json,sys; print(json.load(sys.stdin)['timings']['decode_tok_s'])")")
-        rss+=("$(rss_kib "$V" -m "$file" $flag --threads "$THREADS" --ctx 512 --raw -p "$LONG" -n "$TG" --ignore-eos --temp 0)")
+        rss+=("$(rss_kib "$V" -m "$file" $(mm_of "$t") $flag --threads "$THREADS" --ctx 512 --raw -p "$LONG" -n "$TG" --ignore-eos --temp 0)")
     done
     printf '%-12s %-9s %10.1f %10.1f %9.1f MiB\n' "$t" vlmchat "$(median "${pp[@]}")" "$(median "${tg[@]}")" \
         "$(python3 -c "print($(median "${rss[@]}") / 1024)")"
