@@ -56,3 +56,22 @@ int copy_file(const char *from, const char *to)
     free(data);
     return rc;
 }
+
+FILE *safetensors_begin(const char *path, json_t *header)
+{
+    char *h = json_dumps(header, JSON_COMPACT);
+    json_decref(header);
+    FILE *f = h ? fopen(path, "wb") : NULL;
+    if (!f) {
+        free(h);
+        return NULL;
+    }
+    uint64_t len = strlen(h), hl = (len + 7) / 8 * 8;
+    bool ok = fwrite(&hl, 8, 1, f) == 1 && fwrite(h, 1, len, f) == len && fwrite("        ", 1, hl - len, f) == hl - len;
+    free(h);
+    if (!ok) {
+        fclose(f);
+        return NULL;
+    }
+    return f;
+}

@@ -30,6 +30,11 @@ int32_t *json_ids(json_t *arr, size_t *n);
  * malloc'd copy (the offset need not be aligned); NULL when the length is not
  * n floats, the range leaves the blob, or memory runs out. */
 float *blob_floats(const unsigned char *blob, size_t blob_len, json_t *loc, size_t n);
+/* Opens `path` for writing and writes a safetensors header: header's JSON
+ * (compact; header is released), padded with spaces to 8 bytes as the
+ * safetensors library writes it, after its little-endian length. Returns the
+ * file positioned at the tensor data, or NULL (nothing left open). */
+FILE *safetensors_begin(const char *path, json_t *header);
 /* Copies the file `from` to `to` (created or truncated): 0, or -1 when
  * either cannot be read or written whole. */
 int copy_file(const char *from, const char *to);

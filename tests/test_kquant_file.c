@@ -107,17 +107,10 @@ static int write_safetensors(const char *path)
                                                          (json_int_t)(total + 4 * elems)));
         total += 4 * elems;
     }
-    char *h = json_dumps(header, JSON_COMPACT);
-    json_decref(header);
-    FILE *f = h ? fopen(path, "wb") : NULL;
-    if (!f) {
-        free(h);
+    FILE *f = safetensors_begin(path, header);
+    if (!f)
         return -1;
-    }
-    uint64_t len = strlen(h), hl = (len + 7) / 8 * 8;
-    int rc = fwrite(&hl, 8, 1, f) == 1 && fwrite(h, 1, len, f) == len && fwrite("        ", 1, hl - len, f) == hl - len
-                 ? 0 : -1;
-    free(h);
+    int rc = 0;
     uint64_t seed = 20;
     for (int i = 0; rc == 0 && i < n; i++) {
         size_t elems = (size_t)s[i].rows * (size_t)(s[i].cols ? s[i].cols : 1);

@@ -95,18 +95,10 @@ static int write_weights(const char *path, json_t *tensors)
         total += 4 * n;
     }
     json_object_set_new(header, "__metadata__", json_pack("{s:s}", "format", "pt"));
-    char *h = json_dumps(header, JSON_COMPACT);
-    json_decref(header);
-    FILE *f = h ? fopen(path, "wb") : NULL;
-    if (!f) {
-        free(h);
+    FILE *f = safetensors_begin(path, header);
+    if (!f)
         return -1;
-    }
-    /* the header padded with spaces to 8 bytes, as the safetensors library writes it */
-    uint64_t len = strlen(h), hl = (len + 7) / 8 * 8;
-    int rc = fwrite(&hl, 8, 1, f) == 1 && fwrite(h, 1, len, f) == len && fwrite("        ", 1, hl - len, f) == hl - len
-                 ? 0 : -1;
-    free(h);
+    int rc = 0;
     json_array_foreach(tensors, i, t) {
         json_t *shape = json_array_get(t, 1), *d;
         size_t n = 1, k;
