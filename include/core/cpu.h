@@ -20,10 +20,12 @@ typedef enum {
     VC_ISA_AVX2,           /* "avx2": AVX2 with FMA and F16C, YMM state saved by the OS */
     VC_ISA_AVX_VNNI,       /* "avx-vnni": dpbusd on 256-bit vectors without AVX-512 */
     VC_ISA_AVX512,         /* "avx512": AVX-512 F, BW, DQ and VL, opmask and ZMM state saved */
-    VC_ISA_AVX512_VNNI     /* "avx512-vnni": AVX-512 VNNI */
+    VC_ISA_AVX512_VNNI,    /* "avx512-vnni": AVX-512 VNNI */
+    VC_ISA_AMX             /* "amx": AMX-TILE and AMX-INT8 on top of AVX-512 VNNI, tile data
+                            * state granted to the process by the OS (Linux: arch_prctl) */
 } vc_isa;
 
-#define VC_ISA_COUNT (VC_ISA_AVX512_VNNI + 1)
+#define VC_ISA_COUNT (VC_ISA_AMX + 1)
 
 /* The level in effect: the highest level the CPU has that is at most the
  * cap. (A CPU may have a level without the ones before it, e.g. AVX-512

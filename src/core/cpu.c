@@ -8,6 +8,10 @@
 
 #if defined(__x86_64__)
 #include <cpuid.h>
+#ifdef __linux__
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
 
 static unsigned xcr0(void)
 {
@@ -16,10 +20,24 @@ static unsigned xcr0(void)
     return lo;
 }
 
+/* Asks the OS for the AMX tile data state (ARCH_REQ_XCOMP_PERM for
+ * XFEATURE_XTILEDATA, 18); true when granted. */
+static bool amx_permitted(void)
+{
+#if defined(__linux__) && defined(SYS_arch_prctl)
+    return syscall(SYS_arch_prctl, 0x1023, 18) == 0;
+#else
+    return false;
+#endif
+}
+
 /* Bit (1 << level) for each level the CPU has. Leaf 1 ECX: FMA bit 12,
  * OSXSAVE 27, AVX 28, F16C 29. Leaf 7.0 EBX: AVX2 bit 5, AVX-512 F 16, DQ
  * 17, BW 30, VL 31; ECX: AVX-512 VNNI bit 11. Leaf 7.1 EAX: AVX-VNNI bit 4.
- * XCR0: XMM and YMM bits 1-2, opmask and ZMM 5-7. */
+ * XCR0: XMM and YMM bits 1-2, opmask and ZMM 5-7. AMX: leaf 7.0 EDX bits 24
+ * (AMX-TILE) and 25 (AMX-INT8), XCR0 bits 17-18 (tile configuration and
+ * data); Linux also wants the process to ask for the tile data state (8 KiB
+ * more per thread to save) before any thread touches a tile. */
 static unsigned detect(void)
 {
     unsigned a, b, c, d, found = 1u << VC_ISA_GENERIC;
@@ -35,6 +53,10 @@ static unsigned detect(void)
         if (c & (1u << 11))
             found |= 1u << VC_ISA_AVX512_VNNI;
     }
+    unsigned want_amx = 1u << 24 | 1u << 25;
+    if ((found & (1u << VC_ISA_AVX512_VNNI)) && (d & want_amx) == want_amx && (xcr0() & 0x60000) == 0x60000 &&
+        amx_permitted())
+        found |= 1u << VC_ISA_AMX;
     if (__get_cpuid_count(7, 1, &a, &b, &c, &d) && (a & (1u << 4)))
         found |= 1u << VC_ISA_AVX_VNNI;
     return found;
@@ -43,7 +65,7 @@ static unsigned detect(void)
 static unsigned detect(void) { return 1u << VC_ISA_GENERIC; }
 #endif
 
-static const char *const names[VC_ISA_COUNT] = { "generic", "avx2", "avx-vnni", "avx512", "avx512-vnni" };
+static const char *const names[VC_ISA_COUNT] = { "generic", "avx2", "avx-vnni", "avx512", "avx512-vnni", "amx" };
 
 /* Decided at the first call; racing first calls store the same values. */
 static int features = -1;   /* detect()'s bits */
@@ -66,7 +88,7 @@ static vc_isa env_cap(void)
     for (int l = 0; s && l < VC_ISA_COUNT; l++)
         if (strcmp(s, names[l]) == 0)
             return (vc_isa)l;
-    return VC_ISA_AVX512_VNNI;
+    return VC_ISA_AMX;
 }
 
 static void decide(void)
@@ -99,7 +121,7 @@ int vc_isa_parse(const char *name, vc_isa *out)
             *out = (vc_isa)l;
             return 0;
         }
-    return vc_fail("unknown instruction set '%s' (generic, avx2, avx-vnni, avx512 or avx512-vnni)",
+    return vc_fail("unknown instruction set '%s' (generic, avx2, avx-vnni, avx512, avx512-vnni or amx)",
                    name ? name : "(none)");
 }
 
@@ -107,6 +129,6 @@ vc_isa vc_isa_set(vc_isa cap)
 {
     decide();
     if (cap != VC_ISA_DEFAULT)
-        level = highest(cap < VC_ISA_GENERIC ? VC_ISA_GENERIC : cap >= VC_ISA_COUNT ? VC_ISA_AVX512_VNNI : cap);
+        level = highest(cap < VC_ISA_GENERIC ? VC_ISA_GENERIC : cap >= VC_ISA_COUNT ? VC_ISA_AMX : cap);
     return (vc_isa)level;
 }

@@ -81,11 +81,12 @@ float vc_dot_row_act_ref(vc_dtype t, const void *row, const vc_block_q8_act *x, 
 /* ---- x86 kernels ---- */
 
 #ifdef VC_HAVE_X86
-#include "simd_x86.h"
+#include "int8dot_amx.h"
+#include "int8dot_x8.h"
 
 #define TARGET_AVX2 VC_TARGET_AVX2
 #define TARGET_AVXVNNI __attribute__((target("avx2,fma,f16c,avxvnni")))
-#define TARGET_AVX512VNNI __attribute__((target("avx2,fma,f16c,avx512f,avx512vl,avx512bw,avx512vnni")))
+#define TARGET_AVX512VNNI VC_TARGET_AVX512VNNI
 
 /* Q4_K's eight 6-bit scales and mins from their 12 bytes (as dtype.c reads them). */
 static inline void q4k_unpack_scales(const uint8_t *q, uint8_t sc[8], uint8_t m[8])
@@ -142,17 +143,6 @@ TARGET_AVX512VNNI static inline __m256i mulacc_avx512vnni(__m256i acc, __m256i u
  * sum(x) comes off each block once, so the broadcast activations need no
  * work per token (the 256-bit Q8_0 kernels move the weights' signs onto x
  * instead: AVX2's maddubs would saturate on 255 * 127 pairs). */
-TARGET_AVX512VNNI static inline __m512i join_groups(const uint8_t *a, const uint8_t *b)
-{
-    return _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)a)),
-                              _mm256_loadu_si256((const __m256i *)b), 1);
-}
-
-TARGET_AVX512VNNI static inline __m512 join_scales(const uint16_t *a, const uint16_t *b)
-{
-    return _mm512_cvtph_ps(_mm256_set_m128i(_mm_loadu_si128((const __m128i *)b), _mm_loadu_si128((const __m128i *)a)));
-}
-
 /* x[t * xs + b] is token t's block b. Inlined once per weight type, so
  * that the loop over a block's column quads unrolls without branches. */
 __attribute__((always_inline)) TARGET_AVX512VNNI static inline void pair_tile8(bool q4, const uint8_t *ga, const uint8_t *gb, const vc_block_q8_act *x,
@@ -174,17 +164,17 @@ __attribute__((always_inline)) TARGET_AVX512VNNI static inline void pair_tile8(b
         for (int j = 0; j < 8; j++) {   /* quads of columns 4j .. 4j+3 */
             __m512i u;
             if (q4) {
-                __m512i v = join_groups(ga + 16 + 32 * (j / 2), gb + 16 + 32 * (j / 2));
+                __m512i v = vc_x8_join_groups(ga + 16 + 32 * (j / 2), gb + 16 + 32 * (j / 2));
                 u = _mm512_and_si512(j & 1 ? _mm512_srli_epi16(v, 4) : v, low);
             } else {
-                u = _mm512_xor_si512(join_groups(ga + 16 + 32 * j, gb + 16 + 32 * j), flip);
+                u = _mm512_xor_si512(vc_x8_join_groups(ga + 16 + 32 * j, gb + 16 + 32 * j), flip);
             }
             int at = q4 ? 8 * (j / 2) + 4 * (j & 1) : 4 * j;
 #pragma GCC unroll 8
             for (int t = 0; t < 8; t++)
                 s[t] = _mm512_dpbusd_epi32(s[t], u, _mm512_set1_epi32(quad_at(x[t * xs + b].qs + at)));
         }
-        __m512 d = join_scales((const uint16_t *)ga, (const uint16_t *)gb);
+        __m512 d = vc_x8_join_scales((const uint16_t *)ga, (const uint16_t *)gb);
 #pragma GCC unroll 8
         for (int t = 0; t < 8; t++) {
             const vc_block_q8_act *xt = &x[t * xs + b];
@@ -210,33 +200,7 @@ TARGET_AVX512VNNI static void pair_tile8_q8(const uint8_t *ga, const uint8_t *gb
 }
 
 /* K-quant x8 (kind 4, 5, 6): kx8_tile's sums on two groups (16 rows) and 8
- * tokens at a time. The 16 rows' scales (and mins) of a sub-block: their
- * bytes from the two groups, widened and times the rows' d (dmin). */
-TARGET_AVX512VNNI static inline __m512 join_bytes_ps(const void *a, const void *b, bool is_signed)
-{
-    __m128i v = _mm_unpacklo_epi64(_mm_loadl_epi64((const __m128i *)a), _mm_loadl_epi64((const __m128i *)b));
-    return _mm512_cvtepi32_ps(is_signed ? _mm512_cvtepi8_epi32(v) : _mm512_cvtepu8_epi32(v));
-}
-
-/* The j-th column quad of 16 rows (kx8_quad's bytes for two groups). */
-__attribute__((always_inline)) TARGET_AVX512VNNI static inline __m512i kx8_quad16(int kind, const uint8_t *qa, const uint8_t *qb,
-                                                                                  const uint8_t *ha, const uint8_t *hb, int j)
-{
-    __m512i v = join_groups(qa + 32 * (j / 2), qb + 32 * (j / 2));
-    __m512i u = _mm512_and_si512(j & 1 ? _mm512_srli_epi16(v, 4) : v, _mm512_set1_epi8(0xf));
-    if (kind == 5) {
-        __m512i h = join_groups(ha, hb);
-        h = j <= 4 ? _mm512_slli_epi16(h, 4 - j) : _mm512_srli_epi16(h, j - 4);
-        u = _mm512_ternarylogic_epi32(u, h, _mm512_set1_epi8(0x10), 0xf8);   /* u | (h & 0x10) */
-    } else if (kind == 6) {
-        __m512i h = join_groups(ha + 32 * (j / 4), hb + 32 * (j / 4));
-        int k = j % 4;
-        h = 2 * k <= 4 ? _mm512_slli_epi16(h, 4 - 2 * k) : _mm512_srli_epi16(h, 2 * k - 4);
-        u = _mm512_ternarylogic_epi32(u, h, _mm512_set1_epi8(0x30), 0xf8);
-    }
-    return u;
-}
-
+ * tokens at a time. */
 __attribute__((always_inline)) TARGET_AVX512VNNI static inline void kx8_pair_tile8(int kind, const uint8_t *ga, const uint8_t *gb,
                                                                                    const vc_block_q8_act *x, int64_t xs,
                                                                                    int64_t nsb, float *y, int ldy)
@@ -250,8 +214,8 @@ __attribute__((always_inline)) TARGET_AVX512VNNI static inline void kx8_pair_til
         const vc_block_q4_kx8 *a4 = (const vc_block_q4_kx8 *)ga, *b4 = (const vc_block_q4_kx8 *)gb;
         const vc_block_q5_kx8 *a5 = (const vc_block_q5_kx8 *)ga, *b5 = (const vc_block_q5_kx8 *)gb;
         const vc_block_q6_kx8 *a6 = (const vc_block_q6_kx8 *)ga, *b6 = (const vc_block_q6_kx8 *)gb;
-        __m512 d = kind == 6 ? join_scales(a6->d, b6->d) : join_scales(a4->d, b4->d);
-        __m512 dmin = kind == 6 ? d : join_scales(a4->dmin, b4->dmin);
+        __m512 d = kind == 6 ? vc_x8_join_scales(a6->d, b6->d) : vc_x8_join_scales(a4->d, b4->d);
+        __m512 dmin = kind == 6 ? d : vc_x8_join_scales(a4->dmin, b4->dmin);
         for (int s = 0; s < 8; s++) {
             const uint8_t *qa = kind == 6 ? a6->sub[s].ql : kind == 5 ? a5->sub[s].qs : a4->qs[s];
             const uint8_t *qb = kind == 6 ? b6->sub[s].ql : kind == 5 ? b5->sub[s].qs : b4->qs[s];
@@ -264,13 +228,13 @@ __attribute__((always_inline)) TARGET_AVX512VNNI static inline void kx8_pair_til
                 sum[t] = kind == 6 ? _mm512_set1_epi32(-32 * x[t * xs + b].qsum16) : _mm512_setzero_si512();
 #pragma GCC unroll 8
             for (int j = 0; j < 8; j++) {   /* constant j: fixed shifts; Q6_K closes a half after 4 quads */
-                __m512i u = kx8_quad16(kind, qa, qb, ha, hb, j);
+                __m512i u = vc_x8_kquad16(kind, qa, qb, ha, hb, j);
 #pragma GCC unroll 8
                 for (int t = 0; t < 8; t++)
                     sum[t] = _mm512_dpbusd_epi32(sum[t], u, _mm512_set1_epi32(quad_at(x[t * xs + b].qs + 4 * j)));
                 if (kind == 6 && j % 4 == 3) {
                     int half = j / 4;
-                    __m512 sc = _mm512_mul_ps(d, join_bytes_ps(a6->sc[2 * s + half], b6->sc[2 * s + half], true));
+                    __m512 sc = _mm512_mul_ps(d, vc_x8_join_bytes_ps(a6->sc[2 * s + half], b6->sc[2 * s + half], true));
 #pragma GCC unroll 8
                     for (int t = 0; t < 8; t++) {
                         const vc_block_q8_act *xb = &x[t * xs + b];
@@ -279,8 +243,8 @@ __attribute__((always_inline)) TARGET_AVX512VNNI static inline void kx8_pair_til
                             sum[t] = _mm512_set1_epi32(-32 * (xb->qsum - xb->qsum16));
                     }
                 } else if (kind != 6 && j == 7) {
-                    __m512 sc = _mm512_mul_ps(d, join_bytes_ps(a4->sc[s], b4->sc[s], false));
-                    __m512 m = _mm512_mul_ps(dmin, join_bytes_ps(a4->m[s], b4->m[s], false));
+                    __m512 sc = _mm512_mul_ps(d, vc_x8_join_bytes_ps(a4->sc[s], b4->sc[s], false));
+                    __m512 m = _mm512_mul_ps(dmin, vc_x8_join_bytes_ps(a4->m[s], b4->m[s], false));
 #pragma GCC unroll 8
                     for (int t = 0; t < 8; t++) {
                         const vc_block_q8_act *xb = &x[t * xs + b];
@@ -333,6 +297,23 @@ TARGET_AVX512VNNI static void interleaved_avx512(const vc_matrix *w, int64_t g0,
         interleaved_avx512vnni(w, g, g1, x, n, y + (size_t)(g - g0) * 8, ldy);
 }
 
+/* interleaved_avx512, with 16 tokens and 4 groups at a time on AMX
+ * (int8dot_amx.c) where its types and at least 16 tokens are there. */
+static void interleaved_amx(const vc_matrix *w, int64_t g0, int64_t g1, const vc_block_q8_act *x, int n, float *y,
+                            int ldy)
+{
+    int tiled = n / 16 * 16;
+    int64_t paired = g0 + (g1 - g0) / 4 * 4, nb = w->cols / VC_QK8_ACT;
+    if (!vc_int8dot_amx_has(w->type) || !tiled || paired == g0 || vc_int8dot_amx(w, g0, paired, x, tiled, y, ldy) != 0) {
+        interleaved_avx512(w, g0, g1, x, n, y, ldy);
+        return;
+    }
+    if (paired < g1)   /* the last groups */
+        interleaved_avx512(w, paired, g1, x, tiled, y + (size_t)(paired - g0) * 8, ldy);
+    if (tiled < n)     /* the last tokens */
+        interleaved_avx512(w, g0, g1, x + (size_t)tiled * nb, n - tiled, y + (size_t)tiled * ldy, ldy);
+}
+
 /* ---- the machine's int8 multiply-add peak (vc_int8dot_peak_run) ----
  * Twelve independent accumulators, so that the multiply-adds' latency
  * hides behind their throughput; the result goes to a volatile sink so
@@ -373,13 +354,14 @@ PEAK_256(peak_avxvnni, TARGET_AVXVNNI, mulacc_avxvnni)
 PEAK_256(peak_avx2, TARGET_AVX2, mulacc_avx2)
 #undef PEAK_256
 
-typedef enum { ISA_GENERIC, ISA_AVX2, ISA_AVXVNNI, ISA_AVX512VNNI } isa_kind;
-static const char *const isa_names[] = { "generic", "avx2", "avx-vnni", "avx512-vnni" };
+typedef enum { ISA_GENERIC, ISA_AVX2, ISA_AVXVNNI, ISA_AVX512VNNI, ISA_AMX } isa_kind;
+static const char *const isa_names[] = { "generic", "avx2", "avx-vnni", "avx512-vnni", "amx" };
 
 /* Per call, so that a level set for tests (core/cpu.h) reaches here too. */
 static isa_kind current_isa(void)
 {
-    return vc_isa_has(VC_ISA_AVX512_VNNI) ? ISA_AVX512VNNI
+    return vc_isa_has(VC_ISA_AMX)           ? ISA_AMX
+           : vc_isa_has(VC_ISA_AVX512_VNNI) ? ISA_AVX512VNNI
            : vc_isa_has(VC_ISA_AVX_VNNI)  ? ISA_AVXVNNI
            : vc_isa_has(VC_ISA_AVX2)      ? ISA_AVX2
                                           : ISA_GENERIC;
@@ -400,7 +382,8 @@ vc_dot_act_fn vc_int8dot_kernel(void)
 #ifdef VC_HAVE_X86
     switch (current_isa()) {
     case ISA_AVXVNNI: return dot_act_avxvnni;
-    case ISA_AVX512VNNI: return dot_act_avx512vnni;
+    case ISA_AVX512VNNI:
+    case ISA_AMX: return dot_act_avx512vnni;
     case ISA_AVX2: return dot_act_avx2;
     case ISA_GENERIC: break;
     }
@@ -412,6 +395,7 @@ int64_t vc_int8dot_peak_run(int64_t iters)
 {
 #ifdef VC_HAVE_X86
     switch (current_isa()) {
+    case ISA_AMX: return vc_int8dot_amx_peak_run(iters);
     case ISA_AVX512VNNI: return peak_avx512vnni(iters, (int)(iters & 1));
     case ISA_AVXVNNI: return peak_avxvnni(iters, (int)(iters & 1));
     case ISA_AVX2: return peak_avx2(iters, (int)(iters & 1));
@@ -582,7 +566,8 @@ void vc_int8dot_rows(const vc_matrix *w, int64_t r0, int64_t r1, const vc_block_
 #ifdef VC_HAVE_X86
     switch (current_isa()) {
     case ISA_AVXVNNI: rows_avxvnni(w, r0, r1, x, n, y, ldy); return;
-    case ISA_AVX512VNNI: rows_avx512vnni(w, r0, r1, x, n, y, ldy); return;
+    case ISA_AVX512VNNI:
+    case ISA_AMX: rows_avx512vnni(w, r0, r1, x, n, y, ldy); return;
     case ISA_AVX2: rows_avx2(w, r0, r1, x, n, y, ldy); return;
     case ISA_GENERIC: break;
     }
@@ -601,6 +586,7 @@ void vc_int8dot_interleaved(const vc_matrix *w, int64_t g0, int64_t g1, const vc
     switch (current_isa()) {
     case ISA_AVXVNNI: interleaved_avxvnni(w, g0, g1, x, n, y, ldy); return;
     case ISA_AVX512VNNI: interleaved_avx512(w, g0, g1, x, n, y, ldy); return;
+    case ISA_AMX: interleaved_amx(w, g0, g1, x, n, y, ldy); return;
     case ISA_AVX2: interleaved_avx2(w, g0, g1, x, n, y, ldy); return;
     case ISA_GENERIC: break;
     }

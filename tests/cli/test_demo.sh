@@ -26,7 +26,7 @@ check "--float-act: no integer kernels" bash -c "grep -q 'kernels, loaded' '$TMP
 # Q4_0 weights decoded with 8-bit activations (llama.cpp's arithmetic): the default
 "$V" eval $FX/eval.jsonl --min-accuracy 0.95 --quant q4_0 -v >"$TMP/q4.txt" 2>"$TMP/err"
 check "eval >= 95% with Q4_0 weights and the default 8-bit activations" [ $? -eq 0 ]
-check "-v names the integer kernels" grep -Eq 'int8 dot (avx-vnni|avx512-vnni|avx2|generic)' "$TMP/err"
+check "-v names the integer kernels" grep -Eq 'int8 dot (amx|avx-vnni|avx512-vnni|avx2|generic)' "$TMP/err"
 "$V" --float-act --int8-dot -p hi >/dev/null 2>"$TMP/err"
 check "--float-act with --int8-dot is a usage error" [ $? -eq 2 ]
 # without AVX-512 (as on most CPUs): the same answers from the AVX2 kernels

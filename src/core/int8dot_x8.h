@@ -1,0 +1,60 @@
+/* int8dot_x8.h - reading two neighbouring groups (16 rows) of the
+ * interleaved layouts (include/core/dtype.h) into 512-bit vectors; shared by
+ * the AVX-512 VNNI pair tiles (int8dot.c) and the AMX tiles
+ * (int8dot_amx.c); private to src/core. Include only where VC_HAVE_X86 is
+ * set, and call only where vc_isa_has(VC_ISA_AVX512_VNNI) holds. */
+#ifndef VC_CORE_INT8DOT_X8_H
+#define VC_CORE_INT8DOT_X8_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "simd_x86.h"
+
+#define VC_TARGET_AVX512VNNI __attribute__((target("avx2,fma,f16c,avx512f,avx512vl,avx512bw,avx512vnni")))
+
+/* The same 32 bytes of two groups, a's in the low half: byte 4r+i of the
+ * result is row r (0..15, b's rows 8..15) of the column quad they hold. */
+VC_TARGET_AVX512VNNI static inline __m512i vc_x8_join_groups(const uint8_t *a, const uint8_t *b)
+{
+    return _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)a)),
+                              _mm256_loadu_si256((const __m256i *)b), 1);
+}
+
+/* The 16 rows' f16 scales (8 at a and 8 at b), widened to float. */
+VC_TARGET_AVX512VNNI static inline __m512 vc_x8_join_scales(const uint16_t *a, const uint16_t *b)
+{
+    return _mm512_cvtph_ps(_mm256_set_m128i(_mm_loadu_si128((const __m128i *)b), _mm_loadu_si128((const __m128i *)a)));
+}
+
+/* The 16 rows' 8-bit sub-block scales (or mins) of the K-quant layouts,
+ * widened to float. */
+VC_TARGET_AVX512VNNI static inline __m512 vc_x8_join_bytes_ps(const void *a, const void *b, bool is_signed)
+{
+    __m128i v = _mm_unpacklo_epi64(_mm_loadl_epi64((const __m128i *)a), _mm_loadl_epi64((const __m128i *)b));
+    return _mm512_cvtepi32_ps(is_signed ? _mm512_cvtepi8_epi32(v) : _mm512_cvtepu8_epi32(v));
+}
+
+/* The j-th column quad (columns 4j..4j+3) of a K-quant sub-block of 16
+ * rows, kind 4, 5 or 6 (Q4_K_X8, Q5_K_X8, Q6_K_X8), as the unsigned values
+ * q: qa, qb the two groups' nibbles, ha, hb their high bits (NULL for Q4_K). */
+__attribute__((always_inline)) VC_TARGET_AVX512VNNI static inline __m512i vc_x8_kquad16(int kind, const uint8_t *qa,
+                                                                                     const uint8_t *qb, const uint8_t *ha,
+                                                                                     const uint8_t *hb, int j)
+{
+    __m512i v = vc_x8_join_groups(qa + 32 * (j / 2), qb + 32 * (j / 2));
+    __m512i u = _mm512_and_si512(j & 1 ? _mm512_srli_epi16(v, 4) : v, _mm512_set1_epi8(0xf));
+    if (kind == 5) {
+        __m512i h = vc_x8_join_groups(ha, hb);
+        h = j <= 4 ? _mm512_slli_epi16(h, 4 - j) : _mm512_srli_epi16(h, j - 4);
+        u = _mm512_ternarylogic_epi32(u, h, _mm512_set1_epi8(0x10), 0xf8);   /* u | (h & 0x10) */
+    } else if (kind == 6) {
+        __m512i h = vc_x8_join_groups(ha + 32 * (j / 4), hb + 32 * (j / 4));
+        int k = j % 4;
+        h = 2 * k <= 4 ? _mm512_slli_epi16(h, 4 - 2 * k) : _mm512_srli_epi16(h, 2 * k - 4);
+        u = _mm512_ternarylogic_epi32(u, h, _mm512_set1_epi8(0x30), 0xf8);
+    }
+    return u;
+}
+
+#endif
