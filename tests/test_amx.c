@@ -66,7 +66,7 @@ static void test_products(void)
      * one panel, a panel and 8 blocks (K-quants: whole super-blocks) */
     static const int shapes[][2] = { { 32, 256 }, { 40, 2304 }, { 96, 768 } };
     static const int counts[] = { 16, 17, 31, 32, 48, 63, MAXTOK };
-    const vc_dtype types[] = { VC_Q4_0, VC_Q8_0, VC_Q4_K, VC_Q5_K, VC_Q6_K };
+    const vc_dtype types[] = { VC_Q4_0, VC_Q8_0, VC_Q5_0, VC_Q5_1, VC_Q4_K, VC_Q5_K, VC_Q6_K };
     unsigned seed = 7;
     for (size_t sh = 0; sh < sizeof shapes / sizeof *shapes; sh++) {
         int rows = shapes[sh][0], cols = shapes[sh][1];

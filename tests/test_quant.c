@@ -587,7 +587,9 @@ static void test_int8_rows(void)
         }
         vc_isa_set(VC_ISA_DEFAULT);
         /* vc_matmul, several tokens, integer path on: these rows for the
-         * K-quants (Q5_0 / Q5_1 prefill stays on the float GEMM) */
+         * K-quants. Stored Q5_0 / Q5_1 rows (5 here: no whole groups of 8)
+         * take the float GEMM for prefill; interleaved at load they take
+         * the interleaved kernels (test_interleaved_q5). */
         if (vc_dtype_block_elems(types[t]) != VC_QK_K)
             continue;
         vc_threads_init(2);
@@ -849,6 +851,167 @@ static void test_interleaved_k(void)
     free(owned6);
 }
 
+/* The 5-bit value q (0..31) of row r, column c of a block: from a stored
+ * Q5_0 / Q5_1 block (dtype.h: low nibbles then high ones, bit c of qh), and
+ * from a Q5_0_X8 / Q5_1_X8 block as dtype.h lays it out (column quad j =
+ * c / 4 in the (j / 2)-th 32 nibble bytes, high nibbles for odd j; bit j of
+ * qh[4r + c % 4]). */
+static int q5_stored_value(const uint8_t qs[16], const uint8_t qh[4], int c)
+{
+    uint32_t h = (uint32_t)qh[0] | (uint32_t)qh[1] << 8 | (uint32_t)qh[2] << 16 | (uint32_t)qh[3] << 24;
+    return ((c < 16 ? qs[c] : qs[c - 16] >> 4) & 0xf) | (int)((h >> c) & 1) << 4;
+}
+
+static int q5x8_value(const uint8_t qs[128], const uint8_t qh[32], int r, int c)
+{
+    int j = c / 4, i = c % 4;
+    return ((qs[32 * (j / 2) + 4 * r + i] >> (4 * (j % 2))) & 0xf) | ((qh[4 * r + i] >> j) & 1) << 4;
+}
+
+/* Q5_0 / Q5_1 matrices interleaved in groups of 8 (Q5_0_X8, Q5_1_X8): on
+ * random blocks (quantized rows whose qh and qs bytes are then made random,
+ * so every 5-bit value occurs), shapes of 1, 3 and 5 groups (rows not a
+ * multiple of 16) and odd block counts:
+ *  - vc_matrix_prepare_int8 takes them, of the stored size, and each
+ *    row's scales, mins and 5-bit values read back from the layout as
+ *    dtype.h documents it are the stored ones;
+ *  - the plain-C interleaved product equals vc_dot_row_act_ref on the
+ *    stored rows;
+ *  - every instruction set's kernel, 1..17 tokens (the AVX-512 pair tiles
+ *    at 8 and 16, the rest and one token beside them), all groups and
+ *    groups 1.., equals the plain-C one;
+ *  - vc_matmul with the integer path on takes the interleaved path for
+ *    several tokens: its products are the integer ones, which the float
+ *    GEMM on the stored rows is not. */
+static void test_interleaved_q5(void)
+{
+    enum { MAXR = 40, MAXC = 256, TOK = 17 };
+    static const int shapes[][2] = { { 8, 32 }, { 24, 96 }, { 40, 160 }, { 24, 256 } };
+    static float w[MAXR * MAXC], x[TOK * MAXC], y_rows[TOK * MAXR], y_ref[TOK * MAXR], y[TOK * MAXR];
+    static uint8_t q[MAXR * MAXC];
+    static vc_block_q8_act xq[TOK * MAXC / VC_QK8_ACT];
+    static const vc_isa isas[] = { VC_ISA_AVX2, VC_ISA_AVX_VNNI, VC_ISA_AVX512_VNNI };
+    const vc_dtype types[] = { VC_Q5_0, VC_Q5_1 };
+    unsigned seed = 131;
+    for (size_t sh = 0; sh < sizeof shapes / sizeof *shapes; sh++) {
+        int rows = shapes[sh][0], cols = shapes[sh][1], groups = rows / 8, nb = cols / 32;
+        for (int i = 0; i < rows * cols; i++)
+            w[i] = frand(&seed) * (1 + i % 3);
+        for (int i = 0; i < TOK * cols; i++)
+            x[i] = frand(&seed) * (1 + i % 5);
+        vc_quantize_act(x, xq, (int64_t)TOK * cols);
+        for (size_t t = 0; t < sizeof types / sizeof *types; t++) {
+            bool q51 = types[t] == VC_Q5_1;
+            vc_dtype x8 = q51 ? VC_Q5_1_X8 : VC_Q5_0_X8;
+            size_t rb, bb = vc_dtype_block_bytes(types[t]), from = q51 ? 4 : 2;   /* past d (and m) */
+            vc_dtype_row_bytes(types[t], cols, &rb);
+            for (int r = 0; r < rows; r++)
+                vc_quantize_row(types[t], w + r * cols, q + r * rb, cols);
+            for (int r = 0; r < rows; r++)
+                for (int b = 0; b < nb; b++)
+                    for (size_t i = from; i < bb; i++) {
+                        seed = seed * 1103515245u + 12345u;
+                        q[r * rb + b * bb + i] = (uint8_t)(seed >> 16);
+                    }
+            vc_matrix plain = { types[t], cols, rows, rb, q }, il = plain;
+            void *owned = NULL;
+            CHECK(vc_matrix_prepare_int8(&il, VC_INT8_AS_STORED, &owned) == 1 && il.type == x8 && il.data == owned &&
+                      il.rows == rows && il.cols == cols && il.row_bytes == rb,
+                  "%s %dx%d interleaves, of the stored size", vc_dtype_name(types[t]), rows, cols);
+            if (!owned)
+                continue;
+            bool same = true;   /* the round trip, byte by byte */
+            for (int g = 0; g < groups; g++)
+                for (int b = 0; b < nb; b++) {
+                    const uint8_t *xb = (const uint8_t *)owned + (size_t)g * 8 * rb + (size_t)b * bb * 8;
+                    const vc_block_q5_0x8 *x0 = (const vc_block_q5_0x8 *)xb;
+                    const vc_block_q5_1x8 *x1 = (const vc_block_q5_1x8 *)xb;
+                    for (int r = 0; r < 8; r++) {
+                        const uint8_t *sb = q + (size_t)(8 * g + r) * rb + (size_t)b * bb;
+                        if (q51) {
+                            const vc_block_q5_1 *s1 = (const vc_block_q5_1 *)sb;
+                            same = same && x1->d[r] == s1->d && x1->m[r] == s1->m;
+                            for (int c = 0; c < 32; c++)
+                                same = same && q5x8_value(x1->qs, x1->qh, r, c) == q5_stored_value(s1->qs, s1->qh, c);
+                        } else {
+                            const vc_block_q5_0 *s0 = (const vc_block_q5_0 *)sb;
+                            same = same && x0->d[r] == s0->d;
+                            for (int c = 0; c < 32; c++)
+                                same = same && q5x8_value(x0->qs, x0->qh, r, c) == q5_stored_value(s0->qs, s0->qh, c);
+                        }
+                    }
+                }
+            CHECK(same, "%s %dx%d: the interleaved scales and values are the stored ones", vc_dtype_name(types[t]), rows, cols);
+            /* the reference: per token and row vc_dot_row_act_ref on the stored rows */
+            for (int i = 0; i < TOK; i++)
+                for (int r = 0; r < rows; r++)
+                    y_rows[i * rows + r] = vc_dot_row_act_ref(types[t], q + r * rb, xq + i * nb, cols);
+            vc_isa_set(VC_ISA_GENERIC);
+            vc_int8dot_interleaved(&il, 0, groups, xq, TOK, y_ref, rows);
+            float scale = 0, worst = 0;   /* differences relative to the products' scale */
+            for (int i = 0; i < TOK * rows; i++)
+                scale = fmaxf(scale, fabsf(y_rows[i]));
+            for (int i = 0; i < TOK * rows; i++) {
+                float d = fabsf(y_ref[i] - y_rows[i]) / (1 + scale);
+                worst = d > worst || d != d ? d : worst;
+            }
+            CHECK(worst <= 1e-6f, "%s %dx%d: generic interleaved vs the stored rows' reference: %g (of the scale %g)",
+                  vc_dtype_name(types[t]), rows, cols, worst, scale);
+            for (size_t k = 0; k < sizeof isas / sizeof *isas; k++) {
+                if (vc_isa_set(isas[k]) != isas[k])
+                    continue;
+                float worst_isa = 0;
+                for (int n = 1; n <= TOK; n++)
+                    for (int64_t g0 = 0; g0 <= (groups > 1); g0++) {   /* all groups; groups 1.. (numbered from 0 in y) */
+                        for (int i = 0; i < TOK * rows; i++)
+                            y[i] = NAN;
+                        vc_int8dot_interleaved(&il, g0, groups, xq, n, y, rows);
+                        for (int i = 0; i < n; i++)
+                            for (int r = (int)g0 * 8; r < rows; r++) {
+                                float d = fabsf(y[i * rows + r - g0 * 8] - y_ref[i * rows + r]) / (1 + scale);
+                                worst_isa = d > worst_isa || d != d ? d : worst_isa;
+                            }
+                    }
+                CHECK(worst_isa <= 1e-5f, "%s %dx%d, %s, 1..%d tokens: interleaved %g from the reference (of the scale)",
+                      vc_dtype_name(types[t]), rows, cols, vc_isa_name(isas[k]), TOK, worst_isa);
+            }
+            vc_isa_set(VC_ISA_DEFAULT);
+            /* vc_matmul, integer path on: the interleaved kernels for 1, 8, 9 and 17 tokens */
+            vc_threads_init(2);
+            vc_int8dot_enable(true);
+            float worst_mm = 0;
+            static const int counts[] = { 1, 8, 9, 17 };
+            for (size_t c = 0; c < sizeof counts / sizeof *counts; c++) {
+                vc_matmul(&il, x, counts[c], y);
+                for (int i = 0; i < counts[c] * rows; i++) {
+                    float d = fabsf(y[i] - y_ref[i]) / (1 + scale);
+                    worst_mm = d > worst_mm || d != d ? d : worst_mm;
+                }
+            }
+            vc_int8dot_enable(false);
+            vc_matmul(&plain, x, TOK, y);   /* the float GEMM over the stored rows: the activations unrounded */
+            float float_off = 0;
+            for (int i = 0; i < TOK * rows; i++)
+                float_off = fmaxf(float_off, fabsf(y[i] - y_ref[i]) / (1 + scale));
+            vc_threads_shutdown();
+            CHECK(worst_mm <= 1e-5f && float_off > 1e-4f,
+                  "%s %dx%d: matmul over the interleaved matrix %g from the integer reference (the float GEMM: %g)",
+                  vc_dtype_name(types[t]), rows, cols, worst_mm, float_off);
+            free(owned);
+        }
+    }
+    /* the vision tower's setting interleaves Q5_0 as it is too (no Q8_0 requantization) */
+    size_t rb;
+    vc_dtype_row_bytes(VC_Q5_0, 64, &rb);
+    for (int r = 0; r < 8; r++)
+        vc_quantize_row(VC_Q5_0, w + r * 64, q + r * rb, 64);
+    vc_matrix m5 = { VC_Q5_0, 64, 8, rb, q };
+    void *owned5 = NULL;
+    CHECK(vc_matrix_prepare_int8(&m5, VC_INT8_QUANTIZED, &owned5) == 1 && m5.type == VC_Q5_0_X8 && m5.row_bytes == rb,
+          "VC_INT8_QUANTIZED lays a Q5_0 matrix out as Q5_0_X8, of the stored size");
+    free(owned5);
+}
+
 int main(void)
 {
     test_half();
@@ -864,5 +1027,6 @@ int main(void)
     test_matmul_multi();
     test_interleaved();
     test_interleaved_k();
+    test_interleaved_q5();
     return harness_finish("test_quant");
 }

@@ -3,10 +3,11 @@
  *
  *   build/bench_int8 [rows cols [threads...]]     (default 3072 8192, 1 and 2 threads)
  *
- * For Q4_0, Q4_K, Q5_K and Q6_K: vc_matmul with the integer path on over
- * the matrix interleaved at load (vc_matrix_prepare_int8) and, for the
- * K-quants, over the stored rows (the integer row kernels up to 32 tokens,
- * the float GEMM past that), for 1, 8, 64 and 256 tokens; and the time
+ * For Q4_0, Q5_0, Q5_1, Q4_K, Q5_K and Q6_K: vc_matmul with the integer
+ * path on over the matrix interleaved at load (vc_matrix_prepare_int8) and,
+ * for the K-quants, Q5_0 and Q5_1, over the stored rows (the integer row
+ * kernels for one token, and for the K-quants up to 32; the float GEMM past
+ * that), for 1, 8, 64 and 256 tokens; and the time
  * vc_matrix_prepare_int8 takes. Random weights (a few distinct rows
  * repeated), random activations; the best of a few runs.
  *
@@ -21,6 +22,11 @@
  *              Q4_K  84 / 202 / 190 / 210   (21 / 34 / 55 / 83)
  *              Q5_K  64 / 188 / 209 / 237   (15 / 29 / 41 / 77)
  *              Q6_K  42 / 124 / 162 / 121   (15 / 25 / 50 / 78)
+ * A later run, 1 thread, with Q5_0 / Q5_1 interleaved (Q4_0 beside them, as
+ * the load differed):
+ *              Q4_0  46 / 195 / 206 / 196
+ *              Q5_0  36 / 174 / 181 / 176   (15 /  4 / 21 / 39)
+ *              Q5_1  36 / 162 / 154 / 153   (11 /  4 / 21 / 39)
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -64,7 +70,7 @@ int main(int argc, char **argv)
     }
     enum { DISTINCT = 64, MAXTOK = 256 };
     static const int toks[] = { 1, 8, 64, 256 };
-    const vc_dtype types[] = { VC_Q4_0, VC_Q4_K, VC_Q5_K, VC_Q6_K };
+    const vc_dtype types[] = { VC_Q4_0, VC_Q5_0, VC_Q5_1, VC_Q4_K, VC_Q5_K, VC_Q6_K };
     float *wf = malloc((size_t)DISTINCT * cols * sizeof *wf), *x = malloc((size_t)MAXTOK * cols * sizeof *x);
     float *y = malloc((size_t)MAXTOK * rows * sizeof *y);
     uint8_t *q = malloc((size_t)rows * cols);   /* a byte a weight: more than any type here needs */
@@ -97,14 +103,14 @@ int main(int argc, char **argv)
             return 1;
         }
         printf("%s: interleaved in %.1f ms (%zu -> %zu bytes a row)\n", vc_dtype_name(types[t]), prep, rb, il.row_bytes);
-        bool kq = types[t] != VC_Q4_0;
+        bool stored_rows = types[t] != VC_Q4_0;   /* the path before the interleaved one, to compare */
         for (int k = 0; k < n_threads; k++) {
             vc_threads_init(threads[k]);
             printf("  %d thread%s  interleaved:", threads[k], threads[k] > 1 ? "s" : " ");
             for (size_t i = 0; i < sizeof toks / sizeof *toks; i++)
                 printf(" %4d tok %6.1f", toks[i], gmacs(&il, x, toks[i], y));
             printf(" GMAC/s\n");
-            if (kq) {
+            if (stored_rows) {
                 printf("  %d thread%s  stored rows:", threads[k], threads[k] > 1 ? "s" : " ");
                 for (size_t i = 0; i < sizeof toks / sizeof *toks; i++)
                     printf(" %4d tok %6.1f", toks[i], gmacs(&stored, x, toks[i], y));

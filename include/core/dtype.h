@@ -28,11 +28,13 @@ typedef enum {
     VC_MLX4_G32 = 232,
     VC_MLX4_G64 = 264,
     VC_MLX4_G128 = 328,
-    /* Not in any file: Q4_0 / Q8_0 / K-quant matrices whose rows are
-     * interleaved in groups of 8 for the integer kernels (laid out below;
-     * written by core/matrix.h, read by core/int8dot.h). vc_dtype_valid and
-     * the functions here do not know them. */
+    /* Not in any file: Q4_0 / Q5_0 / Q5_1 / Q8_0 / K-quant matrices whose
+     * rows are interleaved in groups of 8 for the integer kernels (laid out
+     * below; written by core/matrix.h, read by core/int8dot.h). vc_dtype_valid
+     * and the functions here do not know them. */
     VC_Q4_0_X8 = 1002,
+    VC_Q5_0_X8 = 1006,
+    VC_Q5_1_X8 = 1007,
     VC_Q8_0_X8 = 1008,
     VC_Q4_K_X8 = 1012,
     VC_Q5_K_X8 = 1013,
@@ -65,7 +67,8 @@ typedef struct { float scale, bias; uint8_t qs[]; } vc_block_mlx4;
 
 typedef struct { uint8_t ql[VC_QK_K / 2]; uint8_t qh[VC_QK_K / 4]; int8_t scales[VC_QK_K / 16]; uint16_t d; } vc_block_q6_k;
 
-/* ---- rows interleaved in groups of 8 (VC_Q4_0_X8, VC_Q8_0_X8) ----
+/* ---- rows interleaved in groups of 8 (VC_Q4_0_X8, VC_Q5_0_X8, VC_Q5_1_X8,
+ * VC_Q8_0_X8) ----
  * One 32-byte vector holds 4 consecutive weights of each of 8 rows: a
  * broadcast of 4 activation bytes then feeds 8 rows in one multiply-add, the
  * 8 row sums stay in the vector's lanes (no horizontal sums), and one vector
@@ -73,13 +76,25 @@ typedef struct { uint8_t ql[VC_QK_K / 2]; uint8_t qh[VC_QK_K / 4]; int8_t scales
  *   Q4_0_X8: uint16 d[8] (f16), then 4 x 32 bytes; in the p-th 32 bytes,
  *            byte 4r+i holds row r's weight 8p+i (low nibble) and 8p+4+i
  *            (high nibble), as unsigned 0..15 (the weight + 8);
+ *   Q5_0_X8: uint16 d[8], then Q4_0_X8's 4 x 32 bytes of nibbles (the low
+ *            4 bits of q = 0..31) and 32 bytes qh: bit j of byte 4r+i is
+ *            the fifth bit (16) of row r's weight 4j+i (w = d (q - 16));
+ *   Q5_1_X8: uint16 d[8], m[8] (f16, the rows' scales and mins), then
+ *            Q5_0_X8's nibbles and qh (w = d q + m);
  *   Q8_0_X8: uint16 d[8], then 8 x 32 bytes; in the j-th, byte 4r+i is row
  *            r's weight 4j+i.
- * The same bytes as the 8 rows' blocks, so row_bytes is unchanged: a group
- * of 8 rows is 8 * row_bytes bytes, block b of it at b * sizeof(block). */
+ * So column quad j (weights 4j..4j+3; j = 2p + high for the nibbles) of the
+ * 8 rows is one vector, and a block's high bits follow its nibbles: one
+ * forward stream a group. The same bytes as the 8 rows' blocks, so
+ * row_bytes is unchanged: a group of 8 rows is 8 * row_bytes bytes, block
+ * b of it at b * sizeof(block). */
 typedef struct { uint16_t d[8]; uint8_t qs[128]; } vc_block_q4_0x8;
+typedef struct { uint16_t d[8]; uint8_t qs[128], qh[32]; } vc_block_q5_0x8;
+typedef struct { uint16_t d[8], m[8]; uint8_t qs[128], qh[32]; } vc_block_q5_1x8;
 typedef struct { uint16_t d[8]; int8_t qs[256]; } vc_block_q8_0x8;
 _Static_assert(sizeof(vc_block_q4_0x8) == 8 * sizeof(vc_block_q4_0), "q4_0x8: the bytes of 8 blocks");
+_Static_assert(sizeof(vc_block_q5_0x8) == 8 * sizeof(vc_block_q5_0), "q5_0x8: the bytes of 8 blocks");
+_Static_assert(sizeof(vc_block_q5_1x8) == 8 * sizeof(vc_block_q5_1), "q5_1x8: the bytes of 8 blocks");
 _Static_assert(sizeof(vc_block_q8_0x8) == 8 * sizeof(vc_block_q8_0), "q8_0x8: the bytes of 8 blocks");
 
 /* ---- K-quant rows interleaved in groups of 8 (VC_Q4_K_X8, VC_Q5_K_X8,

@@ -85,13 +85,16 @@ void vc_int8dot_rows(const vc_matrix *w, int64_t r0, int64_t r1, const vc_block_
 
 /* ---- rows interleaved in groups of 8 ----
  * Matrices prepared by vc_matrix_prepare_int8 (core/matrix.h; the layouts in
- * dtype.h, VC_Q4_0_X8, VC_Q8_0_X8, VC_Q4_K_X8, VC_Q5_K_X8, VC_Q6_K_X8) go 8
- * or 16 rows and up to 8 tokens at a time. The K-quant ones compute what
+ * dtype.h, VC_Q4_0_X8, VC_Q5_0_X8, VC_Q5_1_X8, VC_Q8_0_X8, VC_Q4_K_X8,
+ * VC_Q5_K_X8, VC_Q6_K_X8) go 8 or 16 rows and up to 8 tokens at a time.
+ * Q5_0_X8 / Q5_1_X8 compute what vc_int8dot_rows computes on the stored
+ * rows (the same integer sums per block, the offset 16 qsum or the min
+ * m xd qsum), up to the order of the float sums. The K-quant ones compute what
  * vc_int8dot_rows computes on the stored rows (the same integer sums per
  * block of 32, or 16 for Q6_K, the same float scales d sc and mins dmin m),
  * up to the order of the float sums. */
 
-/* True for the interleaved types (VC_Q4_0_X8 ... VC_Q6_K_X8). */
+/* True for the interleaved types (VC_Q4_0_X8, VC_Q5_0_X8, VC_Q5_1_X8, VC_Q8_0_X8, the K-quant x8). */
 bool vc_int8dot_is_interleaved(vc_dtype t);
 
 /* y[i * ldy + r] for tokens i < n and rows r in [8 * g0, 8 * g1) of an

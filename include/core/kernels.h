@@ -27,8 +27,9 @@
  * so up to 32 tokens too (vc_int8dot_rows). Several: rows expanded to f32 in
  * blocks, then vc_gemm_nt. The float paths agree to float rounding (the
  * order of the sums differs). Matrices prepared for the integer kernels
- * (vc_matrix_prepare_int8: VC_Q4_0_X8, VC_Q8_0_X8, VC_Q4_K_X8, VC_Q5_K_X8,
- * VC_Q6_K_X8) always take the integer path, for any n. */
+ * (vc_matrix_prepare_int8: VC_Q4_0_X8, VC_Q5_0_X8, VC_Q5_1_X8, VC_Q8_0_X8,
+ * VC_Q4_K_X8, VC_Q5_K_X8, VC_Q6_K_X8) always take the integer path, for any
+ * n. */
 void vc_matmul(const vc_matrix *w, const float *x, int n, float *y);
 /* vc_matmul for count matrices with the same cols and the same X (q/k/v,
  * gate/up) in one dispatch to the pool: Y[k] = X W[k]^T. */

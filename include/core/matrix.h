@@ -34,17 +34,16 @@ uint8_t *vc_matrix_requantize(const vc_matrix *m, vc_dtype t, int64_t (*dst_row)
 
 /* Which matrices vc_matrix_prepare_int8 lays out for the integer kernels. */
 typedef enum {
-    /* Q4_0, Q8_0 and the K-quants (Q4_K, Q5_K, Q6_K) only, their values
-     * and scales as they are; any other type stays as stored (the decoder:
-     * MLX 4-bit keeps its row-wise integer dots). */
+    /* Q4_0, Q5_0, Q5_1, Q8_0 and the K-quants (Q4_K, Q5_K, Q6_K) only,
+     * their values and scales as they are; any other type stays as stored
+     * (the decoder: MLX 4-bit keeps its row-wise integer dots). */
     VC_INT8_AS_STORED,
-    /* Those as they are, the other quantized types (MLX 4-bit, Q5_0, Q5_1)
-     * requantized to Q8_0 first; float ones stay as stored (a vision tower
-     * by default: its float weights stay exact) */
+    /* Those as they are, the other quantized types (MLX 4-bit) requantized
+     * to Q8_0 first; float ones stay as stored (a vision tower by default:
+     * its float weights stay exact) */
     VC_INT8_QUANTIZED,
-    /* Every stored type, requantized to Q8_0 first where it is not Q4_0,
-     * Q8_0 or a K-quant (a vision tower, whose weights are often kept in
-     * float). */
+    /* Every stored type, requantized to Q8_0 first where it is not one of
+     * those (a vision tower, whose weights are often kept in float). */
     VC_INT8_REQUANTIZE
 } vc_int8_prepare;
 

@@ -278,6 +278,8 @@ float vc_dot_row(vc_dtype t, const void *row, const float *x, int64_t n)
         case VC_MLX4_G64:
         case VC_MLX4_G128: return dot_mlx4_avx2(row, x, n, vc_dtype_block_elems(t));
         case VC_Q4_0_X8:
+        case VC_Q5_0_X8:
+        case VC_Q5_1_X8:
         case VC_Q8_0_X8:
         case VC_Q4_K_X8:
         case VC_Q5_K_X8:

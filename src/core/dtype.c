@@ -320,6 +320,8 @@ void vc_dequantize_row(vc_dtype t, const void *src, float *dst, int64_t n)
     case VC_MLX4_G64:
     case VC_MLX4_G128: dequant_mlx4(src, dst, n, vc_dtype_block_elems(t)); break;
     case VC_Q4_0_X8:
+    case VC_Q5_0_X8:
+    case VC_Q5_1_X8:
     case VC_Q8_0_X8:
     case VC_Q4_K_X8:
     case VC_Q5_K_X8:
@@ -681,6 +683,8 @@ void vc_quantize_row(vc_dtype t, const float *src, void *dst, int64_t n)
     case VC_MLX4_G64:
     case VC_MLX4_G128: quant_mlx4(src, dst, n, vc_dtype_block_elems(t)); break;
     case VC_Q4_0_X8:
+    case VC_Q5_0_X8:
+    case VC_Q5_1_X8:
     case VC_Q8_0_X8:
     case VC_Q4_K_X8:
     case VC_Q5_K_X8:

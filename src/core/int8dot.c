@@ -138,24 +138,35 @@ TARGET_AVX512VNNI static inline __m256i mulacc_avx512vnni(__m256i acc, __m256i u
  * tokens at a time, which the 32 vector registers hold: 8 integer and 8
  * float accumulators. The bytes are the 8-row layout; each 512-bit load
  * joins the same 32 bytes of the two groups. dpbusd wants one operand
- * unsigned: the weights, Q4_0's nibbles as stored (0..15, the weight + 8)
- * and Q8_0's bytes with the sign bit flipped (the weight + 128); offset *
- * sum(x) comes off each block once, so the broadcast activations need no
- * work per token (the 256-bit Q8_0 kernels move the weights' signs onto x
- * instead: AVX2's maddubs would saturate on 255 * 127 pairs). */
-/* x[t * xs + b] is token t's block b. Inlined once per weight type, so
- * that the loop over a block's column quads unrolls without branches. */
-__attribute__((always_inline)) TARGET_AVX512VNNI static inline void pair_tile8(bool q4, const uint8_t *ga, const uint8_t *gb, const vc_block_q8_act *x,
-                                         int64_t xs, int64_t nb, float *y, int ldy)
+ * unsigned: the weights, Q4_0's nibbles as stored (0..15, the weight + 8),
+ * Q5_0's and Q5_1's 5-bit q (0..31; Q5_0's weight + 16) and Q8_0's bytes
+ * with the sign bit flipped (the weight + 128); offset * sum(x) comes off
+ * each block once, so the broadcast activations need no work per token
+ * (the 256-bit Q8_0 kernels move the weights' signs onto x instead: AVX2's
+ * maddubs would saturate on 255 * 127 pairs). Q5_1 has no offset: its min
+ * m goes in as m xd qsum, in float. */
+/* x[t * xs + b] is token t's block b; type is VC_Q4_0_X8, VC_Q5_0_X8,
+ * VC_Q5_1_X8 or VC_Q8_0_X8. Inlined once per weight type, so that the loop
+ * over a block's column quads unrolls without branches. */
+__attribute__((always_inline)) TARGET_AVX512VNNI static inline void pair_tile8(vc_dtype type, const uint8_t *ga, const uint8_t *gb,
+                                                                               const vc_block_q8_act *x, int64_t xs,
+                                                                               int64_t nb, float *y, int ldy)
 {
     const __m512i low = _mm512_set1_epi8(0xf), flip = _mm512_set1_epi8((char)0x80);
-    const int offset = q4 ? 8 : 128;   /* what the unsigned weights carry: sum(x) times it comes off */
-    size_t block_bytes = q4 ? sizeof(vc_block_q4_0x8) : sizeof(vc_block_q8_0x8);
+    /* what the unsigned weights carry: sum(x) times it comes off */
+    const int offset = type == VC_Q4_0_X8 ? 8 : type == VC_Q5_0_X8 ? 16 : type == VC_Q5_1_X8 ? 0 : 128;
+    size_t block_bytes = type == VC_Q4_0_X8   ? sizeof(vc_block_q4_0x8)
+                         : type == VC_Q5_0_X8 ? sizeof(vc_block_q5_0x8)
+                         : type == VC_Q5_1_X8 ? sizeof(vc_block_q5_1x8)
+                                              : sizeof(vc_block_q8_0x8);
+    /* where the values start in a block (past d[8], and Q5_1's m[8]); Q5's qh after its 128 nibble bytes */
+    size_t qs_at = type == VC_Q5_1_X8 ? offsetof(vc_block_q5_1x8, qs) : offsetof(vc_block_q4_0x8, qs);
     __m512 acc[8];
 #pragma GCC unroll 8
     for (int t = 0; t < 8; t++)
         acc[t] = _mm512_setzero_ps();
     for (int64_t b = 0; b < nb; b++, ga += block_bytes, gb += block_bytes) {
+        const uint8_t *qa = ga + qs_at, *qb = gb + qs_at;
         __m512i s[8];
 #pragma GCC unroll 8
         for (int t = 0; t < 8; t++)
@@ -163,23 +174,30 @@ __attribute__((always_inline)) TARGET_AVX512VNNI static inline void pair_tile8(b
 #pragma GCC unroll 8
         for (int j = 0; j < 8; j++) {   /* quads of columns 4j .. 4j+3 */
             __m512i u;
-            if (q4) {
-                __m512i v = vc_x8_join_groups(ga + 16 + 32 * (j / 2), gb + 16 + 32 * (j / 2));
+            if (type == VC_Q8_0_X8) {
+                u = _mm512_xor_si512(vc_x8_join_groups(qa + 32 * j, qb + 32 * j), flip);
+            } else if (type == VC_Q4_0_X8) {
+                __m512i v = vc_x8_join_groups(qa + 32 * (j / 2), qb + 32 * (j / 2));
                 u = _mm512_and_si512(j & 1 ? _mm512_srli_epi16(v, 4) : v, low);
             } else {
-                u = _mm512_xor_si512(vc_x8_join_groups(ga + 16 + 32 * j, gb + 16 + 32 * j), flip);
+                u = vc_x8_kquad16(5, qa, qb, qa + 128, qb + 128, j);
             }
-            int at = q4 ? 8 * (j / 2) + 4 * (j & 1) : 4 * j;
 #pragma GCC unroll 8
             for (int t = 0; t < 8; t++)
-                s[t] = _mm512_dpbusd_epi32(s[t], u, _mm512_set1_epi32(quad_at(x[t * xs + b].qs + at)));
+                s[t] = _mm512_dpbusd_epi32(s[t], u, _mm512_set1_epi32(quad_at(x[t * xs + b].qs + 4 * j)));
         }
         __m512 d = vc_x8_join_scales((const uint16_t *)ga, (const uint16_t *)gb);
 #pragma GCC unroll 8
         for (int t = 0; t < 8; t++) {
             const vc_block_q8_act *xt = &x[t * xs + b];
-            __m512i st = _mm512_sub_epi32(s[t], _mm512_set1_epi32(offset * xt->qsum));
+            __m512i st = offset ? _mm512_sub_epi32(s[t], _mm512_set1_epi32(offset * xt->qsum)) : s[t];
             acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(st), _mm512_mul_ps(d, _mm512_set1_ps(xt->d)), acc[t]);
+        }
+        if (type == VC_Q5_1_X8) {   /* m xd qsum */
+            __m512 m = vc_x8_join_scales(((const vc_block_q5_1x8 *)ga)->m, ((const vc_block_q5_1x8 *)gb)->m);
+#pragma GCC unroll 8
+            for (int t = 0; t < 8; t++)
+                acc[t] = _mm512_fmadd_ps(m, _mm512_set1_ps(x[t * xs + b].d * x[t * xs + b].qsum), acc[t]);
         }
     }
 #pragma GCC unroll 8
@@ -187,17 +205,17 @@ __attribute__((always_inline)) TARGET_AVX512VNNI static inline void pair_tile8(b
         _mm512_storeu_ps(y + (size_t)t * ldy, acc[t]);
 }
 
-TARGET_AVX512VNNI static void pair_tile8_q4(const uint8_t *ga, const uint8_t *gb, const vc_block_q8_act *x, int64_t xs,
-                                            int64_t nb, float *y, int ldy)
-{
-    pair_tile8(true, ga, gb, x, xs, nb, y, ldy);
-}
-
-TARGET_AVX512VNNI static void pair_tile8_q8(const uint8_t *ga, const uint8_t *gb, const vc_block_q8_act *x, int64_t xs,
-                                            int64_t nb, float *y, int ldy)
-{
-    pair_tile8(false, ga, gb, x, xs, nb, y, ldy);
-}
+#define PAIR_TILE(name, type)                                                                                         \
+    TARGET_AVX512VNNI static void name(const uint8_t *ga, const uint8_t *gb, const vc_block_q8_act *x, int64_t xs,    \
+                                       int64_t nb, float *y, int ldy)                                                 \
+    {                                                                                                                 \
+        pair_tile8(type, ga, gb, x, xs, nb, y, ldy);                                                                  \
+    }
+PAIR_TILE(pair_tile8_q4, VC_Q4_0_X8)
+PAIR_TILE(pair_tile8_q5_0, VC_Q5_0_X8)
+PAIR_TILE(pair_tile8_q5_1, VC_Q5_1_X8)
+PAIR_TILE(pair_tile8_q8, VC_Q8_0_X8)
+#undef PAIR_TILE
 
 /* K-quant x8 (kind 4, 5, 6): kx8_tile's sums on two groups (16 rows) and 8
  * tokens at a time. */
@@ -281,6 +299,8 @@ TARGET_AVX512VNNI static void interleaved_avx512(const vc_matrix *w, int64_t g0,
     int64_t g = g0;
     void (*tile)(const uint8_t *, const uint8_t *, const vc_block_q8_act *, int64_t, int64_t, float *, int) =
         w->type == VC_Q4_0_X8   ? pair_tile8_q4
+        : w->type == VC_Q5_0_X8 ? pair_tile8_q5_0
+        : w->type == VC_Q5_1_X8 ? pair_tile8_q5_1
         : w->type == VC_Q8_0_X8 ? pair_tile8_q8
         : w->type == VC_Q4_K_X8 ? kx8_pair_4
         : w->type == VC_Q5_K_X8 ? kx8_pair_5
@@ -298,7 +318,7 @@ TARGET_AVX512VNNI static void interleaved_avx512(const vc_matrix *w, int64_t g0,
 }
 
 /* interleaved_avx512, with 16 tokens and 4 groups at a time on AMX
- * (int8dot_amx.c) where its types and at least 16 tokens are there. */
+ * (int8dot_amx.c) where at least 16 tokens are there. */
 static void interleaved_amx(const vc_matrix *w, int64_t g0, int64_t g1, const vc_block_q8_act *x, int n, float *y,
                             int ldy)
 {
@@ -474,7 +494,8 @@ void vc_quantize_act(const float *x, vc_block_q8_act *out, int64_t n)
 
 bool vc_int8dot_is_interleaved(vc_dtype t)
 {
-    return t == VC_Q4_0_X8 || t == VC_Q8_0_X8 || t == VC_Q4_K_X8 || t == VC_Q5_K_X8 || t == VC_Q6_K_X8;
+    return t == VC_Q4_0_X8 || t == VC_Q5_0_X8 || t == VC_Q5_1_X8 || t == VC_Q8_0_X8 || t == VC_Q4_K_X8 ||
+           t == VC_Q5_K_X8 || t == VC_Q6_K_X8;
 }
 
 /* Plain C for the K-quant layouts: each row's 6-bit value q of column c of
@@ -526,36 +547,51 @@ static void interleaved_k_ref(const vc_matrix *w, int64_t g0, int64_t g1, const 
             }
 }
 
-/* Plain C: undoes the interleaving weight by weight. */
+/* Plain C: undoes the interleaving weight by weight. Per block, row r's
+ * integer sum of q x (q the signed weight for Q4_0 and Q8_0, q - 16 for
+ * Q5_0, the unsigned q for Q5_1) times d xd, and Q5_1's m xd qsum. */
 static void interleaved_ref(const vc_matrix *w, int64_t g0, int64_t g1, const vc_block_q8_act *x, int n, float *y,
                             int ldy)
 {
-    if (w->type != VC_Q4_0_X8 && w->type != VC_Q8_0_X8) {
+    vc_dtype t = w->type;
+    if (t != VC_Q4_0_X8 && t != VC_Q5_0_X8 && t != VC_Q5_1_X8 && t != VC_Q8_0_X8) {
         interleaved_k_ref(w, g0, g1, x, n, y, ldy);
         return;
     }
     int64_t nb = w->cols / VC_QK8_ACT;
-    bool q4 = w->type == VC_Q4_0_X8;
-    size_t block_bytes = q4 ? sizeof(vc_block_q4_0x8) : sizeof(vc_block_q8_0x8);
+    size_t block_bytes = t == VC_Q4_0_X8   ? sizeof(vc_block_q4_0x8)
+                         : t == VC_Q5_0_X8 ? sizeof(vc_block_q5_0x8)
+                         : t == VC_Q5_1_X8 ? sizeof(vc_block_q5_1x8)
+                                           : sizeof(vc_block_q8_0x8);
     for (int64_t g = g0; g < g1; g++)
         for (int i = 0; i < n; i++)
             for (int r = 0; r < 8; r++) {
                 double sum = 0;
                 for (int64_t b = 0; b < nb; b++) {
                     const uint8_t *blk = (const uint8_t *)w->data + (size_t)g * 8 * w->row_bytes + (size_t)b * block_bytes;
+                    const vc_block_q4_0x8 *b4 = (const vc_block_q4_0x8 *)blk;
+                    const vc_block_q5_0x8 *b50 = (const vc_block_q5_0x8 *)blk;
+                    const vc_block_q5_1x8 *b51 = (const vc_block_q5_1x8 *)blk;
                     const vc_block_q8_act *a = &x[(size_t)i * nb + b];
                     long isum = 0;
                     for (int k = 0; k < 32; k++) {
-                        int q;
-                        if (q4) {
-                            int p = k / 8, hi = (k % 8) / 4, at = 32 * p + 4 * r + k % 4;
-                            q = ((((const vc_block_q4_0x8 *)blk)->qs[at] >> (4 * hi)) & 0xf) - 8;
+                        /* column k = 4j + c: quad j, in the (j / 2)-th 32 nibble bytes, high nibbles for odd j */
+                        int j = k / 4, c = k % 4, at = 32 * (j / 2) + 4 * r + c, q;
+                        if (t == VC_Q4_0_X8) {
+                            q = ((b4->qs[at] >> (4 * (j % 2))) & 0xf) - 8;
+                        } else if (t == VC_Q5_0_X8) {
+                            q = (((b50->qs[at] >> (4 * (j % 2))) & 0xf) | ((b50->qh[4 * r + c] >> j) & 1) << 4) - 16;
+                        } else if (t == VC_Q5_1_X8) {
+                            q = ((b51->qs[at] >> (4 * (j % 2))) & 0xf) | ((b51->qh[4 * r + c] >> j) & 1) << 4;
                         } else {
-                            q = ((const vc_block_q8_0x8 *)blk)->qs[32 * (k / 4) + 4 * r + k % 4];
+                            q = ((const vc_block_q8_0x8 *)blk)->qs[32 * j + 4 * r + c];
                         }
                         isum += (long)q * a->qs[k];
                     }
+                    /* d[8] leads every one of these layouts */
                     sum += (double)vc_f16_to_f32(((const uint16_t *)blk)[r]) * a->d * (double)isum;
+                    if (t == VC_Q5_1_X8)
+                        sum += (double)vc_f16_to_f32(b51->m[r]) * a->d * a->qsum;
                 }
                 y[(size_t)i * ldy + (size_t)(g - g0) * 8 + r] = (float)sum;
             }

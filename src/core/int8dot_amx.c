@@ -11,24 +11,27 @@
  * neighbouring groups of the interleaved layout: there the j-th column quad
  * of a group is 32 bytes, byte 4r+i row r's column 4j+i, so B's row j is
  * the two groups' quads side by side, the weights less the type's offset
- * (8 for Q4_0, 32 for Q6_K) as signed bytes. A panel of up to PANEL blocks
+ * (8 for Q4_0, 16 for Q5_0, 32 for Q6_K) as signed bytes. A panel of up to PANEL blocks
  * is unpacked once and serves all the tokens.
  *
  * Each block's sums go through memory to AVX-512, which scales and adds
  * them as the VNNI pair tiles do (int8dot.c), in the same order:
  *     acc[t] += float(C[t]) * (d_w * d_x[t])     per block (Q6_K: per half)
  *     acc[t] -= (dmin m) * (d_x[t] * qsum[t])     Q4_K, Q5_K
+ *     acc[t] += m * (d_x[t] * qsum[t])            Q5_1
  * with d_w the 16 rows' scale of the block (Q4_0, Q8_0: d; K-quants: d sc).
  * The tile unit works on the next block while the vectors scale this one.
  */
 #include "int8dot_amx.h"
 
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
 bool vc_int8dot_amx_has(vc_dtype t)
 {
-    return t == VC_Q4_0_X8 || t == VC_Q8_0_X8 || t == VC_Q4_K_X8 || t == VC_Q5_K_X8 || t == VC_Q6_K_X8;
+    return t == VC_Q4_0_X8 || t == VC_Q8_0_X8 || t == VC_Q5_0_X8 || t == VC_Q5_1_X8 || t == VC_Q4_K_X8 ||
+           t == VC_Q5_K_X8 || t == VC_Q6_K_X8;
 }
 
 #if defined(__x86_64__)
@@ -65,16 +68,24 @@ TARGET_AMX static void configure(int ka)
 
 /* One panel: block i's B tiles (8 rows of 64 bytes; Q6_K: its two halves'
  * tiles of 4 rows, one after the other) and its 16 rows' scales: sc[i][0]
- * d_w, sc[i][1] the mins dmin m (Q4_K, Q5_K) or the second half's d_w (Q6_K). */
+ * d_w, sc[i][1] the mins (Q4_K, Q5_K: dmin m; Q5_1: m) or the second half's d_w
+ * (Q6_K). */
 typedef struct {
     _Alignas(64) int8_t b[PANEL][512];
     _Alignas(64) float sc[PANEL][2][16];
 } panel;
 
-/* Kinds: 0 Q4_0_X8, 8 Q8_0_X8, 4, 5, 6 Q4_K_X8, Q5_K_X8, Q6_K_X8. */
+/* Kinds: 0 Q4_0_X8, 8 Q8_0_X8, 50, 51 Q5_0_X8, Q5_1_X8, 4, 5, 6 Q4_K_X8,
+ * Q5_K_X8, Q6_K_X8. */
 static int kind_of(vc_dtype t)
 {
-    return t == VC_Q4_0_X8 ? 0 : t == VC_Q8_0_X8 ? 8 : t == VC_Q4_K_X8 ? 4 : t == VC_Q5_K_X8 ? 5 : 6;
+    return t == VC_Q4_0_X8   ? 0
+           : t == VC_Q8_0_X8 ? 8
+           : t == VC_Q5_0_X8 ? 50
+           : t == VC_Q5_1_X8 ? 51
+           : t == VC_Q4_K_X8 ? 4
+           : t == VC_Q5_K_X8 ? 5
+                             : 6;
 }
 
 /* Blocks b0 .. b0 + count - 1 of groups ga, gb (16 rows) into p. */
@@ -100,6 +111,20 @@ __attribute__((always_inline)) TARGET_AMX static inline void unpack(int kind, co
                 _mm512_store_si512(dst + 64 * j, u);
             }
             _mm512_store_ps(p->sc[i][0], vc_x8_join_scales((const uint16_t *)a, (const uint16_t *)c));
+            continue;
+        }
+        if (kind == 50 || kind == 51) {   /* q = 0..31: the nibbles and the 32 bytes of fifth bits after them */
+            size_t bytes = kind == 50 ? sizeof(vc_block_q5_0x8) : sizeof(vc_block_q5_1x8);
+            size_t at = kind == 50 ? offsetof(vc_block_q5_0x8, qs) : offsetof(vc_block_q5_1x8, qs);
+            const uint8_t *a = ga + (size_t)b * bytes, *c = gb + (size_t)b * bytes;
+#pragma GCC unroll 8
+            for (int j = 0; j < 8; j++) {
+                __m512i u = vc_x8_kquad16(5, a + at, c + at, a + at + 128, c + at + 128, j);
+                _mm512_store_si512(dst + 64 * j, kind == 50 ? _mm512_sub_epi8(u, _mm512_set1_epi8(16)) : u);
+            }
+            _mm512_store_ps(p->sc[i][0], vc_x8_join_scales((const uint16_t *)a, (const uint16_t *)c));
+            if (kind == 51)
+                _mm512_store_ps(p->sc[i][1], vc_x8_join_scales(((const vc_block_q5_1x8 *)a)->m, ((const vc_block_q5_1x8 *)c)->m));
             continue;
         }
         size_t unit = kind == 4 ? sizeof(vc_block_q4_kx8) : kind == 5 ? sizeof(vc_block_q5_kx8) : sizeof(vc_block_q6_kx8);
@@ -203,6 +228,8 @@ __attribute__((always_inline)) TARGET_AMX static inline void scale_add(int kind,
                                    _mm512_load_ps(at));
         if (kind == 4 || kind == 5)
             v = _mm512_fnmadd_ps(_mm512_load_ps(mn), _mm512_set1_ps(dq[t]), v);
+        else if (kind == 51)
+            v = _mm512_fmadd_ps(_mm512_load_ps(mn), _mm512_set1_ps(dq[t]), v);
         _mm512_store_ps(at, v);
     }
 }
@@ -289,6 +316,8 @@ __attribute__((always_inline)) TARGET_AMX static inline void amx_kind(int kind, 
     }
 AMX_KIND(0)
 AMX_KIND(8)
+AMX_KIND(50)
+AMX_KIND(51)
 AMX_KIND(4)
 AMX_KIND(5)
 AMX_KIND(6)
@@ -305,6 +334,8 @@ int vc_int8dot_amx(const vc_matrix *w, int64_t g0, int64_t g1, const vc_block_q8
         switch (kind_of(w->type)) {
         case 0: amx_0(w, g0, g1, x, n, y, ldy, &a, p); break;
         case 8: amx_8(w, g0, g1, x, n, y, ldy, &a, p); break;
+        case 50: amx_50(w, g0, g1, x, n, y, ldy, &a, p); break;
+        case 51: amx_51(w, g0, g1, x, n, y, ldy, &a, p); break;
         case 4: amx_4(w, g0, g1, x, n, y, ldy, &a, p); break;
         case 5: amx_5(w, g0, g1, x, n, y, ldy, &a, p); break;
         default: amx_6(w, g0, g1, x, n, y, ldy, &a, p); break;

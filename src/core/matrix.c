@@ -43,11 +43,43 @@ uint8_t *vc_matrix_requantize(const vc_matrix *m, vc_dtype t, int64_t (*dst_row)
 /* Whole groups of 8 rows of whole 32-column blocks. */
 static bool whole_groups(const vc_matrix *w) { return w->rows % 8 == 0 && w->cols % VC_QK8_0 == 0 && w->cols > 0; }
 
-/* Block b of the 8 rows of group g into the interleaved layout: the scales
- * in row order, then the quads. Q4_0 keeps its nibbles: the byte for rows'
- * quads p (columns 8p..8p+3 low, 8p+4..8p+7 high) comes from byte 8(p%2)+i
- * of the stored block, low nibbles for p < 2, high ones after (the stored
- * block holds columns 0-15 low, 16-31 high). */
+/* Row r's 16 nibble bytes of a stored Q4_0 / Q5_0 / Q5_1 block (columns
+ * 0-15 low, 16-31 high) into the 4 x 32 bytes of an x8 block (dtype.h): the
+ * byte for the row's quads p (columns 8p..8p+3 low, 8p+4..8p+7 high) comes
+ * from byte 8(p%2)+i of the stored block, low nibbles for p < 2, high ones
+ * after. Four bytes at a time (the masks keep each byte's nibbles in it):
+ * quad p = 0, 1 takes the low nibbles of bytes 8p..8p+7, p = 2, 3 the high
+ * ones of bytes 8(p-2).. */
+static void put_nibbles(const uint8_t qs[16], int r, uint8_t out[128])
+{
+    uint32_t q[4], lo = 0x0f0f0f0fu, quad[4];
+    memcpy(q, qs, sizeof q);
+    quad[0] = (q[0] & lo) | (q[1] & lo) << 4;
+    quad[1] = (q[2] & lo) | (q[3] & lo) << 4;
+    quad[2] = (q[0] >> 4 & lo) | (q[1] & ~lo);
+    quad[3] = (q[2] >> 4 & lo) | (q[3] & ~lo);
+    for (int p = 0; p < 4; p++)
+        memcpy(out + 32 * p + 4 * r, &quad[p], 4);
+}
+
+/* Row r's fifth bits, bit e of a stored block's qh (a little-endian uint32)
+ * for column e, into a Q5_0_X8 / Q5_1_X8 block's qh: byte 4r+i gets bits i,
+ * i+4, ..., i+28 as its bits 0..7 (columns 4j+i). The bits 4 apart close up
+ * in three steps: pairs into each byte's bits 0-1, fours into each 16 bits'
+ * bits 0-3, then the eight into bits 0-7. */
+static void put_high_bits(const uint8_t qh[4], int r, uint8_t out[32])
+{
+    uint32_t h = (uint32_t)qh[0] | (uint32_t)qh[1] << 8 | (uint32_t)qh[2] << 16 | (uint32_t)qh[3] << 24;
+    for (int i = 0; i < 4; i++) {
+        uint32_t v = (h >> i) & 0x11111111u;
+        v = (v | v >> 3) & 0x03030303u;
+        v = (v | v >> 6) & 0x000f000fu;
+        out[4 * r + i] = (uint8_t)(v | v >> 12);
+    }
+}
+
+/* Block b of the 8 rows of group g of a Q4_0 or Q8_0 matrix into the
+ * interleaved layout: the scales in row order, then the quads. */
 static void interleave_block(const vc_matrix *w, int64_t g, int64_t b, uint8_t *dst)
 {
     const uint8_t *rows = (const uint8_t *)w->data + (size_t)g * 8 * w->row_bytes;
@@ -56,17 +88,7 @@ static void interleave_block(const vc_matrix *w, int64_t g, int64_t b, uint8_t *
         for (int r = 0; r < 8; r++) {
             const vc_block_q4_0 *blk = (const vc_block_q4_0 *)(rows + (size_t)r * w->row_bytes) + b;
             out->d[r] = blk->d;
-            /* four bytes at a time (the masks keep each byte's nibbles in it):
-             * quad p = 0, 1 takes the low nibbles of bytes 8p..8p+7, p = 2, 3
-             * the high ones of bytes 8(p-2).. */
-            uint32_t q[4], lo = 0x0f0f0f0fu, quad[4];
-            memcpy(q, blk->qs, sizeof q);
-            quad[0] = (q[0] & lo) | (q[1] & lo) << 4;
-            quad[1] = (q[2] & lo) | (q[3] & lo) << 4;
-            quad[2] = (q[0] >> 4 & lo) | (q[1] & ~lo);
-            quad[3] = (q[2] >> 4 & lo) | (q[3] & ~lo);
-            for (int p = 0; p < 4; p++)
-                memcpy(out->qs + 32 * p + 4 * r, &quad[p], 4);
+            put_nibbles(blk->qs, r, out->qs);
         }
     } else {
         vc_block_q8_0x8 *out = (vc_block_q8_0x8 *)dst;
@@ -75,6 +97,31 @@ static void interleave_block(const vc_matrix *w, int64_t g, int64_t b, uint8_t *
             out->d[r] = blk->d;
             for (int j = 0; j < 8; j++)
                 memcpy(out->qs + 32 * j + 4 * r, blk->qs + 4 * j, 4);
+        }
+    }
+}
+
+/* Block b of the 8 rows of group g of a Q5_0 / Q5_1 matrix into Q5_0_X8 /
+ * Q5_1_X8: the scales (and mins) in row order, then the nibbles (stored as
+ * Q4_0's are) and the fifth bits. */
+static void interleave_q5(const vc_matrix *w, int64_t g, int64_t b, uint8_t *dst)
+{
+    const uint8_t *rows = (const uint8_t *)w->data + (size_t)g * 8 * w->row_bytes;
+    vc_block_q5_0x8 *o0 = (vc_block_q5_0x8 *)dst;
+    vc_block_q5_1x8 *o1 = (vc_block_q5_1x8 *)dst;
+    for (int r = 0; r < 8; r++) {
+        const uint8_t *row = rows + (size_t)r * w->row_bytes;
+        if (w->type == VC_Q5_1) {
+            const vc_block_q5_1 *blk = (const vc_block_q5_1 *)row + b;
+            o1->d[r] = blk->d;
+            o1->m[r] = blk->m;
+            put_nibbles(blk->qs, r, o1->qs);
+            put_high_bits(blk->qh, r, o1->qh);
+        } else {
+            const vc_block_q5_0 *blk = (const vc_block_q5_0 *)row + b;
+            o0->d[r] = blk->d;
+            put_nibbles(blk->qs, r, o0->qs);
+            put_high_bits(blk->qh, r, o0->qh);
         }
     }
 }
@@ -175,12 +222,15 @@ static void interleave_kquant(const vc_matrix *w, int64_t g, int64_t k, uint8_t 
 
 static bool is_kquant(vc_dtype t) { return t == VC_Q4_K || t == VC_Q5_K || t == VC_Q6_K; }
 
-/* A Q4_0, Q8_0 or K-quant matrix of whole groups interleaved into a new
- * buffer (*owned), *w describing it; 0, or -1 (no memory; *w unchanged). */
+/* A Q4_0, Q5_0, Q5_1, Q8_0 or K-quant matrix of whole groups interleaved
+ * into a new buffer (*owned), *w describing it; 0, or -1 (no memory; *w
+ * unchanged). */
 static int interleave(vc_matrix *w, void **owned)
 {
-    bool kq = is_kquant(w->type);
+    bool kq = is_kquant(w->type), q5 = w->type == VC_Q5_0 || w->type == VC_Q5_1;
     size_t unit = w->type == VC_Q4_0   ? sizeof(vc_block_q4_0x8)
+                  : w->type == VC_Q5_0 ? sizeof(vc_block_q5_0x8)
+                  : w->type == VC_Q5_1 ? sizeof(vc_block_q5_1x8)
                   : w->type == VC_Q8_0 ? sizeof(vc_block_q8_0x8)
                   : w->type == VC_Q4_K ? sizeof(vc_block_q4_kx8)
                   : w->type == VC_Q5_K ? sizeof(vc_block_q5_kx8)
@@ -204,10 +254,14 @@ static int interleave(vc_matrix *w, void **owned)
             uint8_t *dst = out + (size_t)g * 8 * row_bytes + (size_t)b * unit;
             if (kq)
                 interleave_kquant(w, g, b, dst);
+            else if (q5)
+                interleave_q5(w, g, b, dst);
             else
                 interleave_block(w, g, b, dst);
         }
     w->type = w->type == VC_Q4_0   ? VC_Q4_0_X8
+              : w->type == VC_Q5_0 ? VC_Q5_0_X8
+              : w->type == VC_Q5_1 ? VC_Q5_1_X8
               : w->type == VC_Q8_0 ? VC_Q8_0_X8
               : w->type == VC_Q4_K ? VC_Q4_K_X8
               : w->type == VC_Q5_K ? VC_Q5_K_X8
@@ -222,7 +276,8 @@ int vc_matrix_prepare_int8(vc_matrix *w, vc_int8_prepare how, void **owned)
 {
     if (!whole_groups(w))
         return 0;
-    if (w->type == VC_Q4_0 || w->type == VC_Q8_0 || (is_kquant(w->type) && w->cols % VC_QK_K == 0))
+    if (w->type == VC_Q4_0 || w->type == VC_Q5_0 || w->type == VC_Q5_1 || w->type == VC_Q8_0 ||
+        (is_kquant(w->type) && w->cols % VC_QK_K == 0))
         return interleave(w, owned) == 0 ? 1 : -1;
     /* every stored type; not an interleaved one */
     if (how == VC_INT8_AS_STORED || !vc_dtype_valid((uint32_t)w->type))

@@ -132,7 +132,7 @@ static int bind_layer(vc_llm *m, const namer *nm, int l, float *norms)
 }
 
 /* An HF tensor name under the body prefix. */
-/* --int8-dot: the Q4_0, Q8_0 and K-quant matrices that decode and prefill multiply
+/* --int8-dot: the Q4_0, Q5_0, Q5_1, Q8_0 and K-quant matrices that decode and prefill multiply
  * with, laid out for the integer kernels (copies: the file's pages of the
  * stored rows are released, and a tied embedding table reads its rows back),
  * the matrices spread over the thread pool. */

@@ -146,7 +146,7 @@ static int bind_mlx_patch(vc_vit *v, const vc_tensor *pt)
 }
 
 /* Each layer's matrices laid out for the integer kernels (an image's
- * 1000-odd patches are one long prefill): the Q4_0/Q8_0/K-quant ones
+ * 1000-odd patches are one long prefill): the Q4_0/Q5_0/Q5_1/Q8_0/K-quant ones
  * interleaved, the other quantized ones requantized to Q8_0 first, and, with how
  * VC_INT8_REQUANTIZE (--int8-dot), the float ones too. Out of memory it stops: the rest stay as stored. */
 static void requantize_layers(vc_vit *v, vc_int8_prepare how)
