@@ -40,7 +40,7 @@ RUNS=${RUNS:-3}
 PP=${PP:-256}
 TG=${TG:-64}
 CACHE=${XDG_CACHE_HOME:-$HOME/.cache}/vlmchat/bench/$MODEL
-OUT=${OUT:-/tmp/vlmchat-compare}
+OUT=${OUT:-/tmp/vlmchat-compare}/$MODEL   # one folder a model: vlmchat pairs a GGUF with the mmproj beside it
 NAME=${MODEL//[.-]/}
 mkdir -p "$OUT"
 

@@ -126,12 +126,15 @@ TARGET_AVX512VNNI static inline __m256i mulacc_avx512vnni(__m256i acc, __m256i u
 
 #define ISA avx2
 #define TARGET TARGET_AVX2
+#define VNNI 0
 #include "int8dot_simd.inc"
 #define ISA avxvnni
 #define TARGET TARGET_AVXVNNI
+#define VNNI 1
 #include "int8dot_simd.inc"
 #define ISA avx512vnni
 #define TARGET TARGET_AVX512VNNI
+#define VNNI 1
 #include "int8dot_simd.inc"
 
 /* AVX-512: two neighbouring groups (16 rows) in one 512-bit vector and 8
