@@ -49,10 +49,12 @@ flag_of() { case "$1" in *+int8) echo --int8-dot ;; *+float) echo --float-act ;;
 # convert names the file after the model's path (general.name), and llama.cpp
 # gives a model named like Phi-3 Phi-3's SentencePiece tokens (</s>, <unk>),
 # which the benchmark tokenizer lacks: the path is a link with another name
-ln -sfn "$CACHE" "$OUT/bench-model"
+# (its folder named by a checksum: a path with the model's name in it, "phi3-mini", is that name again)
+SRC=$(dirname "$OUT")/model-$(printf %s "$MODEL" | cksum | cut -d' ' -f1)
+ln -sfn "$CACHE" "$SRC"
 gguf_of() {   # the GGUF file of a TYPE, written once
     local f="$OUT/$NAME-${1%+*}.gguf"
-    [ -f "$f" ] || "$V" convert --model "$OUT/bench-model" --out "$f" --type "${1%+*}" >/dev/null
+    [ -f "$f" ] || "$V" convert --model "$SRC" --out "$f" --type "${1%+*}" >/dev/null
     echo "$f"
 }
 # The mmproj file convert wrote beside a type's GGUF, named for vlmchat (several

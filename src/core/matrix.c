@@ -246,8 +246,12 @@ static int interleave(vc_matrix *w, void **owned)
     /* its pages in one call rather than a fault each (advice only) */
     uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
     uintptr_t first = ((uintptr_t)out + page - 1) / page * page, last = ((uintptr_t)out + bytes) / page * page;
-    if (last > first)
+    if (last > first) {
+#ifdef MADV_HUGEPAGE
+        madvise((void *)first, last - first, MADV_HUGEPAGE);
+#endif
         madvise((void *)first, last - first, MADV_POPULATE_WRITE);
+    }
 #endif
     for (int64_t g = 0; g < w->rows / 8; g++)
         for (int64_t b = 0; b < nb; b++) {
