@@ -52,4 +52,15 @@ int vc_isa_parse(const char *name, vc_isa *out);
  * for use while other threads run kernels. */
 vc_isa vc_isa_set(vc_isa cap);
 
+/* Whether the CPU runs 512-bit vector instructions at full width (Intel's
+ * AVX-512 cores; AMD's from Zen 5, family 0x1A, where Zen 4 splits each in
+ * two halves): the kernels that gain from 512-bit vectors only there (the
+ * one-token interleaved products, memory-bound) ask this, once per call.
+ * False without AVX-512 at the level in effect. */
+bool vc_cpu_full_width_512(void);
+
+/* For tests and comparisons: 1 or 0 sets vc_cpu_full_width_512's answer
+ * (still false without AVX-512), -1 gives it back to the CPU. */
+void vc_cpu_set_full_width_512(int on);
+
 #endif

@@ -56,8 +56,9 @@ void vc_int8dot_requantize_float(bool on);
 bool vc_int8dot_requantizes_float(void);
 
 /* The instruction set the integer kernels use, the best the level in effect
- * (core/cpu.h) allows: "avx512-vnni", "avx-vnni", "avx2" or "generic" (the
- * plain-C reference). */
+ * (core/cpu.h) allows: "amx" (AMX tiles for 16 tokens or more on
+ * interleaved matrices, AVX-512 VNNI for the rest), "avx512-vnni",
+ * "avx-vnni", "avx2" or "generic" (the plain-C reference). */
 const char *vc_int8dot_isa(void);
 
 /* Dot product of a row of type t (n elements, whole blocks; t must be one
@@ -66,9 +67,9 @@ float vc_dot_row_act(vc_dtype t, const void *row, const vc_block_q8_act *x, int6
 
 /* For measuring the machine's int8 peak (vlmchat bench): `iters` rounds of
  * independent multiply-adds of the kind the integer kernels use at the
- * level in effect (AVX-512 VNNI's 512-bit dpbusd, AVX-VNNI's 256-bit one,
- * AVX2's maddubs/madd pair, plain C), on the calling thread. Returns the
- * count of byte multiply-adds done. */
+ * level in effect (AMX's 16x16x64 tile products, AVX-512 VNNI's 512-bit
+ * dpbusd, AVX-VNNI's 256-bit one, AVX2's maddubs/madd pair, plain C), on
+ * the calling thread. Returns the count of byte multiply-adds done. */
 int64_t vc_int8dot_peak_run(int64_t iters);
 
 /* The kernel vc_dot_row_act would call now (decided once per matrix
@@ -86,7 +87,8 @@ void vc_int8dot_rows(const vc_matrix *w, int64_t r0, int64_t r1, const vc_block_
 /* ---- rows interleaved in groups of 8 ----
  * Matrices prepared by vc_matrix_prepare_int8 (core/matrix.h; the layouts in
  * dtype.h, VC_Q4_0_X8, VC_Q5_0_X8, VC_Q5_1_X8, VC_Q8_0_X8, VC_Q4_K_X8,
- * VC_Q5_K_X8, VC_Q6_K_X8) go 8 or 16 rows and up to 8 tokens at a time.
+ * VC_Q5_K_X8, VC_Q6_K_X8) go 8 or 16 rows and up to 8 tokens at a time
+ * (with AMX, 32 rows and 32 tokens: the same floats as AVX-512 VNNI's).
  * Q5_0_X8 / Q5_1_X8 compute what vc_int8dot_rows computes on the stored
  * rows (the same integer sums per block, the offset 16 qsum or the min
  * m xd qsum), up to the order of the float sums. The K-quant ones compute what

@@ -65,6 +65,43 @@ static unsigned detect(void)
 static unsigned detect(void) { return 1u << VC_ISA_GENERIC; }
 #endif
 
+#if defined(__x86_64__)
+/* Intel, or AMD from family 0x1A (leaf 0's vendor string; leaf 1 EAX:
+ * base family bits 8-11, extended family bits 20-27 added when base is 15). */
+static bool full_width_cpu(void)
+{
+    unsigned a, b, c, d;
+    if (!__get_cpuid(0, &a, &b, &c, &d))
+        return false;
+    bool intel = b == 0x756e6547 && d == 0x49656e69 && c == 0x6c65746e;   /* "GenuineIntel" */
+    bool amd = b == 0x68747541 && d == 0x69746e65 && c == 0x444d4163;     /* "AuthenticAMD" */
+    if (!(intel || amd) || !__get_cpuid(1, &a, &b, &c, &d))
+        return false;
+    unsigned family = (a >> 8) & 0xf;
+    if (family == 0xf)
+        family += (a >> 20) & 0xff;
+    return intel || family >= 0x1a;
+}
+#else
+static bool full_width_cpu(void) { return false; }
+#endif
+
+static int full_width = -1;   /* vc_cpu_set_full_width_512's setting; -1: the CPU's */
+
+bool vc_cpu_full_width_512(void)
+{
+    static int cpu = -1;   /* racing first calls store the same value */
+    if (!vc_isa_has(VC_ISA_AVX512))
+        return false;
+    if (full_width >= 0)
+        return full_width;
+    if (cpu < 0)
+        cpu = full_width_cpu();
+    return cpu;
+}
+
+void vc_cpu_set_full_width_512(int on) { full_width = on < 0 ? -1 : on != 0; }
+
 static const char *const names[VC_ISA_COUNT] = { "generic", "avx2", "avx-vnni", "avx512", "avx512-vnni", "amx" };
 
 /* Decided at the first call; racing first calls store the same values. */
