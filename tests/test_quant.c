@@ -741,6 +741,35 @@ static void test_interleaved(void)
     vc_threads_shutdown();
 }
 
+/* The generic interleaved products y_ref against the stored rows' reference
+ * y_rows (n values): within 1e-6 of the products' scale. */
+static void check_generic_interleaved(vc_dtype t, int rows, int cols, const float *y_ref, const float *y_rows, int n,
+                                      float scale)
+{
+    float worst = 0;
+    for (int i = 0; i < n; i++) {
+        float d = fabsf(y_ref[i] - y_rows[i]) / (1 + scale);
+        worst = d > worst || d != d ? d : worst;
+    }
+    CHECK(worst <= 1e-6f, "%s %dx%d: generic interleaved vs the stored rows' reference: %g (of the scale %g)",
+          vc_dtype_name(t), rows, cols, worst, scale);
+}
+
+/* The vision tower's setting (VC_INT8_QUANTIZED) lays 8 rows of type t
+ * (cols columns of w, quantized into q) out as `want`, of the stored size. */
+static void check_tower_layout(vc_dtype t, int cols, vc_dtype want, const float *w, uint8_t *q)
+{
+    size_t rb;
+    vc_dtype_row_bytes(t, cols, &rb);
+    for (int r = 0; r < 8; r++)
+        vc_quantize_row(t, w + r * cols, q + r * rb, cols);
+    vc_matrix m = { t, cols, 8, rb, q };
+    void *owned = NULL;
+    CHECK(vc_matrix_prepare_int8(&m, VC_INT8_QUANTIZED, &owned) == 1 && m.type == want && m.row_bytes == rb,
+          "VC_INT8_QUANTIZED lays a %s matrix out as its interleaved type, of the stored size", vc_dtype_name(t));
+    free(owned);
+}
+
 /* K-quant matrices interleaved in groups of 8 (Q4_K_X8, Q5_K_X8, Q6_K_X8):
  * on random super-blocks (quantized rows whose value, scale and min bytes
  * are then made random, so every 6-bit value and Q6_K's negative scales
@@ -793,15 +822,10 @@ static void test_interleaved_k(void)
             vc_isa_set(VC_ISA_GENERIC);
             vc_int8dot_rows(&plain, 0, rows, xq, TOK, y_rows, rows);
             vc_int8dot_interleaved(&il, 0, rows / 8, xq, TOK, y_ref, rows);
-            float scale = 0, worst = 0;   /* differences relative to the products' scale */
+            float scale = 0;   /* differences relative to the products' scale */
             for (int i = 0; i < TOK * rows; i++)
                 scale = fmaxf(scale, fabsf(y_rows[i]));
-            for (int i = 0; i < TOK * rows; i++) {
-                float d = fabsf(y_ref[i] - y_rows[i]) / (1 + scale);
-                worst = d > worst || d != d ? d : worst;
-            }
-            CHECK(worst <= 1e-6f, "%s %dx%d: generic interleaved vs the stored rows' reference: %g (of the scale %g)",
-                  vc_dtype_name(types[t]), rows, cols, worst, scale);
+            check_generic_interleaved(types[t], rows, cols, y_ref, y_rows, TOK * rows, scale);
             for (size_t k = 0; k < sizeof isas / sizeof *isas; k++) {
                 if (vc_isa_set(isas[k]) != isas[k])
                     continue;
@@ -845,15 +869,7 @@ static void test_interleaved_k(void)
         }
     }
     /* the vision tower's setting keeps K-quant values too (no Q8_0 requantization) */
-    size_t rb;
-    vc_dtype_row_bytes(VC_Q6_K, 256, &rb);
-    for (int r = 0; r < 8; r++)
-        vc_quantize_row(VC_Q6_K, w + r * 256, q + r * rb, 256);
-    vc_matrix m6 = { VC_Q6_K, 256, 8, rb, q };
-    void *owned6 = NULL;
-    CHECK(vc_matrix_prepare_int8(&m6, VC_INT8_QUANTIZED, &owned6) == 1 && m6.type == VC_Q6_K_X8 && m6.row_bytes == rb,
-          "VC_INT8_QUANTIZED lays a Q6_K matrix out as Q6_K_X8, of the stored size");
-    free(owned6);
+    check_tower_layout(VC_Q6_K, 256, VC_Q6_K_X8, w, q);
 }
 
 /* The 5-bit value q (0..31) of row r, column c of a block: from a stored
@@ -953,15 +969,10 @@ static void test_interleaved_q5(void)
                     y_rows[i * rows + r] = vc_dot_row_act_ref(types[t], q + r * rb, xq + i * nb, cols);
             vc_isa_set(VC_ISA_GENERIC);
             vc_int8dot_interleaved(&il, 0, groups, xq, TOK, y_ref, rows);
-            float scale = 0, worst = 0;   /* differences relative to the products' scale */
+            float scale = 0;   /* differences relative to the products' scale */
             for (int i = 0; i < TOK * rows; i++)
                 scale = fmaxf(scale, fabsf(y_rows[i]));
-            for (int i = 0; i < TOK * rows; i++) {
-                float d = fabsf(y_ref[i] - y_rows[i]) / (1 + scale);
-                worst = d > worst || d != d ? d : worst;
-            }
-            CHECK(worst <= 1e-6f, "%s %dx%d: generic interleaved vs the stored rows' reference: %g (of the scale %g)",
-                  vc_dtype_name(types[t]), rows, cols, worst, scale);
+            check_generic_interleaved(types[t], rows, cols, y_ref, y_rows, TOK * rows, scale);
             for (size_t k = 0; k < sizeof isas / sizeof *isas; k++) {
                 if (vc_isa_set(isas[k]) != isas[k])
                     continue;
@@ -1006,15 +1017,7 @@ static void test_interleaved_q5(void)
         }
     }
     /* the vision tower's setting interleaves Q5_0 as it is too (no Q8_0 requantization) */
-    size_t rb;
-    vc_dtype_row_bytes(VC_Q5_0, 64, &rb);
-    for (int r = 0; r < 8; r++)
-        vc_quantize_row(VC_Q5_0, w + r * 64, q + r * rb, 64);
-    vc_matrix m5 = { VC_Q5_0, 64, 8, rb, q };
-    void *owned5 = NULL;
-    CHECK(vc_matrix_prepare_int8(&m5, VC_INT8_QUANTIZED, &owned5) == 1 && m5.type == VC_Q5_0_X8 && m5.row_bytes == rb,
-          "VC_INT8_QUANTIZED lays a Q5_0 matrix out as Q5_0_X8, of the stored size");
-    free(owned5);
+    check_tower_layout(VC_Q5_0, 64, VC_Q5_0_X8, w, q);
 }
 
 int main(void)
