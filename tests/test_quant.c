@@ -655,7 +655,7 @@ static void test_matmul_multi(void)
 static void test_interleaved(void)
 {
     vc_threads_init(2);
-    enum { ROWS = 24, COLS = 256, TOK = 11 };   /* 3 groups of 8 rows; tiles of 8 and 4 tokens and a rest */
+    enum { ROWS = 88, COLS = 256, TOK = 11 };   /* 11 groups of 8 rows; tiles of 8 and 4 tokens and a rest */
     static float w[ROWS * COLS], x[TOK * COLS], y[TOK * ROWS];
     static uint8_t q[ROWS * COLS * 2];
     static vc_block_q8_act xq[TOK * COLS / VC_QK8_ACT];
