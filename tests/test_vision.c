@@ -623,8 +623,46 @@ static void test_vit_batch(void)
     json_decref(cfg);
 }
 
+/* Pairing a text GGUF with the mmproj beside it (vc_mmproj_find_beside):
+ * one candidate is taken whatever its name; of several, the one named for
+ * the text file (mmproj-NAME.gguf beside NAME.gguf); several with none, or
+ * more than one, naming it are an error. */
+static void test_pairing(void)
+{
+    char dir[] = "/tmp/vlmchat-pair-XXXXXX", text[256], p[4][256];
+    if (!mkdtemp(dir))
+        return;
+    const char *names[4] = { "mmproj-a.gguf", "mmproj-b.gguf", "mmproj-m-q4.gguf", "m-q4.mmproj.gguf" };
+    for (int i = 0; i < 4; i++)
+        snprintf(p[i], sizeof p[i], "%s/%s", dir, names[i]);
+    snprintf(text, sizeof text, "%s/m-q4.gguf", dir);
+    const char *src = fixture("vision/smolvlm_gguf/mmproj-smolvlm-f32.gguf");
+    bool amb = true;
+    char *got;
+    CHECK(copy_file(src, p[0]) == 0, "copy %s", src);
+    got = vc_mmproj_find_beside(text, &amb);
+    CHECK(got && strcmp(got, p[0]) == 0 && !amb, "one candidate, another name: taken (%s)", got ? got : "none");
+    free(got);
+    CHECK(copy_file(src, p[1]) == 0, "copy %s", src);
+    got = vc_mmproj_find_beside(text, &amb);
+    CHECK(!got && amb && strstr(vc_error(), "several mmproj"), "two, neither named for the text file: an error");
+    free(got);
+    CHECK(copy_file(src, p[2]) == 0, "copy %s", src);
+    got = vc_mmproj_find_beside(text, &amb);
+    CHECK(got && strcmp(got, p[2]) == 0 && !amb, "three, one named for the text file: that one (%s)", got ? got : "none");
+    free(got);
+    CHECK(copy_file(src, p[3]) == 0, "copy %s", src);
+    got = vc_mmproj_find_beside(text, &amb);
+    CHECK(!got && amb, "two named for the text file: an error");
+    free(got);
+    for (int i = 0; i < 4; i++)
+        unlink(p[i]);
+    rmdir(dir);
+}
+
 int main(void)
 {
+    test_pairing();
     test_vit_batch();
     test_family("llava_next", VC_CHAT_LLAVA_MISTRAL, false);
     test_family("idefics3", VC_CHAT_IDEFICS3, false);

@@ -55,8 +55,11 @@ int vc_mmproj_open(const char *path, int text_dim, vc_mmproj *out);
 /* Frees what vc_mmproj_open made (weights too, unless taken: set to NULL). */
 void vc_mmproj_free(vc_mmproj *m);
 /* Automatic pairing: the one mmproj GGUF (a "*mmproj*.gguf" file that sniffs
- * as clip) in the directory of text_gguf. Returns a malloc'd path, or NULL
- * when there is none; fails (NULL with *ambiguous set) when there are several. */
+ * as clip) in the directory of text_gguf, or, of several, the one whose name
+ * holds the text file's name less ".gguf" (mmproj-NAME.gguf beside
+ * NAME.gguf). Returns a malloc'd path, or NULL when there is none; fails
+ * (NULL with *ambiguous set) when there are several and not exactly one
+ * names the text file. */
 char *vc_mmproj_find_beside(const char *text_gguf, bool *ambiguous);
 
 #endif

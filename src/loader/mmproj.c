@@ -522,6 +522,19 @@ static bool is_candidate(const char *name)
     return strstr(name, "mmproj") && n > 5 && strcmp(name + n - 5, ".gguf") == 0;
 }
 
+/* Whether the file name `name` holds the text file's name less ".gguf"
+ * (mmproj-NAME.gguf beside NAME.gguf, as vlmchat convert names it). */
+static bool names_text(const char *name, const char *text_base)
+{
+    size_t n = strlen(text_base);
+    if (n > 5 && strcmp(text_base + n - 5, ".gguf") == 0)
+        n -= 5;
+    for (const char *p = name; n && *p; p++)
+        if (strncmp(p, text_base, n) == 0)
+            return true;
+    return false;
+}
+
 char *vc_mmproj_find_beside(const char *text_gguf, bool *ambiguous)
 {
     *ambiguous = false;
@@ -535,7 +548,9 @@ char *vc_mmproj_find_beside(const char *text_gguf, bool *ambiguous)
     else
         snprintf(dir, strlen(dir) + 1, ".");
     DIR *d = opendir(dir);
-    char *found = NULL;
+    /* the first candidate, another one, and the one naming the text file (NULL: none, or several) */
+    char *found = NULL, *other = NULL, *named = NULL;
+    int n_named = 0;
     struct dirent *e;
     while (d && (e = readdir(d))) {
         if (!is_candidate(e->d_name) || strcmp(e->d_name, base) == 0)
@@ -550,19 +565,31 @@ char *vc_mmproj_find_beside(const char *text_gguf, bool *ambiguous)
             free(p);
             continue;
         }
-        if (found) {
-            *ambiguous = true;
-            vc_fail_code(VC_EXIT_USAGE, "several mmproj files beside %s (%s, %s): choose one with --mmproj",
-                         text_gguf, found, p);
+        if (names_text(e->d_name, base) && n_named++ == 0)
+            named = vc_strdup(p);
+        if (!found)
+            found = p;
+        else if (!other)
+            other = p;
+        else
             free(p);
-            free(found);
-            found = NULL;
-            break;
-        }
-        found = p;
     }
     if (d)
         closedir(d);
     free(dir);
+    if (other && n_named == 1 && named) {   /* several, one of them named for this file */
+        free(found);
+        free(other);
+        return named;
+    }
+    free(named);
+    if (other) {
+        *ambiguous = true;
+        vc_fail_code(VC_EXIT_USAGE, "several mmproj files beside %s (%s, %s): choose one with --mmproj", text_gguf, found,
+                     other);
+        free(found);
+        free(other);
+        return NULL;
+    }
     return found;
 }
