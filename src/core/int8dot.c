@@ -155,15 +155,8 @@ __attribute__((always_inline)) TARGET_AVX512VNNI static inline void pair_tile8(v
                                                                                const vc_block_q8_act *x, int64_t xs,
                                                                                int64_t nb, float *y, int ldy)
 {
-    const __m512i low = _mm512_set1_epi8(0xf), flip = _mm512_set1_epi8((char)0x80);
-    /* what the unsigned weights carry: sum(x) times it comes off */
-    const int offset = type == VC_Q4_0_X8 ? 8 : type == VC_Q5_0_X8 ? 16 : type == VC_Q5_1_X8 ? 0 : 128;
-    size_t block_bytes = type == VC_Q4_0_X8   ? sizeof(vc_block_q4_0x8)
-                         : type == VC_Q5_0_X8 ? sizeof(vc_block_q5_0x8)
-                         : type == VC_Q5_1_X8 ? sizeof(vc_block_q5_1x8)
-                                              : sizeof(vc_block_q8_0x8);
-    /* where the values start in a block (past d[8], and Q5_1's m[8]); Q5's qh after its 128 nibble bytes */
-    size_t qs_at = type == VC_Q5_1_X8 ? offsetof(vc_block_q5_1x8, qs) : offsetof(vc_block_q4_0x8, qs);
+    const int offset = vc_x8_offset(type);   /* what the unsigned weights carry: sum(x) times it comes off */
+    size_t block_bytes = vc_x8_block_bytes(type), qs_at = vc_x8_values_at(type);
     __m512 acc[8];
 #pragma GCC unroll 8
     for (int t = 0; t < 8; t++)
@@ -176,15 +169,7 @@ __attribute__((always_inline)) TARGET_AVX512VNNI static inline void pair_tile8(v
             s[t] = _mm512_setzero_si512();
 #pragma GCC unroll 8
         for (int j = 0; j < 8; j++) {   /* quads of columns 4j .. 4j+3 */
-            __m512i u;
-            if (type == VC_Q8_0_X8) {
-                u = _mm512_xor_si512(vc_x8_join_groups(qa + 32 * j, qb + 32 * j), flip);
-            } else if (type == VC_Q4_0_X8) {
-                __m512i v = vc_x8_join_groups(qa + 32 * (j / 2), qb + 32 * (j / 2));
-                u = _mm512_and_si512(j & 1 ? _mm512_srli_epi16(v, 4) : v, low);
-            } else {
-                u = vc_x8_kquad16(5, qa, qb, qa + 128, qb + 128, j);
-            }
+            __m512i u = vc_x8_quad16(type, qa, qb, j);
 #pragma GCC unroll 8
             for (int t = 0; t < 8; t++)
                 s[t] = _mm512_dpbusd_epi32(s[t], u, _mm512_set1_epi32(quad_at(x[t * xs + b].qs + 4 * j)));
@@ -302,11 +287,10 @@ KX8_PAIR(6)
  * half a thread's range apart, so that each stream runs on over many
  * groups (neighbouring groups, two streams restarting every 13.8 KB on a
  * 3072-column matrix: 12.0 -> 12.6 tok/s). */
-__attribute__((always_inline)) TARGET_AVX512VNNI static inline __m512 pair_one(bool q4, const uint8_t *ga, const uint8_t *gb,
+__attribute__((always_inline)) TARGET_AVX512VNNI static inline __m512 pair_one(vc_dtype type, const uint8_t *ga, const uint8_t *gb,
                                                                                const vc_block_q8_act *x, int64_t nb)
 {
-    const __m512i low = _mm512_set1_epi8(0xf), flip = _mm512_set1_epi8((char)0x80);
-    size_t block_bytes = q4 ? sizeof(vc_block_q4_0x8) : sizeof(vc_block_q8_0x8);
+    size_t block_bytes = vc_x8_block_bytes(type), qs_at = vc_x8_values_at(type);
     __m512 acc = _mm512_setzero_ps(), acc2 = _mm512_setzero_ps();
     for (int64_t b = 0; b < nb; b++, ga += block_bytes, gb += block_bytes, x++) {
         _mm_prefetch((const char *)ga + 1024, _MM_HINT_T0);
@@ -314,20 +298,14 @@ __attribute__((always_inline)) TARGET_AVX512VNNI static inline __m512 pair_one(b
         __m512i s = _mm512_setzero_si512(), s2 = _mm512_setzero_si512();
 #pragma GCC unroll 8
         for (int j = 0; j < 8; j++) {
-            __m512i u;
-            if (q4) {
-                __m512i v = vc_x8_join_groups(ga + 16 + 32 * (j / 2), gb + 16 + 32 * (j / 2));
-                u = _mm512_and_si512(j & 1 ? _mm512_srli_epi16(v, 4) : v, low);
-            } else {
-                u = _mm512_xor_si512(vc_x8_join_groups(ga + 16 + 32 * j, gb + 16 + 32 * j), flip);
-            }
+            __m512i u = vc_x8_quad16(type, ga + qs_at, gb + qs_at, j);
             __m512i xb = _mm512_set1_epi32(quad_at(x->qs + 4 * j));
             if (j & 1)
                 s2 = _mm512_dpbusd_epi32(s2, u, xb);
             else
                 s = _mm512_dpbusd_epi32(s, u, xb);
         }
-        __m512i st = _mm512_sub_epi32(_mm512_add_epi32(s, s2), _mm512_set1_epi32((q4 ? 8 : 128) * x->qsum));
+        __m512i st = _mm512_sub_epi32(_mm512_add_epi32(s, s2), _mm512_set1_epi32(vc_x8_offset(type) * x->qsum));
         __m512 d = _mm512_mul_ps(vc_x8_join_scales((const uint16_t *)ga, (const uint16_t *)gb), _mm512_set1_ps(x->d));
         if (b & 1)
             acc2 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(st), d, acc2);
@@ -361,7 +339,7 @@ TARGET_AVX512VNNI static void interleaved_avx512(const vc_matrix *w, int64_t g0,
         int64_t half = (g1 - g0) / 2;
         for (int64_t i = 0; i < half; i++) {
             const uint8_t *ga = (const uint8_t *)w->data + (size_t)(g0 + i) * group_bytes, *gb = ga + (size_t)half * group_bytes;
-            __m512 r = w->type == VC_Q4_0_X8 ? pair_one(true, ga, gb, x, nb) : pair_one(false, ga, gb, x, nb);
+            __m512 r = w->type == VC_Q4_0_X8 ? pair_one(VC_Q4_0_X8, ga, gb, x, nb) : pair_one(VC_Q8_0_X8, ga, gb, x, nb);
             _mm256_storeu_ps(y + (size_t)i * 8, _mm512_castps512_ps256(r));
             _mm256_storeu_ps(y + (size_t)(half + i) * 8, _mm256_castsi256_ps(_mm512_extracti64x4_epi64(_mm512_castps_si512(r), 1)));
         }

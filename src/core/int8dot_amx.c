@@ -24,14 +24,13 @@
  */
 #include "int8dot_amx.h"
 
-#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
-bool vc_int8dot_amx_has(vc_dtype t)
+bool vc_int8dot_amx_has(vc_dtype type)
 {
-    return t == VC_Q4_0_X8 || t == VC_Q8_0_X8 || t == VC_Q5_0_X8 || t == VC_Q5_1_X8 || t == VC_Q4_K_X8 ||
-           t == VC_Q5_K_X8 || t == VC_Q6_K_X8;
+    return type == VC_Q4_0_X8 || type == VC_Q8_0_X8 || type == VC_Q5_0_X8 || type == VC_Q5_1_X8 || type == VC_Q4_K_X8 ||
+           type == VC_Q5_K_X8 || type == VC_Q6_K_X8;
 }
 
 #if defined(__x86_64__)
@@ -75,58 +74,29 @@ typedef struct {
     _Alignas(64) float sc[PANEL][2][16];
 } panel;
 
-/* Kinds: 0 Q4_0_X8, 8 Q8_0_X8, 50, 51 Q5_0_X8, Q5_1_X8, 4, 5, 6 Q4_K_X8,
- * Q5_K_X8, Q6_K_X8. */
-static int kind_of(vc_dtype t)
-{
-    return t == VC_Q4_0_X8   ? 0
-           : t == VC_Q8_0_X8 ? 8
-           : t == VC_Q5_0_X8 ? 50
-           : t == VC_Q5_1_X8 ? 51
-           : t == VC_Q4_K_X8 ? 4
-           : t == VC_Q5_K_X8 ? 5
-                             : 6;
-}
+/* The K-quant layouts (a block of 32 is a sub-block of a super-block). */
+static inline bool kquant(vc_dtype type) { return type == VC_Q4_K_X8 || type == VC_Q5_K_X8 || type == VC_Q6_K_X8; }
 
 /* Blocks b0 .. b0 + count - 1 of groups ga, gb (16 rows) into p. */
-__attribute__((always_inline)) TARGET_AMX static inline void unpack(int kind, const uint8_t *ga, const uint8_t *gb,
+__attribute__((always_inline)) TARGET_AMX static inline void unpack(vc_dtype type, const uint8_t *ga, const uint8_t *gb,
                                                                     int64_t b0, int64_t count, panel *p)
 {
     for (int64_t i = 0; i < count; i++) {
         int64_t b = b0 + i;
         int8_t *dst = p->b[i];
-        if (kind == 0 || kind == 8) {
-            size_t bytes = kind == 0 ? sizeof(vc_block_q4_0x8) : sizeof(vc_block_q8_0x8);
+        if (!kquant(type)) {   /* Q4_0, Q5_0, Q5_1, Q8_0: the unsigned quads less their offset, signed */
+            size_t bytes = vc_x8_block_bytes(type), at = vc_x8_values_at(type);
             const uint8_t *a = ga + (size_t)b * bytes, *c = gb + (size_t)b * bytes;
 #pragma GCC unroll 8
-            for (int j = 0; j < 8; j++) {
-                __m512i u;
-                if (kind == 0) {
-                    __m512i v = vc_x8_join_groups(a + 16 + 32 * (j / 2), c + 16 + 32 * (j / 2));
-                    u = _mm512_and_si512(j & 1 ? _mm512_srli_epi16(v, 4) : v, _mm512_set1_epi8(0xf));
-                    u = _mm512_sub_epi8(u, _mm512_set1_epi8(8));
-                } else {
-                    u = vc_x8_join_groups(a + 16 + 32 * j, c + 16 + 32 * j);
-                }
-                _mm512_store_si512(dst + 64 * j, u);
-            }
+            for (int j = 0; j < 8; j++)
+                _mm512_store_si512(dst + 64 * j, _mm512_sub_epi8(vc_x8_quad16(type, a + at, c + at, j),
+                                                                 _mm512_set1_epi8((char)vc_x8_offset(type))));
             _mm512_store_ps(p->sc[i][0], vc_x8_join_scales((const uint16_t *)a, (const uint16_t *)c));
-            continue;
-        }
-        if (kind == 50 || kind == 51) {   /* q = 0..31: the nibbles and the 32 bytes of fifth bits after them */
-            size_t bytes = kind == 50 ? sizeof(vc_block_q5_0x8) : sizeof(vc_block_q5_1x8);
-            size_t at = kind == 50 ? offsetof(vc_block_q5_0x8, qs) : offsetof(vc_block_q5_1x8, qs);
-            const uint8_t *a = ga + (size_t)b * bytes, *c = gb + (size_t)b * bytes;
-#pragma GCC unroll 8
-            for (int j = 0; j < 8; j++) {
-                __m512i u = vc_x8_kquad16(5, a + at, c + at, a + at + 128, c + at + 128, j);
-                _mm512_store_si512(dst + 64 * j, kind == 50 ? _mm512_sub_epi8(u, _mm512_set1_epi8(16)) : u);
-            }
-            _mm512_store_ps(p->sc[i][0], vc_x8_join_scales((const uint16_t *)a, (const uint16_t *)c));
-            if (kind == 51)
+            if (type == VC_Q5_1_X8)
                 _mm512_store_ps(p->sc[i][1], vc_x8_join_scales(((const vc_block_q5_1x8 *)a)->m, ((const vc_block_q5_1x8 *)c)->m));
             continue;
         }
+        int kind = type == VC_Q4_K_X8 ? 4 : type == VC_Q5_K_X8 ? 5 : 6;   /* vc_x8_kquad16's */
         size_t unit = kind == 4 ? sizeof(vc_block_q4_kx8) : kind == 5 ? sizeof(vc_block_q5_kx8) : sizeof(vc_block_q6_kx8);
         int s = (int)(b % 8);
         const uint8_t *sa = ga + (size_t)(b / 8) * unit, *sb = gb + (size_t)(b / 8) * unit;
@@ -216,7 +186,7 @@ __attribute__((always_inline)) TARGET_AMX static inline void store_products(int 
 /* One tile's sums c (16 tokens x 16 rows) scaled into acc (token t's 16
  * rows at acc + 32 t): sc the rows' d_w, mn their mins (Q4_K, Q5_K), d and
  * dq the tokens' d_x and d_x * qsum. */
-__attribute__((always_inline)) TARGET_AMX static inline void scale_add(int kind, const int32_t *c, const float *sc,
+__attribute__((always_inline)) TARGET_AMX static inline void scale_add(vc_dtype type, const int32_t *c, const float *sc,
                                                                        const float *mn, const float *d, const float *dq,
                                                                        float *acc)
 {
@@ -226,53 +196,53 @@ __attribute__((always_inline)) TARGET_AMX static inline void scale_add(int kind,
         float *at = acc + 32 * t;
         __m512 v = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_load_si512(c + 16 * t)), _mm512_mul_ps(s, _mm512_set1_ps(d[t])),
                                    _mm512_load_ps(at));
-        if (kind == 4 || kind == 5)
+        if (type == VC_Q4_K_X8 || type == VC_Q5_K_X8)
             v = _mm512_fnmadd_ps(_mm512_load_ps(mn), _mm512_set1_ps(dq[t]), v);
-        else if (kind == 51)
+        else if (type == VC_Q5_1_X8)
             v = _mm512_fmadd_ps(_mm512_load_ps(mn), _mm512_set1_ps(dq[t]), v);
         _mm512_store_ps(at, v);
     }
 }
 
 /* Step s's sums (in c) into acc: its block and half, both pairs' scales. */
-__attribute__((always_inline)) TARGET_AMX static inline void scale_step(int kind, int nt, int64_t s, int32_t (*c)[256],
+__attribute__((always_inline)) TARGET_AMX static inline void scale_step(vc_dtype type, int nt, int64_t s, int32_t (*c)[256],
                                                                         const panel *p, const packed_act *a, int tt,
                                                                         float *acc)
 {
-    int64_t i = kind == 6 ? s / 2 : s;
-    int h = kind == 6 ? (int)(s % 2) : 0;
+    int64_t i = type == VC_Q6_K_X8 ? s / 2 : s;
+    int h = type == VC_Q6_K_X8 ? (int)(s % 2) : 0;
     for (int k = 0; k < nt; k++)
         for (int pp = 0; pp < 2; pp++)
-            scale_add(kind, c[2 * k + pp], p[pp].sc[i][h], p[pp].sc[i][1], a->d[tt + k][i], a->dq[tt + k][i],
+            scale_add(type, c[2 * k + pp], p[pp].sc[i][h], p[pp].sc[i][1], a->d[tt + k][i], a->dq[tt + k][i],
                       acc + 16 * 32 * k + 16 * pp);
 }
 
 /* Token tiles tt .. tt + nt - 1 times the panel's 32 rows (pairs p[0],
  * p[1]) added into acc (token t's 32 rows at acc + 32 t). The tile unit
  * multiplies step s + 1 while the vectors scale step s. */
-__attribute__((always_inline)) TARGET_AMX static inline void panel_tokens(int kind, int nt, const panel *p, int64_t count,
+__attribute__((always_inline)) TARGET_AMX static inline void panel_tokens(vc_dtype type, int nt, const panel *p, int64_t count,
                                                                           const packed_act *a, int tt, float *acc)
 {
     _Alignas(64) int32_t c[2][4][256];
-    int64_t steps = kind == 6 ? 2 * count : count;
+    int64_t steps = type == VC_Q6_K_X8 ? 2 * count : count;
     for (int64_t s = 0; s < steps; s++) {
-        int64_t i = kind == 6 ? s / 2 : s;
-        int h = kind == 6 ? (int)(s % 2) : 0;
+        int64_t i = type == VC_Q6_K_X8 ? s / 2 : s;
+        int h = type == VC_Q6_K_X8 ? (int)(s % 2) : 0;
         products(nt, a, tt, i, 16 * h, p[0].b[i] + 256 * h, p[1].b[i] + 256 * h);
         if (s > 0)
-            scale_step(kind, nt, s - 1, c[(s - 1) & 1], p, a, tt, acc);
+            scale_step(type, nt, s - 1, c[(s - 1) & 1], p, a, tt, acc);
         store_products(nt, c[s & 1]);
     }
-    scale_step(kind, nt, steps - 1, c[(steps - 1) & 1], p, a, tt, acc);
+    scale_step(type, nt, steps - 1, c[(steps - 1) & 1], p, a, tt, acc);
 }
 
-__attribute__((always_inline)) TARGET_AMX static inline void amx_kind(int kind, const vc_matrix *w, int64_t g0,
+__attribute__((always_inline)) TARGET_AMX static inline void amx_type(vc_dtype type, const vc_matrix *w, int64_t g0,
                                                                       int64_t g1, const vc_block_q8_act *x, int n,
                                                                       float *y, int ldy, packed_act *a, panel *p)
 {
     int64_t nb = w->cols / VC_QK8_ACT;
     size_t group_bytes = 8 * w->row_bytes;
-    configure(kind == 6 ? 16 : 32);
+    configure(type == VC_Q6_K_X8 ? 16 : 32);
     /* a pass: up to TOKENS tokens' activations of one panel, packed, in L2
      * while every four groups go over them */
     for (int m0 = 0; m0 < n; m0 += TOKENS) {
@@ -282,8 +252,8 @@ __attribute__((always_inline)) TARGET_AMX static inline void amx_kind(int kind, 
             pack_act(x, nb, m0, tiles, b0, count, a);
             for (int64_t g = g0; g + 4 <= g1; g += 4) {
                 const uint8_t *ga = (const uint8_t *)w->data + (size_t)g * group_bytes;
-                unpack(kind, ga, ga + group_bytes, b0, count, &p[0]);
-                unpack(kind, ga + 2 * group_bytes, ga + 3 * group_bytes, b0, count, &p[1]);
+                unpack(type, ga, ga + group_bytes, b0, count, &p[0]);
+                unpack(type, ga + 2 * group_bytes, ga + 3 * group_bytes, b0, count, &p[1]);
                 for (int tt = 0; tt < tiles; tt += 2) {
                     int nt = tiles - tt >= 2 ? 2 : 1;
                     float *ym = y + (size_t)(m0 + 16 * tt) * ldy + (size_t)(g - g0) * 8;
@@ -295,9 +265,9 @@ __attribute__((always_inline)) TARGET_AMX static inline void amx_kind(int kind, 
                             _mm512_store_ps(acc + 32 * t + 16 * k,
                                             b0 == 0 ? _mm512_setzero_ps() : _mm512_loadu_ps(ym + (size_t)t * ldy + 16 * k));
                     if (nt == 2)
-                        panel_tokens(kind, 2, p, count, a, tt, acc);
+                        panel_tokens(type, 2, p, count, a, tt, acc);
                     else
-                        panel_tokens(kind, 1, p, count, a, tt, acc);
+                        panel_tokens(type, 1, p, count, a, tt, acc);
                     for (int t = 0; t < 16 * nt; t++)
                         for (int k = 0; k < 2; k++)
                             _mm512_storeu_ps(ym + (size_t)t * ldy + 16 * k, _mm512_load_ps(acc + 32 * t + 16 * k));
@@ -308,20 +278,20 @@ __attribute__((always_inline)) TARGET_AMX static inline void amx_kind(int kind, 
     _tile_release();
 }
 
-#define AMX_KIND(k)                                                                                                \
-    TARGET_AMX static void amx_##k(const vc_matrix *w, int64_t g0, int64_t g1, const vc_block_q8_act *x, int n,     \
-                                   float *y, int ldy, packed_act *a, panel *p)                                     \
+#define AMX_TYPE(name, type)                                                                                       \
+    TARGET_AMX static void name(const vc_matrix *w, int64_t g0, int64_t g1, const vc_block_q8_act *x, int n, float *y, \
+                                int ldy, packed_act *a, panel *p)                                                      \
     {                                                                                                              \
-        amx_kind(k, w, g0, g1, x, n, y, ldy, a, p);                                                                \
+        amx_type(type, w, g0, g1, x, n, y, ldy, a, p);                                                             \
     }
-AMX_KIND(0)
-AMX_KIND(8)
-AMX_KIND(50)
-AMX_KIND(51)
-AMX_KIND(4)
-AMX_KIND(5)
-AMX_KIND(6)
-#undef AMX_KIND
+AMX_TYPE(amx_q4_0, VC_Q4_0_X8)
+AMX_TYPE(amx_q8_0, VC_Q8_0_X8)
+AMX_TYPE(amx_q5_0, VC_Q5_0_X8)
+AMX_TYPE(amx_q5_1, VC_Q5_1_X8)
+AMX_TYPE(amx_q4_k, VC_Q4_K_X8)
+AMX_TYPE(amx_q5_k, VC_Q5_K_X8)
+AMX_TYPE(amx_q6_k, VC_Q6_K_X8)
+#undef AMX_TYPE
 
 int vc_int8dot_amx(const vc_matrix *w, int64_t g0, int64_t g1, const vc_block_q8_act *x, int n, float *y, int ldy)
 {
@@ -329,17 +299,17 @@ int vc_int8dot_amx(const vc_matrix *w, int64_t g0, int64_t g1, const vc_block_q8
     packed_act a = { aligned_alloc(64, tiles * sizeof *a.q), aligned_alloc(64, tiles * sizeof *a.d),
                      aligned_alloc(64, tiles * sizeof *a.dq) };
     panel *p = aligned_alloc(64, 2 * sizeof *p);   /* the four groups' panel */
+    void (*run)(const vc_matrix *, int64_t, int64_t, const vc_block_q8_act *, int, float *, int, packed_act *, panel *) =
+        w->type == VC_Q4_0_X8   ? amx_q4_0
+        : w->type == VC_Q8_0_X8 ? amx_q8_0
+        : w->type == VC_Q5_0_X8 ? amx_q5_0
+        : w->type == VC_Q5_1_X8 ? amx_q5_1
+        : w->type == VC_Q4_K_X8 ? amx_q4_k
+        : w->type == VC_Q5_K_X8 ? amx_q5_k
+                                : amx_q6_k;
     int rc = a.q && a.d && a.dq && p ? 0 : -1;
     if (rc == 0)
-        switch (kind_of(w->type)) {
-        case 0: amx_0(w, g0, g1, x, n, y, ldy, &a, p); break;
-        case 8: amx_8(w, g0, g1, x, n, y, ldy, &a, p); break;
-        case 50: amx_50(w, g0, g1, x, n, y, ldy, &a, p); break;
-        case 51: amx_51(w, g0, g1, x, n, y, ldy, &a, p); break;
-        case 4: amx_4(w, g0, g1, x, n, y, ldy, &a, p); break;
-        case 5: amx_5(w, g0, g1, x, n, y, ldy, &a, p); break;
-        default: amx_6(w, g0, g1, x, n, y, ldy, &a, p); break;
-        }
+        run(w, g0, g1, x, n, y, ldy, &a, p);
     free(a.q);
     free(a.d);
     free(a.dq);

@@ -7,8 +7,10 @@
 #define VC_CORE_INT8DOT_X8_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
+#include "core/dtype.h"
 #include "simd_x86.h"
 
 #define VC_TARGET_AVX512VNNI __attribute__((target("avx2,fma,f16c,avx512f,avx512vl,avx512bw,avx512vnni")))
@@ -55,6 +57,42 @@ __attribute__((always_inline)) VC_TARGET_AVX512VNNI static inline __m512i vc_x8_
         u = _mm512_ternarylogic_epi32(u, h, _mm512_set1_epi8(0x30), 0xf8);
     }
     return u;
+}
+
+/* ---- Q4_0_X8, Q5_0_X8, Q5_1_X8, Q8_0_X8 (t below is one of them) ---- */
+
+/* A block's bytes, and where its values start (past d[8], and Q5_1's m[8]). */
+static inline size_t vc_x8_block_bytes(vc_dtype t)
+{
+    return t == VC_Q4_0_X8 ? sizeof(vc_block_q4_0x8) : t == VC_Q5_0_X8 ? sizeof(vc_block_q5_0x8)
+           : t == VC_Q5_1_X8 ? sizeof(vc_block_q5_1x8) : sizeof(vc_block_q8_0x8);
+}
+static inline size_t vc_x8_values_at(vc_dtype t)
+{
+    return t == VC_Q5_1_X8 ? offsetof(vc_block_q5_1x8, qs) : offsetof(vc_block_q4_0x8, qs);
+}
+
+/* What vc_x8_quad16's unsigned bytes carry beyond the weight (Q5_1's min
+ * is apart, in float). */
+static inline int vc_x8_offset(vc_dtype t)
+{
+    return t == VC_Q4_0_X8 ? 8 : t == VC_Q5_0_X8 ? 16 : t == VC_Q5_1_X8 ? 0 : 128;
+}
+
+/* The j-th column quad of 16 rows of a block (qa, qb: the two groups'
+ * values, at vc_x8_values_at) as unsigned bytes: Q4_0's nibbles, Q5's 5-bit
+ * q (the nibbles and the 32 bytes of fifth bits after them), Q8_0's bytes
+ * with the sign bit flipped; each the weight plus vc_x8_offset. */
+__attribute__((always_inline)) VC_TARGET_AVX512VNNI static inline __m512i vc_x8_quad16(vc_dtype t, const uint8_t *qa,
+                                                                                    const uint8_t *qb, int j)
+{
+    if (t == VC_Q8_0_X8)
+        return _mm512_xor_si512(vc_x8_join_groups(qa + 32 * j, qb + 32 * j), _mm512_set1_epi8((char)0x80));
+    if (t == VC_Q4_0_X8) {
+        __m512i v = vc_x8_join_groups(qa + 32 * (j / 2), qb + 32 * (j / 2));
+        return _mm512_and_si512(j & 1 ? _mm512_srli_epi16(v, 4) : v, _mm512_set1_epi8(0xf));
+    }
+    return vc_x8_kquad16(5, qa, qb, qa + 128, qb + 128, j);
 }
 
 #endif
