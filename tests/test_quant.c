@@ -348,6 +348,40 @@ static void test_kernels(void)
         worst_axpy = fmaxf(worst_axpy, fabsf(ya[i] - yb[i]));
     CHECK(worst_axpy <= 1e-6f, "%s axpy differs from the reference by %g", vc_kernels_isa(), worst_axpy);
 
+    /* one query's attention rows (keys or values `stride` apart): the four-row dot and the register
+     * axpy give what the one-row kernels give row by row, bit for bit, and the reference to rounding,
+     * for head sizes with and without tails and row counts around the four-row step */
+    {
+        enum { STRIDE = 300, ROWS = 9 };
+        static float rows[ROWS * STRIDE], ya2[160], yb2[160], yc2[160];
+        for (int i = 0; i < ROWS * STRIDE; i++)
+            rows[i] = w[i % N] * 0.5f + x[(i * 7) % N];
+        const int dims[] = { 64, 80, 96, 100, 128, 160, 7 };
+        int bad_dot = 0, bad_axpy = 0;
+        float worst_ref = 0;
+        for (size_t d = 0; d < sizeof dims / sizeof *dims; d++)
+            for (int count = 1; count <= ROWS; count++) {
+                int n = dims[d];
+                float out[ROWS];
+                vc_dot_rows_f32(x, rows + 3, STRIDE, count, n, out);
+                for (int p = 0; p < count; p++)
+                    bad_dot += out[p] != vc_dot_f32(x, rows + 3 + p * STRIDE, n);
+                for (int i = 0; i < n; i++)
+                    ya2[i] = yb2[i] = yc2[i] = w[i];
+                vc_axpy_rows_f32(out, rows + 3, STRIDE, count, ya2, n);
+                for (int p = 0; p < count; p++)
+                    vc_axpy_f32(out[p], rows + 3 + p * STRIDE, yb2, n);
+                vc_axpy_rows_f32_ref(out, rows + 3, STRIDE, count, yc2, n);
+                for (int i = 0; i < n; i++) {
+                    bad_axpy += ya2[i] != yb2[i];
+                    worst_ref = fmaxf(worst_ref, fabsf(ya2[i] - yc2[i]) / (1 + fabsf(yc2[i])));
+                }
+            }
+        CHECK(bad_dot == 0, "%s: %d four-row dots differ from vc_dot_f32", vc_kernels_isa(), bad_dot);
+        CHECK(bad_axpy == 0, "%s: %d register-axpy values differ from repeated vc_axpy_f32", vc_kernels_isa(), bad_axpy);
+        CHECK(worst_ref <= 1e-5f, "%s: row axpy differs from the reference by %g", vc_kernels_isa(), worst_ref);
+    }
+
     /* softmax: masked entries become 0, the rest sum to 1 in the right proportions */
     float sm[4] = { 1.0f, 2.0f, -INFINITY, 3.0f };
     vc_softmax(sm, 4);

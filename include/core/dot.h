@@ -30,6 +30,20 @@ float vc_dot_f32(const float *a, const float *b, int64_t n);
 void vc_axpy_f32(float a, const float *x, float *y, int64_t n);
 void vc_axpy_f32_ref(float a, const float *x, float *y, int64_t n);
 
+/* Attention over cached positions, one query: `count` rows of n floats
+ * `stride` floats apart (one head's keys or values, position after position).
+ *
+ * vc_dot_rows_f32: out[p] = a . rows[p] for p < count, each the float that
+ * vc_dot_f32(a, rows[p], n) gives (the same sums, in the same order), four
+ * rows at a time. */
+void vc_dot_rows_f32(const float *a, const float *rows, int64_t stride, int64_t count, int64_t n, float *out);
+/* vc_axpy_rows_f32: y[i] += w[p] * rows[p][i] for p = 0 .. count - 1 in
+ * turn, i < n: what count calls vc_axpy_f32(w[p], rows[p], y, n) give, bit
+ * for bit, with y held in registers across the rows instead of stored and
+ * reloaded for each. vc_axpy_rows_f32_ref is count vc_axpy_f32_ref calls. */
+void vc_axpy_rows_f32(const float *w, const float *rows, int64_t stride, int64_t count, float *y, int64_t n);
+void vc_axpy_rows_f32_ref(const float *w, const float *rows, int64_t stride, int64_t count, float *y, int64_t n);
+
 /* Softmax of n values in place (the largest subtracted first); -INFINITY
  * entries (masked) become 0. At least one must be finite. The AVX2 version
  * (its own exponential, float sums) agrees with the plain-C reference (expf,

@@ -50,6 +50,85 @@ AVX2 static void axpy_f32_avx2(float a, const float *x, float *y, int64_t n)
         y[i] += a * x[i];
 }
 
+/* Rows r0 .. r3 dotted with a as dot_f32_avx2 dots each (two sums over
+ * alternate 8-float chunks, added, summed across, then the tail). */
+AVX2 static void dot4_f32_avx2(const float *a, const float *r0, const float *r1, const float *r2, const float *r3,
+                               int64_t n, float *out)
+{
+    const float *r[4] = { r0, r1, r2, r3 };
+    __m256 s0[4], s1[4];
+    for (int k = 0; k < 4; k++)
+        s0[k] = s1[k] = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m256 x0 = _mm256_loadu_ps(a + i), x1 = _mm256_loadu_ps(a + i + 8);
+#pragma GCC unroll 4
+        for (int k = 0; k < 4; k++) {
+            s0[k] = _mm256_fmadd_ps(x0, _mm256_loadu_ps(r[k] + i), s0[k]);
+            s1[k] = _mm256_fmadd_ps(x1, _mm256_loadu_ps(r[k] + i + 8), s1[k]);
+        }
+    }
+    for (int k = 0; k < 4; k++) {
+        float s = vc_hsum256(_mm256_add_ps(s0[k], s1[k]));
+        for (int64_t j = i; j < n; j++)
+            s += a[j] * r[k][j];
+        out[k] = s;
+    }
+}
+
+AVX2 static void dot_rows_f32_avx2(const float *a, const float *rows, int64_t stride, int64_t count, int64_t n, float *out)
+{
+    int64_t p = 0;
+    for (; p + 4 <= count; p += 4) {
+        const float *r = rows + p * stride;
+        dot4_f32_avx2(a, r, r + stride, r + 2 * stride, r + 3 * stride, n, out + p);
+    }
+    for (; p < count; p++)
+        out[p] = dot_f32_avx2(a, rows + p * stride, n);
+}
+
+/* Floats i .. i + 8 W - 1 of y, W vectors in registers over all the rows. */
+__attribute__((always_inline)) AVX2 static inline void axpy_rows_block_avx2(int W, const float *w, const float *rows,
+                                                                            int64_t stride, int64_t count, float *y)
+{
+    __m256 acc[8];
+#pragma GCC unroll 8
+    for (int k = 0; k < W; k++)
+        acc[k] = _mm256_loadu_ps(y + 8 * k);
+    for (int64_t p = 0; p < count; p++) {
+        __m256 wp = _mm256_set1_ps(w[p]);
+        const float *r = rows + p * stride;
+#pragma GCC unroll 8
+        for (int k = 0; k < W; k++)
+            acc[k] = _mm256_fmadd_ps(wp, _mm256_loadu_ps(r + 8 * k), acc[k]);
+    }
+#pragma GCC unroll 8
+    for (int k = 0; k < W; k++)
+        _mm256_storeu_ps(y + 8 * k, acc[k]);
+}
+
+AVX2 static void axpy_rows_f32_avx2(const float *w, const float *rows, int64_t stride, int64_t count, float *y, int64_t n)
+{
+    int64_t i = 0;
+    for (; i + 64 <= n; i += 64)
+        axpy_rows_block_avx2(8, w, rows + i, stride, count, y + i);
+    if (i + 32 <= n) {
+        axpy_rows_block_avx2(4, w, rows + i, stride, count, y + i);
+        i += 32;
+    }
+    if (i + 16 <= n) {
+        axpy_rows_block_avx2(2, w, rows + i, stride, count, y + i);
+        i += 16;
+    }
+    if (i + 8 <= n) {
+        axpy_rows_block_avx2(1, w, rows + i, stride, count, y + i);
+        i += 8;
+    }
+    for (; i < n; i++)   /* as axpy_f32_avx2's tail: the product rounded, then added */
+        for (int64_t p = 0; p < count; p++)
+            y[i] += w[p] * rows[p * stride + i];
+}
+
 AVX2 static float dot_f16_avx2(const uint16_t *a, const float *b, int64_t n)
 {
     __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
@@ -225,6 +304,35 @@ void vc_axpy_f32(float a, const float *x, float *y, int64_t n)
     }
 #endif
     vc_axpy_f32_ref(a, x, y, n);
+}
+
+void vc_dot_rows_f32(const float *a, const float *rows, int64_t stride, int64_t count, int64_t n, float *out)
+{
+#ifdef VC_HAVE_X86
+    if (avx2_enabled()) {
+        dot_rows_f32_avx2(a, rows, stride, count, n, out);
+        return;
+    }
+#endif
+    for (int64_t p = 0; p < count; p++)
+        out[p] = vc_dot_f32(a, rows + p * stride, n);
+}
+
+void vc_axpy_rows_f32(const float *w, const float *rows, int64_t stride, int64_t count, float *y, int64_t n)
+{
+#ifdef VC_HAVE_X86
+    if (avx2_enabled()) {
+        axpy_rows_f32_avx2(w, rows, stride, count, y, n);
+        return;
+    }
+#endif
+    vc_axpy_rows_f32_ref(w, rows, stride, count, y, n);
+}
+
+void vc_axpy_rows_f32_ref(const float *w, const float *rows, int64_t stride, int64_t count, float *y, int64_t n)
+{
+    for (int64_t p = 0; p < count; p++)
+        vc_axpy_f32_ref(w[p], rows + p * stride, y, n);
 }
 
 void vc_axpy_f32_ref(float a, const float *x, float *y, int64_t n)

@@ -199,17 +199,14 @@ static void attention_items(void *ctx, int64_t begin, int64_t end, int worker)
         int pos = job->pos0 + t;
         int lo = c->sliding_window > 0 && pos - c->sliding_window + 1 > 0 ? pos - c->sliding_window + 1 : 0;
         const float *q = job->q + (size_t)t * c->n_heads * c->head_dim + (size_t)h * c->head_dim;
-        for (int p = lo; p <= pos; p++) {
-            const float *k = m->k_cache + layer_off + (size_t)p * kv_dim + (size_t)kvh * c->head_dim;
-            scores[p] = vc_dot_f32(q, k, c->head_dim) * scale;
-        }
+        size_t at = layer_off + (size_t)lo * kv_dim + (size_t)kvh * c->head_dim;   /* head kvh at position lo */
+        vc_dot_rows_f32(q, m->k_cache + at, kv_dim, pos - lo + 1, c->head_dim, scores + lo);
+        for (int p = lo; p <= pos; p++)
+            scores[p] *= scale;
         vc_softmax(scores + lo, pos - lo + 1);
         float *o = job->out + (size_t)t * c->n_heads * c->head_dim + (size_t)h * c->head_dim;
         memset(o, 0, (size_t)c->head_dim * sizeof *o);
-        for (int p = lo; p <= pos; p++) {
-            const float *v = m->v_cache + layer_off + (size_t)p * kv_dim + (size_t)kvh * c->head_dim;
-            vc_axpy_f32(scores[p], v, o, c->head_dim);
-        }
+        vc_axpy_rows_f32(scores + lo, m->v_cache + at, kv_dim, pos - lo + 1, o, c->head_dim);
     }
 }
 
