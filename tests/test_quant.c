@@ -882,6 +882,20 @@ static void test_interleaved_k(void)
                 CHECK(worst_ref <= 1e-5f && worst_rows <= 1e-5f,
                       "%s %dx%d, %s, 1..%d tokens: interleaved %g from the reference, %g from the row kernel (of the scale)",
                       vc_dtype_name(types[t]), rows, cols, vc_isa_name(isas[k]), TOK, worst_ref, worst_rows);
+                if (isas[k] == VC_ISA_AVX512_VNNI) {
+                    /* one token where 512-bit runs at full width: the pair kernel (groups half the range
+                     * apart, the odd one left to the 256-bit kernel) gives the 256-bit kernel's floats */
+                    static float y_narrow[MAXR], y_wide[MAXR];
+                    int64_t g0 = rows > 8 ? 1 : 0;
+                    vc_cpu_set_full_width_512(0);
+                    vc_int8dot_interleaved(&il, g0, rows / 8, xq, 1, y_narrow, rows);
+                    vc_cpu_set_full_width_512(1);
+                    vc_int8dot_interleaved(&il, g0, rows / 8, xq, 1, y_wide, rows);
+                    vc_cpu_set_full_width_512(-1);
+                    CHECK(memcmp(y_narrow, y_wide, (size_t)(rows - 8 * g0) * sizeof *y_wide) == 0,
+                          "%s %dx%d, one token: the 512-bit pair kernel gives the 256-bit kernel's floats",
+                          vc_dtype_name(types[t]), rows, cols);
+                }
             }
             vc_isa_set(VC_ISA_DEFAULT);
             /* vc_matmul over the prepared matrix, every token count: the integer path */

@@ -277,6 +277,72 @@ KX8_PAIR(5)
 KX8_PAIR(6)
 #undef KX8_PAIR
 
+/* One token against two groups (16 rows) of a K-quant x8 matrix (kind 4, 5
+ * or 6), as pair_one below for Q4_0: the 256-bit one-token kernel's
+ * (kx8_tile with one token: four integer sums joined before the scales,
+ * one float accumulator) steps on 16 rows an instruction, so the same
+ * floats row by row; both groups' streams prefetched 1 KiB ahead. */
+__attribute__((always_inline)) TARGET_AVX512VNNI static inline __m512 kx8_pair_one(int kind, const uint8_t *ga, const uint8_t *gb,
+                                                                                   const vc_block_q8_act *x, int64_t nsb)
+{
+    size_t unit = kind == 4 ? sizeof(vc_block_q4_kx8) : kind == 5 ? sizeof(vc_block_q5_kx8) : sizeof(vc_block_q6_kx8);
+    __m512 acc = _mm512_setzero_ps();
+    for (int64_t k = 0; k < nsb; k++, ga += unit, gb += unit) {
+        const vc_block_q4_kx8 *a4 = (const vc_block_q4_kx8 *)ga, *b4 = (const vc_block_q4_kx8 *)gb;
+        const vc_block_q5_kx8 *a5 = (const vc_block_q5_kx8 *)ga, *b5 = (const vc_block_q5_kx8 *)gb;
+        const vc_block_q6_kx8 *a6 = (const vc_block_q6_kx8 *)ga, *b6 = (const vc_block_q6_kx8 *)gb;
+        __m512 d = kind == 6 ? vc_x8_join_scales(a6->d, b6->d) : vc_x8_join_scales(a4->d, b4->d);
+        __m512 dmin = kind == 6 ? d : vc_x8_join_scales(a4->dmin, b4->dmin);
+        for (int s = 0; s < 8; s++) {
+            const uint8_t *qa = kind == 6 ? a6->sub[s].ql : kind == 5 ? a5->sub[s].qs : a4->qs[s];
+            const uint8_t *qb = kind == 6 ? b6->sub[s].ql : kind == 5 ? b5->sub[s].qs : b4->qs[s];
+            const uint8_t *ha = kind == 5 ? a5->sub[s].qh : kind == 6 ? a6->sub[s].qh : NULL;
+            const uint8_t *hb = kind == 5 ? b5->sub[s].qh : kind == 6 ? b6->sub[s].qh : NULL;
+            const vc_block_q8_act *xb = &x[8 * k + s];
+            _mm_prefetch((const char *)qa + 1024, _MM_HINT_T0);
+            _mm_prefetch((const char *)qb + 1024, _MM_HINT_T0);
+            __m512i sum[4];
+#pragma GCC unroll 4
+            for (int i = 0; i < 4; i++)
+                sum[i] = _mm512_setzero_si512();
+#pragma GCC unroll 8
+            for (int j = 0; j < 8; j++) {
+                __m512i u = vc_x8_kquad16(kind, qa, qb, ha, hb, j);
+                sum[j & 3] = _mm512_dpbusd_epi32(sum[j & 3], u, _mm512_set1_epi32(quad_at(xb->qs + 4 * j)));
+                if (kind == 6 && j % 4 == 3) {   /* a half of 16 columns closed: its scale, its offset of 32 */
+                    int half = j / 4, xsum = half ? xb->qsum - xb->qsum16 : xb->qsum16;
+                    __m512i st = _mm512_add_epi32(_mm512_add_epi32(sum[0], sum[1]), _mm512_add_epi32(sum[2], sum[3]));
+                    st = _mm512_sub_epi32(st, _mm512_set1_epi32(32 * xsum));
+                    __m512 sc = _mm512_mul_ps(d, vc_x8_join_bytes_ps(a6->sc[2 * s + half], b6->sc[2 * s + half], true));
+                    acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(st), _mm512_mul_ps(sc, _mm512_set1_ps(xb->d)), acc);
+#pragma GCC unroll 4
+                    for (int i = 0; i < 4; i++)
+                        sum[i] = _mm512_setzero_si512();
+                }
+            }
+            if (kind != 6) {
+                __m512 sc = _mm512_mul_ps(d, vc_x8_join_bytes_ps(a4->sc[s], b4->sc[s], false));
+                __m512 m = _mm512_mul_ps(dmin, vc_x8_join_bytes_ps(a4->m[s], b4->m[s], false));
+                __m512i st = _mm512_add_epi32(_mm512_add_epi32(sum[0], sum[1]), _mm512_add_epi32(sum[2], sum[3]));
+                acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(st), _mm512_mul_ps(sc, _mm512_set1_ps(xb->d)), acc);
+                acc = _mm512_fnmadd_ps(m, _mm512_set1_ps(xb->d * xb->qsum), acc);
+            }
+        }
+    }
+    return acc;
+}
+
+#define KX8_ONE(kind)                                                                                                 \
+    TARGET_AVX512VNNI static __m512 kx8_one_##kind(const uint8_t *ga, const uint8_t *gb, const vc_block_q8_act *x,    \
+                                                   int64_t nb)                                                        \
+    {                                                                                                                 \
+        return kx8_pair_one(kind, ga, gb, x, nb / 8);                                                                 \
+    }
+KX8_ONE(4)
+KX8_ONE(5)
+KX8_ONE(6)
+#undef KX8_ONE
+
 /* One token against two neighbouring groups (16 rows) of a Q4_0_X8 or
  * Q8_0_X8 matrix: pair_tile8's sums for one token, the column quads split
  * over two integer accumulators, the weights prefetched 1 KiB ahead in
@@ -316,9 +382,11 @@ __attribute__((always_inline)) TARGET_AVX512VNNI static inline __m512 pair_one(v
 }
 
 /* interleaved_avx512vnni, with pairs of groups and 8 tokens at a time where
- * they fit, and a call for one token on pair_one where vc_cpu_full_width_512
- * and `pair_one_ok` (the AMX path's last tokens keep the other kernels, so
- * that it gives the floats this level gives). */
+ * they fit, and a call for one token on pair_one (Q4_0, Q8_0) or
+ * kx8_pair_one (K-quants: 3.8B Q4_K_M decode on the 2-core Xeon 9.5 -> 10.8
+ * tok/s) where vc_cpu_full_width_512 and `pair_one_ok` (the AMX path's
+ * last tokens keep the other kernels, so that it gives the floats this
+ * level gives). */
 TARGET_AVX512VNNI static void interleaved_avx512(const vc_matrix *w, int64_t g0, int64_t g1, const vc_block_q8_act *x,
                                                  int n, float *y, int ldy, bool pair_one_ok)
 {
@@ -334,12 +402,18 @@ TARGET_AVX512VNNI static void interleaved_avx512(const vc_matrix *w, int64_t g0,
         : w->type == VC_Q4_K_X8 ? kx8_pair_4
         : w->type == VC_Q5_K_X8 ? kx8_pair_5
                                 : kx8_pair_6;
-    if (n == 1 && pair_one_ok && (w->type == VC_Q4_0_X8 || w->type == VC_Q8_0_X8) && vc_cpu_full_width_512()) {
+    bool one = w->type == VC_Q4_0_X8 || w->type == VC_Q8_0_X8 || w->type == VC_Q4_K_X8 || w->type == VC_Q5_K_X8 ||
+               w->type == VC_Q6_K_X8;
+    if (n == 1 && pair_one_ok && one && vc_cpu_full_width_512()) {
         /* group g0 + i with g0 + half + i: two long forward streams, each over half the groups */
         int64_t half = (g1 - g0) / 2;
         for (int64_t i = 0; i < half; i++) {
             const uint8_t *ga = (const uint8_t *)w->data + (size_t)(g0 + i) * group_bytes, *gb = ga + (size_t)half * group_bytes;
-            __m512 r = w->type == VC_Q4_0_X8 ? pair_one(VC_Q4_0_X8, ga, gb, x, nb) : pair_one(VC_Q8_0_X8, ga, gb, x, nb);
+            __m512 r = w->type == VC_Q4_0_X8   ? pair_one(VC_Q4_0_X8, ga, gb, x, nb)
+                       : w->type == VC_Q8_0_X8 ? pair_one(VC_Q8_0_X8, ga, gb, x, nb)
+                       : w->type == VC_Q4_K_X8 ? kx8_one_4(ga, gb, x, nb)
+                       : w->type == VC_Q5_K_X8 ? kx8_one_5(ga, gb, x, nb)
+                                               : kx8_one_6(ga, gb, x, nb);
             _mm256_storeu_ps(y + (size_t)i * 8, _mm512_castps512_ps256(r));
             _mm256_storeu_ps(y + (size_t)(half + i) * 8, _mm256_castsi256_ps(_mm512_extracti64x4_epi64(_mm512_castps_si512(r), 1)));
         }
