@@ -1038,6 +1038,21 @@ static void test_interleaved_q5(void)
                     }
                 CHECK(worst_isa <= 1e-5f, "%s %dx%d, %s, 1..%d tokens: interleaved %g from the reference (of the scale)",
                       vc_dtype_name(types[t]), rows, cols, vc_isa_name(isas[k]), TOK, worst_isa);
+                if (isas[k] == VC_ISA_AVX512_VNNI) {
+                    /* one token where 512-bit runs at full width: the pair kernel gives the 256-bit kernel's floats */
+                    static float y_narrow[MAXR], y_wide[MAXR];
+                    bool equal = true;
+                    for (int64_t g0 = 0; g0 <= (groups > 1); g0++) {
+                        vc_cpu_set_full_width_512(0);
+                        vc_int8dot_interleaved(&il, g0, groups, xq, 1, y_narrow, rows);
+                        vc_cpu_set_full_width_512(1);
+                        vc_int8dot_interleaved(&il, g0, groups, xq, 1, y_wide, rows);
+                        equal = equal && memcmp(y_narrow, y_wide, (size_t)(rows - 8 * g0) * sizeof *y_wide) == 0;
+                    }
+                    vc_cpu_set_full_width_512(-1);
+                    CHECK(equal, "%s %dx%d, one token: the 512-bit pair kernel gives the 256-bit kernel's floats",
+                          vc_dtype_name(types[t]), rows, cols);
+                }
             }
             vc_isa_set(VC_ISA_DEFAULT);
             /* vc_matmul, integer path on: the interleaved kernels for 1, 8, 9 and 17 tokens */

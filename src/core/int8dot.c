@@ -332,6 +332,48 @@ __attribute__((always_inline)) TARGET_AVX512VNNI static inline __m512 kx8_pair_o
     return acc;
 }
 
+/* One token against two groups (16 rows) of a Q5_0_X8 or Q5_1_X8 matrix,
+ * as kx8_pair_one: the 256-bit one-token kernel's (q5x8_tile with one
+ * token) steps on 16 rows an instruction, the same floats row by row. */
+__attribute__((always_inline)) TARGET_AVX512VNNI static inline __m512 q5_pair_one(bool q51, const uint8_t *ga, const uint8_t *gb,
+                                                                                  const vc_block_q8_act *x, int64_t nb)
+{
+    vc_dtype type = q51 ? VC_Q5_1_X8 : VC_Q5_0_X8;
+    size_t unit = vc_x8_block_bytes(type), at = vc_x8_values_at(type);
+    __m512 acc = _mm512_setzero_ps();
+    for (int64_t b = 0; b < nb; b++, ga += unit, gb += unit, x++) {
+        _mm_prefetch((const char *)ga + 1024, _MM_HINT_T0);
+        _mm_prefetch((const char *)gb + 1024, _MM_HINT_T0);
+        __m512i sum[4];
+#pragma GCC unroll 4
+        for (int i = 0; i < 4; i++)
+            sum[i] = _mm512_setzero_si512();
+#pragma GCC unroll 8
+        for (int j = 0; j < 8; j++)
+            sum[j & 3] = _mm512_dpbusd_epi32(sum[j & 3], vc_x8_quad16(type, ga + at, gb + at, j),
+                                             _mm512_set1_epi32(quad_at(x->qs + 4 * j)));
+        __m512i st = _mm512_add_epi32(_mm512_add_epi32(sum[0], sum[1]), _mm512_add_epi32(sum[2], sum[3]));
+        if (!q51)
+            st = _mm512_sub_epi32(st, _mm512_set1_epi32(16 * x->qsum));
+        __m512 d = vc_x8_join_scales((const uint16_t *)ga, (const uint16_t *)gb);   /* d[8] leads both layouts */
+        acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(st), _mm512_mul_ps(d, _mm512_set1_ps(x->d)), acc);
+        if (q51)
+            acc = _mm512_fmadd_ps(vc_x8_join_scales(((const vc_block_q5_1x8 *)ga)->m, ((const vc_block_q5_1x8 *)gb)->m),
+                                  _mm512_set1_ps(x->d * x->qsum), acc);
+    }
+    return acc;
+}
+
+TARGET_AVX512VNNI static __m512 q5_0_one(const uint8_t *ga, const uint8_t *gb, const vc_block_q8_act *x, int64_t nb)
+{
+    return q5_pair_one(false, ga, gb, x, nb);
+}
+
+TARGET_AVX512VNNI static __m512 q5_1_one(const uint8_t *ga, const uint8_t *gb, const vc_block_q8_act *x, int64_t nb)
+{
+    return q5_pair_one(true, ga, gb, x, nb);
+}
+
 #define KX8_ONE(kind)                                                                                                 \
     TARGET_AVX512VNNI static __m512 kx8_one_##kind(const uint8_t *ga, const uint8_t *gb, const vc_block_q8_act *x,    \
                                                    int64_t nb)                                                        \
@@ -382,8 +424,8 @@ __attribute__((always_inline)) TARGET_AVX512VNNI static inline __m512 pair_one(v
 }
 
 /* interleaved_avx512vnni, with pairs of groups and 8 tokens at a time where
- * they fit, and a call for one token on pair_one (Q4_0, Q8_0) or
- * kx8_pair_one (K-quants: 3.8B Q4_K_M decode on the 2-core Xeon 9.5 -> 10.8
+ * they fit, and a call for one token on pair_one (Q4_0, Q8_0), q5_pair_one
+ * (Q5_0, Q5_1) or kx8_pair_one (K-quants: 3.8B Q4_K_M decode on the 2-core Xeon 9.5 -> 10.8
  * tok/s) where vc_cpu_full_width_512 and `pair_one_ok` (the AMX path's
  * last tokens keep the other kernels, so that it gives the floats this
  * level gives). */
@@ -402,8 +444,8 @@ TARGET_AVX512VNNI static void interleaved_avx512(const vc_matrix *w, int64_t g0,
         : w->type == VC_Q4_K_X8 ? kx8_pair_4
         : w->type == VC_Q5_K_X8 ? kx8_pair_5
                                 : kx8_pair_6;
-    bool one = w->type == VC_Q4_0_X8 || w->type == VC_Q8_0_X8 || w->type == VC_Q4_K_X8 || w->type == VC_Q5_K_X8 ||
-               w->type == VC_Q6_K_X8;
+    bool one = w->type == VC_Q4_0_X8 || w->type == VC_Q8_0_X8 || w->type == VC_Q5_0_X8 || w->type == VC_Q5_1_X8 ||
+               w->type == VC_Q4_K_X8 || w->type == VC_Q5_K_X8 || w->type == VC_Q6_K_X8;
     if (n == 1 && pair_one_ok && one && vc_cpu_full_width_512()) {
         /* group g0 + i with g0 + half + i: two long forward streams, each over half the groups */
         int64_t half = (g1 - g0) / 2;
@@ -411,6 +453,8 @@ TARGET_AVX512VNNI static void interleaved_avx512(const vc_matrix *w, int64_t g0,
             const uint8_t *ga = (const uint8_t *)w->data + (size_t)(g0 + i) * group_bytes, *gb = ga + (size_t)half * group_bytes;
             __m512 r = w->type == VC_Q4_0_X8   ? pair_one(VC_Q4_0_X8, ga, gb, x, nb)
                        : w->type == VC_Q8_0_X8 ? pair_one(VC_Q8_0_X8, ga, gb, x, nb)
+                       : w->type == VC_Q5_0_X8 ? q5_0_one(ga, gb, x, nb)
+                       : w->type == VC_Q5_1_X8 ? q5_1_one(ga, gb, x, nb)
                        : w->type == VC_Q4_K_X8 ? kx8_one_4(ga, gb, x, nb)
                        : w->type == VC_Q5_K_X8 ? kx8_one_5(ga, gb, x, nb)
                                                : kx8_one_6(ga, gb, x, nb);
