@@ -211,22 +211,19 @@ __attribute__((always_inline)) TARGET_AVX512VNNI static inline void kx8_pair_til
                                                                                    const vc_block_q8_act *x, int64_t xs,
                                                                                    int64_t nsb, float *y, int ldy)
 {
-    size_t unit = kind == 4 ? sizeof(vc_block_q4_kx8) : kind == 5 ? sizeof(vc_block_q5_kx8) : sizeof(vc_block_q6_kx8);
+    size_t unit = vc_kx8_unit(kind);
     __m512 acc[8];
 #pragma GCC unroll 8
     for (int t = 0; t < 8; t++)
         acc[t] = _mm512_setzero_ps();
     for (int64_t k = 0; k < nsb; k++, ga += unit, gb += unit) {
-        const vc_block_q4_kx8 *a4 = (const vc_block_q4_kx8 *)ga, *b4 = (const vc_block_q4_kx8 *)gb;
-        const vc_block_q5_kx8 *a5 = (const vc_block_q5_kx8 *)ga, *b5 = (const vc_block_q5_kx8 *)gb;
+        const vc_block_q4_kx8 *a4 = (const vc_block_q4_kx8 *)ga, *b4 = (const vc_block_q4_kx8 *)gb;   /* Q5_K's header too */
         const vc_block_q6_kx8 *a6 = (const vc_block_q6_kx8 *)ga, *b6 = (const vc_block_q6_kx8 *)gb;
         __m512 d = kind == 6 ? vc_x8_join_scales(a6->d, b6->d) : vc_x8_join_scales(a4->d, b4->d);
         __m512 dmin = kind == 6 ? d : vc_x8_join_scales(a4->dmin, b4->dmin);
         for (int s = 0; s < 8; s++) {
-            const uint8_t *qa = kind == 6 ? a6->sub[s].ql : kind == 5 ? a5->sub[s].qs : a4->qs[s];
-            const uint8_t *qb = kind == 6 ? b6->sub[s].ql : kind == 5 ? b5->sub[s].qs : b4->qs[s];
-            const uint8_t *ha = kind == 5 ? a5->sub[s].qh : kind == 6 ? a6->sub[s].qh : NULL;
-            const uint8_t *hb = kind == 5 ? b5->sub[s].qh : kind == 6 ? b6->sub[s].qh : NULL;
+            const uint8_t *qa = vc_kx8_values(kind, ga, s), *qb = vc_kx8_values(kind, gb, s);
+            const uint8_t *ha = vc_kx8_high(kind, ga, s), *hb = vc_kx8_high(kind, gb, s);
             int64_t b = 8 * k + s;
             __m512i sum[8];
 #pragma GCC unroll 8
@@ -285,19 +282,16 @@ KX8_PAIR(6)
 __attribute__((always_inline)) TARGET_AVX512VNNI static inline __m512 kx8_pair_one(int kind, const uint8_t *ga, const uint8_t *gb,
                                                                                    const vc_block_q8_act *x, int64_t nsb)
 {
-    size_t unit = kind == 4 ? sizeof(vc_block_q4_kx8) : kind == 5 ? sizeof(vc_block_q5_kx8) : sizeof(vc_block_q6_kx8);
+    size_t unit = vc_kx8_unit(kind);
     __m512 acc = _mm512_setzero_ps();
     for (int64_t k = 0; k < nsb; k++, ga += unit, gb += unit) {
-        const vc_block_q4_kx8 *a4 = (const vc_block_q4_kx8 *)ga, *b4 = (const vc_block_q4_kx8 *)gb;
-        const vc_block_q5_kx8 *a5 = (const vc_block_q5_kx8 *)ga, *b5 = (const vc_block_q5_kx8 *)gb;
+        const vc_block_q4_kx8 *a4 = (const vc_block_q4_kx8 *)ga, *b4 = (const vc_block_q4_kx8 *)gb;   /* Q5_K's header too */
         const vc_block_q6_kx8 *a6 = (const vc_block_q6_kx8 *)ga, *b6 = (const vc_block_q6_kx8 *)gb;
         __m512 d = kind == 6 ? vc_x8_join_scales(a6->d, b6->d) : vc_x8_join_scales(a4->d, b4->d);
         __m512 dmin = kind == 6 ? d : vc_x8_join_scales(a4->dmin, b4->dmin);
         for (int s = 0; s < 8; s++) {
-            const uint8_t *qa = kind == 6 ? a6->sub[s].ql : kind == 5 ? a5->sub[s].qs : a4->qs[s];
-            const uint8_t *qb = kind == 6 ? b6->sub[s].ql : kind == 5 ? b5->sub[s].qs : b4->qs[s];
-            const uint8_t *ha = kind == 5 ? a5->sub[s].qh : kind == 6 ? a6->sub[s].qh : NULL;
-            const uint8_t *hb = kind == 5 ? b5->sub[s].qh : kind == 6 ? b6->sub[s].qh : NULL;
+            const uint8_t *qa = vc_kx8_values(kind, ga, s), *qb = vc_kx8_values(kind, gb, s);
+            const uint8_t *ha = vc_kx8_high(kind, ga, s), *hb = vc_kx8_high(kind, gb, s);
             const vc_block_q8_act *xb = &x[8 * k + s];
             _mm_prefetch((const char *)qa + 1024, _MM_HINT_T0);
             _mm_prefetch((const char *)qb + 1024, _MM_HINT_T0);

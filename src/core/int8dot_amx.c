@@ -97,16 +97,13 @@ __attribute__((always_inline)) TARGET_AMX static inline void unpack(vc_dtype typ
             continue;
         }
         int kind = type == VC_Q4_K_X8 ? 4 : type == VC_Q5_K_X8 ? 5 : 6;   /* vc_x8_kquad16's */
-        size_t unit = kind == 4 ? sizeof(vc_block_q4_kx8) : kind == 5 ? sizeof(vc_block_q5_kx8) : sizeof(vc_block_q6_kx8);
+        size_t unit = vc_kx8_unit(kind);
         int s = (int)(b % 8);
         const uint8_t *sa = ga + (size_t)(b / 8) * unit, *sb = gb + (size_t)(b / 8) * unit;
-        const vc_block_q4_kx8 *a4 = (const vc_block_q4_kx8 *)sa, *b4 = (const vc_block_q4_kx8 *)sb;
-        const vc_block_q5_kx8 *a5 = (const vc_block_q5_kx8 *)sa, *b5 = (const vc_block_q5_kx8 *)sb;
+        const vc_block_q4_kx8 *a4 = (const vc_block_q4_kx8 *)sa, *b4 = (const vc_block_q4_kx8 *)sb;   /* Q5_K's header too */
         const vc_block_q6_kx8 *a6 = (const vc_block_q6_kx8 *)sa, *b6 = (const vc_block_q6_kx8 *)sb;
-        const uint8_t *qa = kind == 6 ? a6->sub[s].ql : kind == 5 ? a5->sub[s].qs : a4->qs[s];
-        const uint8_t *qb = kind == 6 ? b6->sub[s].ql : kind == 5 ? b5->sub[s].qs : b4->qs[s];
-        const uint8_t *ha = kind == 5 ? a5->sub[s].qh : kind == 6 ? a6->sub[s].qh : NULL;
-        const uint8_t *hb = kind == 5 ? b5->sub[s].qh : kind == 6 ? b6->sub[s].qh : NULL;
+        const uint8_t *qa = vc_kx8_values(kind, sa, s), *qb = vc_kx8_values(kind, sb, s);
+        const uint8_t *ha = vc_kx8_high(kind, sa, s), *hb = vc_kx8_high(kind, sb, s);
 #pragma GCC unroll 8
         for (int j = 0; j < 8; j++) {
             __m512i u = vc_x8_kquad16(kind, qa, qb, ha, hb, j);

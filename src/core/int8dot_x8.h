@@ -37,6 +37,23 @@ VC_TARGET_AVX512VNNI static inline __m512 vc_x8_join_bytes_ps(const void *a, con
     return _mm512_cvtepi32_ps(is_signed ? _mm512_cvtepi8_epi32(v) : _mm512_cvtepu8_epi32(v));
 }
 
+/* A K-quant x8 super-block's bytes (kind 4, 5 or 6: Q4_K_X8, Q5_K_X8,
+ * Q6_K_X8), and where sub-block s of it keeps its values (the nibbles; Q6_K:
+ * the low four bits) and high bits (NULL for Q4_K). */
+static inline size_t vc_kx8_unit(int kind)
+{
+    return kind == 4 ? sizeof(vc_block_q4_kx8) : kind == 5 ? sizeof(vc_block_q5_kx8) : sizeof(vc_block_q6_kx8);
+}
+static inline const uint8_t *vc_kx8_values(int kind, const uint8_t *sb, int s)
+{
+    return kind == 6 ? ((const vc_block_q6_kx8 *)sb)->sub[s].ql
+           : kind == 5 ? ((const vc_block_q5_kx8 *)sb)->sub[s].qs : ((const vc_block_q4_kx8 *)sb)->qs[s];
+}
+static inline const uint8_t *vc_kx8_high(int kind, const uint8_t *sb, int s)
+{
+    return kind == 5 ? ((const vc_block_q5_kx8 *)sb)->sub[s].qh : kind == 6 ? ((const vc_block_q6_kx8 *)sb)->sub[s].qh : NULL;
+}
+
 /* The j-th column quad (columns 4j..4j+3) of a K-quant sub-block of 16
  * rows, kind 4, 5 or 6 (Q4_K_X8, Q5_K_X8, Q6_K_X8), as the unsigned values
  * q: qa, qb the two groups' nibbles, ha, hb their high bits (NULL for Q4_K). */
