@@ -142,6 +142,13 @@ static void test_written_tokenizers(const char *dir)
         snprintf(label, sizeof label, "own %s (tokenizer.ggml.* only)", models[i][0]);
         CHECK(vc_convert_to_gguf(model_dir, out, VC_F16) == 0, "convert %s: %s", models[i][0], vc_error());
         check_gguf_tokenizer(label, out, models[i][1]);
+        vc_gguf g;   /* general.name: the source directory's name, not its path */
+        if (vc_gguf_open(out, &g) == 0) {
+            char *name = vc_gguf_get_string(&g, "general.name");
+            CHECK(name && strcmp(name, models[i][0]) == 0, "%s: general.name \"%s\"", label, name ? name : "(none)");
+            free(name);
+            vc_gguf_close(&g);
+        }
         unlink(out);
     }
 }
@@ -155,6 +162,26 @@ static json_t *hf_case(const char *model)
     json_t *c = json_incref(json_array_get(json_object_get(ref, "cases"), 0));
     json_decref(ref);
     return c;
+}
+
+static void test_model_name(void)
+{
+    static const char *const cases[][2] = {
+        { "/models/Phi-3.5-vision-instruct/", "Phi-3.5-vision-instruct" },
+        { "/models/Phi-3.5-vision-instruct", "Phi-3.5-vision-instruct" },
+        { "smolvlm//", "smolvlm" },
+        { "../q/llava-v1.6-mistral-7b.Q4_K_M.gguf", "llava-v1.6-mistral-7b.Q4_K_M" },
+        { "model", "model" },
+        { "/", "" },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        char buf[64];
+        CHECK(strcmp(vc_convert_model_name(cases[i][0], buf, sizeof buf), cases[i][1]) == 0,
+              "model name of \"%s\": \"%s\", want \"%s\"", cases[i][0], buf, cases[i][1]);
+    }
+    char tiny[8];
+    CHECK(strcmp(vc_convert_model_name("/m/Phi-3.5-vision", tiny, sizeof tiny), "Phi-3.5") == 0,
+          "a long name is cut to the buffer: \"%s\"", tiny);
 }
 
 static void test_own_writer(void)
@@ -427,6 +454,7 @@ int main(void)
     test_int8_decode();
     test_gguf_tokenizer("llama-f16.gguf", "bytelevel_smollm");
     test_gguf_tokenizer("phi3-f16.gguf", "sp_phi3");
+    test_model_name();
     test_own_writer();
     test_corrupt();
     return harness_finish("test_gguf");

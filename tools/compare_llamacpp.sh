@@ -46,10 +46,10 @@ mkdir -p "$OUT"
 
 [ -f "$CACHE/.complete" ] || "$V" bench "$MODEL" --quant q8_0 >/dev/null   # writes the model once
 flag_of() { case "$1" in *+int8) echo --int8-dot ;; *+float) echo --float-act ;; esac; }
-# convert names the file after the model's path (general.name), and llama.cpp
+# convert names the model after its folder (general.name), and llama.cpp
 # gives a model named like Phi-3 Phi-3's SentencePiece tokens (</s>, <unk>),
 # which the benchmark tokenizer lacks: the path is a link with another name
-# (its folder named by a checksum: a path with the model's name in it, "phi3-mini", is that name again)
+# (its folder named by a checksum: a folder named "phi3-mini" is that name again)
 SRC=$(dirname "$OUT")/model-$(printf %s "$MODEL" | cksum | cut -d' ' -f1)
 ln -sfn "$CACHE" "$SRC"
 gguf_of() {   # the GGUF file of a TYPE, written once

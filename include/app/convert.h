@@ -31,6 +31,12 @@ int vc_convert_to_gguf_mix(const char *model_dir, const char *out_path, vc_dtype
  * the same directory (include/app/convert_mmproj.h), where vlmchat pairs it
  * with the text file automatically. */
 
+/* The general.name a converted file gets: the last component of the source
+ * path, without a trailing "/" or ".gguf" ("/models/Phi-3.5-vision-instruct/"
+ * -> "Phi-3.5-vision-instruct"), so that no local path is written into the
+ * file. Into buf (cap bytes, truncated to fit); returns buf. */
+const char *vc_convert_model_name(const char *path, char *buf, size_t cap);
+
 /* For the mmproj writer: a matrix stored as `type` (fallbacks as above), and
  * floats of an n_dims shape ne (ggml order) as F32. */
 int vc_convert_add_matrix(vc_gguf_writer *w, const char *name, const vc_matrix *m, vc_dtype type);

@@ -61,12 +61,27 @@ static int add_f32(vc_gguf_writer *w, const char *name, const float *v, int64_t 
     return vc_gguf_add_tensor(w, name, VC_F32, 1, &n, copy, (size_t)n * sizeof *copy);
 }
 
+const char *vc_convert_model_name(const char *path, char *buf, size_t cap)
+{
+    size_t end = strlen(path);
+    while (end > 1 && path[end - 1] == '/')
+        end--;
+    size_t start = end;
+    while (start > 0 && path[start - 1] != '/')
+        start--;
+    if (end - start > 5 && memcmp(path + end - 5, ".gguf", 5) == 0)
+        end -= 5;
+    snprintf(buf, cap, "%.*s", (int)(end - start), path + start);
+    return buf;
+}
+
 static int write_hparams(vc_gguf_writer *w, const vc_model *m, const char *arch, vc_dtype type)
 {
     const vc_llm_config *c = &m->llm.cfg;
     char key[128];
+    char name[256];
     int rc = vc_gguf_set_str(w, "general.architecture", arch);
-    rc |= vc_gguf_set_str(w, "general.name", m->path);
+    rc |= vc_gguf_set_str(w, "general.name", vc_convert_model_name(m->path, name, sizeof name));
     /* llama.cpp's llama_ftype: Q4_K_M 15, Q5_K_M 17 for the mixes */
     uint32_t ftype = current_mix == VC_MIX_Q4_K_M ? 15 : current_mix == VC_MIX_Q5_K_M ? 17
                      : type == VC_F32 ? 0 : type == VC_F16 ? 1 : type == VC_Q8_0 ? 7 : type == VC_Q4_0 ? 2

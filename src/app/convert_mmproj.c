@@ -77,9 +77,10 @@ static int write_common(vc_gguf_writer *w, const vc_model *m, const vc_vit *v, i
                         const float mean[3], const float std[3])
 {
     const vc_vit_config *c = &v->cfg;
+    char name[256];
     int rc = vc_gguf_set_str(w, "general.architecture", "clip");
     rc |= vc_gguf_set_str(w, "general.type", "mmproj");
-    rc |= vc_gguf_set_str(w, "general.name", m->path);
+    rc |= vc_gguf_set_str(w, "general.name", vc_convert_model_name(m->path, name, sizeof name));
     rc |= vc_gguf_set_str(w, "clip.projector_type", projector);
     rc |= vc_gguf_set_bool(w, "clip.has_vision_encoder", true);
     rc |= vc_gguf_set_u32(w, "clip.vision.image_size", (uint32_t)c->image_size);
