@@ -156,6 +156,22 @@ static void matmul_rows(void *ctx, int64_t begin, int64_t end, int worker)
     }
 }
 
+/* Tokens' activations quantized, a token a work item. */
+typedef struct {
+    const float *x;
+    vc_block_q8_act *xq;
+    int64_t cols;
+} quant_job;
+
+static void quantize_items(void *ctx, int64_t begin, int64_t end, int worker)
+{
+    (void)worker;
+    const quant_job *j = ctx;
+    int64_t nb = j->cols / VC_QK8_ACT;
+    for (int64_t i = begin; i < end; i++)
+        vc_quantize_act(j->x + (size_t)i * (size_t)j->cols, j->xq + (size_t)i * (size_t)nb, j->cols);
+}
+
 /* The tokens' activations quantized (n x cols/32 blocks): malloc'd, or in
  * `spare` (one token) when that fails. NULL when no matrix needs them. */
 static vc_block_q8_act *quantize_tokens(const vc_matrix *w, int count, const float *x, int n, vc_block_q8_act *spare,
@@ -170,8 +186,10 @@ static vc_block_q8_act *quantize_tokens(const vc_matrix *w, int count, const flo
     vc_block_q8_act *xq = malloc((size_t)n * (size_t)nb * sizeof *xq);
     if (!xq && n == 1 && nb <= spare_blocks)
         xq = spare;
-    for (int i = 0; xq && i < n; i++)
-        vc_quantize_act(x + (size_t)i * cols, xq + (size_t)i * nb, cols);
+    if (xq) {
+        quant_job j = { x, xq, cols };
+        vc_parallel_for(n, quantize_items, &j);
+    }
     return xq;
 }
 

@@ -54,6 +54,34 @@ static void norm_row(const vc_llm_config *c, float *out, const float *x, const f
         rmsnorm(out, x, w, c->dim, c->norm_eps);
 }
 
+/* n rows' norms on the pool, a row a work item (each row as norm_row, or
+ * rmsnorm where `rms`: the same floats however the rows are shared out). */
+typedef struct {
+    const vc_llm_config *c;
+    float *out;
+    const float *x, *w, *b;
+    bool rms;
+} norm_job;
+
+static void norm_items(void *ctx, int64_t begin, int64_t end, int worker)
+{
+    (void)worker;
+    const norm_job *j = ctx;
+    size_t dim = (size_t)j->c->dim;
+    for (int64_t t = begin; t < end; t++) {
+        if (j->rms)
+            rmsnorm(j->out + (size_t)t * dim, j->x + (size_t)t * dim, j->w, j->c->dim, j->c->norm_eps);
+        else
+            norm_row(j->c, j->out + (size_t)t * dim, j->x + (size_t)t * dim, j->w, j->b);
+    }
+}
+
+static void norm_rows(const vc_llm_config *c, float *out, const float *x, const float *w, const float *b, int n, bool rms)
+{
+    norm_job j = { c, out, x, w, b, rms };
+    vc_parallel_for(n, norm_items, &j);
+}
+
 /* Float32 operations one at a time, as torch evaluates them on tensors: a
  * Python scalar meets a float32 tensor as a float, and `scalar / tensor` is
  * tensor.reciprocal() * scalar. */
@@ -314,14 +342,38 @@ static void add_bias(float *rows, const float *bias, int n, int w)
             rows[(size_t)t * w + i] += bias[i];
 }
 
+/* Tokens' rotations and their keys and values into the cache, a token a
+ * work item. */
+typedef struct {
+    vc_llm *m;
+    const float *inv;
+    float *q, *k, *v;
+    size_t layer_off;
+    int pos0;
+} rope_job;
+
+static void rope_items(void *ctx, int64_t begin, int64_t end, int worker)
+{
+    (void)worker;
+    const rope_job *j = ctx;
+    const vc_llm_config *c = &j->m->cfg;
+    int qd = c->n_heads * c->head_dim, kd = c->n_kv_heads * c->head_dim;
+    for (int64_t t = begin; t < end; t++) {
+        int pos = j->pos0 + (int)t;
+        rope_apply(c, j->inv, j->q + (size_t)t * qd, c->n_heads, pos);
+        rope_apply(c, j->inv, j->k + (size_t)t * kd, c->n_kv_heads, pos);
+        memcpy(j->m->k_cache + j->layer_off + (size_t)pos * kd, j->k + (size_t)t * kd, (size_t)kd * sizeof(float));
+        memcpy(j->m->v_cache + j->layer_off + (size_t)pos * kd, j->v + (size_t)t * kd, (size_t)kd * sizeof(float));
+    }
+}
+
 static void layer_forward(vc_llm *m, int l, float *x, int n, int pos0, const float *inv, scratch *s)
 {
     const vc_llm_config *c = &m->cfg;
     const vc_llm_layer *L = &m->layers[l];
     int qd = c->n_heads * c->head_dim, kd = c->n_kv_heads * c->head_dim;
 
-    for (int t = 0; t < n; t++)
-        norm_row(c, s->xb + (size_t)t * c->dim, x + (size_t)t * c->dim, L->attn_norm, L->attn_norm_b);
+    norm_rows(c, s->xb, x, L->attn_norm, L->attn_norm_b, n, false);
     /* q, k and v (and below gate and up) in one dispatch: decode runs a few
      * hundred of them per token, each a few tens of microseconds */
     vc_matmul_multi(3, (vc_matrix[]){ L->wq, L->wk, L->wv }, s->xb, n, (float *[]){ s->q, s->k, s->v });
@@ -335,13 +387,8 @@ static void layer_forward(vc_llm *m, int l, float *x, int n, int pos0, const flo
         vc_matmul(&L->down, s->up, n, s->mlp);
         add_bias(s->mlp, L->bdown, n, c->dim);
     }
-    size_t layer_off = (size_t)l * m->n_ctx * kd;
-    for (int t = 0; t < n; t++) {
-        rope_apply(c, inv, s->q + (size_t)t * qd, c->n_heads, pos0 + t);
-        rope_apply(c, inv, s->k + (size_t)t * kd, c->n_kv_heads, pos0 + t);
-        memcpy(m->k_cache + layer_off + (size_t)(pos0 + t) * kd, s->k + (size_t)t * kd, (size_t)kd * sizeof(float));
-        memcpy(m->v_cache + layer_off + (size_t)(pos0 + t) * kd, s->v + (size_t)t * kd, (size_t)kd * sizeof(float));
-    }
+    rope_job rj = { m, inv, s->q, s->k, s->v, (size_t)l * m->n_ctx * kd, pos0 };
+    vc_parallel_for(n, rope_items, &rj);
     attn_job job = { m, l, n, pos0, s->q, s->att, s->scores, s->kt };
     if (!s->kt) {   /* one token at a time */
         vc_parallel_for(c->n_heads, attention_items, &job);
@@ -359,8 +406,7 @@ static void layer_forward(vc_llm *m, int l, float *x, int n, int pos0, const flo
     for (size_t i = 0; i < (size_t)n * c->dim; i++)
         x[i] += s->xb[i];
 
-    for (int t = 0; t < n; t++)
-        rmsnorm(s->xb + (size_t)t * c->dim, x + (size_t)t * c->dim, L->ffn_norm, c->dim, c->norm_eps);
+    norm_rows(c, s->xb, x, L->ffn_norm, NULL, n, true);
     if (c->gelu_mlp) {
         vc_matmul(&L->up, s->xb, n, s->gate);
         add_bias(s->gate, L->bup, n, c->ffn_dim);
