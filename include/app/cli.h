@@ -33,6 +33,7 @@ typedef struct {
     const char *bench_arch;    /* bench: which model dimensions */
     const char *quant;         /* --quant: quantize float weights at load */
     const char *mmproj;        /* --mmproj: the vision half of a GGUF model */
+    bool no_mmproj;            /* --no-mmproj: a GGUF text model alone, no mmproj paired */
     bool float_act;            /* --float-act: float activations on quantized weights (the reference's arithmetic) */
     bool int8_dot;             /* --int8-dot: also float vision towers requantized to Q8_0 for the integer kernels */
     float min_accuracy;        /* eval: fail below this */

@@ -27,6 +27,7 @@ typedef struct {
     size_t mem_limit;          /* memory budget in bytes; 0: the cgroup limit, else available memory */
     const char *mmproj;        /* a GGUF text model's vision half (llama.cpp mmproj file); NULL: the one
                                   "*mmproj*.gguf" beside it, if there is exactly one */
+    bool no_mmproj;            /* a GGUF text model opens text only, no mmproj paired (not with mmproj) */
 } vc_model_options;
 
 typedef struct {

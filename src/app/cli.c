@@ -27,6 +27,7 @@ const char *vc_cli_usage(void)
            "      --quant TYPE        quantize float weights at load: q8_0, q4_0, mlx4_g64, f16, bf16\n"
            "      --mmproj FILE       a GGUF model's vision half (llama.cpp mmproj file; default: the one\n"
            "                          *mmproj*.gguf beside the model file)\n"
+           "      --no-mmproj         a GGUF text model alone: no mmproj file paired with it\n"
            "      --ctx N             context size in tokens (default: min(model max, 4096))\n"
            "      --template FILE     Jinja chat template to use instead of the model's; or a built-in format:\n"
            "                          chatml, phi3, mistral, llama2, llama3, llava-mistral, idefics3, raw\n"
@@ -112,7 +113,7 @@ enum {
     OPT_MINP, OPT_REPEAT, OPT_SEED, OPT_IGNORE_EOS, OPT_JSON, OPT_VERSION, OPT_OUT, OPT_TYPE, OPT_QUANT, OPT_MIN_ACC,
     OPT_PREVIEW, OPT_NO_STATUS, OPT_MEM_LIMIT, OPT_SERVE, OPT_API_KEY, OPT_ALLOW_FILES, OPT_QUEUE, OPT_MAX_BODY,
     OPT_MAX_IMAGE_PIXELS, OPT_INT8_DOT, OPT_FLOAT_ACT, OPT_MESSAGES, OPT_TOOLS, OPT_BOS, OPT_EOS, OPT_NO_GEN, OPT_VAR,
-    OPT_PRINT_PROMPT, OPT_MMPROJ, OPT_TASK, OPT_MAX_OBJECTS
+    OPT_PRINT_PROMPT, OPT_MMPROJ, OPT_NO_MMPROJ, OPT_TASK, OPT_MAX_OBJECTS
 };
 
 /* "512M", "2G", "100000" (bytes) */
@@ -172,6 +173,7 @@ static int apply(vc_cli *c, int opt, const char *arg, const char *name)
     case OPT_TYPE: c->out_type = arg; return 0;
     case OPT_QUANT: c->quant = arg; return 0;
     case OPT_MMPROJ: c->mmproj = arg; return 0;
+    case OPT_NO_MMPROJ: c->no_mmproj = true; return 0;
     case OPT_MIN_ACC: return parse_float(name, arg, 0, 1, &c->min_accuracy);
     case OPT_PREVIEW:
         if (vc_preview_from_name(arg) == -2)
@@ -236,7 +238,7 @@ int vc_cli_parse(int argc, char **argv, vc_cli *c)
         { "tools", required_argument, 0, OPT_TOOLS }, { "bos", required_argument, 0, OPT_BOS },
         { "eos", required_argument, 0, OPT_EOS }, { "no-generation-prompt", no_argument, 0, OPT_NO_GEN },
         { "var", required_argument, 0, OPT_VAR }, { "print-prompt", no_argument, 0, OPT_PRINT_PROMPT },
-        { "mmproj", required_argument, 0, OPT_MMPROJ },
+        { "mmproj", required_argument, 0, OPT_MMPROJ }, { "no-mmproj", no_argument, 0, OPT_NO_MMPROJ },
         { "task", required_argument, 0, OPT_TASK }, { "max-objects", required_argument, 0, OPT_MAX_OBJECTS },
         { 0, 0, 0, 0 },
     };

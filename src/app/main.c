@@ -83,7 +83,8 @@ static int run(const vc_cli *cli)
     vc_model_options opt = { .n_ctx = cli->n_ctx ? cli->n_ctx : ref.n_ctx,
                              .template_name = cli->template_name ? cli->template_name
                                               : ref.template_name[0] ? ref.template_name : NULL,
-                             .quant = quant, .mem_limit = cli->mem_limit, .mmproj = cli->mmproj };
+                             .quant = quant, .mem_limit = cli->mem_limit, .mmproj = cli->mmproj,
+                             .no_mmproj = cli->no_mmproj };
     if (vc_model_open(ref.path, &opt, &m) != 0)
         return -1;
     if (ref.has_temperature) {

@@ -413,7 +413,9 @@ int vc_model_open(const char *path, const vc_model_options *opt, vc_model *m)
     double t0 = vc_now_ms();
     m->sampling = vc_sampler_defaults();
     int rc;
-    if (is_dir(path) && opt && opt->mmproj)
+    if (opt && opt->mmproj && opt->no_mmproj)
+        rc = vc_fail_code(VC_EXIT_USAGE, "--mmproj and --no-mmproj do not go together");
+    else if (is_dir(path) && opt && opt->mmproj)
         rc = vc_fail_code(VC_EXIT_USAGE, "--mmproj goes with a GGUF text model, not a model directory");
     else if (is_dir(path))
         rc = open_hf(path, opt ? opt->quant : 0, m);
@@ -421,7 +423,7 @@ int vc_model_open(const char *path, const vc_model_options *opt, vc_model *m)
         rc = open_gguf(path, opt ? opt->quant : 0, m);
         if (rc == 0 && m->vision && opt && opt->mmproj)
             rc = vc_fail_code(VC_EXIT_USAGE, "%s holds its own vision side: --mmproj does not go with it", path);
-        else if (rc == 0 && !m->vision)
+        else if (rc == 0 && !m->vision && !(opt && opt->no_mmproj))
             rc = pair_mmproj(path, opt ? opt->mmproj : NULL, opt ? opt->quant : 0, m);
     }
     else if (is_file(path))

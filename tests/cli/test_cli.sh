@@ -181,4 +181,21 @@ check "phi3_vision greedy ids equal the published code" [ "$(json_field "' '.joi
 XDG_DATA_HOME="$TMP/nodata" run -m phi3_vision -p hi
 check "phi3_vision not downloaded exit 3" [ $rc -eq 3 ]; check "lists the download" grep -q "model-00001-of-00002.safetensors" "$TMP/err"
 
+# --- a text GGUF beside several mmproj files none of which is named for it: an error naming the way out;
+# --no-mmproj opens the text model alone (and then it takes no images); not together with --mmproj
+mkdir -p "$TMP/pair"
+cp tests/fixtures/vision/smolvlm_gguf/smolvlm-f32.gguf "$TMP/pair/m.gguf"
+cp tests/fixtures/vision/smolvlm_gguf/mmproj-smolvlm-f32.gguf "$TMP/pair/mmproj-a.gguf"
+cp "$TMP/pair/mmproj-a.gguf" "$TMP/pair/mmproj-b.gguf"
+run -m "$TMP/pair/m.gguf" -p hi -n 2 --temp 0
+check "several mmproj: exit 2" [ $rc -eq 2 ]
+check "several mmproj: one line naming --no-mmproj" sh -c "[ \$(wc -l <'$TMP/err') -eq 1 ] && grep -q -- --no-mmproj '$TMP/err'"
+run -m "$TMP/pair/m.gguf" --no-mmproj -p hi -n 2 --temp 0 --json
+check "--no-mmproj: text only, exit 0" [ $rc -eq 0 ]
+check "--no-mmproj: an answer" [ "$(json_field "len(d['tokens'])")" -eq 2 ]
+run -m "$TMP/pair/m.gguf" --no-mmproj -i tests/fixtures/images/bw.png -p hi -n 2 --temp 0
+check "--no-mmproj: images refused, exit 2" [ $rc -eq 2 ]; check "--no-mmproj image: one line" one_line_error
+run -m "$TMP/pair/m.gguf" --no-mmproj --mmproj "$TMP/pair/mmproj-a.gguf" -p hi -n 2
+check "--no-mmproj with --mmproj: exit 2" [ $rc -eq 2 ]; check "--no-mmproj with --mmproj: one line" one_line_error
+
 finish test_cli
