@@ -417,12 +417,22 @@ __attribute__((always_inline)) TARGET_AVX512VNNI static inline __m512 pair_one(v
     return _mm512_add_ps(acc, acc2);
 }
 
+TARGET_AVX512VNNI static __m512 q4_0_one(const uint8_t *ga, const uint8_t *gb, const vc_block_q8_act *x, int64_t nb)
+{
+    return pair_one(VC_Q4_0_X8, ga, gb, x, nb);
+}
+
+TARGET_AVX512VNNI static __m512 q8_0_one(const uint8_t *ga, const uint8_t *gb, const vc_block_q8_act *x, int64_t nb)
+{
+    return pair_one(VC_Q8_0_X8, ga, gb, x, nb);
+}
+
 /* interleaved_avx512vnni, with pairs of groups and 8 tokens at a time where
  * they fit, and a call for one token on pair_one (Q4_0, Q8_0), q5_pair_one
- * (Q5_0, Q5_1) or kx8_pair_one (K-quants: 3.8B Q4_K_M decode on the 2-core Xeon 9.5 -> 10.8
- * tok/s) where vc_cpu_full_width_512 and `pair_one_ok` (the AMX path's
- * last tokens keep the other kernels, so that it gives the floats this
- * level gives). */
+ * (Q5_0, Q5_1) or kx8_pair_one (K-quants: 3.8B Q4_K_M decode on the 2-core
+ * Xeon 9.5 -> 10.8 tok/s) where vc_cpu_full_width_512 and `pair_one_ok`
+ * (the AMX path's last tokens keep the other kernels, so that it gives the
+ * floats this level gives). */
 TARGET_AVX512VNNI static void interleaved_avx512(const vc_matrix *w, int64_t g0, int64_t g1, const vc_block_q8_act *x,
                                                  int n, float *y, int ldy, bool pair_one_ok)
 {
@@ -438,20 +448,20 @@ TARGET_AVX512VNNI static void interleaved_avx512(const vc_matrix *w, int64_t g0,
         : w->type == VC_Q4_K_X8 ? kx8_pair_4
         : w->type == VC_Q5_K_X8 ? kx8_pair_5
                                 : kx8_pair_6;
-    bool one = w->type == VC_Q4_0_X8 || w->type == VC_Q8_0_X8 || w->type == VC_Q5_0_X8 || w->type == VC_Q5_1_X8 ||
-               w->type == VC_Q4_K_X8 || w->type == VC_Q5_K_X8 || w->type == VC_Q6_K_X8;
-    if (n == 1 && pair_one_ok && one && vc_cpu_full_width_512()) {
+    __m512 (*one)(const uint8_t *, const uint8_t *, const vc_block_q8_act *, int64_t) =
+        w->type == VC_Q4_0_X8   ? q4_0_one
+        : w->type == VC_Q8_0_X8 ? q8_0_one
+        : w->type == VC_Q5_0_X8 ? q5_0_one
+        : w->type == VC_Q5_1_X8 ? q5_1_one
+        : w->type == VC_Q4_K_X8 ? kx8_one_4
+        : w->type == VC_Q5_K_X8 ? kx8_one_5
+                                : kx8_one_6;
+    if (n == 1 && pair_one_ok && vc_cpu_full_width_512()) {
         /* group g0 + i with g0 + half + i: two long forward streams, each over half the groups */
         int64_t half = (g1 - g0) / 2;
         for (int64_t i = 0; i < half; i++) {
             const uint8_t *ga = (const uint8_t *)w->data + (size_t)(g0 + i) * group_bytes, *gb = ga + (size_t)half * group_bytes;
-            __m512 r = w->type == VC_Q4_0_X8   ? pair_one(VC_Q4_0_X8, ga, gb, x, nb)
-                       : w->type == VC_Q8_0_X8 ? pair_one(VC_Q8_0_X8, ga, gb, x, nb)
-                       : w->type == VC_Q5_0_X8 ? q5_0_one(ga, gb, x, nb)
-                       : w->type == VC_Q5_1_X8 ? q5_1_one(ga, gb, x, nb)
-                       : w->type == VC_Q4_K_X8 ? kx8_one_4(ga, gb, x, nb)
-                       : w->type == VC_Q5_K_X8 ? kx8_one_5(ga, gb, x, nb)
-                                               : kx8_one_6(ga, gb, x, nb);
+            __m512 r = one(ga, gb, x, nb);
             _mm256_storeu_ps(y + (size_t)i * 8, _mm512_castps512_ps256(r));
             _mm256_storeu_ps(y + (size_t)(half + i) * 8, _mm256_castsi256_ps(_mm512_extracti64x4_epi64(_mm512_castps_si512(r), 1)));
         }

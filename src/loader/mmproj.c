@@ -585,8 +585,9 @@ char *vc_mmproj_find_beside(const char *text_gguf, bool *ambiguous)
     free(named);
     if (other) {
         *ambiguous = true;
-        vc_fail_code(VC_EXIT_USAGE, "several mmproj files beside %s (%s, %s): choose one with --mmproj, or --no-mmproj for text only", text_gguf, found,
-                     other);
+        vc_fail_code(VC_EXIT_USAGE,
+                     "several mmproj files beside %s (%s, %s): choose one with --mmproj, or --no-mmproj for text only",
+                     text_gguf, found, other);
         free(found);
         free(other);
         return NULL;
