@@ -205,16 +205,20 @@ PAIR_TILE(pair_tile8_q5_1, VC_Q5_1_X8)
 PAIR_TILE(pair_tile8_q8, VC_Q8_0_X8)
 #undef PAIR_TILE
 
-/* K-quant x8 (kind 4, 5, 6): kx8_tile's sums on two groups (16 rows) and 8
- * tokens at a time. */
-__attribute__((always_inline)) TARGET_AVX512VNNI static inline void kx8_pair_tile8(int kind, const uint8_t *ga, const uint8_t *gb,
-                                                                                   const vc_block_q8_act *x, int64_t xs,
-                                                                                   int64_t nsb, float *y, int ldy)
+/* nt tokens (x + t xs; nt is 1 or 8) against two groups (16 rows) of a
+ * K-quant x8 matrix (kind 4, 5 or 6) of nsb super-blocks: kx8_tile's sums
+ * and float steps on 16 rows an instruction, so the same floats row by
+ * row; acc[t] gets token t's 16 products. For one token the sums take
+ * KX8_SUM's four integer accumulators and both groups' streams are
+ * prefetched 1 KiB ahead (3.8B Q4_K_M decode on the 2-core Xeon 9.5 ->
+ * 10.8 tok/s against the 256-bit kernel). */
+__attribute__((always_inline)) TARGET_AVX512VNNI static inline void kx8_pair(int kind, int nt, const uint8_t *ga, const uint8_t *gb,
+                                                                             const vc_block_q8_act *x, int64_t xs,
+                                                                             int64_t nsb, __m512 *acc)
 {
     size_t unit = vc_kx8_unit(kind);
-    __m512 acc[8];
 #pragma GCC unroll 8
-    for (int t = 0; t < 8; t++)
+    for (int t = 0; t < nt; t++)
         acc[t] = _mm512_setzero_ps();
     for (int64_t k = 0; k < nsb; k++, ga += unit, gb += unit) {
         const vc_block_q4_kx8 *a4 = (const vc_block_q4_kx8 *)ga, *b4 = (const vc_block_q4_kx8 *)gb;   /* Q5_K's header too */
@@ -225,109 +229,64 @@ __attribute__((always_inline)) TARGET_AVX512VNNI static inline void kx8_pair_til
             const uint8_t *qa = vc_kx8_values(kind, ga, s), *qb = vc_kx8_values(kind, gb, s);
             const uint8_t *ha = vc_kx8_high(kind, ga, s), *hb = vc_kx8_high(kind, gb, s);
             int64_t b = 8 * k + s;
+            if (nt == 1) {
+                _mm_prefetch((const char *)qa + 1024, _MM_HINT_T0);
+                _mm_prefetch((const char *)qb + 1024, _MM_HINT_T0);
+            }
             __m512i sum[8];
 #pragma GCC unroll 8
-            for (int t = 0; t < 8; t++)   /* Q6_K: its offset of 32 on the first 16 columns, ahead */
-                sum[t] = kind == 6 ? _mm512_set1_epi32(-32 * x[t * xs + b].qsum16) : _mm512_setzero_si512();
+            for (int t = 0; t < 8; t++)
+                sum[t] = _mm512_setzero_si512();
 #pragma GCC unroll 8
             for (int j = 0; j < 8; j++) {   /* constant j: fixed shifts; Q6_K closes a half after 4 quads */
                 __m512i u = vc_x8_kquad16(kind, qa, qb, ha, hb, j);
 #pragma GCC unroll 8
-                for (int t = 0; t < 8; t++)
-                    sum[t] = _mm512_dpbusd_epi32(sum[t], u, _mm512_set1_epi32(quad_at(x[t * xs + b].qs + 4 * j)));
-                if (kind == 6 && j % 4 == 3) {
-                    int half = j / 4;
-                    __m512 sc = _mm512_mul_ps(d, vc_x8_join_bytes_ps(a6->sc[2 * s + half], b6->sc[2 * s + half], true));
+                for (int t = 0; t < nt; t++)
+                    sum[KX8_SUM(nt, t, j)] = _mm512_dpbusd_epi32(sum[KX8_SUM(nt, t, j)], u,
+                                                                 _mm512_set1_epi32(quad_at(x[t * xs + b].qs + 4 * j)));
+                bool closes = kind == 6 ? j % 4 == 3 : j == 7;
+                if (!closes)
+                    continue;
+                if (nt == 1) {
+                    sum[0] = _mm512_add_epi32(_mm512_add_epi32(sum[0], sum[1]), _mm512_add_epi32(sum[2], sum[3]));
+                    sum[1] = sum[2] = sum[3] = _mm512_setzero_si512();
+                }
+                int half = j / 4;
+                __m512 sc = kind == 6 ? _mm512_mul_ps(d, vc_x8_join_bytes_ps(a6->sc[2 * s + half], b6->sc[2 * s + half], true))
+                                      : _mm512_mul_ps(d, vc_x8_join_bytes_ps(a4->sc[s], b4->sc[s], false));
 #pragma GCC unroll 8
-                    for (int t = 0; t < 8; t++) {
-                        const vc_block_q8_act *xb = &x[t * xs + b];
-                        acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum[t]), _mm512_mul_ps(sc, _mm512_set1_ps(xb->d)), acc[t]);
-                        if (!half)   /* the offset on the second 16 */
-                            sum[t] = _mm512_set1_epi32(-32 * (xb->qsum - xb->qsum16));
-                    }
-                } else if (kind != 6 && j == 7) {
-                    __m512 sc = _mm512_mul_ps(d, vc_x8_join_bytes_ps(a4->sc[s], b4->sc[s], false));
-                    __m512 m = _mm512_mul_ps(dmin, vc_x8_join_bytes_ps(a4->m[s], b4->m[s], false));
-#pragma GCC unroll 8
-                    for (int t = 0; t < 8; t++) {
-                        const vc_block_q8_act *xb = &x[t * xs + b];
-                        acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum[t]), _mm512_mul_ps(sc, _mm512_set1_ps(xb->d)), acc[t]);
-                        acc[t] = _mm512_fnmadd_ps(m, _mm512_set1_ps(xb->d * xb->qsum), acc[t]);
-                    }
+                for (int t = 0; t < nt; t++) {
+                    const vc_block_q8_act *xb = &x[t * xs + b];
+                    __m512i st = sum[t];
+                    if (kind == 6)   /* the offset of 32 on this half's 16 columns */
+                        st = _mm512_sub_epi32(st, _mm512_set1_epi32(32 * (half ? xb->qsum - xb->qsum16 : xb->qsum16)));
+                    acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(st), _mm512_mul_ps(sc, _mm512_set1_ps(xb->d)), acc[t]);
+                    if (kind != 6)
+                        acc[t] = _mm512_fnmadd_ps(_mm512_mul_ps(dmin, vc_x8_join_bytes_ps(a4->m[s], b4->m[s], false)),
+                                                  _mm512_set1_ps(xb->d * xb->qsum), acc[t]);
+                    sum[t] = _mm512_setzero_si512();
                 }
             }
         }
     }
-#pragma GCC unroll 8
-    for (int t = 0; t < 8; t++)
-        _mm512_storeu_ps(y + (size_t)t * ldy, acc[t]);
 }
 
 #define KX8_PAIR(kind)                                                                                                \
     TARGET_AVX512VNNI static void kx8_pair_##kind(const uint8_t *ga, const uint8_t *gb, const vc_block_q8_act *x,      \
                                                   int64_t xs, int64_t nb, float *y, int ldy)                          \
     {                                                                                                                 \
-        kx8_pair_tile8(kind, ga, gb, x, xs, nb / 8, y, ldy);                                                          \
+        __m512 acc[8];                                                                                                \
+        kx8_pair(kind, 8, ga, gb, x, xs, nb / 8, acc);                                                                \
+        for (int t = 0; t < 8; t++)                                                                                   \
+            _mm512_storeu_ps(y + (size_t)t * ldy, acc[t]);                                                            \
     }
 KX8_PAIR(4)
 KX8_PAIR(5)
 KX8_PAIR(6)
 #undef KX8_PAIR
 
-/* One token against two groups (16 rows) of a K-quant x8 matrix (kind 4, 5
- * or 6), as pair_one below for Q4_0: the 256-bit one-token kernel's
- * (kx8_tile with one token: four integer sums joined before the scales,
- * one float accumulator) steps on 16 rows an instruction, so the same
- * floats row by row; both groups' streams prefetched 1 KiB ahead. */
-__attribute__((always_inline)) TARGET_AVX512VNNI static inline __m512 kx8_pair_one(int kind, const uint8_t *ga, const uint8_t *gb,
-                                                                                   const vc_block_q8_act *x, int64_t nsb)
-{
-    size_t unit = vc_kx8_unit(kind);
-    __m512 acc = _mm512_setzero_ps();
-    for (int64_t k = 0; k < nsb; k++, ga += unit, gb += unit) {
-        const vc_block_q4_kx8 *a4 = (const vc_block_q4_kx8 *)ga, *b4 = (const vc_block_q4_kx8 *)gb;   /* Q5_K's header too */
-        const vc_block_q6_kx8 *a6 = (const vc_block_q6_kx8 *)ga, *b6 = (const vc_block_q6_kx8 *)gb;
-        __m512 d = kind == 6 ? vc_x8_join_scales(a6->d, b6->d) : vc_x8_join_scales(a4->d, b4->d);
-        __m512 dmin = kind == 6 ? d : vc_x8_join_scales(a4->dmin, b4->dmin);
-        for (int s = 0; s < 8; s++) {
-            const uint8_t *qa = vc_kx8_values(kind, ga, s), *qb = vc_kx8_values(kind, gb, s);
-            const uint8_t *ha = vc_kx8_high(kind, ga, s), *hb = vc_kx8_high(kind, gb, s);
-            const vc_block_q8_act *xb = &x[8 * k + s];
-            _mm_prefetch((const char *)qa + 1024, _MM_HINT_T0);
-            _mm_prefetch((const char *)qb + 1024, _MM_HINT_T0);
-            __m512i sum[4];
-#pragma GCC unroll 4
-            for (int i = 0; i < 4; i++)
-                sum[i] = _mm512_setzero_si512();
-#pragma GCC unroll 8
-            for (int j = 0; j < 8; j++) {
-                __m512i u = vc_x8_kquad16(kind, qa, qb, ha, hb, j);
-                sum[j & 3] = _mm512_dpbusd_epi32(sum[j & 3], u, _mm512_set1_epi32(quad_at(xb->qs + 4 * j)));
-                if (kind == 6 && j % 4 == 3) {   /* a half of 16 columns closed: its scale, its offset of 32 */
-                    int half = j / 4, xsum = half ? xb->qsum - xb->qsum16 : xb->qsum16;
-                    __m512i st = _mm512_add_epi32(_mm512_add_epi32(sum[0], sum[1]), _mm512_add_epi32(sum[2], sum[3]));
-                    st = _mm512_sub_epi32(st, _mm512_set1_epi32(32 * xsum));
-                    __m512 sc = _mm512_mul_ps(d, vc_x8_join_bytes_ps(a6->sc[2 * s + half], b6->sc[2 * s + half], true));
-                    acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(st), _mm512_mul_ps(sc, _mm512_set1_ps(xb->d)), acc);
-#pragma GCC unroll 4
-                    for (int i = 0; i < 4; i++)
-                        sum[i] = _mm512_setzero_si512();
-                }
-            }
-            if (kind != 6) {
-                __m512 sc = _mm512_mul_ps(d, vc_x8_join_bytes_ps(a4->sc[s], b4->sc[s], false));
-                __m512 m = _mm512_mul_ps(dmin, vc_x8_join_bytes_ps(a4->m[s], b4->m[s], false));
-                __m512i st = _mm512_add_epi32(_mm512_add_epi32(sum[0], sum[1]), _mm512_add_epi32(sum[2], sum[3]));
-                acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(st), _mm512_mul_ps(sc, _mm512_set1_ps(xb->d)), acc);
-                acc = _mm512_fnmadd_ps(m, _mm512_set1_ps(xb->d * xb->qsum), acc);
-            }
-        }
-    }
-    return acc;
-}
-
 /* One token against two groups (16 rows) of a Q5_0_X8 or Q5_1_X8 matrix,
- * as kx8_pair_one: the 256-bit one-token kernel's (q5x8_tile with one
+ * as kx8_pair for one token: the 256-bit one-token kernel's (q5x8_tile with one
  * token) steps on 16 rows an instruction, the same floats row by row. */
 __attribute__((always_inline)) TARGET_AVX512VNNI static inline __m512 q5_pair_one(bool q51, const uint8_t *ga, const uint8_t *gb,
                                                                                   const vc_block_q8_act *x, int64_t nb)
@@ -372,7 +331,9 @@ TARGET_AVX512VNNI static __m512 q5_1_one(const uint8_t *ga, const uint8_t *gb, c
     TARGET_AVX512VNNI static __m512 kx8_one_##kind(const uint8_t *ga, const uint8_t *gb, const vc_block_q8_act *x,    \
                                                    int64_t nb)                                                        \
     {                                                                                                                 \
-        return kx8_pair_one(kind, ga, gb, x, nb / 8);                                                                 \
+        __m512 acc;                                                                                                   \
+        kx8_pair(kind, 1, ga, gb, x, 0, nb / 8, &acc);                                                                \
+        return acc;                                                                                                   \
     }
 KX8_ONE(4)
 KX8_ONE(5)
@@ -429,8 +390,7 @@ TARGET_AVX512VNNI static __m512 q8_0_one(const uint8_t *ga, const uint8_t *gb, c
 
 /* interleaved_avx512vnni, with pairs of groups and 8 tokens at a time where
  * they fit, and a call for one token on pair_one (Q4_0, Q8_0), q5_pair_one
- * (Q5_0, Q5_1) or kx8_pair_one (K-quants: 3.8B Q4_K_M decode on the 2-core
- * Xeon 9.5 -> 10.8 tok/s) where vc_cpu_full_width_512 and `pair_one_ok`
+ * (Q5_0, Q5_1) or kx8_pair (K-quants) where vc_cpu_full_width_512 and `pair_one_ok`
  * (the AMX path's last tokens keep the other kernels, so that it gives the
  * floats this level gives). */
 TARGET_AVX512VNNI static void interleaved_avx512(const vc_matrix *w, int64_t g0, int64_t g1, const vc_block_q8_act *x,
