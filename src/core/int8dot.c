@@ -254,6 +254,7 @@ __attribute__((always_inline)) TARGET_AVX512VNNI static inline void kx8_pair(int
                 int half = j / 4;
                 __m512 sc = kind == 6 ? _mm512_mul_ps(d, vc_x8_join_bytes_ps(a6->sc[2 * s + half], b6->sc[2 * s + half], true))
                                       : _mm512_mul_ps(d, vc_x8_join_bytes_ps(a4->sc[s], b4->sc[s], false));
+                __m512 m = kind == 6 ? _mm512_setzero_ps() : _mm512_mul_ps(dmin, vc_x8_join_bytes_ps(a4->m[s], b4->m[s], false));
 #pragma GCC unroll 8
                 for (int t = 0; t < nt; t++) {
                     const vc_block_q8_act *xb = &x[t * xs + b];
@@ -262,8 +263,7 @@ __attribute__((always_inline)) TARGET_AVX512VNNI static inline void kx8_pair(int
                         st = _mm512_sub_epi32(st, _mm512_set1_epi32(32 * (half ? xb->qsum - xb->qsum16 : xb->qsum16)));
                     acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(st), _mm512_mul_ps(sc, _mm512_set1_ps(xb->d)), acc[t]);
                     if (kind != 6)
-                        acc[t] = _mm512_fnmadd_ps(_mm512_mul_ps(dmin, vc_x8_join_bytes_ps(a4->m[s], b4->m[s], false)),
-                                                  _mm512_set1_ps(xb->d * xb->qsum), acc[t]);
+                        acc[t] = _mm512_fnmadd_ps(m, _mm512_set1_ps(xb->d * xb->qsum), acc[t]);
                     sum[t] = _mm512_setzero_si512();
                 }
             }
@@ -286,8 +286,9 @@ KX8_PAIR(6)
 #undef KX8_PAIR
 
 /* One token against two groups (16 rows) of a Q5_0_X8 or Q5_1_X8 matrix,
- * as kx8_pair for one token: the 256-bit one-token kernel's (q5x8_tile with one
- * token) steps on 16 rows an instruction, the same floats row by row. */
+ * as kx8_pair for one token: the 256-bit one-token kernel's (q5x8_tile
+ * with one token) steps on 16 rows an instruction, the same floats row by
+ * row. */
 __attribute__((always_inline)) TARGET_AVX512VNNI static inline __m512 q5_pair_one(bool q51, const uint8_t *ga, const uint8_t *gb,
                                                                                   const vc_block_q8_act *x, int64_t nb)
 {
