@@ -418,6 +418,19 @@ static void test_quant_pair(const char *name)
     CHECK(rc == 0, "convert %s: %s", name, vc_error());
     vc_model hf, pair, plain;
     if (rc == 0 && vc_model_open(model_dir, &(vc_model_options){ .n_ctx = 512, .quant = VC_Q8_0 }, &hf) == 0) {
+        /* the decoder's Q8_0 rows made at load were copied for the integer
+         * kernels and freed; the embedding table (the head when tied) and
+         * the vision tower's keep theirs */
+        int released = 0, other = 0;
+        for (size_t i = 0; i < hf.llm.weights.count; i++) {
+            const vc_tensor *t = &hf.llm.weights.items[i];
+            released += !t->data;
+            other += !t->data && !strstr(t->name, "model.layers.") && !strstr(t->name, "lm_head");
+        }
+        CHECK(!vc_int8dot_enabled() || (released > 0 && other == 0),
+              "%s --quant q8_0: %d decoder tensors freed after their copy, %d others", name, released, other);
+        CHECK(hf.llm.embed.data && vc_tensors_owned_holding(&hf.llm.weights, hf.llm.embed.data),
+              "%s --quant q8_0: the embedding rows are kept", name);
         if (vc_model_open(out, &(vc_model_options){ .n_ctx = 512, .quant = VC_Q8_0 }, &pair) == 0) {
             int q, left;
             CHECK(pair.vision && pair.vision->owned_weights, "%s: the pair has its mmproj", name);

@@ -57,7 +57,9 @@ int vc_tensors_check_overlap(const vc_tensor_set *set);
 const vc_tensor *vc_tensors_find(const vc_tensor_set *set, const char *name);
 /* Re-encodes every 2-D float tensor (f32/f16/bf16) whose rows are whole
  * blocks of `type` into `type`, in memory owned by the set: quantization at
- * load time. The mapped originals stay untouched. */
+ * load time, each tensor's rows spread over the thread pool (not to be
+ * called inside vc_parallel_for). The files are untouched; the pages of the
+ * float rows re-encoded are released from the mapping as each is done. */
 int vc_tensors_quantize(vc_tensor_set *set, vc_dtype type);
 
 /* MLX quantized checkpoints: every "X.scales" with its "X.weight" (uint32
@@ -76,6 +78,14 @@ void vc_tensors_drop_pages(const vc_tensor_set *set, const void *data, size_t by
 /* Takes over a heap buffer that tensors' data or matrices made from them
  * point into, to free with the set. Returns 0, or -1 having freed it. */
 int vc_tensors_own(vc_tensor_set *set, void *buf);
+/* The tensor whose data, a heap buffer of the set's (a tensor converted in
+ * memory), holds the byte at p; NULL when p is in a mapped file or in no
+ * tensor. */
+const vc_tensor *vc_tensors_owned_holding(const vc_tensor_set *set, const void *p);
+/* Frees t's heap buffer (t from vc_tensors_owned_holding) when nothing reads
+ * it any more (its rows were copied elsewhere); every tensor whose data it
+ * was gets NULL data, and keeps its nbytes (what the weights cost). */
+void vc_tensors_release(vc_tensor_set *set, const vc_tensor *t);
 void vc_tensors_free(vc_tensor_set *set);
 
 /* Number of elements; -1 if it overflows. */
