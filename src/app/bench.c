@@ -40,19 +40,21 @@ typedef struct {
     int v_dim, v_inter, v_layers, v_heads, v_patch, v_image, scale;
     bool moondream;
     bool phi3v;        /* Phi-3-V: Phi-3 decoder (fused qkv, gate_up), CLIP tower, num_crops 4, 1024x768 image */
+    int head_dim;      /* 0: dim / heads */
+    bool gelu_mlp;     /* two MLP matrices (up, down), not three */
 } bench_arch;
 
 static const bench_arch ARCHS[] = {
     { "smolvlm-256m", "SmolVLM-256M-Instruct", 576, 1536, 30, 9, 3, 49280, true, 768, 3072, 12, 12, 16, 512, 4,
-      false, false },
+      false, false, 0, false },
     { "smolvlm-2b", "SmolVLM-Instruct (2.2B)", 2048, 8192, 24, 32, 32, 49155, true, 1152, 4304, 27, 16, 14, 384, 3,
-      false, false },
+      false, false, 0, false },
     { "phi3-mini", "Phi-3-mini text dimensions (3.8B)", 3072, 8192, 32, 32, 32, 32064, false, 0, 0, 0, 0, 0, 0, 0,
-      false, false },
+      false, false, 0, false },
     { "moondream2", "Moondream2 2025-06-21 (1.9B)", 2048, 8192, 24, 32, 32, 51200, true, 1152, 4304, 27, 16, 14, 378,
-      1, true, false },
+      1, true, false, 0, false },
     { "phi3.5-vision", "Phi-3.5-vision-instruct (4.2B)", 3072, 8192, 32, 32, 32, 32064, true, 1024, 4096, 24, 16, 14,
-      336, 0, false, true },
+      336, 0, false, true, 0, false },
 };
 
 const char *vc_bench_arch_names(void) { return "smolvlm-256m, smolvlm-2b, phi3-mini, moondream2, phi3.5-vision"; }
@@ -737,9 +739,9 @@ static double phi3v_encode_flops(const bench_arch *a, int *crops)
  * average token sees. */
 static double prefill_macs_per_token(const bench_arch *a, int n)
 {
-    double kv = (double)(a->dim / a->heads) * a->kv_heads;
-    double matrices = (double)a->layers * (2.0 * a->dim * a->dim + 2.0 * a->dim * kv +
-                                           (a->moondream ? 2.0 : 3.0) * a->dim * a->inter);
+    double hd = a->head_dim ? a->head_dim : a->dim / a->heads, kv = hd * a->kv_heads, q = hd * a->heads;
+    double matrices = (double)a->layers * (2.0 * a->dim * q + 2.0 * a->dim * kv +
+                                           (a->moondream || a->gelu_mlp ? 2.0 : 3.0) * a->dim * a->inter);
     double attention = (double)a->layers * 2.0 * a->dim * (n / 2.0);
     return matrices + attention + (double)a->vocab * a->dim / n;
 }
@@ -749,6 +751,7 @@ typedef struct {
     double load_ms, encode_ms, prefill_tok_s, prefill_first_tok_s, decode_tok_s, ttft1_ms, ttft2_ms, bandwidth, bound_tok_s;
     int image_tokens, prefill_tokens, decode_tokens;
     size_t weights_bytes, peak_rss;
+    size_t decode_bytes;              /* what a decode step reads (decode_bytes) */
     int crops;                 /* Moondream2, Phi-3.5-vision: crops encoded (global + tiles) */
     double fma_peak;           /* FP32 FLOP/s of all threads (fma_peak) */
     double encode_flops;       /* Phi-3.5-vision: the image encode's FLOPs (phi3v_encode_flops), else 0 */
@@ -914,8 +917,8 @@ static void print_table(const bench_arch *a, const char *type, const bench_resul
     else
         printf("  %-28s %10.1f tok/s (%d tokens)\n", "prefill", r->prefill_tok_s, r->prefill_tokens);
     printf("  %-28s %10.2f tok/s (%d tokens)\n", "decode", r->decode_tok_s, r->decode_tokens);
-    printf("  %-28s %10.1f GB/s  -> decode bound %.2f tok/s for %.1f MiB of weights (%.0f%% reached)\n",
-           "memory read bandwidth", r->bandwidth / 1e9, r->bound_tok_s, r->weights_bytes / 1048576.0,
+    printf("  %-28s %10.1f GB/s  -> decode bound %.2f tok/s for %.1f MiB read a token (%.0f%% reached)\n",
+           "memory read bandwidth", r->bandwidth / 1e9, r->bound_tok_s, r->decode_bytes / 1048576.0,
            r->bound_tok_s > 0 ? 100 * r->decode_tok_s / r->bound_tok_s : 0);
     printf("  %-28s %10.1f GFLOP/s (independent FMAs, %s, all threads)\n", "FP32 FMA peak", r->fma_peak / 1e9,
            vc_gemm_isa());
@@ -935,6 +938,8 @@ static void print_json(const bench_arch *a, const char *type, const bench_result
                           (json_int_t)r->weights_bytes, "peak_rss_bytes", (json_int_t)r->peak_rss);
     if (j && (a->moondream || a->phi3v))
         json_object_set_new(j, "crops", json_integer(r->crops));
+    if (j)
+        json_object_set_new(j, "decode_bytes", json_integer((json_int_t)r->decode_bytes));
     if (j && r->prefill_first_tok_s > 0)
         json_object_set_new(j, "prefill_first_tok_s", json_real(r->prefill_first_tok_s));
     if (j)
@@ -962,6 +967,30 @@ static void print_json(const bench_arch *a, const char *type, const bench_result
     free(s);
 }
 
+/* Bytes a decode step reads: every decoder matrix and the output head once
+ * (the tied embedding table as the head; its one row per token and the
+ * norms left out). */
+static size_t decode_bytes(const vc_llm *l)
+{
+    size_t b = (size_t)l->lm_head.rows * l->lm_head.row_bytes;
+    for (int i = 0; i < l->cfg.n_layers; i++) {
+        const vc_llm_layer *L = &l->layers[i];
+        const vc_matrix *w[] = { &L->wq, &L->wk, &L->wv, &L->wo, &L->gate, &L->up, &L->down };
+        for (size_t k = 0; k < VC_ARRAY_LEN(w); k++)
+            b += w[k]->data ? (size_t)w[k]->rows * w[k]->row_bytes : 0;
+    }
+    return b;
+}
+
+/* A model file or directory's own dimensions, for the counts the figures
+ * are set against. */
+static bench_arch file_arch(const char *path, const vc_llm_config *c)
+{
+    return (bench_arch){ .name = path, .like = "its own weights", .dim = c->dim, .inter = c->ffn_dim,
+                         .layers = c->n_layers, .heads = c->n_heads, .kv_heads = c->n_kv_heads, .vocab = c->n_vocab,
+                         .head_dim = c->head_dim, .gelu_mlp = c->gelu_mlp || c->parallel_block };
+}
+
 static void bench_dir(const bench_arch *a, char *out, size_t cap)
 {
     const char *cache = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
@@ -973,24 +1002,38 @@ static void bench_dir(const bench_arch *a, char *out, size_t cap)
 
 int vc_run_bench(const vc_cli *cli, volatile sig_atomic_t *interrupt)
 {
-    const bench_arch *a = find_arch(cli->bench_arch ? cli->bench_arch : "smolvlm-256m");
-    if (!a)
-        return vc_fail_code(VC_EXIT_USAGE, "unknown benchmark model '%s' (%s)", cli->bench_arch,
-                            vc_bench_arch_names());
+    const char *name = cli->bench_arch ? cli->bench_arch : cli->model ? cli->model : "smolvlm-256m";
+    const bench_arch *a = find_arch(name);
+    /* not one of ours: a model of the user's (a file, directory or name, as
+     * --model takes), its text side measured as it is (or with --quant) */
+    vc_model_ref ref;
+    bool own = !a;
+    if (own && vc_locate_model(name, &ref) != 0)
+        return vc_fail_code(VC_EXIT_USAGE, "unknown benchmark model '%s': not one of %s, nor a model (%s)", name,
+                            vc_bench_arch_names(), vc_error());
     int quant = 0;
     if (cli->quant && (quant = vc_dtype_from_name(cli->quant)) < 0)
         return vc_fail_code(VC_EXIT_USAGE, "unknown --quant type '%s'", cli->quant);
     char dir[4096], image[4200];
-    bench_dir(a, dir, sizeof dir);
-    if (make_model(a, dir) != 0)
+    if (own)
+        snprintf(dir, sizeof dir, "%s", ref.path);
+    else
+        bench_dir(a, dir, sizeof dir);
+    if (!own && make_model(a, dir) != 0)
         return -1;
     bench_result r = { 0 };
     vc_model m;
-    vc_model_options opt = { .n_ctx = 2048, .quant = quant == VC_BF16 ? 0 : quant };
+    vc_model_options opt = { .n_ctx = 2048, .quant = quant == VC_BF16 ? 0 : quant, .no_mmproj = own };
     if (vc_model_open(dir, &opt, &m) != 0)
         return -1;
+    bench_arch mine;
+    if (own) {
+        mine = file_arch(name, &m.llm.cfg);
+        a = &mine;
+    }
     r.load_ms = m.load_ms;
     r.weights_bytes = vc_tensors_bytes(&m.llm.weights);
+    r.decode_bytes = decode_bytes(&m.llm);
     snprintf(image, sizeof image, "%s/image.png", dir);
     /* on a shared machine the rate the encode can get changes: the peak is
      * measured right before it and again at the end, and the higher one kept */
@@ -1007,19 +1050,7 @@ int vc_run_bench(const vc_cli *cli, volatile sig_atomic_t *interrupt)
     r.fma_peak = VC_MAX(r.fma_peak, fma_peak());
     if (a->phi3v)
         r.encode_flops = phi3v_encode_flops(a, &r.crops);
-    /* per token, decode reads every text weight once (the tied embedding table as the output head) */
-    size_t text_bytes = r.weights_bytes;
-    if (a->moondream) {   /* a decode step reads the decoder's layers and output head */
-        text_bytes = (size_t)(2.0 * ((double)a->layers * (4.0 * a->dim * a->dim + 2.0 * a->dim * a->inter) +
-                                     (double)a->vocab * a->dim));
-    } else if (a->vision) {   /* the vision tower is not part of a decode step: scale by the text share */
-        double text_params = (double)a->layers * (2.0 * a->dim * a->dim + 2.0 * a->dim * (a->dim / a->heads) *
-                             a->kv_heads + 3.0 * a->dim * a->inter) + (double)a->vocab * a->dim;
-        double proj = a->phi3v ? (double)a->dim * (4.0 * a->v_dim + a->dim)   /* img_projection's two layers */
-                               : (double)a->dim * a->v_dim * a->scale * a->scale;
-        double vision_params = (double)a->v_layers * (4.0 * a->v_dim * a->v_dim + 2.0 * a->v_dim * a->v_inter) + proj;
-        text_bytes = (size_t)(r.weights_bytes * text_params / (text_params + vision_params));
-    }
+    size_t text_bytes = r.decode_bytes;
     r.bound_tok_s = text_bytes ? r.bandwidth / text_bytes : 0;
     r.int8_peak = measure_int8_peak();
     r.int8_vector_peak = r.int8_peak;
@@ -1029,7 +1060,7 @@ int vc_run_bench(const vc_cli *cli, volatile sig_atomic_t *interrupt)
         vc_isa_set(VC_ISA_DEFAULT);
     }
     r.prefill_macs = r.prefill_tokens ? prefill_macs_per_token(a, r.prefill_tokens) : 0;
-    const char *type = quant > 0 ? vc_dtype_name((vc_dtype)quant) : "bf16";
+    const char *type = quant > 0 ? vc_dtype_name((vc_dtype)quant) : own ? "stored" : "bf16";
     if (cli->json) {
         print_json(a, type, &r);
     } else {

@@ -52,6 +52,25 @@ check "cli greedy ids equal transformers" [ "$got" = "$want" ]
 check "json prompt_tokens" [ "$(json_field "d['prompt_tokens']")" = 24 ]
 check "json has timings and memory" [ "$(json_field "sorted(d['timings'])==['decode_ms','decode_tok_s','load_ms','prefill_ms','prefill_tok_s'] and d['memory']['weights_bytes']>0 and d['memory']['kv_bytes']>0 and d['memory']['peak_rss_bytes']>0")" = True ]
 
+# --- bench on a model of the user's: its own dimensions; what a decode step reads is its
+# matrices and output head (the tied embedding table here), not the norms
+run bench $FX/llama --json
+check "bench a model exit 0" [ $rc -eq 0 ]
+want=$(python3 - "$FX/llama/model.safetensors" <<'PY'
+import json, struct, sys
+f = open(sys.argv[1], 'rb'); n = struct.unpack('<Q', f.read(8))[0]; h = json.loads(f.read(n)); h.pop('__metadata__', None)
+mats = {k: v['data_offsets'][1] - v['data_offsets'][0] for k, v in h.items() if len(v['shape']) == 2}
+if 'lm_head.weight' in mats:
+    mats.pop('model.embed_tokens.weight')
+print(sum(mats.values()))
+PY
+)
+check "bench: decode_bytes are the matrices and the head" [ "$(json_field "d['decode_bytes']")" = "$want" ]
+check "bench a model: its figures" [ "$(json_field "d['model']=='$FX/llama' and d['weights']=='stored' and d['prefill_tokens']==256 and d['prefill_tok_s']>0 and d['prefill_first_tok_s']>0 and d['decode_tok_s']>0 and d['prefill_share_of_int8_peak']>0")" = True ]
+run bench nosuchmodel
+check "bench unknown model exit 2" [ $rc -eq 2 ]; check "bench unknown model one line" one_line_error
+check "bench unknown model lists ours" grep -q "phi3-mini" "$TMP/err"
+
 # --- plain output streams the same text as --json's text
 run -m $FX/llama -p "What is the capital of France?" --temp 0 --ignore-eos -n 32
 plain=$(cat "$TMP/out")
