@@ -5,6 +5,9 @@
  * SIMD kernels against the plain-C reference.
  */
 #include <math.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <time.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -643,6 +646,58 @@ static void test_int8_rows(void)
 
 /* vc_matmul_multi: matrices of different types and sizes in one dispatch
  * give what separate vc_matmul calls give, with and without --int8-dot. */
+/* vc_parallel_chunks: every item once, in ranges that begin at multiples of
+ * the chunk, whatever the pool; and a thread held up takes fewer of them. */
+typedef struct {
+    int64_t count, chunk;
+    atomic_int seen[1200];
+    atomic_int bad_range, by_worker[4];
+    bool hold_up;   /* worker 1 sleeps 50 ms a range */
+} chunks_job;
+
+static void chunk_items(void *ctx, int64_t begin, int64_t end, int worker)
+{
+    chunks_job *j = ctx;
+    if (begin % j->chunk != 0 || end != (begin + j->chunk < j->count ? begin + j->chunk : j->count))
+        atomic_fetch_add(&j->bad_range, 1);
+    for (int64_t i = begin; i < end; i++)
+        atomic_fetch_add(&j->seen[i], 1);
+    atomic_fetch_add(&j->by_worker[worker], 1);
+    if (j->hold_up && worker == 1)
+        nanosleep(&(struct timespec){ 0, 50 * 1000 * 1000 }, NULL);
+}
+
+static void test_parallel_chunks(void)
+{
+    static chunks_job j;
+    const int64_t counts[] = { 0, 1, 5, 100, 1001 }, chunks[] = { 1, 7, 64, 5000 };
+    for (int threads = 1; threads <= 3; threads++) {
+        vc_threads_init(threads);
+        bool ok = true;
+        for (size_t a = 0; a < sizeof counts / sizeof *counts; a++)
+            for (size_t b = 0; b < sizeof chunks / sizeof *chunks; b++) {
+                memset(&j, 0, sizeof j);
+                j.count = counts[a];
+                j.chunk = chunks[b];
+                vc_parallel_chunks(j.count, j.chunk, chunk_items, &j);
+                for (int64_t i = 0; i < j.count; i++)
+                    ok = ok && atomic_load(&j.seen[i]) == 1;
+                ok = ok && atomic_load(&j.bad_range) == 0;
+            }
+        CHECK(ok, "vc_parallel_chunks, %d threads: every item once, ranges at multiples of the chunk", threads);
+    }
+    vc_threads_init(2);
+    memset(&j, 0, sizeof j);
+    j.count = 40;
+    j.chunk = 1;
+    j.hold_up = true;
+    vc_parallel_chunks(j.count, j.chunk, chunk_items, &j);
+    int w0 = atomic_load(&j.by_worker[0]), w1 = atomic_load(&j.by_worker[1]);
+    CHECK(w0 + w1 == 40 && w0 > 30, "vc_parallel_chunks: the caller took %d of 40 ranges beside a worker held up (%d)", w0,
+          w1);
+    vc_threads_shutdown();
+}
+
 static void test_matmul_multi(void)
 {
     vc_threads_init(3);
@@ -1095,6 +1150,7 @@ int main(void)
     test_quantize_act();
     test_int8dot();
     test_int8_rows();
+    test_parallel_chunks();
     test_matmul_multi();
     test_interleaved();
     test_interleaved_k();

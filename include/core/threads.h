@@ -17,6 +17,12 @@ int vc_threads_init(int n);
 /* Number of threads taking part in vc_parallel_for (>= 1). */
 int vc_threads_count(void);
 void vc_parallel_for(int64_t count, vc_range_fn fn, void *ctx);
+/* As vc_parallel_for, but [0, count) in ranges of `chunk` items (the last
+ * one shorter; chunk >= 1) that the threads take in order as each gets free,
+ * so that a thread held up (a busy host, a slower core) does fewer: fn may
+ * run several times on one worker, and the items must be independent. Which
+ * ranges there are does not depend on the threads, only on count and chunk. */
+void vc_parallel_chunks(int64_t count, int64_t chunk, vc_range_fn fn, void *ctx);
 /* Stops and joins the workers. */
 void vc_threads_shutdown(void);
 

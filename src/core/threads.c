@@ -43,6 +43,8 @@ static struct {
     vc_range_fn fn;
     void *ctx;
     int64_t count;
+    int64_t chunk;             /* 0: a range per thread; else chunks of it, taken from `next` */
+    atomic_llong next;
     unsigned long first_seen;  /* the generation when the workers started */
 } pool = { .n = 1, .lock = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER,
            .done = PTHREAD_COND_INITIALIZER };
@@ -56,6 +58,14 @@ static inline void cpu_relax(void)
 
 static void run_slice(int index)
 {
+    if (pool.chunk > 0) {   /* chunks in order, to whichever thread is free */
+        for (;;) {
+            int64_t begin = atomic_fetch_add(&pool.next, pool.chunk);
+            if (begin >= pool.count)
+                return;
+            pool.fn(pool.ctx, begin, begin + pool.chunk < pool.count ? begin + pool.chunk : pool.count, index);
+        }
+    }
     int64_t per = (pool.count + pool.n - 1) / pool.n;
     int64_t begin = per * index, end = begin + per;
     if (end > pool.count)
@@ -154,20 +164,30 @@ static void await_workers(void)
     pthread_mutex_unlock(&pool.lock);
 }
 
-void vc_parallel_for(int64_t count, vc_range_fn fn, void *ctx)
+static void run(int64_t count, int64_t chunk, vc_range_fn fn, void *ctx)
 {
-    if (pool.n <= 1 || count < 2) {
-        if (count > 0)
-            fn(ctx, 0, count, 0);
+    if (pool.n <= 1 || count < 2 || (chunk > 0 && chunk >= count)) {   /* inline, the same ranges */
+        int64_t step = chunk > 0 ? chunk : count;
+        for (int64_t begin = 0; begin < count; begin += step)
+            fn(ctx, begin, begin + step < count ? begin + step : count, 0);
         return;
     }
     pool.fn = fn;
     pool.ctx = ctx;
     pool.count = count;
+    pool.chunk = chunk;
+    atomic_store(&pool.next, 0);
     atomic_store(&pool.pending, pool.n - 1);
     publish();
     run_slice(0);
     await_workers();
+}
+
+void vc_parallel_for(int64_t count, vc_range_fn fn, void *ctx) { run(count, 0, fn, ctx); }
+
+void vc_parallel_chunks(int64_t count, int64_t chunk, vc_range_fn fn, void *ctx)
+{
+    run(count, chunk > 0 ? chunk : 1, fn, ctx);
 }
 
 void vc_threads_shutdown(void)
