@@ -369,6 +369,10 @@ static int open_int8(const char *rel, bool interleaved, vc_model *m)
     vc_int8dot_enable(interleaved);
     int rc = vc_model_open(fixture(rel), &(vc_model_options){ .n_ctx = 256 }, m);
     vc_int8dot_enable(false);
+    /* a float cache, as the stored rows' gets: the checks below are of the
+     * integer products (the half cache the integer path gets is checked apart) */
+    if (rc == 0 && m->llm.kv_half)
+        rc = vc_llm_alloc_cache(&m->llm, 256);
     return rc;
 }
 
@@ -405,6 +409,27 @@ static void test_int8_decode(void)
             json_t *wl = json_object_get(ref, "first_logits");
             for (int i = 0; i < nv; i++)
                 want[i] = (float)json_number_value(json_array_get(wl, (size_t)i));
+            if (!il) {
+                /* the cache a quantized decoder on the integer kernels keeps: halves, half the bytes
+                 * (LongRoPE's input rows aside); with float products (the stored rows) on it, its
+                 * rounding alone moves the logits little */
+                size_t float_bytes = vc_llm_kv_bytes(&m[il].llm);
+                size_t rows = m[il].llm.embd_history ? (size_t)256 * m[il].llm.cfg.dim * sizeof(float) : 0;
+                vc_int8dot_enable(true);
+                CHECK(vc_llm_alloc_cache(&m[il].llm, 256) == 0 && m[il].llm.kv_half &&
+                          2 * (vc_llm_kv_bytes(&m[il].llm) - rows) == float_bytes - rows,
+                      "%s: a half KV cache on the integer path (%zu bytes, float %zu)", file,
+                      vc_llm_kv_bytes(&m[il].llm), float_bytes);
+                vc_int8dot_enable(false);
+                vc_llm_forward(&m[il].llm, prompt, (int)n_prompt, with_float);
+                float dh = max_logit_diff(with_float, want, nv, &scale);
+                CHECK(dh <= 2e-3f * scale, "%s: first logits on a half cache differ from transformers' by %g (scale %g)",
+                      file, dh, scale);
+                printf("%s: half KV cache, float products: first logits within %.2g of transformers' (scale %.3g)\n",
+                       file, dh, scale);
+                CHECK(vc_llm_alloc_cache(&m[il].llm, 256) == 0 && !m[il].llm.kv_half, "%s: back to a float cache",
+                      file);
+            }
 
             vc_int8dot_enable(true);
             vc_llm_forward(&m[il].llm, prompt, (int)n_prompt, with_int8);

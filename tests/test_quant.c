@@ -13,6 +13,7 @@
 
 #include "core/act.h"
 #include "core/cpu.h"
+#include "core/dot.h"
 #include "core/dtype.h"
 #include "core/int8dot.h"
 #include "core/kernels.h"
@@ -43,6 +44,52 @@ static void test_half(void)
     CHECK(vc_f32_to_f16(70000.0f) == 0x7c00, "overflow to inf");
     CHECK(vc_f32_to_bf16(1.0f) == 0x3f80 && vc_bf16_to_f32(0x4049) == 3.140625f, "bf16");
     CHECK(vc_f32_to_bf16(1.0f + ldexpf(1, -8)) == 0x3f80, "bf16 tie to even");
+}
+
+/* The row conversions (the KV cache's halves): every half to its float and
+ * back, and floats around the rounding edges, as the scalar functions give
+ * them, on each level; row lengths that leave a tail past the vectors. */
+static void test_half_rows(void)
+{
+    static uint16_t h[65536 + 3], back[65536 + 3];
+    static float f[65536 + 3], g[4096 + 5];
+    for (uint32_t i = 0; i < 65536 + 3; i++)
+        h[i] = (uint16_t)(i * 40503u);   /* every half once in the first 65536 (40503 is odd) */
+    unsigned seed = 5;
+    for (int i = 0; i < 4096 + 5; i++) {
+        float x = frand(&seed);
+        int k = i % 8;   /* magnitudes from subnormal halves to past the largest, and exact ties */
+        g[i] = k == 0 ? x * 1e-6f : k == 1 ? x * 70000.0f : k == 2 ? 65520.0f * (x < 0 ? -1 : 1)
+               : k == 3 ? 1.0f + ldexpf(1, -11) * (float)(i % 5) : k == 4 ? ldexpf(x, -20) : x * 300.0f;
+    }
+    static const vc_isa isas[] = { VC_ISA_GENERIC, VC_ISA_AVX2 };
+    for (size_t k = 0; k < sizeof isas / sizeof *isas; k++) {
+        if (vc_isa_set(isas[k]) != isas[k])
+            continue;
+        vc_f16_rows_to_f32(h, 65536 + 3, 1, 65536 + 3, f);
+        int bad = 0;
+        for (int i = 0; i < 65536 + 3; i++) {
+            float want = vc_f16_to_f32(h[i]);
+            bad += want == want ? memcmp(&want, &f[i], sizeof want) != 0 : f[i] == f[i];
+        }
+        vc_f32_to_f16_row(g, back, 4096 + 5);
+        int bad_back = 0;
+        for (int i = 0; i < 4096 + 5; i++)
+            bad_back += back[i] != vc_f32_to_f16(g[i]);
+        CHECK(bad == 0 && bad_back == 0, "%s: half rows to floats %d differ, floats to halves %d differ",
+              vc_isa_name(isas[k]), bad, bad_back);
+        /* strided rows (a head's cached keys): 7 rows of 21 halves, 40 apart, packed */
+        static float packed[7 * 21];
+        vc_f16_rows_to_f32(h + 3, 40, 7, 21, packed);
+        int bad_rows = 0;
+        for (int p = 0; p < 7; p++)
+            for (int i = 0; i < 21; i++) {
+                float want = vc_f16_to_f32(h[3 + p * 40 + i]), got = packed[p * 21 + i];
+                bad_rows += want == want ? memcmp(&want, &got, sizeof want) != 0 : got == got;
+            }
+        CHECK(bad_rows == 0, "%s: strided half rows to floats: %d differ", vc_isa_name(isas[k]), bad_rows);
+    }
+    vc_isa_set(VC_ISA_DEFAULT);
 }
 
 static void test_layouts(void)
@@ -1141,6 +1188,7 @@ static void test_interleaved_q5(void)
 int main(void)
 {
     test_half();
+    test_half_rows();
     test_layouts();
     test_roundtrip();
     test_isa();

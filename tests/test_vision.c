@@ -443,6 +443,12 @@ static void test_quant_pair(const char *name)
             float d = a && b ? max_diff(a, b, hf.llm.cfg.n_vocab, &scale) : 1e9f;
             CHECK(d <= 1e-5f * scale, "%s --quant q8_0: pair and HF directory differ by %g (scale %g)", name, d, scale);
             if (vc_model_open(out, &(vc_model_options){ .n_ctx = 512 }, &plain) == 0) {
+                /* the quantized decoder on the integer kernels keeps its cache in halves, as llama.cpp;
+                 * the float one in floats (the exact path) */
+                CHECK(!vc_int8dot_enabled() || (hf.llm.kv_half && !plain.llm.kv_half &&
+                                                2 * vc_llm_kv_bytes(&hf.llm) == vc_llm_kv_bytes(&plain.llm)),
+                      "%s: KV cache %zu bytes quantized, %zu float", name, vc_llm_kv_bytes(&hf.llm),
+                      vc_llm_kv_bytes(&plain.llm));
                 float *p = case_logits(&plain, c);
                 d = a && p ? max_diff(a, p, hf.llm.cfg.n_vocab, &scale) : 0;
                 CHECK(d > 1e-3f * scale, "%s: Q8_0 moves the logits (by %g only)", name, d);

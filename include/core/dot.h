@@ -30,6 +30,14 @@ float vc_dot_f32(const float *a, const float *b, int64_t n);
 void vc_axpy_f32(float a, const float *x, float *y, int64_t n);
 void vc_axpy_f32_ref(float a, const float *x, float *y, int64_t n);
 
+/* count rows of n halves, `stride` halves apart, to count x n packed floats
+ * (a head's cached keys or values for the float kernels), and n floats to
+ * halves rounded to nearest even: what vc_f16_to_f32 and vc_f32_to_f16
+ * (dtype.h) give element by element, eight at a time with F16C where there
+ * is (a NaN stays a NaN, its payload bits aside). */
+void vc_f16_rows_to_f32(const uint16_t *rows, int64_t stride, int64_t count, int64_t n, float *dst);
+void vc_f32_to_f16_row(const float *src, uint16_t *dst, int64_t n);
+
 /* Attention over cached positions, one query: `count` rows of n floats
  * `stride` floats apart (one head's keys or values, position after position).
  *

@@ -94,7 +94,12 @@ typedef struct vc_llm {
 
     int n_ctx;                   /* KV cache capacity in positions */
     int n_past;                  /* positions filled */
-    float *k_cache, *v_cache;    /* [layer][n_ctx][n_kv_heads*head_dim] */
+    /* [layer][n_ctx][n_kv_heads*head_dim]: floats, or halves (kv_half) where
+     * the decoder's matrices are quantized and take the integer kernels, as
+     * llama.cpp keeps its cache (half the memory and the reads a token) */
+    bool kv_half;
+    float *k_cache, *v_cache;
+    uint16_t *k_half, *v_half;
     float *embd_history;         /* [n_ctx][dim], LongRoPE models only */
 } vc_llm;
 
@@ -114,6 +119,11 @@ extern const vc_llm_names VC_LLM_NAMES_HF, VC_LLM_NAMES_GGUF, VC_LLM_NAMES_MOOND
 int vc_llm_config_check(const vc_llm_config *c);
 /* Binds weights by name. Takes ownership of *weights. */
 int vc_llm_bind(vc_llm *m, vc_tensor_set *weights, const vc_llm_names *names);
+/* Bytes a cached position takes (keys and values of every layer, and a
+ * LongRoPE model's input row), in the element type vc_llm_alloc_cache picks:
+ * halves for a decoder of quantized matrices on the integer kernels
+ * (vc_int8dot_enabled), floats otherwise (the exact path). */
+size_t vc_llm_kv_position_bytes(const vc_llm *m);
 /* Allocates the KV cache for n_ctx positions (<= max_pos is not required). */
 int vc_llm_alloc_cache(vc_llm *m, int n_ctx);
 void vc_llm_free(vc_llm *m);

@@ -283,6 +283,53 @@ AVX2 static float dot_kquant_avx2(vc_dtype t, const void *row, const float *x, i
 }
 #endif
 
+#ifdef VC_HAVE_X86
+AVX2 static void f16_rows_to_f32_avx2(const uint16_t *rows, int64_t stride, int64_t count, int64_t n, float *dst)
+{
+    for (int64_t p = 0; p < count; p++, rows += stride, dst += n) {
+        int64_t i = 0;
+        for (; i + 8 <= n; i += 8)
+            _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(rows + i))));
+        for (; i < n; i++)
+            dst[i] = vc_f16_to_f32(rows[i]);
+    }
+}
+
+AVX2 static void f32_to_f16_avx2(const float *src, uint16_t *dst, int64_t n)
+{
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm_storeu_si128((__m128i *)(dst + i), _mm256_cvtps_ph(_mm256_loadu_ps(src + i), _MM_FROUND_TO_NEAREST_INT));
+    for (; i < n; i++)
+        dst[i] = vc_f32_to_f16(src[i]);
+}
+#endif
+
+void vc_f16_rows_to_f32(const uint16_t *rows, int64_t stride, int64_t count, int64_t n, float *dst)
+{
+#ifdef VC_HAVE_X86
+    if (avx2_enabled()) {
+        f16_rows_to_f32_avx2(rows, stride, count, n, dst);
+        return;
+    }
+#endif
+    for (int64_t p = 0; p < count; p++)
+        for (int64_t i = 0; i < n; i++)
+            dst[p * n + i] = vc_f16_to_f32(rows[p * stride + i]);
+}
+
+void vc_f32_to_f16_row(const float *src, uint16_t *dst, int64_t n)
+{
+#ifdef VC_HAVE_X86
+    if (avx2_enabled()) {
+        f32_to_f16_avx2(src, dst, n);
+        return;
+    }
+#endif
+    for (int64_t i = 0; i < n; i++)
+        dst[i] = vc_f32_to_f16(src[i]);
+}
+
 float vc_dot_f32(const float *a, const float *b, int64_t n)
 {
 #ifdef VC_HAVE_X86

@@ -12,6 +12,8 @@
 
 #include "core/act.h"
 #include "core/common.h"
+#include "core/dot.h"
+#include "core/int8dot.h"
 #include "core/threads.h"
 
 #define CHUNK 256
@@ -206,7 +208,30 @@ typedef struct {
     float *out;       /* same shape */
     float *scores;    /* per worker: n_ctx floats (one query), or ATTN_QBLOCK x (pos0 + n) (blocks) */
     float *kt;        /* blocks: the layer's K, transposed: [n_kv_heads*head_dim][pos0 + n] */
+    const float *k, *v;   /* blocks: the layer's K and V as floats, [pos0 + n][kv_dim] */
 } attn_job;
+
+/* Floats of a half cache's rows turned to floats at a time (8 KiB: well
+ * inside L1 beside the rows read). */
+#define HALF_FLOATS 2048
+
+/* rows[p] . a (into out[p]) or out += a[p] rows[p] over `count` cached rows
+ * of one head, `stride` elements apart, from the half cache: a few rows
+ * turned to floats at a time, then the float kernels, so that the sums are
+ * the ones those give on the same values. */
+static void half_rows(bool dot, const float *a, const uint16_t *rows, int64_t stride, int64_t count, int hd, float *out)
+{
+    float buf[HALF_FLOATS];
+    int64_t step = HALF_FLOATS / hd;   /* 4 or more: head_dim <= 512 (vc_llm_config_check) */
+    for (int64_t p0 = 0; p0 < count; p0 += step) {
+        int64_t len = VC_MIN(step, count - p0);
+        vc_f16_rows_to_f32(rows + p0 * stride, stride, len, hd, buf);
+        if (dot)
+            vc_dot_rows_f32(a, buf, hd, len, hd, out + p0);
+        else
+            vc_axpy_rows_f32(a + p0, buf, hd, len, out, hd);
+    }
+}
 
 /* Queries per block when several tokens are processed together. */
 #define ATTN_QBLOCK 32
@@ -228,13 +253,19 @@ static void attention_items(void *ctx, int64_t begin, int64_t end, int worker)
         int lo = c->sliding_window > 0 && pos - c->sliding_window + 1 > 0 ? pos - c->sliding_window + 1 : 0;
         const float *q = job->q + (size_t)t * c->n_heads * c->head_dim + (size_t)h * c->head_dim;
         size_t at = layer_off + (size_t)lo * kv_dim + (size_t)kvh * c->head_dim;   /* head kvh at position lo */
-        vc_dot_rows_f32(q, m->k_cache + at, kv_dim, pos - lo + 1, c->head_dim, scores + lo);
+        if (m->kv_half)
+            half_rows(true, q, m->k_half + at, kv_dim, pos - lo + 1, c->head_dim, scores + lo);
+        else
+            vc_dot_rows_f32(q, m->k_cache + at, kv_dim, pos - lo + 1, c->head_dim, scores + lo);
         for (int p = lo; p <= pos; p++)
             scores[p] *= scale;
         vc_softmax(scores + lo, pos - lo + 1);
         float *o = job->out + (size_t)t * c->n_heads * c->head_dim + (size_t)h * c->head_dim;
         memset(o, 0, (size_t)c->head_dim * sizeof *o);
-        vc_axpy_rows_f32(scores + lo, m->v_cache + at, kv_dim, pos - lo + 1, o, c->head_dim);
+        if (m->kv_half)
+            half_rows(false, scores + lo, m->v_half + at, kv_dim, pos - lo + 1, c->head_dim, o);
+        else
+            vc_axpy_rows_f32(scores + lo, m->v_cache + at, kv_dim, pos - lo + 1, o, c->head_dim);
     }
 }
 
@@ -246,8 +277,7 @@ static void transpose_k(void *ctx, int64_t begin, int64_t end, int worker)
     const attn_job *job = ctx;
     const vc_llm *m = job->m;
     int kv_dim = m->cfg.n_kv_heads * m->cfg.head_dim, P = job->pos0 + job->n;
-    const float *k = m->k_cache + (size_t)job->layer * m->n_ctx * kv_dim;
-    vc_transpose(P, (int)(end - begin), k + begin, kv_dim, job->kt + (size_t)begin * P, P);
+    vc_transpose(P, (int)(end - begin), job->k + begin, kv_dim, job->kt + (size_t)begin * P, P);
 }
 
 /* Several tokens: a block of ATTN_QBLOCK queries of one head per work item
@@ -262,7 +292,7 @@ static void attention_blocks(void *ctx, int64_t begin, int64_t end, int worker)
     const vc_llm_config *c = &m->cfg;
     int hd = c->head_dim, kv_dim = c->n_kv_heads * hd, qd = c->n_heads * hd, group = c->n_heads / c->n_kv_heads;
     int P = job->pos0 + job->n, n_blocks = (job->n + ATTN_QBLOCK - 1) / ATTN_QBLOCK;
-    const float *v = m->v_cache + (size_t)job->layer * m->n_ctx * kv_dim;
+    const float *v = job->v;
     float *s = job->scores + (size_t)worker * ATTN_QBLOCK * P;
     float scale = 1.0f / sqrtf((float)hd);
     for (int64_t item = begin; item < end; item++) {
@@ -290,6 +320,7 @@ static void attention_blocks(void *ctx, int64_t begin, int64_t end, int worker)
 
 typedef struct {
     float *xb, *q, *k, *v, *att, *gate, *up, *scores, *kt;
+    float *kf, *vf;   /* blocks on a half cache: the layer's K and V as floats, [positions][kv_dim] */
     float *mlp;       /* parallel blocks: the MLP's output beside the attention's */
 } scratch;
 
@@ -304,11 +335,13 @@ static void scratch_free(scratch *s)
     free(s->up);
     free(s->scores);
     free(s->kt);
+    free(s->kf);
+    free(s->vf);
     free(s->mlp);
 }
 
 /* For chunks of n tokens, the last of them at position positions - 1. */
-static int scratch_alloc(scratch *s, const vc_llm_config *c, int n, int n_ctx, int positions)
+static int scratch_alloc(scratch *s, const vc_llm_config *c, int n, int n_ctx, int positions, bool half)
 {
     memset(s, 0, sizeof *s);
     size_t qd = (size_t)c->n_heads * c->head_dim, kd = (size_t)c->n_kv_heads * c->head_dim;
@@ -324,8 +357,11 @@ static int scratch_alloc(scratch *s, const vc_llm_config *c, int n, int n_ctx, i
                        : vc_malloc((size_t)vc_threads_count() * ATTN_QBLOCK * (size_t)positions * sizeof(float));
     s->kt = n == 1 ? NULL : vc_malloc(kd * (size_t)positions * sizeof(float));
     s->mlp = c->parallel_block ? vc_malloc((size_t)n * c->dim * sizeof(float)) : NULL;
+    bool floats = n > 1 && half;
+    s->kf = floats ? vc_malloc(kd * (size_t)positions * sizeof(float)) : NULL;
+    s->vf = floats ? vc_malloc(kd * (size_t)positions * sizeof(float)) : NULL;
     if (!s->scores || !s->xb || !s->q || !s->k || !s->v || !s->att || !s->gate || !s->up || (n > 1 && !s->kt) ||
-        (c->parallel_block && !s->mlp)) {
+        (c->parallel_block && !s->mlp) || (floats && (!s->kf || !s->vf))) {
         scratch_free(s);
         return -1;
     }
@@ -362,9 +398,31 @@ static void rope_items(void *ctx, int64_t begin, int64_t end, int worker)
         int pos = j->pos0 + (int)t;
         rope_apply(c, j->inv, j->q + (size_t)t * qd, c->n_heads, pos);
         rope_apply(c, j->inv, j->k + (size_t)t * kd, c->n_kv_heads, pos);
-        memcpy(j->m->k_cache + j->layer_off + (size_t)pos * kd, j->k + (size_t)t * kd, (size_t)kd * sizeof(float));
-        memcpy(j->m->v_cache + j->layer_off + (size_t)pos * kd, j->v + (size_t)t * kd, (size_t)kd * sizeof(float));
+        size_t at = j->layer_off + (size_t)pos * kd;
+        if (j->m->kv_half) {
+            vc_f32_to_f16_row(j->k + (size_t)t * kd, j->m->k_half + at, kd);
+            vc_f32_to_f16_row(j->v + (size_t)t * kd, j->m->v_half + at, kd);
+        } else {
+            memcpy(j->m->k_cache + at, j->k + (size_t)t * kd, (size_t)kd * sizeof(float));
+            memcpy(j->m->v_cache + at, j->v + (size_t)t * kd, (size_t)kd * sizeof(float));
+        }
     }
+}
+
+/* A half cache's positions as floats (blocks of queries), a position a work item. */
+typedef struct {
+    const uint16_t *k, *v;
+    float *kf, *vf;
+    int kd;
+} half_job;
+
+static void half_positions(void *ctx, int64_t begin, int64_t end, int worker)
+{
+    (void)worker;
+    const half_job *j = ctx;
+    size_t at = (size_t)begin * j->kd, len = (size_t)(end - begin) * j->kd;
+    vc_f16_rows_to_f32(j->k + at, (int64_t)len, 1, (int64_t)len, j->kf + at);
+    vc_f16_rows_to_f32(j->v + at, (int64_t)len, 1, (int64_t)len, j->vf + at);
 }
 
 static void layer_forward(vc_llm *m, int l, float *x, int n, int pos0, const float *inv, scratch *s)
@@ -389,10 +447,18 @@ static void layer_forward(vc_llm *m, int l, float *x, int n, int pos0, const flo
     }
     rope_job rj = { m, inv, s->q, s->k, s->v, (size_t)l * m->n_ctx * kd, pos0 };
     vc_parallel_for(n, rope_items, &rj);
-    attn_job job = { m, l, n, pos0, s->q, s->att, s->scores, s->kt };
+    size_t layer_off = (size_t)l * m->n_ctx * kd;
+    attn_job job = { m, l, n, pos0, s->q, s->att, s->scores, s->kt, m->kv_half ? NULL : m->k_cache + layer_off,
+                     m->kv_half ? NULL : m->v_cache + layer_off };
     if (!s->kt) {   /* one token at a time */
         vc_parallel_for(c->n_heads, attention_items, &job);
     } else {
+        if (m->kv_half) {   /* the positions so far as floats, for the blocks' products */
+            half_job hj = { m->k_half + layer_off, m->v_half + layer_off, s->kf, s->vf, kd };
+            vc_parallel_for(pos0 + n, half_positions, &hj);
+            job.k = s->kf;
+            job.v = s->vf;
+        }
         vc_parallel_for(kd, transpose_k, &job);
         vc_parallel_for((int64_t)c->n_heads * ((n + ATTN_QBLOCK - 1) / ATTN_QBLOCK), attention_blocks, &job);
     }
@@ -472,7 +538,7 @@ int vc_llm_forward_embd_hidden(vc_llm *m, const float *embd, int n, float *logit
         chunk = VC_MIN(n, VC_MAX(CHUNK, c->prefix_bidirectional));
     scratch s;
     float *x = vc_malloc((size_t)chunk * c->dim * sizeof(float));
-    if (!x || scratch_alloc(&s, c, chunk, m->n_ctx, m->n_past + n) != 0) {
+    if (!x || scratch_alloc(&s, c, chunk, m->n_ctx, m->n_past + n, m->kv_half) != 0) {
         free(x);
         return -1;
     }
@@ -529,41 +595,72 @@ void vc_llm_truncate(vc_llm *m, int keep)
         m->n_past = keep;
 }
 
+/* Halves for a decoder of quantized matrices (its first layer's) on the
+ * integer kernels, stored or interleaved alike. */
+static bool cache_in_halves(const vc_llm *m)
+{
+    if (!vc_int8dot_enabled() || m->cfg.n_layers <= 0 || !m->layers)
+        return false;
+    vc_dtype t = m->layers[0].wo.type;
+    return t != VC_F32 && t != VC_F16 && t != VC_BF16;
+}
+
+size_t vc_llm_kv_position_bytes(const vc_llm *m)
+{
+    size_t elem = cache_in_halves(m) ? sizeof(uint16_t) : sizeof(float);
+    size_t kv = 2 * (size_t)m->cfg.n_layers * m->cfg.n_kv_heads * m->cfg.head_dim * elem;
+    return kv + (m->cfg.rope == VC_ROPE_LONGROPE ? (size_t)m->cfg.dim * sizeof(float) : 0);
+}
+
 size_t vc_llm_kv_bytes(const vc_llm *m)
 {
-    size_t kv = 2 * (size_t)m->cfg.n_layers * m->n_ctx * m->cfg.n_kv_heads * m->cfg.head_dim * sizeof(float);
+    size_t elem = m->kv_half ? sizeof(uint16_t) : sizeof(float);
+    size_t kv = 2 * (size_t)m->cfg.n_layers * m->n_ctx * m->cfg.n_kv_heads * m->cfg.head_dim * elem;
     return kv + (m->embd_history ? (size_t)m->n_ctx * m->cfg.dim * sizeof(float) : 0);
+}
+
+static void free_cache(vc_llm *m)
+{
+    free(m->k_cache);
+    free(m->v_cache);
+    free(m->k_half);
+    free(m->v_half);
+    free(m->embd_history);
+    m->k_cache = m->v_cache = m->embd_history = NULL;
+    m->k_half = m->v_half = NULL;
 }
 
 int vc_llm_alloc_cache(vc_llm *m, int n_ctx)
 {
     if (n_ctx <= 0)
         return vc_fail_code(VC_EXIT_USAGE, "context size must be positive");
-    free(m->k_cache);
-    free(m->v_cache);
-    free(m->embd_history);
+    free_cache(m);
     m->n_ctx = n_ctx;
     m->n_past = 0;
+    m->kv_half = cache_in_halves(m);
     size_t per = (size_t)m->cfg.n_layers * n_ctx * m->cfg.n_kv_heads * m->cfg.head_dim;
-    m->k_cache = vc_calloc(per, sizeof(float));
-    m->v_cache = vc_calloc(per, sizeof(float));
+    bool ok;
+    if (m->kv_half) {
+        m->k_half = vc_calloc(per, sizeof(uint16_t));
+        m->v_half = vc_calloc(per, sizeof(uint16_t));
+        ok = m->k_half && m->v_half;
+    } else {
+        m->k_cache = vc_calloc(per, sizeof(float));
+        m->v_cache = vc_calloc(per, sizeof(float));
+        ok = m->k_cache && m->v_cache;
+    }
     m->embd_history = m->cfg.rope == VC_ROPE_LONGROPE ? vc_calloc((size_t)n_ctx * m->cfg.dim, sizeof(float)) : NULL;
-    if (!m->k_cache || !m->v_cache || (m->cfg.rope == VC_ROPE_LONGROPE && !m->embd_history)) {
-        free(m->k_cache);
-        free(m->v_cache);
-        free(m->embd_history);
-        m->k_cache = m->v_cache = m->embd_history = NULL;
+    if (!ok || (m->cfg.rope == VC_ROPE_LONGROPE && !m->embd_history)) {
+        free_cache(m);
         return vc_fail_code(VC_EXIT_NOMEM, "not enough memory for a KV cache of %d positions (%zu MiB); try --ctx",
-                            n_ctx, 2 * per * sizeof(float) >> 20);
+                            n_ctx, 2 * per * (m->kv_half ? sizeof(uint16_t) : sizeof(float)) >> 20);
     }
     return 0;
 }
 
 void vc_llm_free(vc_llm *m)
 {
-    free(m->k_cache);
-    free(m->v_cache);
-    free(m->embd_history);
+    free_cache(m);
     free(m->norms);
     free(m->biases);
     free(m->layers);
