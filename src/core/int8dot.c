@@ -475,7 +475,7 @@ TARGET_AVX512VNNI static int64_t peak_avx512vnni(int64_t iters, int seed)
             acc[k] = _mm512_dpbusd_epi32(acc[k], a, b);
     for (int k = 1; k < 12; k++)
         acc[0] = _mm512_add_epi32(acc[0], acc[k]);
-    peak_sink = _mm512_reduce_add_epi32(acc[0]);
+    peak_sink = _mm_cvtsi128_si32(_mm512_castsi512_si128(acc[0]));   /* a lane: the sums wrap, which C's int may not */
     return iters * 12 * 64;
 }
 
@@ -545,12 +545,12 @@ int64_t vc_int8dot_peak_run(int64_t iters)
     case ISA_GENERIC: break;
     }
 #endif
-    int32_t acc[8] = { 0 };   /* plain C: what the compiler makes of 8 lanes of 4 byte products */
+    uint32_t acc[8] = { 0 };   /* plain C: what the compiler makes of 8 lanes of 4 byte products (wrapping) */
     for (int64_t i = 0; i < iters; i++)
         for (int k = 0; k < 8; k++)
             for (int j = 0; j < 4; j++)
-                acc[k] += (int32_t)(uint8_t)(k + j + i) * (int8_t)(j - k);
-    peak_sink = acc[0] + acc[7];
+                acc[k] += (uint32_t)((int32_t)(uint8_t)(k + j + i) * (int8_t)(j - k));
+    peak_sink = (int32_t)(acc[0] + acc[7]);
     return iters * 32;
 }
 
