@@ -119,11 +119,14 @@ extern const vc_llm_names VC_LLM_NAMES_HF, VC_LLM_NAMES_GGUF, VC_LLM_NAMES_MOOND
 int vc_llm_config_check(const vc_llm_config *c);
 /* Binds weights by name. Takes ownership of *weights. */
 int vc_llm_bind(vc_llm *m, vc_tensor_set *weights, const vc_llm_names *names);
-/* Bytes a cached position takes (keys and values of every layer, and a
- * LongRoPE model's input row), in the element type vc_llm_alloc_cache picks:
- * halves for a decoder of quantized matrices on the integer kernels
- * (vc_int8dot_enabled), floats otherwise (the exact path). */
-size_t vc_llm_kv_position_bytes(const vc_llm *m);
+/* Bytes a position of context costs: in the cache, every layer's keys and
+ * values in the element type vc_llm_alloc_cache picks (halves for a decoder
+ * of quantized matrices on the integer kernels, vc_int8dot_enabled; floats
+ * otherwise, the exact path) and a LongRoPE model's input row; and in a
+ * prefill's scratch at that position, a layer's keys as floats, transposed
+ * (and with halves its keys and values as floats too). What the memory
+ * budget sizes the context by. */
+size_t vc_llm_position_bytes(const vc_llm *m);
 /* Allocates the KV cache for n_ctx positions (<= max_pos is not required). */
 int vc_llm_alloc_cache(vc_llm *m, int n_ctx);
 void vc_llm_free(vc_llm *m);

@@ -605,11 +605,13 @@ static bool cache_in_halves(const vc_llm *m)
     return t != VC_F32 && t != VC_F16 && t != VC_BF16;
 }
 
-size_t vc_llm_kv_position_bytes(const vc_llm *m)
+size_t vc_llm_position_bytes(const vc_llm *m)
 {
-    size_t elem = cache_in_halves(m) ? sizeof(uint16_t) : sizeof(float);
-    size_t kv = 2 * (size_t)m->cfg.n_layers * m->cfg.n_kv_heads * m->cfg.head_dim * elem;
-    return kv + (m->cfg.rope == VC_ROPE_LONGROPE ? (size_t)m->cfg.dim * sizeof(float) : 0);
+    bool half = cache_in_halves(m);
+    size_t kd = (size_t)m->cfg.n_kv_heads * m->cfg.head_dim;
+    size_t kv = 2 * (size_t)m->cfg.n_layers * kd * (half ? sizeof(uint16_t) : sizeof(float));
+    size_t blocks = kd * sizeof(float) * (half ? 3 : 1);   /* scratch_alloc's kt, and kf and vf */
+    return kv + blocks + (m->cfg.rope == VC_ROPE_LONGROPE ? (size_t)m->cfg.dim * sizeof(float) : 0);
 }
 
 size_t vc_llm_kv_bytes(const vc_llm *m)

@@ -386,7 +386,7 @@ static int fit_context(vc_model *m, const char *path, const vc_model_options *op
     if (!budget)
         return 0;
     const vc_llm_config *c = &m->llm.cfg;
-    size_t per_pos = vc_llm_kv_position_bytes(&m->llm);
+    size_t per_pos = vc_llm_position_bytes(&m->llm);
     size_t scratch = ((size_t)2 << 20) + (size_t)256 * (4 * (size_t)c->dim + 2 * (size_t)c->ffn_dim) * sizeof(float);
     size_t fixed = weights + scratch;
     if (fixed + per_pos * 64 > budget)
