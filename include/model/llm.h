@@ -115,6 +115,11 @@ typedef struct {
 
 extern const vc_llm_names VC_LLM_NAMES_HF, VC_LLM_NAMES_GGUF, VC_LLM_NAMES_MOONDREAM;
 
+/* A layer's matrices into out, in the order wq, wk, wv, wo, gate, up, down
+ * (one the config has none of has no data). */
+#define VC_LLM_LAYER_MATRICES 7
+void vc_llm_layer_matrices(vc_llm_layer *L, vc_matrix *out[VC_LLM_LAYER_MATRICES]);
+
 /* Checks the config for consistency (sizes positive, heads divide, ...). */
 int vc_llm_config_check(const vc_llm_config *c);
 /* Binds weights by name. Takes ownership of *weights. */

@@ -970,13 +970,13 @@ static void print_json(const bench_arch *a, const char *type, const bench_result
 /* Bytes a decode step reads: every decoder matrix and the output head once
  * (the tied embedding table as the head; its one row per token and the
  * norms left out). */
-static size_t decode_bytes(const vc_llm *l)
+static size_t decode_bytes(vc_llm *l)
 {
     size_t b = (size_t)l->lm_head.rows * l->lm_head.row_bytes;
     for (int i = 0; i < l->cfg.n_layers; i++) {
-        const vc_llm_layer *L = &l->layers[i];
-        const vc_matrix *w[] = { &L->wq, &L->wk, &L->wv, &L->wo, &L->gate, &L->up, &L->down };
-        for (size_t k = 0; k < VC_ARRAY_LEN(w); k++)
+        vc_matrix *w[VC_LLM_LAYER_MATRICES];
+        vc_llm_layer_matrices(&l->layers[i], w);
+        for (int k = 0; k < VC_LLM_LAYER_MATRICES; k++)
             b += w[k]->data ? (size_t)w[k]->rows * w[k]->row_bytes : 0;
     }
     return b;
@@ -1050,8 +1050,7 @@ int vc_run_bench(const vc_cli *cli, volatile sig_atomic_t *interrupt)
     r.fma_peak = VC_MAX(r.fma_peak, fma_peak());
     if (a->phi3v)
         r.encode_flops = phi3v_encode_flops(a, &r.crops);
-    size_t text_bytes = r.decode_bytes;
-    r.bound_tok_s = text_bytes ? r.bandwidth / text_bytes : 0;
+    r.bound_tok_s = r.decode_bytes ? r.bandwidth / r.decode_bytes : 0;
     r.int8_peak = measure_int8_peak();
     r.int8_vector_peak = r.int8_peak;
     if (vc_isa_level() == VC_ISA_AMX) {   /* the vectors' peak too: what the other kernels (decode, rows) reach for */

@@ -276,8 +276,8 @@ int vc_tensors_quantize(vc_tensor_set *set, vc_dtype type)
     int64_t max_cols = 0;
     for (size_t i = 0; i < set->count; i++)
         max_cols = VC_MAX(max_cols, set->items[i].ne[0]);
-    float *rows = NULL;
-    int rc = 0;
+    float *rows = vc_malloc((size_t)vc_threads_count() * (size_t)max_cols * sizeof *rows);
+    int rc = rows ? 0 : -1;
     for (size_t i = 0; i < set->count && rc == 0; i++) {
         vc_tensor *t = &set->items[i];
         bool is_float = t->type == VC_F32 || t->type == VC_F16 || t->type == VC_BF16;
@@ -287,10 +287,6 @@ int vc_tensors_quantize(vc_tensor_set *set, vc_dtype type)
         size_t total;
         if (vc_dtype_row_bytes((vc_dtype)t->type, t->ne[0], &j.src_row) != 0 ||
             vc_dtype_row_bytes(type, t->ne[0], &j.row) != 0 || !vc_mul_size(j.row, (size_t)t->ne[1], &total)) {
-            rc = -1;
-            break;
-        }
-        if (!rows && !(j.rows = rows = vc_malloc((size_t)vc_threads_count() * (size_t)max_cols * sizeof *rows))) {
             rc = -1;
             break;
         }

@@ -445,9 +445,9 @@ static void layer_forward(vc_llm *m, int l, float *x, int n, int pos0, const flo
         vc_matmul(&L->down, s->up, n, s->mlp);
         add_bias(s->mlp, L->bdown, n, c->dim);
     }
-    rope_job rj = { m, inv, s->q, s->k, s->v, (size_t)l * m->n_ctx * kd, pos0 };
-    vc_parallel_for(n, rope_items, &rj);
     size_t layer_off = (size_t)l * m->n_ctx * kd;
+    rope_job rj = { m, inv, s->q, s->k, s->v, layer_off, pos0 };
+    vc_parallel_for(n, rope_items, &rj);
     attn_job job = { m, l, n, pos0, s->q, s->att, s->scores, s->kt, m->kv_half ? NULL : m->k_cache + layer_off,
                      m->kv_half ? NULL : m->v_cache + layer_off };
     if (!s->kt) {   /* one token at a time */
@@ -605,19 +605,21 @@ static bool cache_in_halves(const vc_llm *m)
     return t != VC_F32 && t != VC_F16 && t != VC_BF16;
 }
 
+/* Bytes of a cached key or value element. */
+static size_t kv_elem(bool half) { return half ? sizeof(uint16_t) : sizeof(float); }
+
 size_t vc_llm_position_bytes(const vc_llm *m)
 {
     bool half = cache_in_halves(m);
     size_t kd = (size_t)m->cfg.n_kv_heads * m->cfg.head_dim;
-    size_t kv = 2 * (size_t)m->cfg.n_layers * kd * (half ? sizeof(uint16_t) : sizeof(float));
+    size_t kv = 2 * (size_t)m->cfg.n_layers * kd * kv_elem(half);
     size_t blocks = kd * sizeof(float) * (half ? 3 : 1);   /* scratch_alloc's kt, and kf and vf */
     return kv + blocks + (m->cfg.rope == VC_ROPE_LONGROPE ? (size_t)m->cfg.dim * sizeof(float) : 0);
 }
 
 size_t vc_llm_kv_bytes(const vc_llm *m)
 {
-    size_t elem = m->kv_half ? sizeof(uint16_t) : sizeof(float);
-    size_t kv = 2 * (size_t)m->cfg.n_layers * m->n_ctx * m->cfg.n_kv_heads * m->cfg.head_dim * elem;
+    size_t kv = 2 * (size_t)m->cfg.n_layers * m->n_ctx * m->cfg.n_kv_heads * m->cfg.head_dim * kv_elem(m->kv_half);
     return kv + (m->embd_history ? (size_t)m->n_ctx * m->cfg.dim * sizeof(float) : 0);
 }
 
@@ -655,7 +657,7 @@ int vc_llm_alloc_cache(vc_llm *m, int n_ctx)
     if (!ok || (m->cfg.rope == VC_ROPE_LONGROPE && !m->embd_history)) {
         free_cache(m);
         return vc_fail_code(VC_EXIT_NOMEM, "not enough memory for a KV cache of %d positions (%zu MiB); try --ctx",
-                            n_ctx, 2 * per * (m->kv_half ? sizeof(uint16_t) : sizeof(float)) >> 20);
+                            n_ctx, 2 * per * kv_elem(m->kv_half) >> 20);
     }
     return 0;
 }

@@ -155,6 +155,12 @@ static void interleave_range(void *ctx, int64_t begin, int64_t end, int worker)
     }
 }
 
+void vc_llm_layer_matrices(vc_llm_layer *L, vc_matrix *out[VC_LLM_LAYER_MATRICES])
+{
+    vc_matrix *w[VC_LLM_LAYER_MATRICES] = { &L->wq, &L->wk, &L->wv, &L->wo, &L->gate, &L->up, &L->down };
+    memcpy(out, w, sizeof w);
+}
+
 /* Whether the embedding table or any of the n matrices reads inside t's data. */
 static bool reads_inside(const vc_llm *m, vc_matrix *const *w, size_t n, const vc_tensor *t)
 {
@@ -171,17 +177,13 @@ static bool reads_inside(const vc_llm *m, vc_matrix *const *w, size_t n, const v
  * memory works as stored (row-wise integer dots), only slower. */
 static void interleave_matrices(vc_llm *m)
 {
-    enum { PER_LAYER = 7 };
-    size_t n = 1 + (size_t)m->cfg.n_layers * PER_LAYER;
+    size_t n = 1 + (size_t)m->cfg.n_layers * VC_LLM_LAYER_MATRICES;
     interleave_job j = { m, vc_calloc(n, sizeof *j.w), vc_calloc(n, sizeof *j.stored), vc_calloc(n, sizeof *j.owned),
                          vc_calloc(n, sizeof *j.rc) };
     if (j.w && j.stored && j.owned && j.rc) {
         j.w[0] = &m->lm_head;
-        for (int l = 0; l < m->cfg.n_layers; l++) {
-            vc_llm_layer *L = &m->layers[l];
-            vc_matrix *layer[PER_LAYER] = { &L->wq, &L->wk, &L->wv, &L->wo, &L->gate, &L->up, &L->down };
-            memcpy(j.w + 1 + (size_t)l * PER_LAYER, layer, sizeof layer);
-        }
+        for (int l = 0; l < m->cfg.n_layers; l++)
+            vc_llm_layer_matrices(&m->layers[l], j.w + 1 + (size_t)l * VC_LLM_LAYER_MATRICES);
         vc_parallel_for((int64_t)n, interleave_range, &j);
         for (size_t i = 0; i < n; i++) {
             if (j.rc[i] <= 0)
