@@ -137,17 +137,30 @@ TARGET_AVX512VNNI static inline __m256i mulacc_avx512vnni(__m256i acc, __m256i u
 #define VNNI 1
 #include "int8dot_simd.inc"
 
+/* acc + the products of u's bytes with the 4 bytes at p, broadcast: the
+ * broadcast folded into the instruction's memory operand, which GCC does
+ * not do for the intrinsic. */
+__attribute__((always_inline)) TARGET_AVX512VNNI static inline __m512i dpbusd_bcst(__m512i acc, __m512i u, const int8_t *p)
+{
+    __asm__("vpdpbusd %2%{1to16%}, %1, %0" : "+v"(acc) : "v"(u), "m"(*(const int32_t *)p));
+    return acc;
+}
+
 /* AVX-512: two neighbouring groups (16 rows) in one 512-bit vector and 8
  * tokens at a time, which the 32 vector registers hold: 8 integer and 8
  * float accumulators. The bytes are the 8-row layout; each 512-bit load
  * joins the same 32 bytes of the two groups. dpbusd wants one operand
  * unsigned: the weights, Q4_0's nibbles as stored (0..15, the weight + 8),
  * Q5_0's and Q5_1's 5-bit q (0..31; Q5_0's weight + 16) and Q8_0's bytes
- * with the sign bit flipped (the weight + 128); offset * sum(x) comes off
- * each block once, so the broadcast activations need no work per token
- * (the 256-bit Q8_0 kernels move the weights' signs onto x instead: AVX2's
- * maddubs would saturate on 255 * 127 pairs). Q5_1 has no offset: its min
- * m goes in as m xd qsum, in float. */
+ * with the sign bit flipped (the weight + 128); each block's integer sums
+ * start from -offset * sum(x), so the broadcast activations need no work
+ * per token and the sums no subtraction (the 256-bit Q8_0 kernels move the
+ * weights' signs onto x instead: AVX2's maddubs would saturate on 255 * 127
+ * pairs). Q5_1 has no offset: its min m goes in as m xd qsum, in float.
+ * The broadcasts ride in dpbusd's memory operand (dpbusd_bcst). Zen 4
+ * measured (one thread, 2048x3072 Q4_0 against 256 tokens): a block's 64
+ * dpbusd and its 8 multiplies and 8 FMAs share the same two pipes, so 80%
+ * of the dpbusd peak is this tile's ceiling; it reaches about 71%. */
 /* x[t * xs + b] is token t's block b; type is VC_Q4_0_X8, VC_Q5_0_X8,
  * VC_Q5_1_X8 or VC_Q8_0_X8. Inlined once per weight type, so that the loop
  * over a block's column quads unrolls without branches. */
@@ -166,20 +179,19 @@ __attribute__((always_inline)) TARGET_AVX512VNNI static inline void pair_tile8(v
         __m512i s[8];
 #pragma GCC unroll 8
         for (int t = 0; t < 8; t++)
-            s[t] = _mm512_setzero_si512();
+            s[t] = _mm512_set1_epi32(-offset * x[t * xs + b].qsum);
 #pragma GCC unroll 8
         for (int j = 0; j < 8; j++) {   /* quads of columns 4j .. 4j+3 */
             __m512i u = vc_x8_quad16(type, qa, qb, j);
 #pragma GCC unroll 8
             for (int t = 0; t < 8; t++)
-                s[t] = _mm512_dpbusd_epi32(s[t], u, _mm512_set1_epi32(quad_at(x[t * xs + b].qs + 4 * j)));
+                s[t] = dpbusd_bcst(s[t], u, x[t * xs + b].qs + 4 * j);
         }
         __m512 d = vc_x8_join_scales((const uint16_t *)ga, (const uint16_t *)gb);
 #pragma GCC unroll 8
         for (int t = 0; t < 8; t++) {
             const vc_block_q8_act *xt = &x[t * xs + b];
-            __m512i st = offset ? _mm512_sub_epi32(s[t], _mm512_set1_epi32(offset * xt->qsum)) : s[t];
-            acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(st), _mm512_mul_ps(d, _mm512_set1_ps(xt->d)), acc[t]);
+            acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s[t]), _mm512_mul_ps(d, _mm512_set1_ps(xt->d)), acc[t]);
         }
         if (type == VC_Q5_1_X8) {   /* m xd qsum */
             __m512 m = vc_x8_join_scales(((const vc_block_q5_1x8 *)ga)->m, ((const vc_block_q5_1x8 *)gb)->m);
@@ -211,7 +223,11 @@ PAIR_TILE(pair_tile8_q8, VC_Q8_0_X8)
  * row; acc[t] gets token t's 16 products. For one token the sums take
  * KX8_SUM's four integer accumulators and both groups' streams are
  * prefetched 1 KiB ahead (3.8B Q4_K_M decode on the 2-core Xeon 9.5 ->
- * 10.8 tok/s against the 256-bit kernel). */
+ * 10.8 tok/s against the 256-bit kernel). Q6_K's sums start from each
+ * half's offset, -32 times its 16 columns' sum(x), instead of having it
+ * subtracted after (one thread, 2048x3072 Q6_K against 256 tokens on Zen 4:
+ * 106-115 -> 121-123 GMAC/s); the broadcasts stay separate loads here (in
+ * dpbusd's operand this tile was slower, 112-115). */
 __attribute__((always_inline)) TARGET_AVX512VNNI static inline void kx8_pair(int kind, int nt, const uint8_t *ga, const uint8_t *gb,
                                                                              const vc_block_q8_act *x, int64_t xs,
                                                                              int64_t nsb, __m512 *acc)
@@ -235,15 +251,14 @@ __attribute__((always_inline)) TARGET_AVX512VNNI static inline void kx8_pair(int
             }
             __m512i sum[8];
 #pragma GCC unroll 8
-            for (int t = 0; t < 8; t++)
-                sum[t] = _mm512_setzero_si512();
+            for (int t = 0; t < 8; t++)   /* Q6_K: the first half's offset of 32 on its 16 columns to start from */
+                sum[t] = kind == 6 && t < nt ? _mm512_set1_epi32(-32 * x[t * xs + b].qsum16) : _mm512_setzero_si512();
 #pragma GCC unroll 8
             for (int j = 0; j < 8; j++) {   /* constant j: fixed shifts; Q6_K closes a half after 4 quads */
                 __m512i u = vc_x8_kquad16(kind, qa, qb, ha, hb, j);
 #pragma GCC unroll 8
                 for (int t = 0; t < nt; t++)
-                    sum[KX8_SUM(nt, t, j)] = _mm512_dpbusd_epi32(sum[KX8_SUM(nt, t, j)], u,
-                                                                 _mm512_set1_epi32(quad_at(x[t * xs + b].qs + 4 * j)));
+                    sum[KX8_SUM(nt, t, j)] = _mm512_dpbusd_epi32(sum[KX8_SUM(nt, t, j)], u, _mm512_set1_epi32(quad_at(x[t * xs + b].qs + 4 * j)));
                 bool closes = kind == 6 ? j % 4 == 3 : j == 7;
                 if (!closes)
                     continue;
@@ -258,13 +273,11 @@ __attribute__((always_inline)) TARGET_AVX512VNNI static inline void kx8_pair(int
 #pragma GCC unroll 8
                 for (int t = 0; t < nt; t++) {
                     const vc_block_q8_act *xb = &x[t * xs + b];
-                    __m512i st = sum[t];
-                    if (kind == 6)   /* the offset of 32 on this half's 16 columns */
-                        st = _mm512_sub_epi32(st, _mm512_set1_epi32(32 * (half ? xb->qsum - xb->qsum16 : xb->qsum16)));
-                    acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(st), _mm512_mul_ps(sc, _mm512_set1_ps(xb->d)), acc[t]);
+                    acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum[t]), _mm512_mul_ps(sc, _mm512_set1_ps(xb->d)), acc[t]);
                     if (kind != 6)
                         acc[t] = _mm512_fnmadd_ps(m, _mm512_set1_ps(xb->d * xb->qsum), acc[t]);
-                    sum[t] = _mm512_setzero_si512();
+                    /* Q6_K's second half starts from its offset (sum - qsum16 of its 16 columns, times 32) */
+                    sum[t] = kind == 6 && !half ? _mm512_set1_epi32(-32 * (xb->qsum - xb->qsum16)) : _mm512_setzero_si512();
                 }
             }
         }
