@@ -428,6 +428,40 @@ static void test_kernels(void)
                 }
             }
         CHECK(bad_dot == 0, "%s: %d four-row dots differ from vc_dot_f32", vc_kernels_isa(), bad_dot);
+        /* the same rows as halves (a half KV cache), read as they are: what widening them to packed
+         * floats first and the float kernels give, bit for bit (an infinity among them) */
+        static uint16_t halves[ROWS * STRIDE];
+        static float widened[ROWS * 160];
+        for (int i = 0; i < ROWS * STRIDE; i++)
+            halves[i] = vc_f32_to_f16(rows[i] * (i % 37 == 0 ? 3000.0f : 1.0f));
+        halves[3 + 5 * STRIDE + 2] = 0x7c00;   /* +inf, in row 5 */
+        for (int level = 0; level < 2; level++) {   /* the SIMD kernels, then the plain loops */
+            vc_isa_set(level ? VC_ISA_GENERIC : VC_ISA_DEFAULT);
+            int bad_half_dot = 0, bad_half_axpy = 0;
+            for (size_t d = 0; d < sizeof dims / sizeof *dims; d++)
+                for (int count = 1; count <= ROWS; count++) {
+                    int n = dims[d];
+                    float got[ROWS], want[ROWS];
+                    vc_f16_rows_to_f32(halves + 3, STRIDE, count, n, widened);
+                    vc_dot_rows_f16(x, halves + 3, STRIDE, count, n, got);
+                    vc_dot_rows_f32(x, widened, n, count, n, want);
+                    for (int p = 0; p < count; p++)
+                        bad_half_dot += memcmp(&got[p], &want[p], sizeof got[p]) != 0;
+                    for (int p = 0; p < count; p++)   /* finite weights: the scores' place in attention */
+                        got[p] = want[p] == want[p] && fabsf(want[p]) < 1e30f ? want[p] * 1e-3f : 0.5f;
+                    for (int i = 0; i < n; i++)
+                        ya2[i] = yb2[i] = w[i];
+                    vc_axpy_rows_f16(got, halves + 3, STRIDE, count, ya2, n);
+                    vc_axpy_rows_f32(got, widened, n, count, yb2, n);
+                    for (int i = 0; i < n; i++)
+                        bad_half_axpy += memcmp(&ya2[i], &yb2[i], sizeof ya2[i]) != 0;
+                }
+            CHECK(bad_half_dot == 0, "%s: %d dots of half rows differ from the widened rows' dots", vc_kernels_isa(),
+                  bad_half_dot);
+            CHECK(bad_half_axpy == 0, "%s: %d axpy values over half rows differ from the widened rows'", vc_kernels_isa(),
+                  bad_half_axpy);
+        }
+        vc_isa_set(VC_ISA_DEFAULT);
         CHECK(bad_axpy == 0, "%s: %d register-axpy values differ from repeated vc_axpy_f32", vc_kernels_isa(), bad_axpy);
         CHECK(worst_ref <= 1e-5f, "%s: row axpy differs from the reference by %g", vc_kernels_isa(), worst_ref);
     }

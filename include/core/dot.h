@@ -51,6 +51,11 @@ void vc_dot_rows_f32(const float *a, const float *rows, int64_t stride, int64_t 
  * reloaded for each. vc_axpy_rows_f32_ref is count vc_axpy_f32_ref calls. */
 void vc_axpy_rows_f32(const float *w, const float *rows, int64_t stride, int64_t count, float *y, int64_t n);
 void vc_axpy_rows_f32_ref(const float *w, const float *rows, int64_t stride, int64_t count, float *y, int64_t n);
+/* The same over rows of halves (a half KV cache), read as they are: what
+ * vc_f16_rows_to_f32 then vc_dot_rows_f32 / vc_axpy_rows_f32 give, bit
+ * for bit, without the float copy. */
+void vc_dot_rows_f16(const float *a, const uint16_t *rows, int64_t stride, int64_t count, int64_t n, float *out);
+void vc_axpy_rows_f16(const float *w, const uint16_t *rows, int64_t stride, int64_t count, float *y, int64_t n);
 
 /* Softmax of n values in place (the largest subtracted first); -INFINITY
  * entries (masked) become 0. At least one must be finite. The AVX2 version

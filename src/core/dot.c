@@ -26,20 +26,6 @@ const char *vc_kernels_dot_isa(void) { return avx512_enabled() ? "avx512" : vc_k
 #include "simd_x86.h"
 #define AVX2 VC_TARGET_AVX2
 
-AVX2 static float dot_f32_avx2(const float *a, const float *b, int64_t n)
-{
-    __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
-    int64_t i = 0;
-    for (; i + 16 <= n; i += 16) {
-        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
-        s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), s1);
-    }
-    float s = vc_hsum256(_mm256_add_ps(s0, s1));
-    for (; i < n; i++)
-        s += a[i] * b[i];
-    return s;
-}
-
 AVX2 static void axpy_f32_avx2(float a, const float *x, float *y, int64_t n)
 {
     __m256 va = _mm256_set1_ps(a);
@@ -50,12 +36,24 @@ AVX2 static void axpy_f32_avx2(float a, const float *x, float *y, int64_t n)
         y[i] += a * x[i];
 }
 
-/* Rows r0 .. r3 dotted with a as dot_f32_avx2 dots each (two sums over
- * alternate 8-float chunks, added, summed across, then the tail). */
-AVX2 static void dot4_f32_avx2(const float *a, const float *r0, const float *r1, const float *r2, const float *r3,
-                               int64_t n, float *out)
+/* Eight floats of a row at element i: floats as they are, or halves
+ * (half) widened exactly; and one element, for the tails. */
+__attribute__((always_inline)) AVX2 static inline __m256 row8(bool half, const void *r, int64_t i)
 {
-    const float *r[4] = { r0, r1, r2, r3 };
+    return half ? _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)r + i)))
+                : _mm256_loadu_ps((const float *)r + i);
+}
+static inline float row1(bool half, const void *r, int64_t i)
+{
+    return half ? vc_f16_to_f32(((const uint16_t *)r)[i]) : ((const float *)r)[i];
+}
+
+/* Rows r[0] .. r[3] (floats or halves) dotted with a as dot_f32_avx2 dots
+ * each (two sums over alternate 8-float chunks, added, summed across, then
+ * the tail). */
+__attribute__((always_inline)) AVX2 static inline void dot4_avx2(bool half, const float *a, const void *const r[4],
+                                                                 int64_t n, float *out)
+{
     __m256 s0[4], s1[4];
     for (int k = 0; k < 4; k++)
         s0[k] = s1[k] = _mm256_setzero_ps();
@@ -64,32 +62,67 @@ AVX2 static void dot4_f32_avx2(const float *a, const float *r0, const float *r1,
         __m256 x0 = _mm256_loadu_ps(a + i), x1 = _mm256_loadu_ps(a + i + 8);
 #pragma GCC unroll 4
         for (int k = 0; k < 4; k++) {
-            s0[k] = _mm256_fmadd_ps(x0, _mm256_loadu_ps(r[k] + i), s0[k]);
-            s1[k] = _mm256_fmadd_ps(x1, _mm256_loadu_ps(r[k] + i + 8), s1[k]);
+            s0[k] = _mm256_fmadd_ps(x0, row8(half, r[k], i), s0[k]);
+            s1[k] = _mm256_fmadd_ps(x1, row8(half, r[k], i + 8), s1[k]);
         }
     }
     for (int k = 0; k < 4; k++) {
         float s = vc_hsum256(_mm256_add_ps(s0[k], s1[k]));
         for (int64_t j = i; j < n; j++)
-            s += a[j] * r[k][j];
+            s += a[j] * row1(half, r[k], j);
         out[k] = s;
     }
 }
 
-AVX2 static void dot_rows_f32_avx2(const float *a, const float *rows, int64_t stride, int64_t count, int64_t n, float *out)
+/* One row as dot_f32_avx2 dots it (floats or halves). */
+__attribute__((always_inline)) AVX2 static inline float dot1_avx2(bool half, const float *a, const void *r, int64_t n)
 {
-    int64_t p = 0;
-    for (; p + 4 <= count; p += 4) {
-        const float *r = rows + p * stride;
-        dot4_f32_avx2(a, r, r + stride, r + 2 * stride, r + 3 * stride, n, out + p);
+    __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), row8(half, r, i), s0);
+        s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), row8(half, r, i + 8), s1);
     }
-    for (; p < count; p++)
-        out[p] = dot_f32_avx2(a, rows + p * stride, n);
+    float s = vc_hsum256(_mm256_add_ps(s0, s1));
+    for (; i < n; i++)
+        s += a[i] * row1(half, r, i);
+    return s;
 }
 
-/* Floats i .. i + 8 W - 1 of y, W vectors in registers over all the rows. */
-__attribute__((always_inline)) AVX2 static inline void axpy_rows_block_avx2(int W, const float *w, const float *rows,
-                                                                            int64_t stride, int64_t count, float *y)
+AVX2 static float dot_f32_avx2(const float *a, const float *b, int64_t n) { return dot1_avx2(false, a, b, n); }
+
+/* rows: count rows `stride` elements apart, floats or halves. */
+__attribute__((always_inline)) AVX2 static inline void dot_rows_avx2(bool half, const float *a, const void *rows,
+                                                                     int64_t stride, int64_t count, int64_t n, float *out)
+{
+    size_t row_bytes = (size_t)stride * (half ? 2 : 4);
+    const uint8_t *base = rows;
+    int64_t p = 0;
+    for (; p + 4 <= count; p += 4) {
+        const uint8_t *r = base + (size_t)p * row_bytes;
+        const void *const r4[4] = { r, r + row_bytes, r + 2 * row_bytes, r + 3 * row_bytes };
+        dot4_avx2(half, a, r4, n, out + p);
+    }
+    for (; p < count; p++)
+        out[p] = dot1_avx2(half, a, base + (size_t)p * row_bytes, n);
+}
+
+AVX2 static void dot_rows_f32_avx2(const float *a, const float *rows, int64_t stride, int64_t count, int64_t n, float *out)
+{
+    dot_rows_avx2(false, a, rows, stride, count, n, out);
+}
+
+AVX2 static void dot_rows_f16_avx2(const float *a, const uint16_t *rows, int64_t stride, int64_t count, int64_t n,
+                                   float *out)
+{
+    dot_rows_avx2(true, a, rows, stride, count, n, out);
+}
+
+/* Floats i .. i + 8 W - 1 of y, W vectors in registers over all the rows
+ * (floats or halves, row_bytes apart). */
+__attribute__((always_inline)) AVX2 static inline void axpy_rows_block_avx2(int W, bool half, const float *w,
+                                                                            const uint8_t *rows, size_t row_bytes,
+                                                                            int64_t count, float *y)
 {
     __m256 acc[8];
 #pragma GCC unroll 8
@@ -97,36 +130,50 @@ __attribute__((always_inline)) AVX2 static inline void axpy_rows_block_avx2(int 
         acc[k] = _mm256_loadu_ps(y + 8 * k);
     for (int64_t p = 0; p < count; p++) {
         __m256 wp = _mm256_set1_ps(w[p]);
-        const float *r = rows + p * stride;
+        const uint8_t *r = rows + (size_t)p * row_bytes;
 #pragma GCC unroll 8
         for (int k = 0; k < W; k++)
-            acc[k] = _mm256_fmadd_ps(wp, _mm256_loadu_ps(r + 8 * k), acc[k]);
+            acc[k] = _mm256_fmadd_ps(wp, row8(half, r, 8 * k), acc[k]);
     }
 #pragma GCC unroll 8
     for (int k = 0; k < W; k++)
         _mm256_storeu_ps(y + 8 * k, acc[k]);
 }
 
-AVX2 static void axpy_rows_f32_avx2(const float *w, const float *rows, int64_t stride, int64_t count, float *y, int64_t n)
+__attribute__((always_inline)) AVX2 static inline void axpy_rows_avx2(bool half, const float *w, const void *rows,
+                                                                      int64_t stride, int64_t count, float *y, int64_t n)
 {
+    size_t es = half ? 2 : 4, row_bytes = (size_t)stride * es;
+    const uint8_t *base = rows;
     int64_t i = 0;
     for (; i + 64 <= n; i += 64)
-        axpy_rows_block_avx2(8, w, rows + i, stride, count, y + i);
+        axpy_rows_block_avx2(8, half, w, base + i * es, row_bytes, count, y + i);
     if (i + 32 <= n) {
-        axpy_rows_block_avx2(4, w, rows + i, stride, count, y + i);
+        axpy_rows_block_avx2(4, half, w, base + i * es, row_bytes, count, y + i);
         i += 32;
     }
     if (i + 16 <= n) {
-        axpy_rows_block_avx2(2, w, rows + i, stride, count, y + i);
+        axpy_rows_block_avx2(2, half, w, base + i * es, row_bytes, count, y + i);
         i += 16;
     }
     if (i + 8 <= n) {
-        axpy_rows_block_avx2(1, w, rows + i, stride, count, y + i);
+        axpy_rows_block_avx2(1, half, w, base + i * es, row_bytes, count, y + i);
         i += 8;
     }
     for (; i < n; i++)   /* as axpy_f32_avx2's tail: the product rounded, then added */
         for (int64_t p = 0; p < count; p++)
-            y[i] += w[p] * rows[p * stride + i];
+            y[i] += w[p] * row1(half, base + (size_t)p * row_bytes, i);
+}
+
+AVX2 static void axpy_rows_f32_avx2(const float *w, const float *rows, int64_t stride, int64_t count, float *y, int64_t n)
+{
+    axpy_rows_avx2(false, w, rows, stride, count, y, n);
+}
+
+AVX2 static void axpy_rows_f16_avx2(const float *w, const uint16_t *rows, int64_t stride, int64_t count, float *y,
+                                    int64_t n)
+{
+    axpy_rows_avx2(true, w, rows, stride, count, y, n);
 }
 
 AVX2 static float dot_f16_avx2(const uint16_t *a, const float *b, int64_t n)
@@ -374,6 +421,35 @@ void vc_axpy_rows_f32(const float *w, const float *rows, int64_t stride, int64_t
     }
 #endif
     vc_axpy_rows_f32_ref(w, rows, stride, count, y, n);
+}
+
+void vc_dot_rows_f16(const float *a, const uint16_t *rows, int64_t stride, int64_t count, int64_t n, float *out)
+{
+#ifdef VC_HAVE_X86
+    if (avx2_enabled()) {
+        dot_rows_f16_avx2(a, rows, stride, count, n, out);
+        return;
+    }
+#endif
+    for (int64_t p = 0; p < count; p++) {   /* vc_dot_f32's plain loop on the widened halves */
+        float s = 0;
+        for (int64_t i = 0; i < n; i++)
+            s += a[i] * vc_f16_to_f32(rows[p * stride + i]);
+        out[p] = s;
+    }
+}
+
+void vc_axpy_rows_f16(const float *w, const uint16_t *rows, int64_t stride, int64_t count, float *y, int64_t n)
+{
+#ifdef VC_HAVE_X86
+    if (avx2_enabled()) {
+        axpy_rows_f16_avx2(w, rows, stride, count, y, n);
+        return;
+    }
+#endif
+    for (int64_t p = 0; p < count; p++)   /* vc_axpy_f32_ref on the widened halves */
+        for (int64_t i = 0; i < n; i++)
+            y[i] += w[p] * vc_f16_to_f32(rows[p * stride + i]);
 }
 
 void vc_axpy_rows_f32_ref(const float *w, const float *rows, int64_t stride, int64_t count, float *y, int64_t n)

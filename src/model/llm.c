@@ -211,28 +211,6 @@ typedef struct {
     const float *k, *v;   /* blocks: the layer's K and V as floats, [pos0 + n][kv_dim] */
 } attn_job;
 
-/* Floats of a half cache's rows turned to floats at a time (8 KiB: well
- * inside L1 beside the rows read). */
-#define HALF_FLOATS 2048
-
-/* rows[p] . a (into out[p]) or out += a[p] rows[p] over `count` cached rows
- * of one head, `stride` elements apart, from the half cache: a few rows
- * turned to floats at a time, then the float kernels, so that the sums are
- * the ones those give on the same values. */
-static void half_rows(bool dot, const float *a, const uint16_t *rows, int64_t stride, int64_t count, int hd, float *out)
-{
-    float buf[HALF_FLOATS];
-    int64_t step = HALF_FLOATS / hd;   /* 4 or more: head_dim <= 512 (vc_llm_config_check) */
-    for (int64_t p0 = 0; p0 < count; p0 += step) {
-        int64_t len = VC_MIN(step, count - p0);
-        vc_f16_rows_to_f32(rows + p0 * stride, stride, len, hd, buf);
-        if (dot)
-            vc_dot_rows_f32(a, buf, hd, len, hd, out + p0);
-        else
-            vc_axpy_rows_f32(a + p0, buf, hd, len, out, hd);
-    }
-}
-
 /* Queries per block when several tokens are processed together. */
 #define ATTN_QBLOCK 32
 
@@ -254,7 +232,7 @@ static void attention_items(void *ctx, int64_t begin, int64_t end, int worker)
         const float *q = job->q + (size_t)t * c->n_heads * c->head_dim + (size_t)h * c->head_dim;
         size_t at = layer_off + (size_t)lo * kv_dim + (size_t)kvh * c->head_dim;   /* head kvh at position lo */
         if (m->kv_half)
-            half_rows(true, q, m->k_half + at, kv_dim, pos - lo + 1, c->head_dim, scores + lo);
+            vc_dot_rows_f16(q, m->k_half + at, kv_dim, pos - lo + 1, c->head_dim, scores + lo);
         else
             vc_dot_rows_f32(q, m->k_cache + at, kv_dim, pos - lo + 1, c->head_dim, scores + lo);
         for (int p = lo; p <= pos; p++)
@@ -263,7 +241,7 @@ static void attention_items(void *ctx, int64_t begin, int64_t end, int worker)
         float *o = job->out + (size_t)t * c->n_heads * c->head_dim + (size_t)h * c->head_dim;
         memset(o, 0, (size_t)c->head_dim * sizeof *o);
         if (m->kv_half)
-            half_rows(false, scores + lo, m->v_half + at, kv_dim, pos - lo + 1, c->head_dim, o);
+            vc_axpy_rows_f16(scores + lo, m->v_half + at, kv_dim, pos - lo + 1, o, c->head_dim);
         else
             vc_axpy_rows_f32(scores + lo, m->v_cache + at, kv_dim, pos - lo + 1, o, c->head_dim);
     }
