@@ -22,6 +22,12 @@ const char *vc_kernels_isa(void) { return avx2_enabled() ? "avx2" : "generic"; }
 
 const char *vc_kernels_dot_isa(void) { return avx512_enabled() ? "avx512" : vc_kernels_isa(); }
 
+/* Element i of a row of floats, or of halves (half) widened exactly. */
+static inline float row1(bool half, const void *r, int64_t i)
+{
+    return half ? vc_f16_to_f32(((const uint16_t *)r)[i]) : ((const float *)r)[i];
+}
+
 #ifdef VC_HAVE_X86
 #include "simd_x86.h"
 #define AVX2 VC_TARGET_AVX2
@@ -37,15 +43,11 @@ AVX2 static void axpy_f32_avx2(float a, const float *x, float *y, int64_t n)
 }
 
 /* Eight floats of a row at element i: floats as they are, or halves
- * (half) widened exactly; and one element, for the tails. */
+ * (half) widened exactly (row1, above, is one element). */
 __attribute__((always_inline)) AVX2 static inline __m256 row8(bool half, const void *r, int64_t i)
 {
     return half ? _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)r + i)))
                 : _mm256_loadu_ps((const float *)r + i);
-}
-static inline float row1(bool half, const void *r, int64_t i)
-{
-    return half ? vc_f16_to_f32(((const uint16_t *)r)[i]) : ((const float *)r)[i];
 }
 
 /* Rows r[0] .. r[3] (floats or halves) dotted with a as dot_f32_avx2 dots
@@ -176,21 +178,7 @@ AVX2 static void axpy_rows_f16_avx2(const float *w, const uint16_t *rows, int64_
     axpy_rows_avx2(true, w, rows, stride, count, y, n);
 }
 
-AVX2 static float dot_f16_avx2(const uint16_t *a, const float *b, int64_t n)
-{
-    __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
-    int64_t i = 0;
-    for (; i + 16 <= n; i += 16) {
-        __m256 a0 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(a + i)));
-        __m256 a1 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(a + i + 8)));
-        s0 = _mm256_fmadd_ps(a0, _mm256_loadu_ps(b + i), s0);
-        s1 = _mm256_fmadd_ps(a1, _mm256_loadu_ps(b + i + 8), s1);
-    }
-    float s = vc_hsum256(_mm256_add_ps(s0, s1));
-    for (; i < n; i++)
-        s += vc_f16_to_f32(a[i]) * b[i];
-    return s;
-}
+AVX2 static float dot_f16_avx2(const uint16_t *a, const float *b, int64_t n) { return dot1_avx2(true, b, a, n); }
 
 AVX2 static inline __m256 bf16x8_to_ps(const uint16_t *p)
 {
@@ -400,62 +388,77 @@ void vc_axpy_f32(float a, const float *x, float *y, int64_t n)
     vc_axpy_f32_ref(a, x, y, n);
 }
 
-void vc_dot_rows_f32(const float *a, const float *rows, int64_t stride, int64_t count, int64_t n, float *out)
+/* The attention rows over floats or halves (half): the AVX2 kernels, or
+ * the plain loops (vc_dot_f32's, and vc_axpy_f32_ref's row after row). */
+static void dot_rows(bool half, const float *a, const void *rows, int64_t stride, int64_t count, int64_t n, float *out)
 {
 #ifdef VC_HAVE_X86
     if (avx2_enabled()) {
-        dot_rows_f32_avx2(a, rows, stride, count, n, out);
+        if (half)
+            dot_rows_f16_avx2(a, rows, stride, count, n, out);
+        else
+            dot_rows_f32_avx2(a, rows, stride, count, n, out);
         return;
     }
 #endif
-    for (int64_t p = 0; p < count; p++)
-        out[p] = vc_dot_f32(a, rows + p * stride, n);
-}
-
-void vc_axpy_rows_f32(const float *w, const float *rows, int64_t stride, int64_t count, float *y, int64_t n)
-{
-#ifdef VC_HAVE_X86
-    if (avx2_enabled()) {
-        axpy_rows_f32_avx2(w, rows, stride, count, y, n);
-        return;
-    }
-#endif
-    vc_axpy_rows_f32_ref(w, rows, stride, count, y, n);
-}
-
-void vc_dot_rows_f16(const float *a, const uint16_t *rows, int64_t stride, int64_t count, int64_t n, float *out)
-{
-#ifdef VC_HAVE_X86
-    if (avx2_enabled()) {
-        dot_rows_f16_avx2(a, rows, stride, count, n, out);
-        return;
-    }
-#endif
-    for (int64_t p = 0; p < count; p++) {   /* vc_dot_f32's plain loop on the widened halves */
+    size_t row_bytes = (size_t)stride * (half ? 2 : 4);
+    for (int64_t p = 0; p < count; p++) {
+        const uint8_t *r = (const uint8_t *)rows + (size_t)p * row_bytes;
         float s = 0;
         for (int64_t i = 0; i < n; i++)
-            s += a[i] * vc_f16_to_f32(rows[p * stride + i]);
+            s += a[i] * row1(half, r, i);
         out[p] = s;
     }
 }
 
-void vc_axpy_rows_f16(const float *w, const uint16_t *rows, int64_t stride, int64_t count, float *y, int64_t n)
+static void axpy_rows_plain(bool half, const float *w, const void *rows, int64_t stride, int64_t count, float *y,
+                            int64_t n)
+{
+    size_t row_bytes = (size_t)stride * (half ? 2 : 4);
+    for (int64_t p = 0; p < count; p++) {
+        const uint8_t *r = (const uint8_t *)rows + (size_t)p * row_bytes;
+        for (int64_t i = 0; i < n; i++)
+            y[i] += w[p] * row1(half, r, i);
+    }
+}
+
+static void axpy_rows(bool half, const float *w, const void *rows, int64_t stride, int64_t count, float *y, int64_t n)
 {
 #ifdef VC_HAVE_X86
     if (avx2_enabled()) {
-        axpy_rows_f16_avx2(w, rows, stride, count, y, n);
+        if (half)
+            axpy_rows_f16_avx2(w, rows, stride, count, y, n);
+        else
+            axpy_rows_f32_avx2(w, rows, stride, count, y, n);
         return;
     }
 #endif
-    for (int64_t p = 0; p < count; p++)   /* vc_axpy_f32_ref on the widened halves */
-        for (int64_t i = 0; i < n; i++)
-            y[i] += w[p] * vc_f16_to_f32(rows[p * stride + i]);
+    axpy_rows_plain(half, w, rows, stride, count, y, n);
+}
+
+void vc_dot_rows_f32(const float *a, const float *rows, int64_t stride, int64_t count, int64_t n, float *out)
+{
+    dot_rows(false, a, rows, stride, count, n, out);
+}
+
+void vc_dot_rows_f16(const float *a, const uint16_t *rows, int64_t stride, int64_t count, int64_t n, float *out)
+{
+    dot_rows(true, a, rows, stride, count, n, out);
+}
+
+void vc_axpy_rows_f32(const float *w, const float *rows, int64_t stride, int64_t count, float *y, int64_t n)
+{
+    axpy_rows(false, w, rows, stride, count, y, n);
+}
+
+void vc_axpy_rows_f16(const float *w, const uint16_t *rows, int64_t stride, int64_t count, float *y, int64_t n)
+{
+    axpy_rows(true, w, rows, stride, count, y, n);
 }
 
 void vc_axpy_rows_f32_ref(const float *w, const float *rows, int64_t stride, int64_t count, float *y, int64_t n)
 {
-    for (int64_t p = 0; p < count; p++)
-        vc_axpy_f32_ref(w[p], rows + p * stride, y, n);
+    axpy_rows_plain(false, w, rows, stride, count, y, n);
 }
 
 void vc_axpy_f32_ref(float a, const float *x, float *y, int64_t n)

@@ -217,6 +217,13 @@ PAIR_TILE(pair_tile8_q5_1, VC_Q5_1_X8)
 PAIR_TILE(pair_tile8_q8, VC_Q8_0_X8)
 #undef PAIR_TILE
 
+/* Where a Q6_K half's integer sums start (half 0: columns 0..15 of the
+ * block, 1: 16..31): its offset of 32 times those columns' sum(x), taken off. */
+TARGET_AVX512VNNI static inline __m512i q6_half_start(const vc_block_q8_act *x, int half)
+{
+    return _mm512_set1_epi32(-32 * (half ? x->qsum - x->qsum16 : x->qsum16));
+}
+
 /* nt tokens (x + t xs; nt is 1 or 8) against two groups (16 rows) of a
  * K-quant x8 matrix (kind 4, 5 or 6) of nsb super-blocks: kx8_tile's sums
  * and float steps on 16 rows an instruction, so the same floats row by
@@ -251,14 +258,15 @@ __attribute__((always_inline)) TARGET_AVX512VNNI static inline void kx8_pair(int
             }
             __m512i sum[8];
 #pragma GCC unroll 8
-            for (int t = 0; t < 8; t++)   /* Q6_K: the first half's offset of 32 on its 16 columns to start from */
-                sum[t] = kind == 6 && t < nt ? _mm512_set1_epi32(-32 * x[t * xs + b].qsum16) : _mm512_setzero_si512();
+            for (int t = 0; t < 8; t++)
+                sum[t] = kind == 6 && t < nt ? q6_half_start(&x[t * xs + b], 0) : _mm512_setzero_si512();
 #pragma GCC unroll 8
             for (int j = 0; j < 8; j++) {   /* constant j: fixed shifts; Q6_K closes a half after 4 quads */
                 __m512i u = vc_x8_kquad16(kind, qa, qb, ha, hb, j);
 #pragma GCC unroll 8
                 for (int t = 0; t < nt; t++)
-                    sum[KX8_SUM(nt, t, j)] = _mm512_dpbusd_epi32(sum[KX8_SUM(nt, t, j)], u, _mm512_set1_epi32(quad_at(x[t * xs + b].qs + 4 * j)));
+                    sum[KX8_SUM(nt, t, j)] = _mm512_dpbusd_epi32(sum[KX8_SUM(nt, t, j)], u,
+                                                                 _mm512_set1_epi32(quad_at(x[t * xs + b].qs + 4 * j)));
                 bool closes = kind == 6 ? j % 4 == 3 : j == 7;
                 if (!closes)
                     continue;
@@ -276,8 +284,7 @@ __attribute__((always_inline)) TARGET_AVX512VNNI static inline void kx8_pair(int
                     acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum[t]), _mm512_mul_ps(sc, _mm512_set1_ps(xb->d)), acc[t]);
                     if (kind != 6)
                         acc[t] = _mm512_fnmadd_ps(m, _mm512_set1_ps(xb->d * xb->qsum), acc[t]);
-                    /* Q6_K's second half starts from its offset (sum - qsum16 of its 16 columns, times 32) */
-                    sum[t] = kind == 6 && !half ? _mm512_set1_epi32(-32 * (xb->qsum - xb->qsum16)) : _mm512_setzero_si512();
+                    sum[t] = kind == 6 && !half ? q6_half_start(xb, 1) : _mm512_setzero_si512();
                 }
             }
         }
